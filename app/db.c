@@ -1,0 +1,325 @@
+/*
+ * db.c - MariaDB Connector/C behind a small prepared-statement API.
+ *
+ * Each worker owns one connection.  Statements are prepared once per
+ * connection and kept in a small cache keyed by their text; losing the
+ * connection drops the cache with it.  All text is exchanged as strings
+ * (MYSQL_TYPE_STRING binds), which keeps DATETIME and DECIMAL exact.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mysql.h>
+#include <errmsg.h>
+#include <mysqld_error.h>
+
+#include "config.h"
+#include "db.h"
+#include "log.h"
+
+#define STMT_CACHE 64
+#define MAX_PARAMS 64
+#define MAX_COLS 32
+#define COL_INIT 512
+
+struct stmt_entry {
+	char *sql;
+	MYSQL_STMT *stmt;
+};
+
+struct mlc_db {
+	MYSQL *conn;
+	int in_txn;
+	struct stmt_entry cache[STMT_CACHE];
+	size_t ncache;
+	/* Result buffers reused across statements. */
+	char *colbuf[MAX_COLS];
+	unsigned long colcap[MAX_COLS];
+};
+
+struct mlc_db *mlc_db_new(void)
+{
+	return mlc_xcalloc(1, sizeof(struct mlc_db));
+}
+
+static void drop_connection(struct mlc_db *db)
+{
+	size_t i;
+
+	for (i = 0; i < db->ncache; i++) {
+		mysql_stmt_close(db->cache[i].stmt);
+		free(db->cache[i].sql);
+	}
+	db->ncache = 0;
+	if (db->conn)
+		mysql_close(db->conn);
+	db->conn = NULL;
+	db->in_txn = 0;
+}
+
+void mlc_db_free(struct mlc_db *db)
+{
+	unsigned i;
+
+	if (!db)
+		return;
+	drop_connection(db);
+	for (i = 0; i < MAX_COLS; i++)
+		free(db->colbuf[i]);
+	free(db);
+}
+
+static int connect_db(struct mlc_db *db, struct mlc_err *err)
+{
+	const char *host = mlc_config_get("MLC_DB_HOST", NULL);
+	const char *sock = mlc_config_get("MLC_DB_SOCKET", NULL);
+	unsigned int timeout = (unsigned)mlc_config_long("MLC_DB_TIMEOUT", 5);
+	my_bool off = 0;
+
+	db->conn = mysql_init(NULL);
+	if (!db->conn)
+		mlc_die("mysql_init: out of memory");
+	mysql_options(db->conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+	mysql_options(db->conn, MYSQL_OPT_READ_TIMEOUT, &timeout);
+	mysql_options(db->conn, MYSQL_OPT_WRITE_TIMEOUT, &timeout);
+	mysql_options(db->conn, MYSQL_OPT_RECONNECT, &off);
+	mysql_options(db->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_options(db->conn, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+	if (!mysql_real_connect(db->conn, host, mlc_config_get("MLC_DB_USER", "mlc"),
+				mlc_config_get("MLC_DB_PASSWORD", ""),
+				mlc_config_get("MLC_DB_NAME", "mlconnector"),
+				(unsigned)mlc_config_long("MLC_DB_PORT", 3306),
+				host ? NULL : sock, 0)) {
+		mlc_log("error", NULL, "database: %s", mysql_error(db->conn));
+		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mysql_close(db->conn);
+		db->conn = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int is_conn_error(unsigned code)
+{
+	return code == CR_SERVER_GONE_ERROR || code == CR_SERVER_LOST ||
+	       code == CR_CONNECTION_ERROR || code == CR_CONN_HOST_ERROR ||
+	       code == ER_CONNECTION_KILLED || code == CR_SERVER_LOST_EXTENDED ||
+	       code == ER_SERVER_SHUTDOWN;
+}
+
+static void set_db_err(struct mlc_err *err, unsigned code, const char *msg)
+{
+	if (is_conn_error(code)) {
+		/* The client sees that the database is down, the log sees why. */
+		mlc_log("error", NULL, "database: %s", msg);
+		mlc_err_set(err, 503, "database unavailable: try again shortly");
+	}
+	else if (code == ER_DUP_ENTRY)
+		mlc_err_set(err, 409, "duplicate entry: %s", msg);
+	else
+		mlc_err_set(err, 500, "database error %u: %s", code, msg);
+}
+
+static MYSQL_STMT *get_stmt(struct mlc_db *db, const char *sql, unsigned *code,
+			    struct mlc_err *err)
+{
+	MYSQL_STMT *st;
+	size_t i;
+
+	for (i = 0; i < db->ncache; i++)
+		if (!strcmp(db->cache[i].sql, sql))
+			return db->cache[i].stmt;
+	st = mysql_stmt_init(db->conn);
+	if (!st)
+		mlc_die("mysql_stmt_init: out of memory");
+	if (mysql_stmt_prepare(st, sql, strlen(sql))) {
+		*code = mysql_stmt_errno(st);
+		set_db_err(err, *code, mysql_stmt_error(st));
+		mysql_stmt_close(st);
+		return NULL;
+	}
+	if (db->ncache == STMT_CACHE) {
+		/* Full: evict the oldest; the cache only overflows with unusual
+		 * numbers of distinct query shapes. */
+		mysql_stmt_close(db->cache[0].stmt);
+		free(db->cache[0].sql);
+		memmove(db->cache, db->cache + 1, (STMT_CACHE - 1) * sizeof(db->cache[0]));
+		db->ncache--;
+	}
+	db->cache[db->ncache].sql = mlc_xstrdup(sql);
+	db->cache[db->ncache].stmt = st;
+	db->ncache++;
+	return st;
+}
+
+static void bind_params(MYSQL_BIND *b, const struct mlc_param *p, unsigned n,
+			unsigned long *lens, my_bool *nulls)
+{
+	unsigned i;
+
+	memset(b, 0, n * sizeof(*b));
+	for (i = 0; i < n; i++) {
+		nulls[i] = p[i].type == MLC_P_NULL;
+		b[i].is_null = &nulls[i];
+		if (p[i].type == MLC_P_LONG) {
+			b[i].buffer_type = MYSQL_TYPE_LONGLONG;
+			b[i].buffer = (void *)&p[i].l;
+		} else if (p[i].type == MLC_P_STR) {
+			lens[i] = p[i].len;
+			b[i].buffer_type = MYSQL_TYPE_STRING;
+			b[i].buffer = (void *)p[i].s;
+			b[i].buffer_length = p[i].len;
+			b[i].length = &lens[i];
+		} else {
+			b[i].buffer_type = MYSQL_TYPE_NULL;
+		}
+	}
+}
+
+/* Fetch every row of an executed statement into cb; grow column buffers
+ * for values longer than they are. */
+static long long fetch_rows(struct mlc_db *db, MYSQL_STMT *st, unsigned ncols,
+			    mlc_row_cb cb, void *ctx, unsigned *code, struct mlc_err *err)
+{
+	MYSQL_BIND b[MAX_COLS];
+	unsigned long lens[MAX_COLS];
+	my_bool nulls[MAX_COLS], errs[MAX_COLS];
+	char *cols[MAX_COLS];
+	long long nrows = 0;
+	int stop = 0, rc;
+	unsigned i;
+
+	if (ncols > MAX_COLS)
+		mlc_die("query returns %u columns, more than %d", ncols, MAX_COLS);
+	memset(b, 0, sizeof(b));
+	for (i = 0; i < ncols; i++) {
+		if (!db->colbuf[i]) {
+			db->colcap[i] = COL_INIT;
+			db->colbuf[i] = mlc_xmalloc(COL_INIT);
+		}
+		b[i].buffer_type = MYSQL_TYPE_STRING;
+		b[i].buffer = db->colbuf[i];
+		b[i].buffer_length = db->colcap[i] - 1;
+		b[i].length = &lens[i];
+		b[i].is_null = &nulls[i];
+		b[i].error = &errs[i];
+	}
+	if (mysql_stmt_bind_result(st, b))
+		goto fail;
+	while (!stop && (rc = mysql_stmt_fetch(st)) != MYSQL_NO_DATA) {
+		if (rc == 1)
+			goto fail;
+		for (i = 0; i < ncols; i++) {
+			if (!nulls[i] && lens[i] >= db->colcap[i]) {
+				db->colcap[i] = lens[i] + 1;
+				db->colbuf[i] = mlc_xrealloc(db->colbuf[i], db->colcap[i]);
+				b[i].buffer = db->colbuf[i];
+				b[i].buffer_length = lens[i];
+				if (mysql_stmt_fetch_column(st, &b[i], i, 0))
+					goto fail;
+				b[i].buffer_length = db->colcap[i] - 1;
+			}
+			cols[i] = nulls[i] ? NULL : db->colbuf[i];
+			if (cols[i])
+				cols[i][lens[i]] = '\0';
+		}
+		/* Rebind so later rows use the grown buffers. */
+		if (mysql_stmt_bind_result(st, b))
+			goto fail;
+		nrows++;
+		stop = cb ? cb(ctx, cols, lens, ncols) : 0;
+	}
+	mysql_stmt_free_result(st);
+	return nrows;
+fail:
+	*code = mysql_stmt_errno(st);
+	set_db_err(err, *code, mysql_stmt_error(st));
+	mysql_stmt_free_result(st);
+	return -1;
+}
+
+static long long exec_once(struct mlc_db *db, const char *sql,
+			   const struct mlc_param *params, unsigned nparams,
+			   mlc_row_cb cb, void *ctx, unsigned *code, struct mlc_err *err)
+{
+	MYSQL_BIND b[MAX_PARAMS];
+	unsigned long lens[MAX_PARAMS];
+	my_bool nulls[MAX_PARAMS];
+	MYSQL_STMT *st;
+	MYSQL_RES *meta;
+	unsigned ncols = 0;
+
+	*code = 0;
+	if (!db->conn && connect_db(db, err) < 0) {
+		*code = CR_CONNECTION_ERROR;
+		return -1;
+	}
+	if (!(st = get_stmt(db, sql, code, err)))
+		return -1;
+	if (nparams > MAX_PARAMS || nparams != mysql_stmt_param_count(st))
+		mlc_die("statement takes %lu parameters, given %u: %s",
+			mysql_stmt_param_count(st), nparams, sql);
+	bind_params(b, params, nparams, lens, nulls);
+	if ((nparams && mysql_stmt_bind_param(st, b)) || mysql_stmt_execute(st)) {
+		*code = mysql_stmt_errno(st);
+		set_db_err(err, *code, mysql_stmt_error(st));
+		return -1;
+	}
+	meta = mysql_stmt_result_metadata(st);
+	if (meta) {
+		ncols = mysql_num_fields(meta);
+		mysql_free_result(meta);
+		return fetch_rows(db, st, ncols, cb, ctx, code, err);
+	}
+	return (long long)mysql_stmt_affected_rows(st);
+}
+
+long long mlc_db_exec(struct mlc_db *db, const char *sql,
+		      const struct mlc_param *params, unsigned nparams,
+		      mlc_row_cb cb, void *ctx, struct mlc_err *err)
+{
+	unsigned code;
+	long long rc = exec_once(db, sql, params, nparams, cb, ctx, &code, err);
+
+	if (rc >= 0 || !is_conn_error(code))
+		return rc;
+	/* The server went away (restart, idle timeout, failover): start over
+	 * on a new connection, unless a transaction was lost with it. */
+	if (db->in_txn) {
+		drop_connection(db);
+		return -1;
+	}
+	drop_connection(db);
+	mlc_log("warn", NULL, "database connection lost, reconnecting");
+	return exec_once(db, sql, params, nparams, cb, ctx, &code, err);
+}
+
+int mlc_db_begin(struct mlc_db *db, struct mlc_err *err)
+{
+	if (mlc_db_exec(db, "START TRANSACTION", NULL, 0, NULL, NULL, err) < 0)
+		return -1;
+	db->in_txn = 1;
+	return 0;
+}
+
+int mlc_db_commit(struct mlc_db *db, struct mlc_err *err)
+{
+	long long rc = mlc_db_exec(db, "COMMIT", NULL, 0, NULL, NULL, err);
+
+	db->in_txn = 0;
+	return rc < 0 ? -1 : 0;
+}
+
+void mlc_db_rollback(struct mlc_db *db)
+{
+	struct mlc_err ignored;
+
+	if (db->conn && db->in_txn)
+		mlc_db_exec(db, "ROLLBACK", NULL, 0, NULL, NULL, &ignored);
+	db->in_txn = 0;
+}
+
+int mlc_db_ping(struct mlc_db *db, struct mlc_err *err)
+{
+	return mlc_db_exec(db, "SELECT 1", NULL, 0, NULL, NULL, err) < 0 ? -1 : 0;
+}

@@ -1,0 +1,56 @@
+/*
+ * db.h - the worker's MariaDB connection: prepared statements only,
+ * cached per connection, with reconnection when the server went away.
+ */
+#ifndef MLC_DB_H
+#define MLC_DB_H
+
+#include <stddef.h>
+#include "mlc.h"
+
+struct mlc_db;
+
+enum mlc_ptype { MLC_P_NULL, MLC_P_STR, MLC_P_LONG };
+
+struct mlc_param {
+	enum mlc_ptype type;
+	const char *s;		/* MLC_P_STR: bytes, need not be NUL-terminated */
+	size_t len;
+	long long l;		/* MLC_P_LONG */
+};
+
+#define MLC_PSTR(str) ((struct mlc_param){ MLC_P_STR, (str), strlen(str), 0 })
+#define MLC_PLONG(v) ((struct mlc_param){ MLC_P_LONG, NULL, 0, (v) })
+#define MLC_PNULL ((struct mlc_param){ MLC_P_NULL, NULL, 0, 0 })
+
+/*
+ * Called once per result row: cols[i] is NUL-terminated text or NULL for
+ * SQL NULL, lens[i] its length.  Return nonzero to stop early.
+ */
+typedef int (*mlc_row_cb)(void *ctx, char **cols, const unsigned long *lens, unsigned ncols);
+
+/* Connection settings come from the configuration (MLC_DB_*); nothing is
+ * connected until the first statement. */
+struct mlc_db *mlc_db_new(void);
+void mlc_db_free(struct mlc_db *db);
+
+/*
+ * Prepare (or reuse) sql, bind params, execute, and feed rows to cb.
+ * sql is fixed text; request data only ever travels as params.  When the
+ * server has gone away and no transaction is open, reconnects and retries
+ * once.  Returns the number of affected rows (or rows fetched) >= 0, or -1
+ * with err filled (err->code 503 when the database is unreachable, 409 on a
+ * duplicate key, 500 otherwise).
+ */
+long long mlc_db_exec(struct mlc_db *db, const char *sql,
+		      const struct mlc_param *params, unsigned nparams,
+		      mlc_row_cb cb, void *ctx, struct mlc_err *err);
+
+int mlc_db_begin(struct mlc_db *db, struct mlc_err *err);
+int mlc_db_commit(struct mlc_db *db, struct mlc_err *err);
+void mlc_db_rollback(struct mlc_db *db);
+
+/* Check the connection (reconnecting if needed). */
+int mlc_db_ping(struct mlc_db *db, struct mlc_err *err);
+
+#endif

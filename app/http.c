@@ -1,0 +1,187 @@
+/*
+ * http.c - FastCGI request input and JSON replies.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "log.h"
+#include "validate.h"
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 411: return "Length Required";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 507: return "Insufficient Storage";
+	default: return "Unknown";
+	}
+}
+
+static const char *param(FCGX_Request *f, const char *name)
+{
+	return FCGX_GetParam(name, f->envp);
+}
+
+void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db)
+{
+	const char *uri, *q, *cl;
+
+	memset(r, 0, sizeof(*r));
+	r->fcgx = fcgx;
+	r->db = db;
+	r->method = param(fcgx, "REQUEST_METHOD");
+	if (!r->method)
+		r->method = "GET";
+	r->request_id = param(fcgx, "REQUEST_ID");
+	r->content_type = param(fcgx, "CONTENT_TYPE");
+	/* REQUEST_URI is the raw target: routing must see %2F as data, not as
+	 * a separator, which nginx's decoded $uri would lose. */
+	uri = param(fcgx, "REQUEST_URI");
+	if (!uri || !*uri)
+		uri = "/";
+	q = strchr(uri, '?');
+	r->path = q ? mlc_xstrndup(uri, (size_t)(q - uri)) : mlc_xstrdup(uri);
+	cl = param(fcgx, "CONTENT_LENGTH");
+	r->content_length = cl && *cl ? strtoll(cl, NULL, 10) : -1;
+}
+
+void mlc_req_release(struct mlc_req *r)
+{
+	free(r->path);
+	mlc_query_release(&r->query);
+	if (r->body)
+		json_object_put(r->body);
+	r->body = NULL;
+	r->path = NULL;
+}
+
+void mlc_reply_header(struct mlc_req *r, const char *line)
+{
+	snprintf(r->extra_header, sizeof(r->extra_header), "%s\r\n", line);
+}
+
+void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
+{
+	char head[512];
+	int hlen;
+	size_t len;
+	const char *s = json_object_to_json_string_length(obj,
+		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+	if (r->status) {
+		mlc_log("error", r->request_id, "second reply suppressed (status %d)", status);
+		json_object_put(obj);
+		return;
+	}
+	r->status = status;
+	/* libfcgi's own printf knows no %zu: format the head here. */
+	hlen = snprintf(head, sizeof(head),
+			"Status: %d %s\r\nContent-Type: application/json\r\n"
+			"Content-Length: %zu\r\n%s\r\n",
+			status, reason_phrase(status), len, r->extra_header);
+	FCGX_PutStr(head, hlen, r->fcgx->out);
+	FCGX_PutStr(s, (int)len, r->fcgx->out);
+	json_object_put(obj);
+}
+
+void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	json_object *o = json_object_new_object();
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	json_object_object_add(o, "detail", json_object_new_string(msg));
+	if (status >= 500)
+		mlc_log("error", r->request_id, "%d %s", status, msg);
+	mlc_reply_json(r, status, o);
+}
+
+void mlc_reply_422(struct mlc_req *r, json_object *errors)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "detail", errors);
+	mlc_reply_json(r, 422, o);
+}
+
+void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err)
+{
+	int code = err->code >= 400 && err->code < 600 ? err->code : 500;
+
+	mlc_reply_detail(r, code, "%s", err->msg);
+}
+
+int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *len)
+{
+	size_t want, got = 0;
+	char *b;
+	int n;
+
+	if (r->content_length < 0) {
+		mlc_reply_detail(r, 411, "a Content-Length header is required");
+		return -1;
+	}
+	if ((unsigned long long)r->content_length > max) {
+		mlc_reply_detail(r, 413, "request body of %lld bytes exceeds the limit of %zu bytes",
+				 r->content_length, max);
+		return -1;
+	}
+	want = (size_t)r->content_length;
+	b = mlc_xmalloc(want + 1);
+	while (got < want) {
+		n = FCGX_GetStr(b + got, (int)(want - got), r->fcgx->in);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	b[got] = '\0';
+	*buf = b;
+	*len = got;
+	return 0;
+}
+
+int mlc_query_long_or_422(struct mlc_req *r, const char *key, long def,
+			  long min, long max, long *out)
+{
+	char msg[256];
+	int is_range = 0;
+	json_object *errors;
+
+	if (!mlc_query_long(&r->query, key, def, min, max, out, msg, sizeof(msg), &is_range))
+		return 0;
+	errors = json_object_new_array();
+	mlc_validate_error(errors, msg,
+			   is_range ? (*msg && strstr(msg, "greater") ? "value_error.number.not_ge"
+								   : "value_error.number.not_le")
+				    : "type_error.integer",
+			   "query", key, NULL);
+	mlc_reply_422(r, errors);
+	return -1;
+}
+
+const char *mlc_param(struct mlc_req *r, const char *name)
+{
+	const char *v = mlc_route_param(&r->match, name);
+
+	return v ? v : "";
+}

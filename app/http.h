@@ -1,0 +1,65 @@
+/*
+ * http.h - one FastCGI request as the handlers see it, and the helpers
+ * that read its input and write its JSON reply.
+ */
+#ifndef MLC_HTTP_H
+#define MLC_HTTP_H
+
+#include <stddef.h>
+#include <fcgiapp.h>
+#include <json-c/json.h>
+
+#include "db.h"
+#include "query.h"
+#include "router.h"
+
+struct mlc_req {
+	FCGX_Request *fcgx;
+	const char *method;
+	const char *request_id;
+	const char *content_type;
+	char *path;			/* raw path, without the query string */
+	long long content_length;	/* -1 when absent */
+	struct mlc_query query;
+	struct mlc_route_match match;
+	json_object *body;		/* parsed JSON body (routes flagged MLC_R_JSON) */
+	struct mlc_db *db;
+	int status;			/* the status sent, 0 until a reply went out */
+	char extra_header[256];		/* "Name: value\r\n" added to the reply */
+};
+
+/* Fill r from the FastCGI parameters; the caller releases it with
+ * mlc_req_release. */
+void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db);
+void mlc_req_release(struct mlc_req *r);
+
+/* Send obj (consumed) as the JSON body with this status. */
+void mlc_reply_json(struct mlc_req *r, int status, json_object *obj);
+/* Send {"detail": "<formatted sentence>"}. */
+void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Send a 422 {"detail": errors} (errors consumed). */
+void mlc_reply_422(struct mlc_req *r, json_object *errors);
+/* Send the status an lower layer chose (err->code, 500 when unset). */
+void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
+/* Set an extra response header for the next reply (e.g. "Allow: GET"). */
+void mlc_reply_header(struct mlc_req *r, const char *line);
+
+/*
+ * Read the whole body into memory, refusing (413) more than max bytes.
+ * Returns 0 with *buf (NUL-terminated, caller frees) and *len, or -1 after
+ * replying.
+ */
+int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *len);
+
+/*
+ * "Value or reply": parse an integer query parameter into *out, or send a
+ * 422 naming ["query", key] and return -1.
+ */
+int mlc_query_long_or_422(struct mlc_req *r, const char *key, long def,
+			  long min, long max, long *out);
+
+/* The route capture called name (always present for a matched route). */
+const char *mlc_param(struct mlc_req *r, const char *name);
+
+#endif

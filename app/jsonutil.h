@@ -1,0 +1,22 @@
+/*
+ * jsonutil.h - parsing untrusted JSON request bodies with json-c.
+ */
+#ifndef MLC_JSONUTIL_H
+#define MLC_JSONUTIL_H
+
+#include <stddef.h>
+#include <json-c/json.h>
+
+/*
+ * Parse exactly one JSON value from buf[0..len).  On success returns 0 and
+ * stores a new reference in *out.  On failure returns -1 and writes a
+ * sentence a person can act on into msg, naming the byte offset of the
+ * problem, e.g. "invalid JSON at byte 17: unexpected character".
+ * Trailing non-whitespace after the value, an empty body, NUL bytes and
+ * nesting deeper than MLC_JSON_MAX_DEPTH are errors too.
+ */
+#define MLC_JSON_MAX_DEPTH 32
+int mlc_json_parse(const char *buf, size_t len, json_object **out,
+		   char *msg, size_t msglen);
+
+#endif

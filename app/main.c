@@ -1,0 +1,246 @@
+/*
+ * main.c - mlc-api: the FastCGI master and its pool of workers.
+ *
+ * The master opens the FastCGI unix socket, forks MLC_WORKERS workers
+ * (default: one per core) that all accept on it, and respawns any worker
+ * that dies.  On SIGTERM or SIGINT it asks every worker to stop: a worker
+ * waiting for a connection leaves at once, one serving a request finishes
+ * it first.  Workers still alive after MLC_SHUTDOWN_TIMEOUT seconds are
+ * killed.
+ *
+ * usage: mlc-api [-c conf/mlconnector.conf]
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <fcgiapp.h>
+#include <mysql.h>
+
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "routes.h"
+
+#define MAX_WORKERS 256
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t child_exited;
+
+static void on_stop(int sig)
+{
+	stop_requested = 1;
+}
+
+static void on_child(int sig)
+{
+	child_exited = 1;
+}
+
+static void set_handler(int sig, void (*fn)(int))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: a blocked accept() must return EINTR so that an
+	 * idle worker notices the stop request. */
+	sigaction(sig, &sa, NULL);
+}
+
+/* Serve requests until asked to stop. */
+static int worker_main(int sock)
+{
+	FCGX_Request fcgx;
+	struct mlc_db *db = mlc_db_new();
+	struct mlc_req req;
+	sigset_t set;
+
+	set_handler(SIGTERM, on_stop);
+	set_handler(SIGINT, on_stop);
+	set_handler(SIGCHLD, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (FCGX_InitRequest(&fcgx, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
+		mlc_die("FCGX_InitRequest failed");
+	for (;;) {
+		/* Stop signals are taken only while waiting for a connection, so
+		 * that they never interrupt the reads and writes of a request. */
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		if (stop_requested)
+			break;
+		if (FCGX_Accept_r(&fcgx) < 0) {
+			if (stop_requested)
+				break;
+			mlc_log("warn", NULL, "accept failed: %s", strerror(errno));
+			continue;
+		}
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		mlc_req_init(&req, &fcgx, db);
+		mlc_dispatch(&req);
+		mlc_req_release(&req);
+		FCGX_Finish_r(&fcgx);
+	}
+	FCGX_Free(&fcgx, 1);
+	mlc_db_free(db);
+	mysql_thread_end();
+	curl_global_cleanup();
+	mlc_config_release();
+	return 0;
+}
+
+static pid_t spawn_worker(int sock)
+{
+	pid_t pid = fork();
+
+	if (pid < 0) {
+		mlc_log("error", NULL, "fork failed: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		exit(worker_main(sock));
+	return pid;
+}
+
+static int open_socket(const char *path)
+{
+	int sock;
+
+	unlink(path);
+	sock = FCGX_OpenSocket(path, 1024);
+	if (sock < 0)
+		mlc_die("cannot listen on %s: %s", path, strerror(errno));
+	/* nginx may run as another user: let it connect. */
+	if (chmod(path, 0666) < 0)
+		mlc_die("chmod %s: %s", path, strerror(errno));
+	return sock;
+}
+
+/* Reap dead workers and start their replacements, pausing when workers
+ * die right after starting so that a broken setup does not spin. */
+static void respawn(pid_t *pids, int n, int sock)
+{
+	static time_t last_burst;
+	int status, i;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < n; i++) {
+			if (pids[i] != pid)
+				continue;
+			mlc_log("warn", NULL, "worker %d exited (%s %d), respawning", (int)pid,
+				WIFSIGNALED(status) ? "signal" : "status",
+				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+			if (time(NULL) == last_burst)
+				sleep(1);
+			last_burst = time(NULL);
+			pids[i] = spawn_worker(sock);
+		}
+	}
+}
+
+static void shutdown_workers(pid_t *pids, int n)
+{
+	long timeout = mlc_config_long("MLC_SHUTDOWN_TIMEOUT", 10);
+	time_t deadline = time(NULL) + timeout;
+	int alive, i;
+
+	for (i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	do {
+		alive = 0;
+		for (i = 0; i < n; i++) {
+			if (pids[i] <= 0)
+				continue;
+			if (waitpid(pids[i], NULL, WNOHANG) == pids[i])
+				pids[i] = 0;
+			else
+				alive++;
+		}
+		if (alive)
+			usleep(20000);
+	} while (alive && time(NULL) < deadline);
+	for (i = 0; i < n; i++) {
+		if (pids[i] > 0) {
+			mlc_log("warn", NULL, "worker %d did not stop in %lds, killing it",
+				(int)pids[i], timeout);
+			kill(pids[i], SIGKILL);
+			waitpid(pids[i], NULL, 0);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf = getenv("MLC_CONF");
+	pid_t pids[MAX_WORKERS];
+	struct mlc_err err;
+	const char *path;
+	sigset_t block, empty;
+	int opt, n, i, sock;
+
+	while ((opt = getopt(argc, argv, "c:")) != -1) {
+		if (opt != 'c') {
+			fprintf(stderr, "usage: %s [-c mlconnector.conf]\n", argv[0]);
+			return 2;
+		}
+		conf = optarg;
+	}
+	if (conf && mlc_config_load(conf, &err) < 0)
+		mlc_die("%s", err.msg);
+	n = (int)mlc_config_long("MLC_WORKERS", 0);
+	if (n <= 0)
+		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 0 || n > MAX_WORKERS)
+		n = n <= 0 ? 1 : MAX_WORKERS;
+	path = mlc_config_get("MLC_SOCKET", "var/run/mlc-api.sock");
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (mysql_library_init(0, NULL, NULL))
+		mlc_die("cannot initialise the MariaDB client library");
+	FCGX_Init();
+	sock = open_socket(path);
+
+	/* Signals are only taken in sigsuspend, so none is lost between the
+	 * checks of the loop below. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, NULL);
+	set_handler(SIGTERM, on_stop);
+	set_handler(SIGINT, on_stop);
+	set_handler(SIGCHLD, on_child);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (i = 0; i < n; i++)
+		pids[i] = spawn_worker(sock);
+	mlc_log("info", NULL, "listening on %s with %d workers", path, n);
+	sigemptyset(&empty);
+	while (!stop_requested) {
+		sigsuspend(&empty);
+		if (child_exited && !stop_requested) {
+			child_exited = 0;
+			respawn(pids, n, sock);
+		}
+	}
+	mlc_log("info", NULL, "stopping");
+	shutdown_workers(pids, n);
+	close(sock);
+	unlink(path);
+	mysql_library_end();
+	curl_global_cleanup();
+	mlc_config_release();
+	return 0;
+}

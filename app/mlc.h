@@ -1,0 +1,30 @@
+/*
+ * mlc.h - definitions shared by every part of the mlc-api service:
+ * allocation wrappers that abort on out-of-memory, and the error buffer
+ * that lower layers fill and only request handlers turn into a status.
+ */
+#ifndef MLC_H
+#define MLC_H
+
+#include <stddef.h>
+
+#define MLC_ERR_MAX 512
+
+/* Lower layers return -1 and describe the failure here; "code" is a hint
+ * for the handler (an HTTP status such as 503 or 422), 0 when unknown. */
+struct mlc_err {
+	int code;
+	char msg[MLC_ERR_MAX];
+};
+
+void mlc_err_set(struct mlc_err *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+void *mlc_xmalloc(size_t n);
+void *mlc_xcalloc(size_t nmemb, size_t size);
+void *mlc_xrealloc(void *p, size_t n);
+char *mlc_xstrdup(const char *s);
+char *mlc_xstrndup(const char *s, size_t n);
+void mlc_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

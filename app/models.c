@@ -1,0 +1,477 @@
+/*
+ * models.c - the model registry: /model/add, /model/all, /model/getkind,
+ * /model/search and /model/{model_id} (GET, PATCH, DELETE).
+ *
+ * A model is one row of `models`; its list-valued metadata is stored as the
+ * validated JSON text, and its tags once more in `model_tags` so that tag
+ * search is an index lookup.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "routes.h"
+#include "validate.h"
+
+#define MAX_LIMIT 1000
+#define MAX_SEARCH_TAGS 64
+
+/* ---- schema (MLModelCreate) ---- */
+
+static const struct mlc_field hyperparameter_fields[] = {
+	{ .name = "parameter", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "value", .type = MLC_V_NUM, .flags = MLC_F_NULLABLE },
+	{ .name = NULL }
+};
+
+static const struct mlc_field performance_fields[] = {
+	{ .name = "metric", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "order", .type = MLC_V_INT, .flags = MLC_F_NULLABLE },
+	{ .name = "threshold", .type = MLC_V_NUM, .flags = MLC_F_NULLABLE },
+	{ .name = NULL }
+};
+
+static const struct mlc_field resource_fields[] = {
+	{ .name = "resource_name", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "value", .type = MLC_V_NUM, .flags = MLC_F_NULLABLE },
+	{ .name = "deploy", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = NULL }
+};
+
+static const char *const feature_types[] = { "cont", "cat", NULL };
+
+static const struct mlc_field feature_fields[] = {
+	{ .name = "feature_name", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "type", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .choices = feature_types },
+	{ .name = "kind", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
+	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 },
+	{ .name = "units", .type = MLC_V_INT, .flags = MLC_F_NULLABLE },
+	{ .name = NULL }
+};
+
+static const struct mlc_field inference_fields[] = {
+	{ .name = "type", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "value", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 4096 },
+	{ .name = NULL }
+};
+
+static const struct mlc_field drift_fields[] = {
+	{ .name = "is_true", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
+	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 },
+	{ .name = "method", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
+	  .has_min = 1, .min = 0, .has_max = 1, .max = 2 },
+	{ .name = NULL }
+};
+
+#define LIST_OF(n, f) { .name = n, .type = MLC_V_LIST, .flags = MLC_F_NULLABLE, \
+			.item = MLC_V_OBJ, .fields = f, .max_len = 1000 }
+
+static const struct mlc_field model_schema[] = {
+	{ .name = "modelname", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 255 },
+	{ .name = "modelkind", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
+	LIST_OF("hyperparameter", hyperparameter_fields),
+	LIST_OF("modelperformance", performance_fields),
+	LIST_OF("trainingresource", resource_fields),
+	LIST_OF("runresource", resource_fields),
+	LIST_OF("featurelist", feature_fields),
+	LIST_OF("inference", inference_fields),
+	{ .name = "modeltags", .type = MLC_V_LIST, .flags = MLC_F_NULLABLE,
+	  .item = MLC_V_STR, .max_len = 64 },
+	{ .name = "drift_detection", .type = MLC_V_LIST,
+	  .flags = MLC_F_REQUIRED | MLC_F_NULLABLE, .item = MLC_V_OBJ,
+	  .fields = drift_fields, .max_len = 100 },
+	{ .name = NULL }
+};
+
+/* Columns holding JSON text, in schema order after modelname, modelkind. */
+static const char *const json_columns[] = {
+	"hyperparameter", "modelperformance", "trainingresource", "runresource",
+	"featurelist", "inference", "modeltags", "drift_detection",
+};
+#define NJSON (sizeof(json_columns) / sizeof(json_columns[0]))
+
+#define MODEL_COLS "modelid, modelname, modelkind, hyperparameter, modelperformance, " \
+	"trainingresource, runresource, featurelist, inference, modeltags, " \
+	"drift_detection, created_at, updated_at"
+
+/* ---- helpers ---- */
+
+/* A random (version 4) UUID in canonical text form. */
+static void new_uuid(char out[37])
+{
+	unsigned char b[16];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < sizeof(b)) {
+		n = getrandom(b + got, sizeof(b) - got, 0);
+		if (n <= 0)
+			mlc_die("getrandom failed");
+		got += (size_t)n;
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* Current UTC time as a DATETIME(6) literal. */
+static void now_utc(char out[32])
+{
+	struct timeval tv;
+	struct tm tm;
+	char sec[24];
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	strftime(sec, sizeof(sec), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(out, 32, "%s.%06ld", sec, (long)tv.tv_usec);
+}
+
+/* "2026-11-27 05:32:26.123456" -> "2026-11-27T05:32:26.123456Z" */
+static json_object *iso_time(const char *dt)
+{
+	char buf[40];
+	size_t n;
+
+	if (!dt)
+		return NULL;
+	snprintf(buf, sizeof(buf) - 1, "%s", dt);
+	n = strlen(buf);
+	if (n > 10 && buf[10] == ' ')
+		buf[10] = 'T';
+	buf[n] = 'Z';
+	buf[n + 1] = '\0';
+	return json_object_new_string(buf);
+}
+
+static json_object *model_from_row(char **cols)
+{
+	json_object *o = json_object_new_object();
+	size_t i;
+
+	json_object_object_add(o, "modelid", json_object_new_string(cols[0]));
+	json_object_object_add(o, "modelname", json_object_new_string(cols[1]));
+	json_object_object_add(o, "modelkind", json_object_new_string(cols[2]));
+	for (i = 0; i < NJSON; i++)
+		json_object_object_add(o, json_columns[i],
+				       cols[3 + i] ? json_tokener_parse(cols[3 + i]) : NULL);
+	json_object_object_add(o, "created_at", iso_time(cols[3 + NJSON]));
+	json_object_object_add(o, "updated_at", iso_time(cols[4 + NJSON]));
+	return o;
+}
+
+static int collect_models(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	json_object_array_add((json_object *)ctx, model_from_row(cols));
+	return 0;
+}
+
+static int first_model(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	*(json_object **)ctx = model_from_row(cols);
+	return 1;
+}
+
+/* Load one model; returns 0 with *out (NULL when absent) or -1. */
+static int load_model(struct mlc_req *r, const char *id, json_object **out,
+		      struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+
+	*out = NULL;
+	return mlc_db_exec(r->db, "SELECT " MODEL_COLS " FROM models WHERE modelid = ?",
+			   p, 1, first_model, out, err) < 0 ? -1 : 0;
+}
+
+/* A JSON value as a statement parameter: SQL NULL for null. */
+static struct mlc_param json_param(json_object *v)
+{
+	size_t len;
+	const char *s;
+
+	if (!v)
+		return MLC_PNULL;
+	s = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN, &len);
+	return (struct mlc_param){ MLC_P_STR, s, len, 0 };
+}
+
+/* Replace the model's rows in model_tags with tags (a list of strings or
+ * null), skipping duplicates. */
+static int store_tags(struct mlc_req *r, const char *id, json_object *tags,
+		      struct mlc_err *err)
+{
+	struct mlc_param del[] = { MLC_PSTR(id) };
+	size_t i, j, n = tags ? json_object_array_length(tags) : 0;
+
+	if (mlc_db_exec(r->db, "DELETE FROM model_tags WHERE modelid = ?", del, 1,
+			NULL, NULL, err) < 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
+		struct mlc_param p[] = { MLC_PSTR(t), MLC_PSTR(id) };
+
+		for (j = 0; j < i; j++)
+			if (!strcmp(t, json_object_get_string(json_object_array_get_idx(tags, j))))
+				break;
+		if (j < i)
+			continue;
+		if (mlc_db_exec(r->db, "INSERT INTO model_tags (tag, model_seq, modelid) "
+				"SELECT ?, seq, modelid FROM models WHERE modelid = ?",
+				p, 2, NULL, NULL, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Validate r->body against the model schema (partially for PATCH), or
+ * reply 422 and return NULL. */
+static json_object *validated_model(struct mlc_req *r, int partial)
+{
+	json_object *errors = json_object_new_array();
+	json_object *m = mlc_validate(r->body, model_schema, "body", errors, partial);
+
+	if (!m) {
+		mlc_reply_422(r, errors);
+		return NULL;
+	}
+	json_object_put(errors);
+	return m;
+}
+
+static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
+{
+	struct mlc_err err = { 0, "" };
+	json_object *m;
+
+	if (load_model(r, id, &m, &err) < 0)
+		mlc_reply_err(r, &err);
+	else if (!m)
+		mlc_reply_detail(r, 404, "model '%s' not found", id);
+	else
+		mlc_reply_json(r, status, m);
+}
+
+/* skip/limit query parameters: 422 when not integers or negative; limit
+ * is capped at MAX_LIMIT. */
+static int paging_or_422(struct mlc_req *r, long *skip, long *limit)
+{
+	if (mlc_query_long_or_422(r, "skip", 0, 0, 1L << 40, skip) < 0 ||
+	    mlc_query_long_or_422(r, "limit", 100, 0, 1L << 40, limit) < 0)
+		return -1;
+	if (*limit > MAX_LIMIT)
+		*limit = MAX_LIMIT;
+	return 0;
+}
+
+static void reply_model_list(struct mlc_req *r, const char *sql,
+			     struct mlc_param *p, unsigned np)
+{
+	struct mlc_err err = { 0, "" };
+	json_object *list = json_object_new_array();
+
+	if (mlc_db_exec(r->db, sql, p, np, collect_models, list, &err) < 0) {
+		json_object_put(list);
+		mlc_reply_err(r, &err);
+		return;
+	}
+	mlc_reply_json(r, 200, list);
+}
+
+/* ---- handlers ---- */
+
+void mlc_h_model_add(struct mlc_req *r)
+{
+	struct mlc_err err = { 0, "" };
+	struct mlc_param p[5 + NJSON];
+	char id[37], now[32];
+	json_object *m = validated_model(r, 0);
+	size_t i;
+
+	if (!m)
+		return;
+	new_uuid(id);
+	now_utc(now);
+	p[0] = MLC_PSTR(id);
+	p[1] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelname")));
+	p[2] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelkind")));
+	for (i = 0; i < NJSON; i++)
+		p[3 + i] = json_param(json_object_object_get(m, json_columns[i]));
+	p[3 + NJSON] = MLC_PSTR(now);
+	p[4 + NJSON] = MLC_PSTR(now);
+	if (mlc_db_begin(r->db, &err) < 0 ||
+	    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ") "
+			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			p, 5 + NJSON, NULL, NULL, &err) < 0 ||
+	    store_tags(r, id, json_object_object_get(m, "modeltags"), &err) < 0 ||
+	    mlc_db_commit(r->db, &err) < 0) {
+		mlc_db_rollback(r->db);
+		json_object_put(m);
+		mlc_reply_err(r, &err);
+		return;
+	}
+	json_object_put(m);
+	reply_model_or_404(r, 201, id);
+}
+
+void mlc_h_model_get(struct mlc_req *r)
+{
+	reply_model_or_404(r, 200, mlc_param(r, "model_id"));
+}
+
+void mlc_h_model_all(struct mlc_req *r)
+{
+	long skip, limit;
+
+	if (paging_or_422(r, &skip, &limit) < 0)
+		return;
+	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
+	reply_model_list(r, "SELECT " MODEL_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?",
+			 p, 2);
+}
+
+void mlc_h_model_getkind(struct mlc_req *r)
+{
+	long skip, limit;
+
+	if (paging_or_422(r, &skip, &limit) < 0)
+		return;
+	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")),
+				 MLC_PLONG(limit), MLC_PLONG(skip) };
+	reply_model_list(r, "SELECT " MODEL_COLS " FROM models WHERE modelkind = ? "
+			 "ORDER BY seq LIMIT ? OFFSET ?", p, 3);
+}
+
+/*
+ * Models having any of the given tags.  The statement text depends only
+ * on how many tags there are (one placeholder each), never on their
+ * values, so each shape is prepared once per connection.
+ */
+void mlc_h_model_search(struct mlc_req *r)
+{
+	struct mlc_param p[MAX_SEARCH_TAGS + 2];
+	char sql[512 + 3 * MAX_SEARCH_TAGS];
+	size_t i, ntags = 0, off;
+	long skip, limit;
+
+	if (paging_or_422(r, &skip, &limit) < 0)
+		return;
+	for (i = 0; i < r->query.n; i++) {
+		if (strcmp(r->query.pairs[i].key, "tags"))
+			continue;
+		if (ntags == MAX_SEARCH_TAGS) {
+			json_object *errors = json_object_new_array();
+			char msg[80];
+
+			snprintf(msg, sizeof(msg), "ensure this value has at most %d items",
+				 MAX_SEARCH_TAGS);
+			mlc_validate_error(errors, msg, "value_error.list.max_items",
+					   "query", "tags", NULL);
+			mlc_reply_422(r, errors);
+			return;
+		}
+		p[ntags++] = MLC_PSTR(r->query.pairs[i].value);
+	}
+	if (!ntags) {
+		mlc_h_model_all(r);
+		return;
+	}
+	off = (size_t)snprintf(sql, sizeof(sql), "SELECT " MODEL_COLS " FROM models "
+			       "WHERE seq IN (SELECT model_seq FROM model_tags WHERE tag IN (?");
+	for (i = 1; i < ntags; i++)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ", ?");
+	snprintf(sql + off, sizeof(sql) - off, ")) ORDER BY seq LIMIT ? OFFSET ?");
+	p[ntags] = MLC_PLONG(limit);
+	p[ntags + 1] = MLC_PLONG(skip);
+	reply_model_list(r, sql, p, (unsigned)ntags + 2);
+}
+
+/* Append "col = ?, " for every field present in the partial update m. */
+static unsigned patch_assignments(json_object *m, char *sql, size_t cap,
+				  struct mlc_param *p)
+{
+	static const char *const plain[] = { "modelname", "modelkind" };
+	unsigned np = 0;
+	size_t i, off = strlen(sql);
+	json_object *v;
+
+	for (i = 0; i < 2; i++) {
+		if (!json_object_object_get_ex(m, plain[i], &v))
+			continue;
+		off += (size_t)snprintf(sql + off, cap - off, "%s = ?, ", plain[i]);
+		p[np++] = MLC_PSTR(json_object_get_string(v));
+	}
+	for (i = 0; i < NJSON; i++) {
+		if (!json_object_object_get_ex(m, json_columns[i], &v))
+			continue;
+		off += (size_t)snprintf(sql + off, cap - off, "%s = ?, ", json_columns[i]);
+		p[np++] = json_param(v);
+	}
+	return np;
+}
+
+static int exec_with_id(struct mlc_req *r, const char *id, const char *sql,
+			struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+
+	return (int)mlc_db_exec(r->db, sql, p, 1, NULL, NULL, err);
+}
+
+void mlc_h_model_patch(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "model_id");
+	struct mlc_err err = { 0, "" };
+	struct mlc_param p[4 + NJSON];
+	char sql[512] = "UPDATE models SET ", now[32];
+	json_object *m = validated_model(r, 1), *tags;
+	unsigned np;
+	int found;
+
+	if (!m)
+		return;
+	now_utc(now);
+	np = patch_assignments(m, sql, sizeof(sql), p);
+	strcat(sql, "updated_at = ? WHERE modelid = ?");
+	p[np++] = MLC_PSTR(now);
+	p[np++] = MLC_PSTR(id);
+	if (mlc_db_begin(r->db, &err) < 0 ||
+	    (found = exec_with_id(r, id, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE",
+				  &err)) < 0 ||
+	    (found && mlc_db_exec(r->db, sql, p, np, NULL, NULL, &err) < 0) ||
+	    (found && json_object_object_get_ex(m, "modeltags", &tags) &&
+	     store_tags(r, id, tags, &err) < 0) ||
+	    mlc_db_commit(r->db, &err) < 0) {
+		mlc_db_rollback(r->db);
+		json_object_put(m);
+		mlc_reply_err(r, &err);
+		return;
+	}
+	json_object_put(m);
+	reply_model_or_404(r, 200, id);
+}
+
+void mlc_h_model_delete(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "model_id");
+	struct mlc_err err = { 0, "" };
+	long long n = exec_with_id(r, id, "DELETE FROM models WHERE modelid = ?", &err);
+	json_object *o;
+
+	if (n < 0) {
+		mlc_reply_err(r, &err);
+		return;
+	}
+	if (n == 0) {
+		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "detail", json_object_new_string("model deleted"));
+	json_object_object_add(o, "modelid", json_object_new_string(id));
+	mlc_reply_json(r, 200, o);
+}

@@ -1,0 +1,85 @@
+/*
+ * routes.c - the one table of routes, and the dispatcher that checks each
+ * row's flags so that no handler repeats them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "jsonutil.h"
+#include "log.h"
+#include "routes.h"
+#include "validate.h"
+
+static const struct mlc_route routes[] = {
+	{ "GET",    "/health",                    mlc_h_health, 0 },
+	{ "POST",   "/model/add",                 mlc_h_model_add, MLC_R_JSON },
+	{ "GET",    "/model/all",                 mlc_h_model_all, 0 },
+	{ "GET",    "/model/search",              mlc_h_model_search, 0 },
+	{ "GET",    "/model/getkind/{modelkind}", mlc_h_model_getkind, 0 },
+	{ "GET",    "/model/{model_id}",          mlc_h_model_get, 0 },
+	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON },
+	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, 0 },
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Read and parse the JSON body, or reply 413/422 and return -1. */
+static int parse_json_body(struct mlc_req *r)
+{
+	size_t max = (size_t)mlc_config_long("MLC_MAX_BODY", 1048576), len;
+	char *buf, msg[256];
+	json_object *errors;
+	int rc;
+
+	if (mlc_read_body_or_reply(r, max, &buf, &len) < 0)
+		return -1;
+	rc = mlc_json_parse(buf, len, &r->body, msg, sizeof(msg));
+	free(buf);
+	if (rc == 0)
+		return 0;
+	/* FastAPI reports a body it cannot decode as a 422 at ["body", offset]. */
+	errors = json_object_new_array();
+	mlc_validate_error(errors, msg, "value_error.jsondecode", "body", NULL);
+	mlc_reply_422(r, errors);
+	return -1;
+}
+
+static void reply_no_route(struct mlc_req *r)
+{
+	char allow[128], hdr[160];
+
+	if (!r->match.path_matched) {
+		mlc_reply_detail(r, 404, "no route for %s %s", r->method, r->path);
+		return;
+	}
+	mlc_route_allowed(routes, NROUTES, r->path, allow, sizeof(allow));
+	snprintf(hdr, sizeof(hdr), "Allow: %s", allow);
+	mlc_reply_header(r, hdr);
+	mlc_reply_detail(r, 405, "method %s not allowed on %s (allowed: %s)",
+			 r->method, r->path, allow);
+}
+
+void mlc_dispatch(struct mlc_req *r)
+{
+	const char *qs = FCGX_GetParam("QUERY_STRING", r->fcgx->envp);
+	char msg[256];
+	json_object *errors;
+
+	if (mlc_route_match(routes, NROUTES, r->method, r->path, &r->match) < 0) {
+		reply_no_route(r);
+		return;
+	}
+	if (mlc_query_parse(&r->query, qs, msg, sizeof(msg)) < 0) {
+		errors = json_object_new_array();
+		mlc_validate_error(errors, msg, "value_error.query", "query", NULL);
+		mlc_reply_422(r, errors);
+		return;
+	}
+	if ((r->match.route->flags & MLC_R_JSON) && parse_json_body(r) < 0)
+		return;
+	((mlc_handler)r->match.route->handler)(r);
+	if (!r->status)
+		mlc_reply_detail(r, 500, "handler for %s %s sent no reply", r->method, r->path);
+}

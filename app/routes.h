@@ -1,0 +1,30 @@
+/*
+ * routes.h - the route table and the handlers it names, one family per
+ * file (health.c, models.c, ...).  Every handler reads top to bottom as
+ * parse -> validate -> act -> reply; the checks a flag declares are done
+ * once by mlc_dispatch before the handler runs.
+ */
+#ifndef MLC_ROUTES_H
+#define MLC_ROUTES_H
+
+#include "http.h"
+
+typedef void (*mlc_handler)(struct mlc_req *r);
+
+#define MLC_R_JSON 0x1	/* the body must be a JSON value: parsed into r->body or 413/422 */
+
+void mlc_dispatch(struct mlc_req *r);
+
+/* health.c */
+void mlc_h_health(struct mlc_req *r);
+
+/* models.c */
+void mlc_h_model_add(struct mlc_req *r);
+void mlc_h_model_all(struct mlc_req *r);
+void mlc_h_model_getkind(struct mlc_req *r);
+void mlc_h_model_search(struct mlc_req *r);
+void mlc_h_model_get(struct mlc_req *r);
+void mlc_h_model_patch(struct mlc_req *r);
+void mlc_h_model_delete(struct mlc_req *r);
+
+#endif

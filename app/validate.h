@@ -1,0 +1,61 @@
+/*
+ * validate.h - declarative validation of JSON bodies, producing errors in
+ * the shape FastAPI (pydantic v1) clients already parse:
+ *   {"loc": ["body", "hyperparameter", 0, "value"],
+ *    "msg": "value is not a valid integer", "type": "type_error.integer"}
+ * Every failing field is reported, not just the first.
+ */
+#ifndef MLC_VALIDATE_H
+#define MLC_VALIDATE_H
+
+#include <json-c/json.h>
+
+enum mlc_vtype {
+	MLC_V_STR,	/* string; a JSON number is accepted and becomes its text (pydantic v1 coercion) */
+	MLC_V_INT,	/* JSON integer, or a double with an integral value (stored as int) */
+	MLC_V_NUM,	/* any JSON number, kept exactly as written (0.89 stays 0.89) */
+	MLC_V_BOOL,	/* true / false */
+	MLC_V_STR_OR_BOOL, /* a string or a boolean, kept as given */
+	MLC_V_OBJ,	/* object validated with .fields */
+	MLC_V_LIST,	/* array whose items have type .item (and .fields when .item is MLC_V_OBJ) */
+	MLC_V_ANY	/* any JSON value, copied as is */
+};
+
+#define MLC_F_REQUIRED 0x1	/* absent -> "field required" (ignored when validating partially) */
+#define MLC_F_NULLABLE 0x2	/* null accepted (and kept as null) */
+
+struct mlc_field {
+	const char *name;
+	enum mlc_vtype type;
+	unsigned flags;
+	enum mlc_vtype item;		/* for MLC_V_LIST */
+	const struct mlc_field *fields;	/* for MLC_V_OBJ, or list items of MLC_V_OBJ; ends with a {NULL} row */
+	/* constraints, each ignored when zero / NULL */
+	int has_min, has_max;
+	long long min, max;		/* for MLC_V_INT values */
+	size_t max_len;			/* for MLC_V_STR (bytes), MLC_V_LIST (items) */
+	const char *const *choices;	/* for MLC_V_STR: NULL-terminated permitted values */
+	int (*check)(const char *s);	/* for MLC_V_STR: extra check, nonzero = ok */
+	const char *check_msg;		/* message when check fails, type "value_error.str.regex" */
+};
+
+/*
+ * Validate in (an object) against the NULL-terminated field array schema.
+ * loc0 is the first element of every error's loc ("body" or "query").
+ * Returns a new normalized object holding exactly the schema's fields
+ * (absent optional fields as null unless partial; unknown keys dropped;
+ * values coerced as described above), or NULL after appending one detail
+ * entry per failure to errors (a json array).  With partial nonzero,
+ * required fields may be absent and absent fields are left out of the
+ * result (for PATCH).  When in is not an object, a single error with
+ * loc [loc0] and type "type_error.dict" is appended.
+ */
+json_object *mlc_validate(json_object *in, const struct mlc_field *schema,
+			  const char *loc0, json_object *errors, int partial);
+
+/* Append one detail entry {"loc": [...], "msg": msg, "type": type}; loc is
+ * given as a NULL-terminated list of strings. */
+void mlc_validate_error(json_object *errors, const char *msg, const char *type, ...)
+	__attribute__((sentinel));
+
+#endif
