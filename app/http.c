@@ -101,6 +101,24 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 	json_object_put(obj);
 }
 
+void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
+		     const char *sha256)
+{
+	char head[2048];
+	int n;
+
+	r->status = 200;
+	/* Store paths and names are made of [A-Za-z0-9._/-] only (see
+	 * artifacts.c), so they need no quoting here. */
+	n = snprintf(head, sizeof(head),
+		     "Status: 200 OK\r\nContent-Type: application/octet-stream\r\n"
+		     "Content-Disposition: attachment; filename=\"%s\"\r\n"
+		     "X-Checksum-SHA256: %s\r\nX-Content-Type-Options: nosniff\r\n"
+		     "X-Accel-Redirect: /_artifacts/%s\r\n\r\n",
+		     filename, sha256, relpath);
+	FCGX_PutStr(head, n, r->fcgx->out);
+}
+
 void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 {
 	char msg[1024];

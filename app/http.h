@@ -42,6 +42,13 @@ void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 void mlc_reply_422(struct mlc_req *r, json_object *errors);
 /* Send the status an lower layer chose (err->code, 500 when unset). */
 void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
+/*
+ * Hand the response over to nginx: it sends the store file relpath (from
+ * the internal location /_artifacts/) as an attachment called filename,
+ * with its SHA-256 as ETag.
+ */
+void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
+		     const char *sha256);
 /* Set an extra response header for the next reply (e.g. "Allow: GET"). */
 void mlc_reply_header(struct mlc_req *r, const char *line);
 

@@ -6,14 +6,15 @@
  * validated JSON text, and its tags once more in `model_tags` so that tag
  * search is an index lookup.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <sys/time.h>
-#include <time.h>
 
 #include "routes.h"
+#include "log.h"
+#include "stamp.h"
+#include "store.h"
 #include "validate.h"
 
 #define MAX_LIMIT 1000
@@ -99,56 +100,6 @@ static const char *const json_columns[] = {
 
 /* ---- helpers ---- */
 
-/* A random (version 4) UUID in canonical text form. */
-static void new_uuid(char out[37])
-{
-	unsigned char b[16];
-	size_t got = 0;
-	ssize_t n;
-
-	while (got < sizeof(b)) {
-		n = getrandom(b + got, sizeof(b) - got, 0);
-		if (n <= 0)
-			mlc_die("getrandom failed");
-		got += (size_t)n;
-	}
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
-		 b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-/* Current UTC time as a DATETIME(6) literal. */
-static void now_utc(char out[32])
-{
-	struct timeval tv;
-	struct tm tm;
-	char sec[24];
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(sec, sizeof(sec), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(out, 32, "%s.%06ld", sec, (long)tv.tv_usec);
-}
-
-/* "2026-11-27 05:32:26.123456" -> "2026-11-27T05:32:26.123456Z" */
-static json_object *iso_time(const char *dt)
-{
-	char buf[40];
-	size_t n;
-
-	if (!dt)
-		return NULL;
-	snprintf(buf, sizeof(buf) - 1, "%s", dt);
-	n = strlen(buf);
-	if (n > 10 && buf[10] == ' ')
-		buf[10] = 'T';
-	buf[n] = 'Z';
-	buf[n + 1] = '\0';
-	return json_object_new_string(buf);
-}
-
 static json_object *model_from_row(char **cols)
 {
 	json_object *o = json_object_new_object();
@@ -160,8 +111,8 @@ static json_object *model_from_row(char **cols)
 	for (i = 0; i < NJSON; i++)
 		json_object_object_add(o, json_columns[i],
 				       cols[3 + i] ? json_tokener_parse(cols[3 + i]) : NULL);
-	json_object_object_add(o, "created_at", iso_time(cols[3 + NJSON]));
-	json_object_object_add(o, "updated_at", iso_time(cols[4 + NJSON]));
+	json_object_object_add(o, "created_at", mlc_iso_time(cols[3 + NJSON]));
+	json_object_object_add(o, "updated_at", mlc_iso_time(cols[4 + NJSON]));
 	return o;
 }
 
@@ -294,8 +245,8 @@ void mlc_h_model_add(struct mlc_req *r)
 
 	if (!m)
 		return;
-	new_uuid(id);
-	now_utc(now);
+	mlc_uuid4(id);
+	mlc_now_utc(now);
 	p[0] = MLC_PSTR(id);
 	p[1] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelname")));
 	p[2] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelkind")));
@@ -434,7 +385,7 @@ void mlc_h_model_patch(struct mlc_req *r)
 
 	if (!m)
 		return;
-	now_utc(now);
+	mlc_now_utc(now);
 	np = patch_assignments(m, sql, sizeof(sql), p);
 	strcat(sql, "updated_at = ? WHERE modelid = ?");
 	p[np++] = MLC_PSTR(now);
@@ -470,6 +421,10 @@ void mlc_h_model_delete(struct mlc_req *r)
 		mlc_reply_detail(r, 404, "model '%s' not found", id);
 		return;
 	}
+	/* The row is gone (its artifact rows with it): now the files. */
+	if (mlc_store_remove_model(id) < 0)
+		mlc_log("error", r->request_id, "cannot remove the files of model %s: %s", id,
+			strerror(errno));
 	o = json_object_new_object();
 	json_object_object_add(o, "detail", json_object_new_string("model deleted"));
 	json_object_object_add(o, "modelid", json_object_new_string(id));

@@ -27,4 +27,9 @@ void mlc_h_model_get(struct mlc_req *r);
 void mlc_h_model_patch(struct mlc_req *r);
 void mlc_h_model_delete(struct mlc_req *r);
 
+/* artifacts.c */
+void mlc_h_model_upload(struct mlc_req *r);
+void mlc_h_model_files(struct mlc_req *r);
+void mlc_h_model_download(struct mlc_req *r);
+
 #endif

@@ -1,0 +1,451 @@
+/*
+ * artifacts.c - model artifacts: POST /model/{id}/upload (streaming
+ * multipart), GET /model/{id}/files and GET /model/{id}/files/{kind}.
+ *
+ * The upload is never held in memory: body pieces go from libfcgi through
+ * the multipart parser straight into a temporary file of the store while
+ * SHA-256 and the format checks run over the same bytes.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "csvcheck.h"
+#include "log.h"
+#include "multipart.h"
+#include "routes.h"
+#include "stamp.h"
+#include "store.h"
+#include "validate.h"
+
+#define CHUNK 65536
+#define MAX_STORED_NAME 100
+
+static const char *const file_kinds[] = { "model", "data", "code", "env", NULL };
+
+struct upload {
+	struct mlc_blob blob;
+	int blob_open;
+	int in_file, in_kind, file_parts;
+	char filename[MLC_MP_MAX_FILENAME];
+	char content_type[MLC_MP_MAX_CTYPE];
+	char kind[16];
+	size_t kind_len;
+	int kind_too_long;
+	struct mlc_csv csv;
+	struct mlc_err err;
+};
+
+static int up_begin(void *ctx, const struct mlc_mp_part *part)
+{
+	struct upload *u = ctx;
+
+	u->in_file = u->in_kind = 0;
+	if (!strcmp(part->name, "file")) {
+		if (++u->file_parts > 1) {
+			mlc_err_set(&u->err, 422, "the body has more than one 'file' part");
+			return 1;
+		}
+		if (mlc_blob_open(&u->blob, &u->err) < 0)
+			return 1;
+		u->blob_open = 1;
+		u->in_file = 1;
+		snprintf(u->filename, sizeof(u->filename), "%s", part->filename);
+		snprintf(u->content_type, sizeof(u->content_type), "%s",
+			 part->content_type[0] ? part->content_type : "application/octet-stream");
+	} else if (!strcmp(part->name, "file_kind")) {
+		u->in_kind = 1;
+		u->kind_len = 0;
+	}
+	return 0;
+}
+
+static int up_data(void *ctx, const char *data, size_t len)
+{
+	struct upload *u = ctx;
+
+	if (u->in_file) {
+		mlc_csv_feed(&u->csv, data, len);
+		if (mlc_blob_write(&u->blob, data, len) < 0) {
+			mlc_err_set(&u->err, u->blob.write_errno == ENOSPC ? 507 : 500,
+				    "cannot write the upload: %s", strerror(u->blob.write_errno));
+			return 1;
+		}
+	} else if (u->in_kind) {
+		if (u->kind_len + len >= sizeof(u->kind)) {
+			u->kind_too_long = 1;
+			return 0;
+		}
+		memcpy(u->kind + u->kind_len, data, len);
+		u->kind_len += len;
+		u->kind[u->kind_len] = '\0';
+	}
+	return 0;
+}
+
+static int up_end(void *ctx)
+{
+	struct upload *u = ctx;
+
+	u->in_file = u->in_kind = 0;
+	return 0;
+}
+
+/*
+ * The client's file name reduced to something safe to put in a path:
+ * its last path component, bytes outside [A-Za-z0-9._-] replaced by '_',
+ * no leading dots, at most MAX_STORED_NAME bytes, never empty.
+ */
+static void safe_name(const char *in, char *out, size_t cap)
+{
+	const char *base = in, *p;
+	size_t n = 0;
+
+	for (p = in; *p; p++)
+		if (*p == '/' || *p == '\\')
+			base = p + 1;
+	while (*base == '.')
+		base++;
+	for (p = base; *p && n + 1 < cap && n < MAX_STORED_NAME; p++)
+		out[n++] = (isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_')
+			   ? *p : '_';
+	out[n] = '\0';
+	if (!n)
+		snprintf(out, cap, "upload");
+}
+
+/* Pickle protocols 2 to 5 start with the PROTO opcode 0x80 and the
+ * protocol number; every supported scikit-learn pickle does. */
+static int looks_like_pickle(const struct mlc_blob *b)
+{
+	return b->head_len >= 2 && b->head[0] == 0x80 && b->head[1] >= 2 && b->head[1] <= 5;
+}
+
+/* Read the whole body through the multipart parser.  Returns 0, or -1
+ * after replying. */
+static int stream_body(struct mlc_req *r, struct mlc_mp *mp, struct upload *u,
+		       unsigned long long max)
+{
+	char *buf = mlc_xmalloc(CHUNK);
+	unsigned long long total = 0;
+	int n, rc = 0;
+
+	while ((n = FCGX_GetStr(buf, CHUNK, r->fcgx->in)) > 0) {
+		total += (unsigned long long)n;
+		if (total > max) {
+			mlc_reply_detail(r, 413, "upload exceeds the limit of %llu bytes", max);
+			goto out;
+		}
+		rc = mlc_mp_feed(mp, buf, (size_t)n);
+		if (rc)
+			break;
+	}
+	if (!rc && r->content_length >= 0 && total < (unsigned long long)r->content_length) {
+		mlc_reply_detail(r, 400, "the request body ended after %llu of %lld bytes",
+				 total, r->content_length);
+		goto out;
+	}
+	if (!rc)
+		rc = mlc_mp_finish(mp);
+	if (rc == MLC_MP_ABORTED) {
+		mlc_reply_err(r, &u->err);
+		goto out;
+	}
+	if (rc) {
+		json_object *errors = json_object_new_array();
+
+		mlc_validate_error(errors, mlc_mp_error(mp), "value_error.multipart", "body", NULL);
+		mlc_reply_422(r, errors);
+		goto out;
+	}
+	free(buf);
+	return 0;
+out:
+	free(buf);
+	return -1;
+}
+
+/* Check the parts received; reply 422 listing every problem and return -1. */
+static int check_upload(struct mlc_req *r, struct upload *u)
+{
+	json_object *errors = json_object_new_array();
+	const char *const *k;
+	int kind_ok = 0;
+
+	if (!u->file_parts)
+		mlc_validate_error(errors, "field required", "value_error.missing", "body", "file", NULL);
+	if (!u->kind_len && !u->kind_too_long)
+		mlc_validate_error(errors, "field required", "value_error.missing",
+				   "body", "file_kind", NULL);
+	for (k = file_kinds; *k && !u->kind_too_long; k++)
+		kind_ok |= u->kind_len && !strcmp(*k, u->kind);
+	if ((u->kind_len || u->kind_too_long) && !kind_ok)
+		mlc_validate_error(errors,
+				   "unexpected value; permitted: 'model', 'data', 'code', 'env'",
+				   "value_error.const", "body", "file_kind", NULL);
+	if (u->file_parts && u->blob.size == 0)
+		mlc_validate_error(errors, "the file is empty", "value_error.empty", "body", "file", NULL);
+	else if (u->file_parts && kind_ok && !strcmp(u->kind, "model") && !looks_like_pickle(&u->blob))
+		mlc_validate_error(errors, "a model file must be a Python pickle (protocol 2 to 5); "
+				   "save it with pickle.dump", "value_error.pickle", "body", "file", NULL);
+	else if (u->file_parts && kind_ok && !strcmp(u->kind, "data") && mlc_csv_finish(&u->csv) < 0) {
+		char msg[320];
+
+		snprintf(msg, sizeof(msg), "training data must be CSV with a header row: %s",
+			 mlc_csv_error(&u->csv));
+		mlc_validate_error(errors, msg, "value_error.csv", "body", "file", NULL);
+	}
+	if (!json_object_array_length(errors)) {
+		json_object_put(errors);
+		return 0;
+	}
+	mlc_reply_422(r, errors);
+	return -1;
+}
+
+static int next_version(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	*(long long *)ctx = cols[0] ? atoll(cols[0]) : 1;
+	return 1;
+}
+
+static const char FILE_COLS[] = "fileid, modelid, filekind, version, filename, contenttype, "
+				 "size, sha256, created_at";
+
+static json_object *file_from_row(char **cols)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "modelid", json_object_new_string(cols[1]));
+	json_object_object_add(o, "filekind", json_object_new_string(cols[2]));
+	json_object_object_add(o, "filename", json_object_new_string(cols[4]));
+	json_object_object_add(o, "contenttype", json_object_new_string(cols[5]));
+	json_object_object_add(o, "fileid", json_object_new_int64(atoll(cols[0])));
+	json_object_object_add(o, "version", json_object_new_int64(atoll(cols[3])));
+	json_object_object_add(o, "size", json_object_new_int64(atoll(cols[6])));
+	json_object_object_add(o, "sha256", json_object_new_string(cols[7]));
+	json_object_object_add(o, "created_at", mlc_iso_time(cols[8]));
+	return o;
+}
+
+static int collect_files(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	json_object_array_add((json_object *)ctx, file_from_row(cols));
+	return 0;
+}
+
+static int first_file(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	*(json_object **)ctx = file_from_row(cols);
+	return 1;
+}
+
+/*
+ * Give the blob its final name and record it, as version N+1 of its kind.
+ * The model row is locked first so that concurrent uploads to one model
+ * take distinct versions.  Returns the new file object or NULL with err.
+ */
+static json_object *store_upload(struct mlc_req *r, struct upload *u, const char *id,
+				 struct mlc_err *err)
+{
+	char name[MAX_STORED_NAME + 1], rel[512], sha[65], now[32], sql[256];
+	struct mlc_param key[] = { MLC_PSTR(id), MLC_PSTR(u->kind) };
+	long long version = 1, found;
+	json_object *out = NULL;
+	int placed = 0;
+
+	safe_name(u->filename, name, sizeof(name));
+	mlc_now_utc(now);
+	if (mlc_db_begin(r->db, err) < 0)
+		goto fail;
+	found = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE",
+			    key, 1, NULL, NULL, err);
+	if (found < 0)
+		goto fail;
+	if (!found) {
+		mlc_err_set(err, 404, "model '%s' not found", id);
+		goto fail;
+	}
+	if (mlc_db_exec(r->db, "SELECT MAX(version) + 1 FROM artifacts WHERE modelid = ? "
+			"AND filekind = ?", key, 2, next_version, &version, err) < 0)
+		goto fail;
+	snprintf(rel, sizeof(rel), "%s/%s/v%lld-%s", id, u->kind, version, name);
+	if (mlc_blob_commit(&u->blob, rel, sha, err) < 0)
+		goto fail;
+	placed = 1;
+	{
+		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(u->kind), MLC_PLONG(version),
+					 MLC_PSTR(name), MLC_PSTR(u->content_type), MLC_PSTR(rel),
+					 MLC_PLONG((long long)u->blob.size), MLC_PSTR(sha),
+					 MLC_PSTR(now) };
+
+		if (mlc_db_exec(r->db, "INSERT INTO artifacts (modelid, filekind, version, filename, "
+				"contenttype, path, size, sha256, created_at) "
+				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 9, NULL, NULL, err) < 0 ||
+		    mlc_db_commit(r->db, err) < 0)
+			goto fail;
+	}
+	snprintf(sql, sizeof(sql), "SELECT %s FROM artifacts WHERE modelid = ? AND filekind = ? "
+		 "AND version = ?", FILE_COLS);
+	{
+		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(u->kind), MLC_PLONG(version) };
+
+		if (mlc_db_exec(r->db, sql, p, 3, first_file, &out, err) < 0)
+			return NULL;
+	}
+	return out;
+fail:
+	mlc_db_rollback(r->db);
+	if (placed)
+		mlc_store_unlink(rel);
+	return NULL;
+}
+
+static int model_exists_or_404(struct mlc_req *r, const char *id)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	long long n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ?", p, 1,
+				  NULL, NULL, &err);
+
+	if (n < 0)
+		mlc_reply_err(r, &err);
+	else if (!n)
+		mlc_reply_detail(r, 404, "model '%s' not found", id);
+	return n > 0 ? 0 : -1;
+}
+
+void mlc_h_model_upload(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "model_id");
+	unsigned long long max = (unsigned long long)mlc_config_long("MLC_MAX_UPLOAD", 536870912L);
+	static const struct mlc_mp_callbacks cb = { up_begin, up_data, up_end };
+	char boundary[MLC_MP_MAX_BOUNDARY + 1], msg[256];
+	struct mlc_err err = { 0, "" };
+	struct upload *u;
+	struct mlc_mp *mp;
+	json_object *file;
+
+	if (r->content_length >= 0 && (unsigned long long)r->content_length > max) {
+		mlc_reply_detail(r, 413, "upload of %lld bytes exceeds the limit of %llu bytes",
+				 r->content_length, max);
+		return;
+	}
+	if (mlc_mp_boundary(r->content_type ? r->content_type : "", boundary,
+			    sizeof(boundary), msg, sizeof(msg)) < 0) {
+		json_object *errors = json_object_new_array();
+
+		mlc_validate_error(errors, msg, "value_error.content_type", "header",
+				   "content-type", NULL);
+		mlc_reply_422(r, errors);
+		return;
+	}
+	if (model_exists_or_404(r, id) < 0)
+		return;
+	u = mlc_xcalloc(1, sizeof(*u));
+	u->blob.fd = -1;
+	mlc_csv_init(&u->csv);
+	mp = mlc_mp_new(boundary, &cb, u);
+	if (stream_body(r, mp, u, max) == 0 && check_upload(r, u) == 0) {
+		file = store_upload(r, u, id, &err);
+		if (file)
+			mlc_reply_json(r, 201, file);
+		else
+			mlc_reply_err(r, &err);
+	}
+	mlc_mp_free(mp);
+	mlc_blob_discard(&u->blob);
+	free(u);
+}
+
+void mlc_h_model_files(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "model_id");
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	json_object *list;
+	char sql[256];
+
+	if (model_exists_or_404(r, id) < 0)
+		return;
+	list = json_object_new_array();
+	snprintf(sql, sizeof(sql), "SELECT %s FROM artifacts WHERE modelid = ? "
+		 "ORDER BY filekind, version", FILE_COLS);
+	if (mlc_db_exec(r->db, sql, p, 1, collect_files, list, &err) < 0) {
+		json_object_put(list);
+		mlc_reply_err(r, &err);
+		return;
+	}
+	mlc_reply_json(r, 200, list);
+}
+
+struct download {
+	char path[512];
+	char filename[256];
+	char sha256[65];
+	int found;
+};
+
+static int download_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct download *d = ctx;
+
+	snprintf(d->path, sizeof(d->path), "%s", cols[0]);
+	snprintf(d->filename, sizeof(d->filename), "%s", cols[1]);
+	snprintf(d->sha256, sizeof(d->sha256), "%s", cols[2]);
+	d->found = 1;
+	return 1;
+}
+
+/*
+ * GET /model/{id}/files/{kind}[?version=N]: the worker only finds the
+ * file; nginx sends it (X-Accel-Redirect to an internal location), so a
+ * large download never occupies a worker.
+ */
+void mlc_h_model_download(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "model_id"), *kind = mlc_param(r, "kind");
+	struct mlc_err err = { 0, "" };
+	struct download d = { .found = 0 };
+	const char *const *k;
+	long version;
+	long long rc;
+
+	for (k = file_kinds; *k && strcmp(*k, kind); k++)
+		;
+	if (!*k) {
+		json_object *errors = json_object_new_array();
+
+		mlc_validate_error(errors, "unexpected value; permitted: 'model', 'data', 'code', 'env'",
+				   "value_error.const", "path", "kind", NULL);
+		mlc_reply_422(r, errors);
+		return;
+	}
+	if (mlc_query_long_or_422(r, "version", 0, 1, 1L << 31, &version) < 0 ||
+	    model_exists_or_404(r, id) < 0)
+		return;
+	{
+		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(kind), MLC_PLONG(version),
+					 MLC_PLONG(version) };
+
+		rc = mlc_db_exec(r->db, "SELECT path, filename, sha256 FROM artifacts "
+				 "WHERE modelid = ? AND filekind = ? AND (? = 0 OR version = ?) "
+				 "ORDER BY version DESC LIMIT 1", p, 4, download_row, &d, &err);
+	}
+	if (rc < 0) {
+		mlc_reply_err(r, &err);
+		return;
+	}
+	if (!d.found) {
+		if (version)
+			mlc_reply_detail(r, 404, "model '%s' has no %s file version %ld", id, kind, version);
+		else
+			mlc_reply_detail(r, 404, "model '%s' has no %s file; upload one with "
+					 "POST /model/%s/upload", id, kind, id);
+		return;
+	}
+	mlc_reply_accel(r, d.path, d.filename, d.sha256);
+}

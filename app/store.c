@@ -1,0 +1,206 @@
+/*
+ * store.c - durable files in the artifact store.
+ *
+ * Order of operations matters for crash safety: the bytes are fsynced
+ * under a temporary name, renamed to their final name, and the directory
+ * is fsynced, all before the caller commits the database row that points
+ * at the file.  A crash in between leaves at most an unreferenced
+ * temporary file (removed by the next start) or an unreferenced final
+ * file, never a row pointing at nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "store.h"
+
+const char *mlc_store_root(void)
+{
+	static char root[PATH_MAX];
+
+	if (!root[0]) {
+		const char *a = mlc_config_get("MLC_ARTIFACTS", NULL);
+
+		if (a)
+			snprintf(root, sizeof(root), "%s", a);
+		else
+			snprintf(root, sizeof(root), "%s/artifacts",
+				 mlc_config_get("MLC_VAR", "var"));
+	}
+	return root;
+}
+
+/* mkdir -p for the directories of path (not its last component). */
+static int make_parents(char *path)
+{
+	char *p;
+
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			*p = '/';
+			return -1;
+		}
+		*p = '/';
+	}
+	return 0;
+}
+
+int mlc_blob_open(struct mlc_blob *b, struct mlc_err *err)
+{
+	memset(b, 0, sizeof(*b));
+	b->fd = -1;
+	snprintf(b->tmp_path, sizeof(b->tmp_path), "%s/.tmp/upload-XXXXXX", mlc_store_root());
+	if (make_parents(b->tmp_path) < 0 || (b->fd = mkstemp(b->tmp_path)) < 0) {
+		mlc_err_set(err, errno == ENOSPC ? 507 : 500,
+			    "cannot create a file in the artifact store: %s", strerror(errno));
+		b->tmp_path[0] = '\0';
+		return -1;
+	}
+	/* nginx serves downloads from the store and may run as another user. */
+	fchmod(b->fd, 0644);
+	b->sha = EVP_MD_CTX_new();
+	if (!b->sha || !EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL))
+		mlc_die("cannot initialise SHA-256");
+	return 0;
+}
+
+int mlc_blob_write(struct mlc_blob *b, const char *data, size_t len)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	if (b->write_errno)
+		return -1;
+	if (b->head_len < sizeof(b->head)) {
+		size_t take = sizeof(b->head) - b->head_len;
+
+		if (take > len)
+			take = len;
+		memcpy(b->head + b->head_len, data, take);
+		b->head_len += take;
+	}
+	EVP_DigestUpdate(b->sha, data, len);
+	b->size += len;
+	while (off < len) {
+		n = write(b->fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			b->write_errno = n < 0 ? errno : EIO;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static void hex(const unsigned char *in, unsigned n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return 0;
+	*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int mlc_blob_commit(struct mlc_blob *b, const char *relpath, char sha_hex[65],
+		    struct mlc_err *err)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	char final[PATH_MAX];
+	int e;
+
+	snprintf(final, sizeof(final), "%s/%s", mlc_store_root(), relpath);
+	if (b->write_errno) {
+		errno = b->write_errno;
+		goto fail;
+	}
+	if (fsync(b->fd) < 0 || make_parents(final) < 0 || rename(b->tmp_path, final) < 0)
+		goto fail;
+	b->tmp_path[0] = '\0';
+	if (fsync_dir_of(final) < 0) {
+		e = errno;
+		unlink(final);
+		errno = e;
+		goto fail;
+	}
+	EVP_DigestFinal_ex(b->sha, md, &mdlen);
+	hex(md, mdlen, sha_hex);
+	mlc_blob_discard(b);
+	return 0;
+fail:
+	e = errno;
+	mlc_err_set(err, e == ENOSPC || e == EDQUOT ? 507 : 500,
+		    "cannot store the file: %s", strerror(e));
+	mlc_blob_discard(b);
+	return -1;
+}
+
+void mlc_blob_discard(struct mlc_blob *b)
+{
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+	if (b->tmp_path[0])
+		unlink(b->tmp_path);
+	b->tmp_path[0] = '\0';
+	if (b->sha)
+		EVP_MD_CTX_free(b->sha);
+	b->sha = NULL;
+}
+
+int mlc_store_unlink(const char *relpath)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", mlc_store_root(), relpath);
+	return unlink(path);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+int mlc_store_remove_model(const char *modelid)
+{
+	char path[PATH_MAX];
+
+	/* modelid comes from the database (a UUID), never a client path. */
+	snprintf(path, sizeof(path), "%s/%s", mlc_store_root(), modelid);
+	if (access(path, F_OK) < 0)
+		return 0;
+	return nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}

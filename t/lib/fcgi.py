@@ -1,0 +1,84 @@
+"""fcgi - a minimal FastCGI client, so tests can talk to mlc-api's socket
+directly (without nginx), including sending a request body slowly."""
+
+import socket
+import struct
+
+BEGIN_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 3, 4, 5, 6, 7
+
+
+def _record(rtype, content, req_id=1):
+    return struct.pack(">BBHHBB", 1, rtype, req_id, len(content), 0, 0) + content
+
+
+def _length(n):
+    return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+
+
+def _params(env):
+    body = b""
+    for k, v in env.items():
+        k, v = k.encode(), v.encode()
+        body += _length(len(k)) + _length(len(v)) + k + v
+    return body
+
+
+class Request:
+    """One request on its own connection: start(), send(), finish()."""
+
+    def __init__(self, path, method="GET", sock_path=None, content_length=None,
+                 content_type="application/json", query=""):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(sock_path)
+        env = {"REQUEST_METHOD": method, "REQUEST_URI": path + ("?" + query if query else ""),
+               "QUERY_STRING": query, "CONTENT_TYPE": content_type}
+        if content_length is not None:
+            env["CONTENT_LENGTH"] = str(content_length)
+        self.sock.sendall(_record(BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
+                          + _record(PARAMS, _params(env)) + _record(PARAMS, b""))
+
+    def send(self, data):
+        while data:
+            chunk, data = data[:65535], data[65535:]
+            self.sock.sendall(_record(STDIN, chunk))
+
+    def finish(self):
+        """End the body and read the reply: (status, headers dict, body bytes)."""
+        self.sock.sendall(_record(STDIN, b""))
+        out = b""
+        buf = b""
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            buf += data
+            while len(buf) >= 8:
+                _, rtype, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
+                if len(buf) < 8 + clen + plen:
+                    break
+                content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
+                if rtype == STDOUT:
+                    out += content
+                elif rtype == END_REQUEST:
+                    self.sock.close()
+                    return _parse(out)
+        self.sock.close()
+        return _parse(out) if out else (None, {}, b"")
+
+
+def _parse(out):
+    head, _, body = out.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head.decode("latin-1").split("\r\n"):
+        if ":" in line:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+    status = int(headers.get("status", "200").split()[0])
+    return status, headers, body
+
+
+def request(sock_path, path, method="GET", body=b"", **kw):
+    r = Request(path, method, sock_path, content_length=len(body), **kw)
+    r.send(body)
+    return r.finish()
