@@ -14,6 +14,13 @@
  * problem, e.g. "invalid JSON at byte 17: unexpected character".
  * Trailing non-whitespace after the value, an empty body, NUL bytes and
  * nesting deeper than MLC_JSON_MAX_DEPTH are errors too.
+ * Offsets count from 0; a body that stops mid-value gives "unexpected end
+ * of input at byte N" (N = len), an empty one "request body is empty".
+ * RFC 8259 is enforced where json-c is lenient (single quotes, NaN,
+ * control characters in strings, invalid UTF-8), and numbers json-c
+ * would alter (integers beyond int64/uint64, doubles overflowing to
+ * infinity) are refused.  The literal null gives 0 with *out == NULL,
+ * json-c's null; of duplicate keys the last wins.
  */
 #define MLC_JSON_MAX_DEPTH 32
 int mlc_json_parse(const char *buf, size_t len, json_object **out,

@@ -35,7 +35,8 @@ const char *mlc_query_get(const struct mlc_query *q, const char *key);
 size_t mlc_query_count(const struct mlc_query *q, const char *key);
 
 /*
- * Decode an integer query parameter.  Returns 0 and sets *out (def when the
+ * Decode an integer query parameter (the first value when the key is
+ * repeated; is_range may be NULL).  Returns 0 and sets *out (def when the
  * key is absent), or -1 when the value is not a base-10 integer (msg gets
  * "value is not a valid integer") or lies outside [min, max] (msg gets
  * "ensure this value is greater than or equal to MIN" / "... less than or

@@ -35,7 +35,8 @@ struct mlc_route_match {
  * whether the answer is 405 (path known, method not) rather than 404.
  * A trailing slash is not ignored; empty segments ("//"), a captured value
  * that decodes to contain '/' or a NUL byte, or one longer than
- * MLC_ROUTE_MAX_PARAM_LEN-1 bytes do not match.
+ * MLC_ROUTE_MAX_PARAM_LEN-1 bytes do not match.  Nor does a captured value
+ * that decodes to "." or "..", which could only be a path trick.
  */
 int mlc_route_match(const struct mlc_route *routes, size_t n,
 		    const char *method, const char *path,

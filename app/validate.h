@@ -15,9 +15,10 @@ enum mlc_vtype {
 	MLC_V_INT,	/* JSON integer, or a double with an integral value (stored as int) */
 	MLC_V_NUM,	/* any JSON number, kept exactly as written (0.89 stays 0.89) */
 	MLC_V_BOOL,	/* true / false */
-	MLC_V_STR_OR_BOOL, /* a string or a boolean, kept as given */
-	MLC_V_OBJ,	/* object validated with .fields */
-	MLC_V_LIST,	/* array whose items have type .item (and .fields when .item is MLC_V_OBJ) */
+	MLC_V_STR_OR_BOOL, /* a string or a boolean, kept as given (a string obeys the MLC_V_STR constraints) */
+	MLC_V_OBJ,	/* object validated with .fields (any object when .fields is NULL) */
+	MLC_V_LIST,	/* array whose items have type .item (and .fields when .item is MLC_V_OBJ);
+			 * items are never null and obey the field's min/max, choices and check */
 	MLC_V_ANY	/* any JSON value, copied as is */
 };
 

@@ -1,0 +1,495 @@
+/*
+ * validate.c - checking a JSON body against a declarative schema and
+ * building the normalized value the handlers work on.
+ *
+ * Errors take the pydantic v1 shape and wording that FastAPI clients
+ * already parse.  Validation never stops at the first failure: every
+ * field, and every item of every list, is checked and each failure gets
+ * its own entry, with a loc path of keys (strings) and list indices
+ * (integers).  The loc is kept as a chain of stack frames, one per level,
+ * and only turned into JSON when an error is actually reported.
+ *
+ * Normalized values share the input's leaves where nothing changes
+ * (json-c counts references), which also keeps a number's original text:
+ * json-c serializes a parsed double from the text it was parsed from, so
+ * 0.89 goes back out as 0.89 and not 0.89000000000000001.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mlc.h"
+#include "validate.h"
+
+/* One step of an error's loc: a key, or (key NULL) a list index. */
+struct loc {
+	const struct loc *up;
+	const char *key;
+	size_t index;
+};
+
+static int check_value(const struct mlc_field *f, enum mlc_vtype type,
+		       json_object *v, const struct loc *at,
+		       json_object *errors, json_object **out);
+
+/* json-c reports allocation failure as NULL or -1; like every other
+ * allocation in the service, that ends the worker. */
+static json_object *need(json_object *o)
+{
+	if (!o)
+		mlc_die("out of memory building JSON");
+	return o;
+}
+
+static void obj_add(json_object *o, const char *key, json_object *v)
+{
+	if (json_object_object_add(o, key, v) < 0)
+		mlc_die("out of memory building JSON");
+}
+
+static void arr_add(json_object *a, json_object *v)
+{
+	if (json_object_array_add(a, v) < 0)
+		mlc_die("out of memory building JSON");
+}
+
+/* Append the steps of at, outermost first, to the array arr. */
+static void loc_to_json(json_object *arr, const struct loc *at)
+{
+	if (!at)
+		return;
+	loc_to_json(arr, at->up);
+	if (at->key)
+		arr_add(arr, need(json_object_new_string(at->key)));
+	else
+		arr_add(arr, need(json_object_new_int64((int64_t)at->index)));
+}
+
+/*
+ * Append {"loc": [...], "msg": msg, "type": type[, "ctx": ctx]} to errors.
+ * Takes ownership of ctx (which may be NULL).
+ */
+static void add_error(json_object *errors, const struct loc *at, const char *msg,
+		      const char *type, json_object *ctx)
+{
+	json_object *e, *loc;
+
+	if (!errors) {
+		json_object_put(ctx);
+		return;
+	}
+	e = need(json_object_new_object());
+	loc = need(json_object_new_array());
+	loc_to_json(loc, at);
+	obj_add(e, "loc", loc);
+	obj_add(e, "msg", need(json_object_new_string(msg)));
+	obj_add(e, "type", need(json_object_new_string(type)));
+	if (ctx)
+		obj_add(e, "ctx", ctx);
+	arr_add(errors, e);
+}
+
+/* {"limit_value": n}, the ctx of every limit error. */
+static json_object *limit_ctx(long long n)
+{
+	json_object *ctx = need(json_object_new_object());
+
+	obj_add(ctx, "limit_value", need(json_object_new_int64(n)));
+	return ctx;
+}
+
+/* Report a bound on an integer; ge selects "greater than or equal". */
+static int bound_error(json_object *errors, const struct loc *at, int ge, long long limit)
+{
+	char msg[96];
+
+	snprintf(msg, sizeof(msg), "ensure this value is %s than or equal to %lld",
+		 ge ? "greater" : "less", limit);
+	add_error(errors, at, msg, ge ? "value_error.number.not_ge" : "value_error.number.not_le",
+		  limit_ctx(limit));
+	return -1;
+}
+
+/*
+ * "unexpected value; permitted: 'a', 'b'" with ctx {"given": v,
+ * "permitted": ["a", "b"]}, as pydantic words a Literal mismatch.
+ */
+static int choices_error(const struct mlc_field *f, json_object *given,
+			 const struct loc *at, json_object *errors)
+{
+	json_object *ctx = need(json_object_new_object());
+	json_object *permitted = need(json_object_new_array());
+	size_t len = sizeof("unexpected value; permitted: ");
+	char *msg;
+
+	for (size_t i = 0; f->choices[i]; i++)
+		len += strlen(f->choices[i]) + 4;
+	msg = mlc_xmalloc(len);
+	strcpy(msg, "unexpected value; permitted: ");
+	for (size_t i = 0; f->choices[i]; i++) {
+		if (i)
+			strcat(msg, ", ");
+		strcat(msg, "'");
+		strcat(msg, f->choices[i]);
+		strcat(msg, "'");
+		arr_add(permitted, need(json_object_new_string(f->choices[i])));
+	}
+	obj_add(ctx, "given", json_object_get(given));
+	obj_add(ctx, "permitted", permitted);
+	add_error(errors, at, msg, "value_error.const", ctx);
+	free(msg);
+	return -1;
+}
+
+static int is_choice(const struct mlc_field *f, const char *s)
+{
+	for (size_t i = 0; f->choices[i]; i++)
+		if (!strcmp(f->choices[i], s))
+			return 1;
+	return 0;
+}
+
+/*
+ * The constraints on a string value s (of len bytes; given is the value
+ * as the client sent it, for the choices error).  An embedded NUL is
+ * refused: every consumer downstream sees a C string, and a check
+ * function would otherwise only see the part before it.
+ */
+static int check_string_rules(const struct mlc_field *f, const char *s, size_t len,
+			      json_object *given, const struct loc *at,
+			      json_object *errors)
+{
+	char msg[96];
+
+	if (strlen(s) != len) {
+		add_error(errors, at, "string must not contain NUL characters",
+			  "value_error.str.regex", NULL);
+		return -1;
+	}
+	if (f->max_len && len > f->max_len) {
+		snprintf(msg, sizeof(msg), "ensure this value has at most %zu characters", f->max_len);
+		add_error(errors, at, msg, "value_error.any_str.max_length",
+			  limit_ctx((long long)f->max_len));
+		return -1;
+	}
+	if (f->choices && !is_choice(f, s))
+		return choices_error(f, given, at, errors);
+	if (f->check && !f->check(s)) {
+		add_error(errors, at,
+			  f->check_msg ? f->check_msg : "string does not match the expected format",
+			  "value_error.str.regex", NULL);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * MLC_V_STR: a string, or a number turned into its JSON text (5 -> "5",
+ * 0.5 -> "0.5"), as pydantic v1 coerces; booleans are refused.
+ */
+static int check_str(const struct mlc_field *f, json_object *v, const struct loc *at,
+		     json_object *errors, json_object **out)
+{
+	json_object *s;
+
+	if (json_object_is_type(v, json_type_string)) {
+		s = json_object_get(v);
+	} else if (json_object_is_type(v, json_type_int) ||
+		   json_object_is_type(v, json_type_double)) {
+		s = need(json_object_new_string(
+			json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)));
+	} else {
+		add_error(errors, at, "str type expected", "type_error.str", NULL);
+		return -1;
+	}
+	if (check_string_rules(f, json_object_get_string(s), (size_t)json_object_get_string_len(s),
+			       v, at, errors) < 0) {
+		json_object_put(s);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+/*
+ * The integer value of v, when it has one: *over is set to +1 / -1 when
+ * the value is integral but beyond the int64 range (a huge uint64 or a
+ * double such as 1e300), where it is reported as breaking the implicit
+ * bound rather than silently clamped.
+ */
+static int integral_value(json_object *v, long long *n, int *over)
+{
+	*over = 0;
+	if (json_object_is_type(v, json_type_int)) {
+		*n = json_object_get_int64(v);
+		if (*n == INT64_MAX && json_object_get_uint64(v) > (uint64_t)INT64_MAX)
+			*over = 1;
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_double)) {
+		double d = json_object_get_double(v);
+
+		/* Every double beyond 2^63 is integral (they are beyond 2^53);
+		 * within the range the round trip tells. */
+		if (!isfinite(d))
+			return -1;
+		if (d >= 9223372036854775808.0)
+			*over = 1;
+		else if (d < -9223372036854775808.0)
+			*over = -1;
+		else if ((double)(*n = (long long)d) != d)
+			return -1;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * MLC_V_INT: a JSON integer, or a double with an integral value (3.0 ->
+ * 3); 3.5, strings and booleans are refused.
+ */
+static int check_int(const struct mlc_field *f, json_object *v, const struct loc *at,
+		     json_object *errors, json_object **out)
+{
+	long long n = 0;
+	int over;
+
+	if (integral_value(v, &n, &over) < 0) {
+		add_error(errors, at, "value is not a valid integer", "type_error.integer", NULL);
+		return -1;
+	}
+	if (over > 0)
+		return bound_error(errors, at, 0, f->has_max ? f->max : LLONG_MAX);
+	if (over < 0)
+		return bound_error(errors, at, 1, f->has_min ? f->min : LLONG_MIN);
+	if (f->has_min && n < f->min)
+		return bound_error(errors, at, 1, f->min);
+	if (f->has_max && n > f->max)
+		return bound_error(errors, at, 0, f->max);
+	*out = need(json_object_new_int64(n));
+	return 0;
+}
+
+/* MLC_V_NUM: any JSON number, shared so that its original text stays. */
+static int check_num(json_object *v, const struct loc *at, json_object *errors,
+		     json_object **out)
+{
+	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
+		add_error(errors, at, "value is not a valid float", "type_error.float", NULL);
+		return -1;
+	}
+	*out = json_object_get(v);
+	return 0;
+}
+
+static int check_bool(json_object *v, const struct loc *at, json_object *errors,
+		      json_object **out)
+{
+	if (!json_object_is_type(v, json_type_boolean)) {
+		add_error(errors, at, "value could not be parsed to a boolean", "type_error.bool", NULL);
+		return -1;
+	}
+	*out = json_object_get(v);
+	return 0;
+}
+
+/*
+ * MLC_V_STR_OR_BOOL: kept as given.  A string still obeys the field's
+ * string constraints (max_len, choices, check) when it has any.
+ */
+static int check_str_or_bool(const struct mlc_field *f, json_object *v, const struct loc *at,
+			     json_object *errors, json_object **out)
+{
+	if (json_object_is_type(v, json_type_string)) {
+		if (check_string_rules(f, json_object_get_string(v),
+				       (size_t)json_object_get_string_len(v), v, at, errors) < 0)
+			return -1;
+	} else if (!json_object_is_type(v, json_type_boolean)) {
+		add_error(errors, at, "value is not a valid string or boolean", "type_error.str", NULL);
+		return -1;
+	}
+	*out = json_object_get(v);
+	return 0;
+}
+
+/*
+ * Validate the object in against fields[] (ending with a NULL name) and
+ * build the normalized object, keys in schema order.  Returns NULL after
+ * reporting every failing field.  partial: absent fields are neither
+ * required nor added as null.
+ */
+static json_object *check_fields(json_object *in, const struct mlc_field *fields,
+				 const struct loc *at, json_object *errors, int partial)
+{
+	json_object *res = need(json_object_new_object());
+	int failed = 0;
+
+	for (const struct mlc_field *f = fields; f->name; f++) {
+		struct loc here = { at, f->name, 0 };
+		json_object *v, *norm = NULL;
+
+		if (!json_object_object_get_ex(in, f->name, &v)) {
+			if (partial)
+				continue;
+			if (f->flags & MLC_F_REQUIRED) {
+				add_error(errors, &here, "field required", "value_error.missing", NULL);
+				failed = 1;
+			} else {
+				obj_add(res, f->name, NULL);
+			}
+			continue;
+		}
+		if (check_value(f, f->type, v, &here, errors, &norm) < 0)
+			failed = 1;
+		else
+			obj_add(res, f->name, norm);
+	}
+	if (failed) {
+		json_object_put(res);
+		return NULL;
+	}
+	return res;
+}
+
+/*
+ * MLC_V_OBJ: a nested object, validated with .fields (absent optional
+ * fields become null: partial only applies at the top level).  Without
+ * .fields any object is accepted as is.
+ */
+static int check_obj(const struct mlc_field *f, json_object *v, const struct loc *at,
+		     json_object *errors, json_object **out)
+{
+	if (!json_object_is_type(v, json_type_object)) {
+		add_error(errors, at, "value is not a valid dict", "type_error.dict", NULL);
+		return -1;
+	}
+	if (!f->fields) {
+		*out = json_object_get(v);
+		return 0;
+	}
+	*out = check_fields(v, f->fields, at, errors, 0);
+	return *out ? 0 : -1;
+}
+
+/*
+ * MLC_V_LIST: every item is checked as type f->item, with the field's
+ * .fields, min/max, choices and check; max_len counts the items.  A list
+ * over max_len is refused before its items are looked at, so a huge list
+ * costs one error rather than one per item.  Items are never nullable.
+ */
+static int check_list(const struct mlc_field *f, json_object *v, const struct loc *at,
+		      json_object *errors, json_object **out)
+{
+	struct mlc_field item = *f;
+	json_object *res;
+	size_t n;
+	int failed = 0;
+
+	if (!json_object_is_type(v, json_type_array)) {
+		add_error(errors, at, "value is not a valid list", "type_error.list", NULL);
+		return -1;
+	}
+	n = json_object_array_length(v);
+	if (f->max_len && n > f->max_len) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "ensure this value has at most %zu items", f->max_len);
+		add_error(errors, at, msg, "value_error.list.max_items",
+			  limit_ctx((long long)f->max_len));
+		return -1;
+	}
+	item.flags = 0;
+	item.max_len = 0;
+	item.item = MLC_V_ANY;	/* a list of lists has no way to type its inner items */
+	res = need(json_object_new_array_ext((int)n));
+	for (size_t i = 0; i < n; i++) {
+		struct loc here = { at, NULL, i };
+		json_object *norm = NULL;
+
+		if (check_value(&item, f->item, json_object_array_get_idx(v, i), &here,
+				errors, &norm) < 0)
+			failed = 1;
+		else if (!failed)
+			arr_add(res, norm);
+		else
+			json_object_put(norm);
+	}
+	if (failed) {
+		json_object_put(res);
+		return -1;
+	}
+	*out = res;
+	return 0;
+}
+
+/*
+ * Check one value v (NULL being JSON null) as type, report what is wrong
+ * at loc at, and store the normalized value in *out.  Returns 0 or -1.
+ */
+static int check_value(const struct mlc_field *f, enum mlc_vtype type,
+		       json_object *v, const struct loc *at,
+		       json_object *errors, json_object **out)
+{
+	*out = NULL;
+	if (!v) {
+		if (f->flags & MLC_F_NULLABLE)
+			return 0;
+		add_error(errors, at, "none is not an allowed value", "type_error.none.not_allowed", NULL);
+		return -1;
+	}
+	switch (type) {
+	case MLC_V_STR:
+		return check_str(f, v, at, errors, out);
+	case MLC_V_INT:
+		return check_int(f, v, at, errors, out);
+	case MLC_V_NUM:
+		return check_num(v, at, errors, out);
+	case MLC_V_BOOL:
+		return check_bool(v, at, errors, out);
+	case MLC_V_STR_OR_BOOL:
+		return check_str_or_bool(f, v, at, errors, out);
+	case MLC_V_OBJ:
+		return check_obj(f, v, at, errors, out);
+	case MLC_V_LIST:
+		return check_list(f, v, at, errors, out);
+	case MLC_V_ANY:
+		*out = json_object_get(v);
+		return 0;
+	}
+	mlc_die("unknown field type %d for '%s'", (int)type, f->name ? f->name : "(item)");
+}
+
+/* See validate.h.  loc0 may be NULL, for errors with no outer loc. */
+json_object *mlc_validate(json_object *in, const struct mlc_field *schema,
+			  const char *loc0, json_object *errors, int partial)
+{
+	struct loc root = { NULL, loc0, 0 };
+	const struct loc *at = loc0 ? &root : NULL;
+
+	if (!json_object_is_type(in, json_type_object)) {
+		add_error(errors, at, "value is not a valid dict", "type_error.dict", NULL);
+		return NULL;
+	}
+	return check_fields(in, schema, at, errors, partial);
+}
+
+/* Append one detail entry; the varargs are loc strings ending with NULL. */
+void mlc_validate_error(json_object *errors, const char *msg, const char *type, ...)
+{
+	json_object *e = need(json_object_new_object());
+	json_object *loc = need(json_object_new_array());
+	const char *s;
+	va_list ap;
+
+	va_start(ap, type);
+	while ((s = va_arg(ap, const char *)))
+		arr_add(loc, need(json_object_new_string(s)));
+	va_end(ap);
+	obj_add(e, "loc", loc);
+	obj_add(e, "msg", need(json_object_new_string(msg)));
+	obj_add(e, "type", need(json_object_new_string(type)));
+	arr_add(errors, e);
+}

@@ -1,0 +1,232 @@
+/*
+ * test-router.c - mlc_route_match, mlc_route_param and mlc_route_allowed
+ * on a table shaped like the service's, with hostile paths: 404 versus
+ * 405, row order, slashes, encoded separators and NUL bytes, and lengths.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+#include "tap.h"
+
+/* Row ids travel in .flags, which the router does not look at. */
+enum { ROOT = 1, HEALTH, MODEL_ALL, MODEL_SEARCH, MODEL_KIND, MODEL_ADD, MODEL_GET,
+       MODEL_PATCH, MODEL_DELETE, MODEL_UPLOAD, MODEL_FILE, DEP_STATUS, DEP_PREDICT,
+       DEP_DELETE };
+
+static const struct mlc_route routes[] = {
+	{ "GET", "/", NULL, ROOT },
+	{ "GET", "/health", NULL, HEALTH },
+	{ "GET", "/model/all", NULL, MODEL_ALL },
+	{ "GET", "/model/search", NULL, MODEL_SEARCH },
+	{ "GET", "/model/getkind/{modelkind}", NULL, MODEL_KIND },
+	{ "POST", "/model/add", NULL, MODEL_ADD },
+	{ "GET", "/model/{model_id}", NULL, MODEL_GET },
+	{ "PATCH", "/model/{model_id}", NULL, MODEL_PATCH },
+	{ "DELETE", "/model/{model_id}", NULL, MODEL_DELETE },
+	{ "POST", "/model/{model_id}/upload", NULL, MODEL_UPLOAD },
+	{ "GET", "/model/{model_id}/files/{kind}", NULL, MODEL_FILE },
+	{ "GET", "/deployment/get/status/{deployment_id}", NULL, DEP_STATUS },
+	{ "POST", "/deployment/{deployment_id}/predict", NULL, DEP_PREDICT },
+	{ "DELETE", "/deployment/{deployment_id}", NULL, DEP_DELETE },
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* The row id matched by method + path, 404 or 405. */
+static int lookup(const char *method, const char *path, struct mlc_route_match *m)
+{
+	if (mlc_route_match(routes, NROUTES, method, path, m) == 0)
+		return (int)m->route->flags;
+	return m->path_matched ? 405 : 404;
+}
+
+static void routes_to(const char *method, const char *path, int want, const char *title)
+{
+	struct mlc_route_match m;
+
+	is_int(lookup(method, path, &m), want, "%s", title);
+}
+
+/* method + path matches row want with capture name = value. */
+static void captures(const char *method, const char *path, int want, const char *name,
+		     const char *value, const char *title)
+{
+	struct mlc_route_match m;
+
+	is_int(lookup(method, path, &m), want, "%s: row", title);
+	is_str(mlc_route_param(&m, name), value, "%s: %s", title, name);
+}
+
+static void test_status(void)
+{
+	struct mlc_route_match m;
+
+	routes_to("GET", "/health", HEALTH, "a literal route matches");
+	routes_to("GET", "/", ROOT, "the root route matches only '/'");
+	routes_to("GET", "/nope", 404, "an unknown path is 404");
+	routes_to("POST", "/health", 405, "a known path with another method is 405");
+	routes_to("PUT", "/model/abc", 405, "a capture path with an unknown method is 405");
+	routes_to("get", "/health", 405, "methods are case-sensitive");
+	routes_to("HEAD", "/health", 405, "HEAD is not GET to the router");
+	ok(mlc_route_match(routes, NROUTES, "GET", "/nope", &m) == -1 && m.route == NULL &&
+	   m.path_matched == 0 && m.nparams == 0, "no match leaves no route and no captures");
+	ok(mlc_route_match(routes, NROUTES, "POST", "/model/x", &m) == -1 && m.route == NULL &&
+	   m.path_matched == 1 && m.nparams == 0, "a 405 leaves no route and no captures");
+	ok(mlc_route_match(routes, 0, "GET", "/health", &m) == -1 && !m.path_matched,
+	   "an empty table matches nothing");
+}
+
+static void test_order(void)
+{
+	struct mlc_route_match m;
+
+	routes_to("GET", "/model/all", MODEL_ALL, "a literal row listed first beats the capture row");
+	is_int(lookup("GET", "/model/all", &m) == MODEL_ALL ? (int)m.nparams : -1, 0,
+	       "the literal match has no captures");
+	captures("GET", "/model/abc", MODEL_GET, "model_id", "abc", "a capture row matches other values");
+	/* The first row matching method and path wins, so PATCH /model/all
+	 * reaches the PATCH capture row with the id "all". */
+	captures("PATCH", "/model/all", MODEL_PATCH, "model_id", "all",
+		 "another method falls through to a capture row");
+	captures("GET", "/model/%61ll", MODEL_GET, "model_id", "all",
+		 "literals compare the raw bytes, so an encoded literal is a capture");
+	routes_to("POST", "/model/add", MODEL_ADD, "POST to a literal");
+	routes_to("GET", "/model/add", MODEL_GET, "GET of the add path is a model id");
+}
+
+static void test_captures(void)
+{
+	struct mlc_route_match m;
+
+	is_int(lookup("GET", "/model/m-1/files/model", &m), MODEL_FILE, "two captures: row");
+	is_int(m.nparams, 2, "two captures: count");
+	is_str(mlc_route_param(&m, "model_id"), "m-1", "two captures: first");
+	is_str(mlc_route_param(&m, "kind"), "model", "two captures: second");
+	is_str(mlc_route_param(&m, "model"), NULL, "a prefix of a capture name is not a name");
+	is_str(mlc_route_param(&m, "model_id_x"), NULL, "a longer name is not a name");
+	is_str(mlc_route_param(&m, "nope"), NULL, "an unknown name is NULL");
+	captures("GET", "/model/a%20b", MODEL_GET, "model_id", "a b", "captures are percent-decoded");
+	captures("GET", "/model/a+b", MODEL_GET, "model_id", "a+b", "'+' in a path is not a space");
+	captures("GET", "/model/%zz", MODEL_GET, "model_id", "%zz", "a malformed escape is kept literally");
+	captures("GET", "/model/100%", MODEL_GET, "model_id", "100%", "a '%' at the end is kept literally");
+	captures("GET", "/model/caf%C3%A9", MODEL_GET, "model_id", "caf\xc3\xa9", "UTF-8 escapes decode to bytes");
+	captures("GET", "/model/...", MODEL_GET, "model_id", "...", "three dots are an ordinary value");
+	captures("POST", "/deployment/dep-5678/predict", DEP_PREDICT, "deployment_id", "dep-5678",
+		 "capture in the middle of a pattern");
+}
+
+static void test_hostile(void)
+{
+	routes_to("GET", "/model/a%2Fb", 404, "an encoded '/' in a capture does not match");
+	routes_to("GET", "/model/a%2fb", 404, "an encoded '/' in lowercase does not match");
+	routes_to("GET", "/model/%2F", 404, "a capture that is only an encoded '/' does not match");
+	routes_to("GET", "/model/a%00b", 404, "an encoded NUL in a capture does not match");
+	routes_to("GET", "/model/..", 404, "'..' as a capture does not match");
+	routes_to("GET", "/model/%2E%2E", 404, "an encoded '..' as a capture does not match");
+	routes_to("GET", "/model/.", 404, "'.' as a capture does not match");
+	routes_to("GET", "/health/", 404, "a trailing slash is not ignored on a literal");
+	routes_to("GET", "/model/abc/", 404, "a trailing slash is not ignored after a capture");
+	routes_to("GET", "//health", 404, "an empty first segment does not match");
+	routes_to("GET", "/model//abc", 404, "'//' in the middle does not match");
+	routes_to("GET", "/model/", 404, "an empty capture does not match");
+	routes_to("GET", "//", 404, "'//' alone does not match the root");
+	routes_to("GET", "health", 404, "a path without the leading slash does not match");
+	routes_to("GET", "", 404, "an empty path does not match");
+	routes_to("GET", "/model/all?x=1", MODEL_GET, "a query string left on the path is part of the segment");
+	routes_to("GET", "/model/abc/files/model/extra", 404, "extra segments do not match");
+	routes_to("GET", "/model/abc/files", 404, "missing segments do not match");
+
+	struct mlc_route_match m;
+
+	ok(mlc_route_match(routes, NROUTES, "GET", NULL, &m) == -1 && !m.path_matched,
+	   "a NULL path matches nothing");
+	ok(mlc_route_match(routes, NROUTES, NULL, "/health", &m) == -1, "a NULL method matches nothing");
+}
+
+static void test_lengths(void)
+{
+	size_t max = MLC_ROUTE_MAX_PARAM_LEN - 1;
+	char *path = malloc(8 + 3 * (max + 1) + 1);
+	struct mlc_route_match m;
+
+	strcpy(path, "/model/");
+	memset(path + 7, 'a', max);
+	path[7 + max] = '\0';
+	is_int(lookup("GET", path, &m), MODEL_GET, "a capture of the maximum length matches");
+	is_int(strlen(m.values[0]), max, "and is kept whole");
+	strcat(path, "a");
+	routes_to("GET", path, 404, "one byte over the maximum does not match");
+
+	path[7] = '\0';
+	for (size_t i = 0; i < max; i++)
+		strcat(path, "%41");
+	is_int(lookup("GET", path, &m), MODEL_GET, "an encoded capture decoding to the maximum matches");
+	strcat(path, "%41");
+	routes_to("GET", path, 404, "an encoded capture decoding to one byte more does not match");
+	free(path);
+
+	size_t n = 100000;
+	char *long_path = malloc(2 * n + 1);
+
+	for (size_t i = 0; i < n; i++)
+		memcpy(long_path + 2 * i, "/a", 2);
+	long_path[2 * n] = '\0';
+	routes_to("GET", long_path, 404, "a path of 100000 segments does not match");
+	long_path[2 * n - 1] = '\0';
+	routes_to("GET", long_path, 404, "the same path with a trailing slash does not match");
+	memset(long_path, 'x', 2 * n);
+	long_path[0] = '/';
+	long_path[2 * n] = '\0';
+	routes_to("GET", long_path, 404, "a single 200000-byte segment does not match");
+	memcpy(long_path, "/model/", 7);
+	routes_to("GET", long_path, 404, "a 200000-byte capture does not match");
+	free(long_path);
+}
+
+static void test_allowed(void)
+{
+	char buf[64];
+
+	mlc_route_allowed(routes, NROUTES, "/model/abc", buf, sizeof(buf));
+	is_str(buf, "GET, PATCH, DELETE", "allowed methods of a capture path");
+	mlc_route_allowed(routes, NROUTES, "/model/all", buf, sizeof(buf));
+	is_str(buf, "GET, PATCH, DELETE", "each method once, though two GET rows match");
+	mlc_route_allowed(routes, NROUTES, "/model/add", buf, sizeof(buf));
+	is_str(buf, "POST, GET, PATCH, DELETE", "literal and capture rows together, in table order");
+	mlc_route_allowed(routes, NROUTES, "/nope", buf, sizeof(buf));
+	is_str(buf, "", "no methods for an unknown path");
+	mlc_route_allowed(routes, NROUTES, NULL, buf, sizeof(buf));
+	is_str(buf, "", "no methods for a NULL path");
+	mlc_route_allowed(routes, NROUTES, "/model/a%2Fb", buf, sizeof(buf));
+	is_str(buf, "", "no methods for a path no row accepts");
+
+	char small[10];
+
+	mlc_route_allowed(routes, NROUTES, "/model/abc", small, sizeof(small));
+	is_str(small, "GET", "an entry that does not fit is left out whole");
+	mlc_route_allowed(routes, NROUTES, "/model/abc", small, 3);
+	is_str(small, "", "nothing fits in three bytes");
+	strcpy(small, "untouched");
+	mlc_route_allowed(routes, NROUTES, "/model/abc", small, 0);
+	is_str(small, "untouched", "a zero-length buffer is not written");
+
+	static const struct mlc_route similar[] = {
+		{ "GETX", "/x", NULL, 0 },
+		{ "GET", "/x", NULL, 0 },
+		{ "GET", "/{id}", NULL, 0 },
+	};
+
+	mlc_route_allowed(similar, 3, "/x", buf, sizeof(buf));
+	is_str(buf, "GETX, GET", "a method that is a prefix of another is still listed");
+}
+
+int main(void)
+{
+	test_status();
+	test_order();
+	test_captures();
+	test_hostile();
+	test_lengths();
+	test_allowed();
+	return done_testing();
+}
