@@ -406,13 +406,31 @@ void mlc_h_model_patch(struct mlc_req *r)
 	reply_model_or_404(r, 200, id);
 }
 
+static int first_string(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	snprintf((char *)ctx, 65, "%s", cols[0]);
+	return 1;
+}
+
 void mlc_h_model_delete(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_err err = { 0, "" };
-	long long n = exec_with_id(r, id, "DELETE FROM models WHERE modelid = ?", &err);
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	char active[65] = "";
+	long long n;
 	json_object *o;
 
+	n = mlc_db_exec(r->db, "SELECT deployment_id FROM deployments WHERE modelid = ? AND "
+			"status IN ('waiting', 'building', 'deployed', 'stopping') LIMIT 1",
+			p, 1, first_string, active, &err);
+	if (n > 0) {
+		mlc_reply_detail(r, 409, "model '%s' has an active deployment '%s'; "
+				 "DELETE /deployment/%s first", id, active, active);
+		return;
+	}
+	if (n >= 0)
+		n = exec_with_id(r, id, "DELETE FROM models WHERE modelid = ?", &err);
 	if (n < 0) {
 		mlc_reply_err(r, &err);
 		return;

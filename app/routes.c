@@ -22,6 +22,12 @@ static const struct mlc_route routes[] = {
 	{ "GET",    "/model/{model_id}/files",    mlc_h_model_files, 0 },
 	{ "GET",    "/model/{model_id}/files/{kind}", mlc_h_model_download, 0 },
 	{ "GET",    "/model/{model_id}",          mlc_h_model_get, 0 },
+	{ "POST",   "/deployment/add",            mlc_h_deployment_add, MLC_R_JSON },
+	{ "POST",   "/deployment/add/operation",  mlc_h_operation_add, MLC_R_JSON },
+	{ "GET",    "/deployment/all",            mlc_h_deployment_all, 0 },
+	{ "GET",    "/deployment/get/status/{deployment_id}", mlc_h_deployment_status, 0 },
+	{ "GET",    "/deployment/get/opos/{ownerid}", mlc_h_operations_by_owner, 0 },
+	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, 0 },
 	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON },
 	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, 0 },
 };

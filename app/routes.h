@@ -32,4 +32,15 @@ void mlc_h_model_upload(struct mlc_req *r);
 void mlc_h_model_files(struct mlc_req *r);
 void mlc_h_model_download(struct mlc_req *r);
 
+/* deployments.c */
+void mlc_h_deployment_add(struct mlc_req *r);
+void mlc_h_deployment_all(struct mlc_req *r);
+void mlc_h_deployment_status(struct mlc_req *r);
+void mlc_h_deployment_delete(struct mlc_req *r);
+void mlc_h_operation_add(struct mlc_req *r);
+void mlc_h_operations_by_owner(struct mlc_req *r);
+long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
+			       const char *modelid, json_object *data, json_object *result,
+			       const char *when, struct mlc_err *err);
+
 #endif

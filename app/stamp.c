@@ -1,7 +1,9 @@
 /*
  * stamp.c - identifiers and timestamps.
  */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/time.h>
@@ -57,4 +59,96 @@ json_object *mlc_iso_time(const char *dt)
 	buf[n] = 'Z';
 	buf[n + 1] = '\0';
 	return json_object_new_string(buf);
+}
+
+/* Read exactly n digits into *v; returns the position after them or NULL. */
+static const char *digits(const char *s, int n, int *v)
+{
+	int i;
+
+	*v = 0;
+	for (i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return NULL;
+		*v = *v * 10 + (s[i] - '0');
+	}
+	return s + n;
+}
+
+/* Optional ".ffffff" (1 to 9 digits, kept to microseconds). */
+static const char *fraction(const char *s, long *usec)
+{
+	long scale = 100000;
+
+	*usec = 0;
+	if (*s != '.' && *s != ',')
+		return s;
+	if (!isdigit((unsigned char)*++s))
+		return NULL;
+	for (; isdigit((unsigned char)*s); s++) {
+		*usec += scale * (*s - '0');
+		scale /= 10;
+	}
+	return s;
+}
+
+/* "Z", "+HH:MM", "-HHMM", "+HH" or nothing (UTC); offset in seconds. */
+static const char *utc_offset(const char *s, long *off)
+{
+	int sign, hh, mm = 0;
+
+	*off = 0;
+	if (*s == 'Z' || *s == 'z')
+		return s + 1;
+	if (*s != '+' && *s != '-')
+		return s;
+	sign = *s == '-' ? -1 : 1;
+	if (!(s = digits(s + 1, 2, &hh)))
+		return NULL;
+	if (*s == ':')
+		s++;
+	if (isdigit((unsigned char)*s) && !(s = digits(s, 2, &mm)))
+		return NULL;
+	if (hh > 23 || mm > 59)
+		return NULL;
+	*off = sign * (hh * 3600L + mm * 60L);
+	return s;
+}
+
+int mlc_parse_iso8601(const char *s, char out[32])
+{
+	int y, mo, d, h, mi, sec;
+	long usec, off;
+	char wide[96];
+	struct tm tm;
+	time_t t;
+
+	if (!(s = digits(s, 4, &y)) || *s++ != '-' || !(s = digits(s, 2, &mo)) || *s++ != '-' ||
+	    !(s = digits(s, 2, &d)) || (*s != 'T' && *s != 't' && *s != ' ') ||
+	    !(s = digits(s + 1, 2, &h)) || *s++ != ':' || !(s = digits(s, 2, &mi)) ||
+	    *s++ != ':' || !(s = digits(s, 2, &sec)) || !(s = fraction(s, &usec)) ||
+	    !(s = utc_offset(s, &off)) || *s)
+		return -1;
+	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1000)
+		return -1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = timegm(&tm);
+	/* timegm normalises 31 February into March: refuse such dates. */
+	if (tm.tm_mday != d || tm.tm_mon != mo - 1)
+		return -1;
+	t -= off;
+	if (!gmtime_r(&t, &tm) || tm.tm_year + 1900 < 1000 || tm.tm_year + 1900 > 9999)
+		return -1;
+	/* The fields are in range by now; format wide, then copy. */
+	snprintf(wide, sizeof(wide), "%04d-%02d-%02d %02d:%02d:%02d.%06ld", tm.tm_year + 1900,
+		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+	memcpy(out, wide, 26);
+	out[26] = '\0';
+	return 0;
 }

@@ -15,4 +15,12 @@ void mlc_now_utc(char out[32]);
 /* A DATETIME(6) value as ISO 8601 UTC ("...T...Z"); NULL for NULL. */
 json_object *mlc_iso_time(const char *datetime);
 
+/*
+ * Parse an ISO 8601 date-time from a client ("2026-11-27T05:32:26Z",
+ * "2026-11-27 05:32:26.5+02:00", "2026-11-27T05:32:26"; no offset means
+ * UTC) into a UTC DATETIME(6) literal.  Returns 0, or -1 when s is not
+ * such a time or lies outside the years 1000 to 9999.
+ */
+int mlc_parse_iso8601(const char *s, char out[32]);
+
 #endif

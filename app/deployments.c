@@ -1,0 +1,561 @@
+/*
+ * deployments.c - the /deployment routes: creating deployments (a job bundle for
+ * mlc-spooler plus a 'waiting' row), reading their state, stopping them,
+ * and the inference operations recorded against them.
+ *
+ * The C side only records intent: the row's `desired` column and the
+ * bundle.  mlc-spooler starts and stops runtimes and writes `status`.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "routes.h"
+#include "spool.h"
+#include "stamp.h"
+#include "store.h"
+#include "validate.h"
+
+/* ---- schemas ---- */
+
+static int valid_deployment_id(const char *s)
+{
+	size_t n = 0;
+
+	/* Empty means "generate one". */
+	for (; *s; s++, n++)
+		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
+			return 0;
+	return n <= 64;
+}
+
+static const struct mlc_field placement_fields[] = {
+	{ .name = "clusterID", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "node", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "continuum", .type = MLC_V_STR_OR_BOOL, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = NULL }
+};
+
+static const struct mlc_field deployment_schema[] = {
+	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
+	{ .name = "ownerid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 255 },
+	{ .name = "placement", .type = MLC_V_OBJ, .flags = MLC_F_REQUIRED | MLC_F_NULLABLE,
+	  .fields = placement_fields },
+	{ .name = "deployment_id", .type = MLC_V_STR, .flags = MLC_F_NULLABLE,
+	  .check = valid_deployment_id,
+	  .check_msg = "string does not match regex \"^[A-Za-z0-9._-]{1,64}$\"" },
+	{ .name = "inference_data", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
+	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 },
+	{ .name = NULL }
+};
+
+static int valid_timestamp(const char *s)
+{
+	char buf[32];
+
+	return mlc_parse_iso8601(s, buf) == 0;
+}
+
+static const struct mlc_field operation_schema[] = {
+	{ .name = "ownerid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 255 },
+	{ .name = "deploymentid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
+	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
+	{ .name = "data", .type = MLC_V_ANY, .flags = MLC_F_NULLABLE },
+	{ .name = "result", .type = MLC_V_ANY, .flags = MLC_F_NULLABLE },
+	{ .name = "timestamp", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 64,
+	  .check = valid_timestamp,
+	  .check_msg = "invalid datetime format; use ISO 8601, e.g. 2026-11-27T05:32:26Z" },
+	{ .name = NULL }
+};
+
+/* ---- rows ---- */
+
+#define DEPLOYMENT_COLS "deployment_id, modelid, model_version, ownerid, placement, " \
+	"inference_data, status, reason, warnings, endpoint, created_at, updated_at"
+
+static json_object *json_or_null(const char *text)
+{
+	return text ? json_tokener_parse(text) : NULL;
+}
+
+static json_object *str_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *deployment_from_row(char **c)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "deployment_id", json_object_new_string(c[0]));
+	json_object_object_add(o, "modelid", json_object_new_string(c[1]));
+	json_object_object_add(o, "model_version", json_object_new_int64(atoll(c[2])));
+	json_object_object_add(o, "ownerid", json_object_new_string(c[3]));
+	json_object_object_add(o, "placement", json_or_null(c[4]));
+	json_object_object_add(o, "inference_data", json_object_new_int(atoi(c[5])));
+	json_object_object_add(o, "status", json_object_new_string(c[6]));
+	json_object_object_add(o, "reason", str_or_null(c[7]));
+	json_object_object_add(o, "warnings", str_or_null(c[8]));
+	json_object_object_add(o, "endpoint", str_or_null(c[9]));
+	json_object_object_add(o, "created_at", mlc_iso_time(c[10]));
+	json_object_object_add(o, "updated_at", mlc_iso_time(c[11]));
+	return o;
+}
+
+static int collect_deployments(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	json_object_array_add((json_object *)ctx, deployment_from_row(c));
+	return 0;
+}
+
+static int first_deployment(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	*(json_object **)ctx = deployment_from_row(c);
+	return 1;
+}
+
+static int load_deployment(struct mlc_req *r, const char *id, json_object **out,
+			   struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+
+	*out = NULL;
+	return mlc_db_exec(r->db, "SELECT " DEPLOYMENT_COLS " FROM deployments "
+			   "WHERE deployment_id = ?", p, 1, first_deployment, out, err) < 0 ? -1 : 0;
+}
+
+static void reply_deployment_or_404(struct mlc_req *r, int status, const char *id)
+{
+	struct mlc_err err = { 0, "" };
+	json_object *d;
+
+	if (load_deployment(r, id, &d, &err) < 0)
+		mlc_reply_err(r, &err);
+	else if (!d)
+		mlc_reply_detail(r, 404, "deployment '%s' not found", id);
+	else
+		mlc_reply_json(r, status, d);
+}
+
+/* ---- POST /deployment/add ---- */
+
+/* What the bundle needs to know about the model. */
+struct deploy_src {
+	int found;
+	char modelkind[65];
+	json_object *featurelist;
+	struct {
+		char path[PATH_MAX];
+		char sha256[65];
+		long long version, size;
+	} file[3];			/* model, data, env */
+};
+
+static const char *const bundle_kinds[] = { "model", "data", "env" };
+static const char *const bundle_names[] = { "model.pkl", "data.csv", "requirements.txt" };
+
+static int model_row(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	struct deploy_src *s = ctx;
+
+	s->found = 1;
+	snprintf(s->modelkind, sizeof(s->modelkind), "%s", c[0]);
+	s->featurelist = json_or_null(c[1]);
+	return 1;
+}
+
+static int artifact_row(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	struct deploy_src *s = ctx;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		if (strcmp(c[0], bundle_kinds[i]))
+			continue;
+		snprintf(s->file[i].path, sizeof(s->file[i].path), "%s/%s", mlc_store_root(), c[2]);
+		snprintf(s->file[i].sha256, sizeof(s->file[i].sha256), "%s", c[3]);
+		s->file[i].version = atoll(c[1]);
+		s->file[i].size = atoll(c[4]);
+	}
+	return 0;
+}
+
+/* The model and the latest version of each of its artifacts. */
+static int load_source(struct mlc_req *r, const char *modelid, struct deploy_src *s,
+		       struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(modelid), MLC_PSTR(modelid) };
+
+	memset(s, 0, sizeof(*s));
+	if (mlc_db_exec(r->db, "SELECT modelkind, featurelist FROM models WHERE modelid = ?",
+			p, 1, model_row, s, err) < 0)
+		return -1;
+	if (!s->found)
+		return 0;
+	return mlc_db_exec(r->db, "SELECT filekind, version, path, sha256, size FROM artifacts "
+			   "WHERE modelid = ? AND (filekind, version) IN (SELECT filekind, "
+			   "MAX(version) FROM artifacts WHERE modelid = ? GROUP BY filekind)",
+			   p, 2, artifact_row, s, err) < 0 ? -1 : 0;
+}
+
+static json_object *manifest(json_object *m, const char *id, const struct deploy_src *s,
+			     const char *now)
+{
+	json_object *j = json_object_new_object(), *files = json_object_new_object();
+	size_t i;
+
+	json_object_object_add(j, "type", json_object_new_string("deploy"));
+	json_object_object_add(j, "deployment_id", json_object_new_string(id));
+	json_object_object_add(j, "modelid", json_object_get(json_object_object_get(m, "modelid")));
+	json_object_object_add(j, "model_version", json_object_new_int64(s->file[0].version));
+	json_object_object_add(j, "ownerid", json_object_get(json_object_object_get(m, "ownerid")));
+	json_object_object_add(j, "placement", json_object_get(json_object_object_get(m, "placement")));
+	json_object_object_add(j, "inference_data",
+			       json_object_new_int(json_object_get_int(json_object_object_get(m, "inference_data"))));
+	json_object_object_add(j, "modelkind", json_object_new_string(s->modelkind));
+	json_object_object_add(j, "featurelist", json_object_get(s->featurelist));
+	for (i = 0; i < 3; i++) {
+		json_object *f;
+
+		if (!s->file[i].version)
+			continue;
+		f = json_object_new_object();
+		json_object_object_add(f, "name", json_object_new_string(bundle_names[i]));
+		json_object_object_add(f, "sha256", json_object_new_string(s->file[i].sha256));
+		json_object_object_add(f, "size", json_object_new_int64(s->file[i].size));
+		json_object_object_add(f, "version", json_object_new_int64(s->file[i].version));
+		json_object_object_add(files, bundle_kinds[i], f);
+	}
+	json_object_object_add(j, "files", files);
+	json_object_object_add(j, "created_at", mlc_iso_time(now));
+	return j;
+}
+
+static int write_bundle(json_object *m, const char *id, const struct deploy_src *s,
+			const char *now, const char *bundle, struct mlc_err *err)
+{
+	struct mlc_bundle_file files[3];
+	json_object *j = manifest(m, id, s, now);
+	unsigned n = 0;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < 3; i++)
+		if (s->file[i].version)
+			files[n++] = (struct mlc_bundle_file){ bundle_names[i], s->file[i].path };
+	rc = mlc_spool_write(bundle, j, files, n, err);
+	json_object_put(j);
+	return rc;
+}
+
+/* Insert the 'waiting' row, replacing a stopped deployment of the same id
+ * (ids of stopped deployments may be reused). */
+static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
+			     const struct deploy_src *s, const char *now, struct mlc_err *err)
+{
+	json_object *pl = json_object_object_get(m, "placement");
+	const char *pls = pl ? json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN) : NULL;
+	struct mlc_param del[] = { MLC_PSTR(id) };
+	struct mlc_param p[] = {
+		MLC_PSTR(id),
+		MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelid"))),
+		MLC_PLONG(s->file[0].version),
+		MLC_PSTR(json_object_get_string(json_object_object_get(m, "ownerid"))),
+		pls ? MLC_PSTR(pls) : MLC_PNULL,
+		MLC_PLONG(json_object_get_int(json_object_object_get(m, "inference_data"))),
+		MLC_PSTR(mlc_config_get("MLC_BACKEND", "local")),
+		MLC_PSTR(now), MLC_PSTR(now),
+	};
+
+	if (mlc_db_begin(r->db, err) < 0 ||
+	    mlc_db_exec(r->db, "DELETE FROM deployments WHERE deployment_id = ? "
+			"AND status = 'stopped'", del, 1, NULL, NULL, err) < 0 ||
+	    mlc_db_exec(r->db, "INSERT INTO deployments (deployment_id, modelid, model_version, "
+			"ownerid, placement, inference_data, backend, status, desired, "
+			"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'waiting', "
+			"'running', ?, ?)", p, 9, NULL, NULL, err) < 0 ||
+	    mlc_db_commit(r->db, err) < 0) {
+		mlc_db_rollback(r->db);
+		if (err->code == 409)
+			mlc_err_set(err, 409, "deployment '%s' already exists", id);
+		return -1;
+	}
+	return 0;
+}
+
+static json_object *validated(struct mlc_req *r, const struct mlc_field *schema)
+{
+	json_object *errors = json_object_new_array();
+	json_object *m = mlc_validate(r->body, schema, "body", errors, 0);
+
+	if (!m) {
+		mlc_reply_422(r, errors);
+		return NULL;
+	}
+	json_object_put(errors);
+	return m;
+}
+
+void mlc_h_deployment_add(struct mlc_req *r)
+{
+	struct mlc_err err = { 0, "" };
+	struct deploy_src src;
+	char id[65], now[32], bundle[96];
+	const char *given, *modelid;
+	json_object *m = validated(r, deployment_schema);
+
+	if (!m)
+		return;
+	src.featurelist = NULL;
+	given = json_object_get_string(json_object_object_get(m, "deployment_id"));
+	if (given && *given)
+		snprintf(id, sizeof(id), "%s", given);
+	else
+		mlc_uuid4(id);
+	modelid = json_object_get_string(json_object_object_get(m, "modelid"));
+	mlc_now_utc(now);
+	snprintf(bundle, sizeof(bundle), "deploy-%s.tar.gz", id);
+	if (load_source(r, modelid, &src, &err) < 0) {
+		mlc_reply_err(r, &err);
+	} else if (!src.found) {
+		mlc_reply_detail(r, 404, "model '%s' not found", modelid);
+	} else if (!src.file[0].version) {
+		mlc_reply_detail(r, 409, "model '%s' has no model file; upload one with "
+				 "POST /model/%s/upload (file_kind=model) first", modelid, modelid);
+	} else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
+		   insert_deployment(r, m, id, &src, now, &err) < 0) {
+		mlc_spool_discard(bundle);
+		mlc_reply_err(r, &err);
+	} else if (mlc_spool_publish(bundle, &err) < 0) {
+		struct mlc_param p[] = { MLC_PSTR(id) };
+		struct mlc_err ignored;
+
+		mlc_db_exec(r->db, "DELETE FROM deployments WHERE deployment_id = ?", p, 1,
+			    NULL, NULL, &ignored);
+		mlc_spool_discard(bundle);
+		mlc_reply_err(r, &err);
+	} else {
+		reply_deployment_or_404(r, 201, id);
+	}
+	json_object_put(src.featurelist);
+	json_object_put(m);
+}
+
+/* ---- reading and stopping ---- */
+
+void mlc_h_deployment_status(struct mlc_req *r)
+{
+	reply_deployment_or_404(r, 200, mlc_param(r, "deployment_id"));
+}
+
+static int paging(struct mlc_req *r, long *skip, long *limit)
+{
+	if (mlc_query_long_or_422(r, "skip", 0, 0, 1L << 40, skip) < 0 ||
+	    mlc_query_long_or_422(r, "limit", 100, 0, 1L << 40, limit) < 0)
+		return -1;
+	if (*limit > 1000)
+		*limit = 1000;
+	return 0;
+}
+
+static void reply_list(struct mlc_req *r, const char *sql, struct mlc_param *p, unsigned np,
+		       mlc_row_cb cb)
+{
+	struct mlc_err err = { 0, "" };
+	json_object *list = json_object_new_array();
+
+	if (mlc_db_exec(r->db, sql, p, np, cb, list, &err) < 0) {
+		json_object_put(list);
+		mlc_reply_err(r, &err);
+		return;
+	}
+	mlc_reply_json(r, 200, list);
+}
+
+void mlc_h_deployment_all(struct mlc_req *r)
+{
+	long skip, limit;
+
+	if (paging(r, &skip, &limit) < 0)
+		return;
+	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
+	reply_list(r, "SELECT " DEPLOYMENT_COLS " FROM deployments "
+		   "ORDER BY created_at, deployment_id LIMIT ? OFFSET ?", p, 2, collect_deployments);
+}
+
+static int status_row(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	snprintf((char *)ctx, 16, "%s", c[0]);
+	return 1;
+}
+
+/*
+ * DELETE /deployment/{id}: ask for the runtime to stop, then wait (up to
+ * MLC_STOP_WAIT seconds) for mlc-spooler to report it gone, so that a 200
+ * means the process no longer exists.  202 when it takes longer.
+ */
+void mlc_h_deployment_delete(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "deployment_id");
+	long wait_ms = mlc_config_long("MLC_STOP_WAIT", 15) * 1000, waited = 0;
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	char now[32], status[16] = "";
+	long long n;
+
+	mlc_now_utc(now);
+	{
+		struct mlc_param up[] = { MLC_PSTR(now), MLC_PSTR(id) };
+
+		n = mlc_db_exec(r->db, "UPDATE deployments SET desired = 'stopped', "
+				"status = IF(status = 'stopped', 'stopped', 'stopping'), updated_at = ? "
+				"WHERE deployment_id = ?", up, 2, NULL, NULL, &err);
+	}
+	while (n >= 0) {
+		n = mlc_db_exec(r->db, "SELECT status FROM deployments WHERE deployment_id = ?",
+				p, 1, status_row, status, &err);
+		if (n <= 0 || !strcmp(status, "stopped") || waited >= wait_ms)
+			break;
+		usleep(50000);
+		waited += 50;
+	}
+	if (n < 0) {
+		mlc_reply_err(r, &err);
+		return;
+	}
+	if (n == 0) {
+		mlc_reply_detail(r, 404, "deployment '%s' not found", id);
+		return;
+	}
+	reply_deployment_or_404(r, strcmp(status, "stopped") ? 202 : 200, id);
+}
+
+/* ---- inference operations ---- */
+
+#define OPERATION_COLS "operationid, ownerid, deploymentid, modelid, data, result, timestamp"
+
+static json_object *operation_from_row(char **c)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "operationid", json_object_new_int64(atoll(c[0])));
+	json_object_object_add(o, "ownerid", json_object_new_string(c[1]));
+	json_object_object_add(o, "deploymentid", json_object_new_string(c[2]));
+	json_object_object_add(o, "modelid", json_object_new_string(c[3]));
+	json_object_object_add(o, "data", json_or_null(c[4]));
+	json_object_object_add(o, "result", json_or_null(c[5]));
+	json_object_object_add(o, "timestamp", mlc_iso_time(c[6]));
+	return o;
+}
+
+static int collect_operations(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	json_object_array_add((json_object *)ctx, operation_from_row(c));
+	return 0;
+}
+
+static int first_operation(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	*(json_object **)ctx = operation_from_row(c);
+	return 1;
+}
+
+static struct mlc_param json_text(json_object *v)
+{
+	size_t len;
+	const char *s;
+
+	if (!v)
+		return MLC_PNULL;
+	s = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN, &len);
+	return (struct mlc_param){ MLC_P_STR, s, len, 0 };
+}
+
+static int first_ll(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	*(long long *)ctx = c[0] ? atoll(c[0]) : -1;
+	return 1;
+}
+
+/* Record one operation; returns its id, or -1 with err. */
+long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
+			       const char *modelid, json_object *data, json_object *result,
+			       const char *when, struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(ownerid), MLC_PSTR(deploymentid), MLC_PSTR(modelid),
+				 json_text(data), json_text(result), MLC_PSTR(when) };
+	long long id = -1;
+
+	if (mlc_db_exec(r->db, "INSERT INTO operations (ownerid, deploymentid, modelid, data, "
+			"result, timestamp) VALUES (?, ?, ?, ?, ?, ?)", p, 6, NULL, NULL, err) < 0 ||
+	    mlc_db_exec(r->db, "SELECT LAST_INSERT_ID()", NULL, 0, first_ll, &id, err) < 0)
+		return -1;
+	return id;
+}
+
+void mlc_h_operation_add(struct mlc_req *r)
+{
+	struct mlc_err err = { 0, "" };
+	json_object *m = validated(r, operation_schema), *ts, *op = NULL;
+	const char *dep;
+	char when[32];
+	long long id;
+
+	if (!m)
+		return;
+	dep = json_object_get_string(json_object_object_get(m, "deploymentid"));
+	ts = json_object_object_get(m, "timestamp");
+	if (ts)
+		mlc_parse_iso8601(json_object_get_string(ts), when);
+	else
+		mlc_now_utc(when);
+	{
+		struct mlc_param p[] = { MLC_PSTR(dep) };
+		long long n = mlc_db_exec(r->db, "SELECT 1 FROM deployments WHERE deployment_id = ?",
+					  p, 1, NULL, NULL, &err);
+
+		if (n == 0) {
+			mlc_reply_detail(r, 404, "deployment '%s' not found", dep);
+			goto out;
+		}
+		if (n < 0)
+			goto fail;
+	}
+	id = mlc_record_operation(r, json_object_get_string(json_object_object_get(m, "ownerid")),
+				  dep, json_object_get_string(json_object_object_get(m, "modelid")),
+				  json_object_object_get(m, "data"),
+				  json_object_object_get(m, "result"), when, &err);
+	if (id < 0)
+		goto fail;
+	{
+		struct mlc_param p[] = { MLC_PLONG(id) };
+
+		if (mlc_db_exec(r->db, "SELECT " OPERATION_COLS " FROM operations WHERE operationid = ?",
+				p, 1, first_operation, &op, &err) < 0)
+			goto fail;
+	}
+	mlc_reply_json(r, 201, op);
+	goto out;
+fail:
+	mlc_reply_err(r, &err);
+out:
+	json_object_put(m);
+}
+
+/* Newest first: the order operations were recorded in, not the
+ * client-supplied timestamps, which may arrive out of order. */
+void mlc_h_operations_by_owner(struct mlc_req *r)
+{
+	long skip, limit;
+
+	if (paging(r, &skip, &limit) < 0)
+		return;
+	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")), MLC_PLONG(limit), MLC_PLONG(skip) };
+	reply_list(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
+		   "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 3, collect_operations);
+}

@@ -1,0 +1,164 @@
+/*
+ * spool.c - writing job bundles with libarchive.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "config.h"
+#include "spool.h"
+
+#define COPY_CHUNK 65536
+
+static void spool_path(char *out, size_t cap, const char *sub, const char *name)
+{
+	snprintf(out, cap, "%s/spool/%s%s%s", mlc_config_get("MLC_VAR", "var"), sub,
+		 name ? "/" : "", name ? name : "");
+}
+
+static int ensure_dirs(void)
+{
+	static const char *const subs[] = { "", "tmp", "new", "cur" };
+	char path[PATH_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
+		spool_path(path, sizeof(path), subs[i], NULL);
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return -1;
+	}
+	return 0;
+}
+
+static int add_member(struct archive *a, const char *name, const char *data,
+		      size_t len, int fd)
+{
+	struct archive_entry *e = archive_entry_new();
+	char buf[COPY_CHUNK];
+	struct stat st;
+	ssize_t n;
+	int rc = -1;
+
+	if (fd >= 0 && fstat(fd, &st) < 0)
+		goto out;
+	archive_entry_set_pathname(e, name);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0644);
+	archive_entry_set_size(e, fd >= 0 ? st.st_size : (la_int64_t)len);
+	archive_entry_set_mtime(e, time(NULL), 0);
+	if (archive_write_header(a, e) != ARCHIVE_OK)
+		goto out;
+	if (fd < 0) {
+		if (archive_write_data(a, data, len) != (la_ssize_t)len)
+			goto out;
+	} else {
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			if (archive_write_data(a, buf, (size_t)n) != n)
+				goto out;
+		if (n < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	archive_entry_free(e);
+	return rc;
+}
+
+/* Open a temporary bundle file; the fd stays ours so that it can be
+ * fsynced after libarchive has flushed everything into it. */
+static int open_tmp(const char *name, char *path, size_t cap)
+{
+	spool_path(path, cap, "tmp", name);
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+}
+
+int mlc_spool_write(const char *name, json_object *manifest,
+		    const struct mlc_bundle_file *files, unsigned nfiles,
+		    struct mlc_err *err)
+{
+	char path[PATH_MAX];
+	const char *json;
+	struct archive *a = NULL;
+	unsigned i;
+	int fd = -1, ffd, e;
+
+	if (ensure_dirs() < 0 || (fd = open_tmp(name, path, sizeof(path))) < 0)
+		goto sys_fail;
+	a = archive_write_new();
+	archive_write_add_filter_gzip(a);
+	/* Speed over size: bundles are short-lived and pickles compress poorly. */
+	archive_write_set_filter_option(a, "gzip", "compression-level", "1");
+	archive_write_set_format_pax_restricted(a);
+	if (archive_write_open_fd(a, fd) != ARCHIVE_OK)
+		goto arc_fail;
+	json = json_object_to_json_string_ext(manifest, JSON_C_TO_STRING_PRETTY);
+	if (add_member(a, "job.json", json, strlen(json), -1) < 0)
+		goto arc_fail;
+	for (i = 0; i < nfiles; i++) {
+		ffd = open(files[i].path, O_RDONLY | O_CLOEXEC);
+		if (ffd < 0)
+			goto sys_fail;
+		e = add_member(a, files[i].name, NULL, 0, ffd);
+		close(ffd);
+		if (e < 0)
+			goto arc_fail;
+	}
+	if (archive_write_close(a) != ARCHIVE_OK)
+		goto arc_fail;
+	archive_write_free(a);
+	a = NULL;
+	if (fsync(fd) < 0)
+		goto sys_fail;
+	close(fd);
+	return 0;
+arc_fail:
+	e = archive_errno(a);
+	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s",
+		    archive_error_string(a) ? archive_error_string(a) : "unknown error");
+	goto cleanup;
+sys_fail:
+	e = errno;
+	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s", strerror(e));
+cleanup:
+	if (a)
+		archive_write_free(a);
+	if (fd >= 0)
+		close(fd);
+	mlc_spool_discard(name);
+	return -1;
+}
+
+int mlc_spool_publish(const char *name, struct mlc_err *err)
+{
+	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
+	int fd;
+
+	spool_path(from, sizeof(from), "tmp", name);
+	spool_path(to, sizeof(to), "new", name);
+	if (rename(from, to) < 0) {
+		mlc_err_set(err, 500, "cannot publish the job bundle: %s", strerror(errno));
+		return -1;
+	}
+	spool_path(dir, sizeof(dir), "new", NULL);
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return 0;
+}
+
+void mlc_spool_discard(const char *name)
+{
+	char path[PATH_MAX];
+
+	spool_path(path, sizeof(path), "tmp", name);
+	unlink(path);
+}
