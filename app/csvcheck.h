@@ -37,7 +37,10 @@ int mlc_csv_feed(struct mlc_csv *c, const char *data, size_t len);
 /* End of data; returns 0 when the whole input is valid: a non-empty header
  * row with no empty column names, every record with as many fields as the
  * header, no unterminated quote, no NUL byte.  A final line break is
- * optional; blank lines at the end are allowed. */
+ * optional; blank lines at the end are allowed.  (Details in csvcheck.c:
+ * a quote inside an unquoted field is data; text after a closing quote,
+ * a CR without LF outside quotes and a blank line before more records
+ * are errors.) */
 int mlc_csv_finish(struct mlc_csv *c);
 const char *mlc_csv_error(const struct mlc_csv *c);
 
