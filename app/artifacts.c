@@ -334,7 +334,7 @@ void mlc_h_model_upload(struct mlc_req *r)
 				 r->content_length, max);
 		return;
 	}
-	if (mlc_mp_boundary(r->content_type ? r->content_type : "", boundary,
+	if (mlc_mp_boundary(r->content_type, boundary,
 			    sizeof(boundary), msg, sizeof(msg)) < 0) {
 		json_object *errors = json_object_new_array();
 

@@ -85,6 +85,10 @@ static int connect_db(struct mlc_db *db, struct mlc_err *err)
 	mysql_options(db->conn, MYSQL_OPT_RECONNECT, &off);
 	mysql_options(db->conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	mysql_options(db->conn, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+	/* Short transactions that never read their own range twice: READ
+	 * COMMITTED avoids the gap locks that make concurrent inserts deadlock. */
+	mysql_options(db->conn, MYSQL_INIT_COMMAND,
+		      "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
 	if (!mysql_real_connect(db->conn, host, mlc_config_get("MLC_DB_USER", "mlc"),
 				mlc_config_get("MLC_DB_PASSWORD", ""),
 				mlc_config_get("MLC_DB_NAME", "mlconnector"),

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "jsonutil.h"
 #include "routes.h"
 #include "spool.h"
 #include "stamp.h"
@@ -78,11 +79,6 @@ static const struct mlc_field operation_schema[] = {
 #define DEPLOYMENT_COLS "deployment_id, modelid, model_version, ownerid, placement, " \
 	"inference_data, status, reason, warnings, endpoint, created_at, updated_at"
 
-static json_object *json_or_null(const char *text)
-{
-	return text ? json_tokener_parse(text) : NULL;
-}
-
 static json_object *str_or_null(const char *s)
 {
 	return s ? json_object_new_string(s) : NULL;
@@ -96,7 +92,7 @@ static json_object *deployment_from_row(char **c)
 	json_object_object_add(o, "modelid", json_object_new_string(c[1]));
 	json_object_object_add(o, "model_version", json_object_new_int64(atoll(c[2])));
 	json_object_object_add(o, "ownerid", json_object_new_string(c[3]));
-	json_object_object_add(o, "placement", json_or_null(c[4]));
+	json_object_object_add(o, "placement", mlc_json_raw(c[4]));
 	json_object_object_add(o, "inference_data", json_object_new_int(atoi(c[5])));
 	json_object_object_add(o, "status", json_object_new_string(c[6]));
 	json_object_object_add(o, "reason", str_or_null(c[7]));
@@ -165,7 +161,7 @@ static int model_row(void *ctx, char **c, const unsigned long *l, unsigned n)
 
 	s->found = 1;
 	snprintf(s->modelkind, sizeof(s->modelkind), "%s", c[0]);
-	s->featurelist = json_or_null(c[1]);
+	s->featurelist = mlc_json_raw(c[1]);
 	return 1;
 }
 
@@ -353,16 +349,6 @@ void mlc_h_deployment_status(struct mlc_req *r)
 	reply_deployment_or_404(r, 200, mlc_param(r, "deployment_id"));
 }
 
-static int paging(struct mlc_req *r, long *skip, long *limit)
-{
-	if (mlc_query_long_or_422(r, "skip", 0, 0, 1L << 40, skip) < 0 ||
-	    mlc_query_long_or_422(r, "limit", 100, 0, 1L << 40, limit) < 0)
-		return -1;
-	if (*limit > 1000)
-		*limit = 1000;
-	return 0;
-}
-
 static void reply_list(struct mlc_req *r, const char *sql, struct mlc_param *p, unsigned np,
 		       mlc_row_cb cb)
 {
@@ -381,7 +367,7 @@ void mlc_h_deployment_all(struct mlc_req *r)
 {
 	long skip, limit;
 
-	if (paging(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
 	reply_list(r, "SELECT " DEPLOYMENT_COLS " FROM deployments "
@@ -447,8 +433,8 @@ static json_object *operation_from_row(char **c)
 	json_object_object_add(o, "ownerid", json_object_new_string(c[1]));
 	json_object_object_add(o, "deploymentid", json_object_new_string(c[2]));
 	json_object_object_add(o, "modelid", json_object_new_string(c[3]));
-	json_object_object_add(o, "data", json_or_null(c[4]));
-	json_object_object_add(o, "result", json_or_null(c[5]));
+	json_object_object_add(o, "data", mlc_json_raw(c[4]));
+	json_object_object_add(o, "result", mlc_json_raw(c[5]));
 	json_object_object_add(o, "timestamp", mlc_iso_time(c[6]));
 	return o;
 }
@@ -553,7 +539,7 @@ void mlc_h_operations_by_owner(struct mlc_req *r)
 {
 	long skip, limit;
 
-	if (paging(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")), MLC_PLONG(limit), MLC_PLONG(skip) };
 	reply_list(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "

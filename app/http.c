@@ -178,23 +178,50 @@ int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *le
 	return 0;
 }
 
-int mlc_query_long_or_422(struct mlc_req *r, const char *key, long def,
-			  long min, long max, long *out)
+/* Append the error for one bad integer parameter; 0 when it is fine. */
+static int query_long_err(struct mlc_req *r, const char *key, long def, long min, long max,
+			  long *out, json_object *errors)
 {
 	char msg[256];
 	int is_range = 0;
-	json_object *errors;
 
 	if (!mlc_query_long(&r->query, key, def, min, max, out, msg, sizeof(msg), &is_range))
 		return 0;
-	errors = json_object_new_array();
 	mlc_validate_error(errors, msg,
-			   is_range ? (*msg && strstr(msg, "greater") ? "value_error.number.not_ge"
-								   : "value_error.number.not_le")
-				    : "type_error.integer",
+			   !is_range ? "type_error.integer"
+			   : strstr(msg, "greater") ? "value_error.number.not_ge"
+						    : "value_error.number.not_le",
 			   "query", key, NULL);
+	return -1;
+}
+
+int mlc_query_long_or_422(struct mlc_req *r, const char *key, long def,
+			  long min, long max, long *out)
+{
+	json_object *errors = json_object_new_array();
+
+	if (!query_long_err(r, key, def, min, max, out, errors)) {
+		json_object_put(errors);
+		return 0;
+	}
 	mlc_reply_422(r, errors);
 	return -1;
+}
+
+int mlc_paging_or_422(struct mlc_req *r, long *skip, long *limit)
+{
+	json_object *errors = json_object_new_array();
+	int bad = query_long_err(r, "skip", 0, 0, 1L << 40, skip, errors);
+
+	bad |= query_long_err(r, "limit", 100, 0, 1L << 40, limit, errors);
+	if (bad) {
+		mlc_reply_422(r, errors);
+		return -1;
+	}
+	json_object_put(errors);
+	if (*limit > MLC_MAX_LIMIT)
+		*limit = MLC_MAX_LIMIT;
+	return 0;
 }
 
 const char *mlc_param(struct mlc_req *r, const char *name)

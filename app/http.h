@@ -66,6 +66,13 @@ int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *le
 int mlc_query_long_or_422(struct mlc_req *r, const char *key, long def,
 			  long min, long max, long *out);
 
+/*
+ * The skip and limit query parameters of list routes (defaults 0 and 100;
+ * limit capped at MLC_MAX_LIMIT), or a 422 listing every bad one.
+ */
+#define MLC_MAX_LIMIT 1000
+int mlc_paging_or_422(struct mlc_req *r, long *skip, long *limit);
+
 /* The route capture called name (always present for a matched route). */
 const char *mlc_param(struct mlc_req *r, const char *name);
 

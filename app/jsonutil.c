@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "mlc.h"
+#include <json-c/printbuf.h>
+
 #include "jsonutil.h"
 
 /* Outcome of the lexical pass. */
@@ -362,4 +364,22 @@ int mlc_json_parse(const char *buf, size_t len, json_object **out,
 	else
 		snprintf(msg, msglen, "unexpected end of input at byte %zu", lx.at);
 	return -1;
+}
+
+static int raw_serializer(struct json_object *jso, struct printbuf *pb, int level, int flags)
+{
+	const char *text = json_object_get_userdata(jso);
+
+	return printbuf_memappend(pb, text, (int)strlen(text));
+}
+
+json_object *mlc_json_raw(const char *text)
+{
+	json_object *o;
+
+	if (!text)
+		return NULL;
+	o = json_object_new_int(0);
+	json_object_set_serializer(o, raw_serializer, mlc_xstrdup(text), json_object_free_userdata);
+	return o;
 }

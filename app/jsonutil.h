@@ -26,4 +26,13 @@
 int mlc_json_parse(const char *buf, size_t len, json_object **out,
 		   char *msg, size_t msglen);
 
+/*
+ * A json-c node that serialises as the given JSON text, unchanged.  For
+ * JSON this service stored itself after validating it (the database keeps
+ * it in JSON_VALID-checked columns): echoing it avoids parsing and
+ * re-printing every stored document on every read.  NULL text gives NULL
+ * (JSON null).  The node is only for output: its value reads as 0.
+ */
+json_object *mlc_json_raw(const char *text);
+
 #endif

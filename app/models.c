@@ -12,12 +12,12 @@
 #include <string.h>
 
 #include "routes.h"
+#include "jsonutil.h"
 #include "log.h"
 #include "stamp.h"
 #include "store.h"
 #include "validate.h"
 
-#define MAX_LIMIT 1000
 #define MAX_SEARCH_TAGS 64
 
 /* ---- schema (MLModelCreate) ---- */
@@ -110,7 +110,7 @@ static json_object *model_from_row(char **cols)
 	json_object_object_add(o, "modelkind", json_object_new_string(cols[2]));
 	for (i = 0; i < NJSON; i++)
 		json_object_object_add(o, json_columns[i],
-				       cols[3 + i] ? json_tokener_parse(cols[3 + i]) : NULL);
+				       mlc_json_raw(cols[3 + i]));
 	json_object_object_add(o, "created_at", mlc_iso_time(cols[3 + NJSON]));
 	json_object_object_add(o, "updated_at", mlc_iso_time(cols[4 + NJSON]));
 	return o;
@@ -151,16 +151,18 @@ static struct mlc_param json_param(json_object *v)
 	return (struct mlc_param){ MLC_P_STR, s, len, 0 };
 }
 
-/* Replace the model's rows in model_tags with tags (a list of strings or
- * null), skipping duplicates. */
-static int store_tags(struct mlc_req *r, const char *id, json_object *tags,
+/* Give the model the rows of model_tags for tags (a list of strings or
+ * null), skipping duplicates; replace drops its old rows first (a new
+ * model has none, and deleting nothing would still take gap locks that
+ * make concurrent adds deadlock). */
+static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int replace,
 		      struct mlc_err *err)
 {
 	struct mlc_param del[] = { MLC_PSTR(id) };
 	size_t i, j, n = tags ? json_object_array_length(tags) : 0;
 
-	if (mlc_db_exec(r->db, "DELETE FROM model_tags WHERE modelid = ?", del, 1,
-			NULL, NULL, err) < 0)
+	if (replace && mlc_db_exec(r->db, "DELETE FROM model_tags WHERE modelid = ?", del, 1,
+				   NULL, NULL, err) < 0)
 		return -1;
 	for (i = 0; i < n; i++) {
 		const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
@@ -207,18 +209,6 @@ static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
 		mlc_reply_json(r, status, m);
 }
 
-/* skip/limit query parameters: 422 when not integers or negative; limit
- * is capped at MAX_LIMIT. */
-static int paging_or_422(struct mlc_req *r, long *skip, long *limit)
-{
-	if (mlc_query_long_or_422(r, "skip", 0, 0, 1L << 40, skip) < 0 ||
-	    mlc_query_long_or_422(r, "limit", 100, 0, 1L << 40, limit) < 0)
-		return -1;
-	if (*limit > MAX_LIMIT)
-		*limit = MAX_LIMIT;
-	return 0;
-}
-
 static void reply_model_list(struct mlc_req *r, const char *sql,
 			     struct mlc_param *p, unsigned np)
 {
@@ -258,7 +248,7 @@ void mlc_h_model_add(struct mlc_req *r)
 	    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ") "
 			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			p, 5 + NJSON, NULL, NULL, &err) < 0 ||
-	    store_tags(r, id, json_object_object_get(m, "modeltags"), &err) < 0 ||
+	    store_tags(r, id, json_object_object_get(m, "modeltags"), 0, &err) < 0 ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
 		json_object_put(m);
@@ -278,7 +268,7 @@ void mlc_h_model_all(struct mlc_req *r)
 {
 	long skip, limit;
 
-	if (paging_or_422(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
 	reply_model_list(r, "SELECT " MODEL_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?",
@@ -289,7 +279,7 @@ void mlc_h_model_getkind(struct mlc_req *r)
 {
 	long skip, limit;
 
-	if (paging_or_422(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")),
 				 MLC_PLONG(limit), MLC_PLONG(skip) };
@@ -309,7 +299,7 @@ void mlc_h_model_search(struct mlc_req *r)
 	size_t i, ntags = 0, off;
 	long skip, limit;
 
-	if (paging_or_422(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	for (i = 0; i < r->query.n; i++) {
 		if (strcmp(r->query.pairs[i].key, "tags"))
@@ -395,7 +385,7 @@ void mlc_h_model_patch(struct mlc_req *r)
 				  &err)) < 0 ||
 	    (found && mlc_db_exec(r->db, sql, p, np, NULL, NULL, &err) < 0) ||
 	    (found && json_object_object_get_ex(m, "modeltags", &tags) &&
-	     store_tags(r, id, tags, &err) < 0) ||
+	     store_tags(r, id, tags, 1, &err) < 0) ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
 		json_object_put(m);

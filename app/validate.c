@@ -152,6 +152,18 @@ static int is_choice(const struct mlc_field *f, const char *s)
 	return 0;
 }
 
+/* Characters, as pydantic and the database's VARCHAR(n) count them: the
+ * bytes that do not continue a UTF-8 sequence (json-c has checked that the
+ * text is valid UTF-8). */
+static size_t utf8_chars(const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return n;
+}
+
 /*
  * The constraints on a string value s (of len bytes; given is the value
  * as the client sent it, for the choices error).  An embedded NUL is
@@ -169,7 +181,7 @@ static int check_string_rules(const struct mlc_field *f, const char *s, size_t l
 			  "value_error.str.regex", NULL);
 		return -1;
 	}
-	if (f->max_len && len > f->max_len) {
+	if (f->max_len && utf8_chars(s, len) > f->max_len) {
 		snprintf(msg, sizeof(msg), "ensure this value has at most %zu characters", f->max_len);
 		add_error(errors, at, msg, "value_error.any_str.max_length",
 			  limit_ctx((long long)f->max_len));

@@ -34,7 +34,7 @@ struct mlc_field {
 	/* constraints, each ignored when zero / NULL */
 	int has_min, has_max;
 	long long min, max;		/* for MLC_V_INT values */
-	size_t max_len;			/* for MLC_V_STR (bytes), MLC_V_LIST (items) */
+	size_t max_len;			/* for MLC_V_STR (characters), MLC_V_LIST (items) */
 	const char *const *choices;	/* for MLC_V_STR: NULL-terminated permitted values */
 	int (*check)(const char *s);	/* for MLC_V_STR: extra check, nonzero = ok */
 	const char *check_msg;		/* message when check fails, type "value_error.str.regex" */

@@ -33,7 +33,7 @@ def wait_until(cond, seconds=10):
     return False
 
 
-master = subprocess.Popen([os.path.join(root, "app", "mlc-api"), "-c", env["MLC_CONF"]],
+master = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api"), "-c", env["MLC_CONF"]],
                           env=env, stdout=log, stderr=log)
 try:
     t.ok(wait_until(lambda: os.path.exists(sock)), "the master opens its FastCGI socket")

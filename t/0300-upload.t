@@ -101,7 +101,7 @@ t.ok(all(sha(open(os.path.join(store, r["path"]), "rb").read()) == r["sha256"] f
 
 # Hostile file names never leave the model's directory.
 for hostile in ("../../../../etc/passwd", "..\\..\\win.ini", "/abs/path.pkl", ".hidden",
-                "a" * 5000 + ".pkl", "na\u00efve \u2603.pkl", "..", "x/../../y.pkl"):
+                "a" * 1000 + ".pkl", "na\u00efve \u2603.pkl", "..", "x/../../y.pkl"):
     resp = requests.post(BASE + "/model/%s/upload" % mid,
                          files={"file": (hostile, b"#!/bin/sh\n"), "file_kind": (None, "code")})
     body = t.body_of(resp) or {}
@@ -109,6 +109,9 @@ for hostile in ("../../../../etc/passwd", "..\\..\\win.ini", "/abs/path.pkl", ".
     t.ok(resp.status_code == 201 and "/" not in name and "\\" not in name
          and not name.startswith(".") and 0 < len(name) <= 100,
          "file name %r is stored as a plain name inside the store (%r)" % (hostile[:40], name[:60]))
+resp = requests.post(BASE + "/model/%s/upload" % mid,
+                     files={"file": ("b" * 5000 + ".py", b"#!/bin/sh\n"), "file_kind": (None, "code")})
+t.is_422(resp, [(("body",), None, "value_error.multipart")], "a file name over 1024 bytes is refused")
 paths = [r["path"] for r in t.db_rows("SELECT path FROM artifacts WHERE modelid = %s", mid)]
 t.ok(all(os.path.realpath(os.path.join(store, p)).startswith(os.path.realpath(os.path.join(store, mid)) + "/")
          for p in paths), "every stored path resolves inside the model's directory")

@@ -133,7 +133,7 @@ if not mounted:
 else:
     sock2 = os.path.join(var, "run", "t0310.sock")
     env = dict(os.environ, MLC_SOCKET=sock2, MLC_ARTIFACTS=mnt, MLC_WORKERS="1")
-    master = subprocess.Popen([os.path.join(os.environ["MLC_ROOT"], "app", "mlc-api"), "-c",
+    master = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(os.environ["MLC_ROOT"], "app", "mlc-api"), "-c",
                                os.environ["MLC_CONF"]], env=env, stderr=subprocess.DEVNULL)
     try:
         for _ in range(100):

@@ -188,9 +188,13 @@ static void test_str_limits(void)
 	check("a string over max_len", model_schema, "{\"modelname\":\"abcdefghijk\"}", 1, NULL,
 	      "[{\"loc\":[\"body\",\"modelname\"],\"msg\":\"ensure this value has at most 10 characters\","
 	      "\"type\":\"value_error.any_str.max_length\",\"ctx\":{\"limit_value\":10}}]");
-	/* max_len counts bytes: six two-byte characters are 12 bytes. */
-	check("max_len counts bytes, not characters", model_schema,
-	      "{\"modelname\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", 1, NULL,
+	/* max_len counts characters: ten two-byte characters (20 bytes) fit,
+	 * eleven do not. */
+	check("max_len counts characters, not bytes", model_schema,
+	      "{\"modelname\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", 1,
+	      "{\"modelname\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", "[]");
+	check("eleven two-byte characters exceed max_len 10", model_schema,
+	      "{\"modelname\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", 1, NULL,
 	      "[{\"loc\":[\"body\",\"modelname\"],\"msg\":\"ensure this value has at most 10 characters\","
 	      "\"type\":\"value_error.any_str.max_length\",\"ctx\":{\"limit_value\":10}}]");
 	check("a coerced number obeys max_len", model_schema, "{\"modelname\":12345678901}", 1, NULL,
