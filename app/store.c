@@ -67,17 +67,42 @@ int mlc_blob_open(struct mlc_blob *b, struct mlc_err *err)
 	}
 	/* nginx serves downloads from the store and may run as another user. */
 	fchmod(b->fd, 0644);
+	b->buf = mlc_xmalloc(MLC_BLOB_BUFFER);
 	b->sha = EVP_MD_CTX_new();
 	if (!b->sha || !EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL))
 		mlc_die("cannot initialise SHA-256");
 	return 0;
 }
 
-int mlc_blob_write(struct mlc_blob *b, const char *data, size_t len)
+/* Write all of data to the file; remembers the first error. */
+static int write_all(struct mlc_blob *b, const char *data, size_t len)
 {
 	size_t off = 0;
 	ssize_t n;
 
+	while (off < len) {
+		n = write(b->fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			b->write_errno = n < 0 ? errno : EIO;
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static int flush_buffer(struct mlc_blob *b)
+{
+	int rc = b->buf_len ? write_all(b, b->buf, b->buf_len) : 0;
+
+	b->buf_len = 0;
+	return rc;
+}
+
+int mlc_blob_write(struct mlc_blob *b, const char *data, size_t len)
+{
 	if (b->write_errno)
 		return -1;
 	if (b->head_len < sizeof(b->head)) {
@@ -90,16 +115,12 @@ int mlc_blob_write(struct mlc_blob *b, const char *data, size_t len)
 	}
 	EVP_DigestUpdate(b->sha, data, len);
 	b->size += len;
-	while (off < len) {
-		n = write(b->fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			b->write_errno = n < 0 ? errno : EIO;
-			return -1;
-		}
-		off += (size_t)n;
-	}
+	if (b->buf_len + len > MLC_BLOB_BUFFER && flush_buffer(b) < 0)
+		return -1;
+	if (len >= MLC_BLOB_BUFFER)
+		return write_all(b, data, len);
+	memcpy(b->buf + b->buf_len, data, len);
+	b->buf_len += len;
 	return 0;
 }
 
@@ -143,7 +164,7 @@ int mlc_blob_commit(struct mlc_blob *b, const char *relpath, char sha_hex[65],
 	int e;
 
 	snprintf(final, sizeof(final), "%s/%s", mlc_store_root(), relpath);
-	if (b->write_errno) {
+	if (flush_buffer(b) < 0 || b->write_errno) {
 		errno = b->write_errno;
 		goto fail;
 	}
@@ -179,6 +200,9 @@ void mlc_blob_discard(struct mlc_blob *b)
 	if (b->sha)
 		EVP_MD_CTX_free(b->sha);
 	b->sha = NULL;
+	free(b->buf);
+	b->buf = NULL;
+	b->buf_len = 0;
 }
 
 int mlc_store_unlink(const char *relpath)

@@ -20,7 +20,11 @@ struct mlc_blob {
 	int write_errno;		/* first write error, 0 if none */
 	unsigned char head[8];		/* the first bytes, for format checks */
 	size_t head_len;
+	char *buf;			/* bytes not yet written: writes go out in */
+	size_t buf_len;			/* MLC_BLOB_BUFFER pieces, not per request read */
 };
+
+#define MLC_BLOB_BUFFER (1 << 20)
 
 /* The store's root directory (absolute or relative to the working dir). */
 const char *mlc_store_root(void);
