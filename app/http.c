@@ -39,13 +39,14 @@ static const char *param(FCGX_Request *f, const char *name)
 	return FCGX_GetParam(name, f->envp);
 }
 
-void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db)
+void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void *curl)
 {
 	const char *uri, *q, *cl;
 
 	memset(r, 0, sizeof(*r));
 	r->fcgx = fcgx;
 	r->db = db;
+	r->curl = curl;
 	r->method = param(fcgx, "REQUEST_METHOD");
 	if (!r->method)
 		r->method = "GET";

@@ -24,13 +24,14 @@ struct mlc_req {
 	struct mlc_route_match match;
 	json_object *body;		/* parsed JSON body (routes flagged MLC_R_JSON) */
 	struct mlc_db *db;
+	void *curl;			/* the worker's libcurl handle (CURL *), kept alive across requests */
 	int status;			/* the status sent, 0 until a reply went out */
 	char extra_header[256];		/* "Name: value\r\n" added to the reply */
 };
 
 /* Fill r from the FastCGI parameters; the caller releases it with
  * mlc_req_release. */
-void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db);
+void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void *curl);
 void mlc_req_release(struct mlc_req *r);
 
 /* Send obj (consumed) as the JSON body with this status. */

@@ -61,6 +61,7 @@ static int worker_main(int sock)
 {
 	FCGX_Request fcgx;
 	struct mlc_db *db = mlc_db_new();
+	CURL *curl = curl_easy_init();
 	struct mlc_req req;
 	sigset_t set;
 
@@ -71,6 +72,8 @@ static int worker_main(int sock)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	if (!curl)
+		mlc_die("curl_easy_init failed");
 	if (FCGX_InitRequest(&fcgx, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
 		mlc_die("FCGX_InitRequest failed");
 	for (;;) {
@@ -86,13 +89,14 @@ static int worker_main(int sock)
 			continue;
 		}
 		sigprocmask(SIG_BLOCK, &set, NULL);
-		mlc_req_init(&req, &fcgx, db);
+		mlc_req_init(&req, &fcgx, db, curl);
 		mlc_dispatch(&req);
 		mlc_req_release(&req);
 		FCGX_Finish_r(&fcgx);
 	}
 	FCGX_Free(&fcgx, 1);
 	mlc_db_free(db);
+	curl_easy_cleanup(curl);
 	mysql_thread_end();
 	curl_global_cleanup();
 	mlc_config_release();

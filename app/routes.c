@@ -28,11 +28,24 @@ static const struct mlc_route routes[] = {
 	{ "GET",    "/deployment/get/status/{deployment_id}", mlc_h_deployment_status, 0 },
 	{ "GET",    "/deployment/get/opos/{ownerid}", mlc_h_operations_by_owner, 0 },
 	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, 0 },
+	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON },
 	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON },
 	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, 0 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Python writes tuples with ( ), and so does one of the published
+ * examples: say how JSON writes a list when that is what went wrong. */
+static void add_hint(const char *buf, size_t len, char *msg, size_t cap)
+{
+	const char *at = strstr(msg, "at byte ");
+	size_t off, used = strlen(msg);
+
+	if (!at || sscanf(at, "at byte %zu", &off) != 1 || off >= len || buf[off] != '(')
+		return;
+	snprintf(msg + used, cap - used, "; JSON lists are written with [ ], not ( )");
+}
 
 /* Read and parse the JSON body, or reply 413/422 and return -1. */
 static int parse_json_body(struct mlc_req *r)
@@ -45,6 +58,8 @@ static int parse_json_body(struct mlc_req *r)
 	if (mlc_read_body_or_reply(r, max, &buf, &len) < 0)
 		return -1;
 	rc = mlc_json_parse(buf, len, &r->body, msg, sizeof(msg));
+	if (rc < 0)
+		add_hint(buf, len, msg, sizeof(msg));
 	free(buf);
 	if (rc == 0)
 		return 0;

@@ -43,4 +43,7 @@ long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const cha
 			       const char *modelid, json_object *data, json_object *result,
 			       const char *when, struct mlc_err *err);
 
+/* predict.c */
+void mlc_h_predict(struct mlc_req *r);
+
 #endif

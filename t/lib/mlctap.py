@@ -112,11 +112,12 @@ def same(a, b):
     return a == b
 
 
-def is_(got, expected, name):
-    """One check: got equals expected (strictly, see same())."""
+def is_(got, expected, name, *diagnostics):
+    """One check: got equals expected (strictly, see same()); extra
+    diagnostics are shown when it fails."""
     return ok(same(got, expected), name,
               "         got: " + _show(got),
-              "    expected: " + _show(expected))
+              "    expected: " + _show(expected), *diagnostics)
 
 
 def isnt(got, unexpected, name):

@@ -1,0 +1,648 @@
+/*
+ * predict.c - POST /deployment/{deployment_id}/predict: the gateway to a
+ * deployment's model runtime.
+ *
+ * The worker checks the rows against the model's featurelist, forwards
+ * them as one 2-D list to the runtime over its unix socket (libcurl, one
+ * keep-alive handle per worker), records the call as an inference
+ * operation, and returns the runtime's answer with the operation's id.
+ * For deployments with inference_data 1 the rows may instead come from a
+ * CSV at an http(s) URL, which the worker fetches (the runtime has no
+ * network) under size, time and address limits.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+
+#include "config.h"
+#include "csvcheck.h"
+#include "jsonutil.h"
+#include "routes.h"
+#include "stamp.h"
+#include "validate.h"
+
+static const struct mlc_field predict_schema[] = {
+	{ .name = "data", .type = MLC_V_ANY, .flags = MLC_F_NULLABLE },
+	{ .name = "data_link", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 2048 },
+	{ .name = "explain", .type = MLC_V_BOOL, .flags = MLC_F_NULLABLE },
+	{ .name = "ownerid", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = NULL }
+};
+
+struct target {
+	int found;
+	char status[16];
+	char reason[512];
+	char endpoint[600];
+	char modelid[65];
+	char ownerid[256];
+	int inference_data;
+	json_object *featurelist;
+};
+
+/* The model's input features: featurelist entries of kind 0 (or no kind),
+ * in order.  names is an array of strings, cat marks categorical ones. */
+struct features {
+	json_object *names;
+	unsigned char cat[4096];
+	size_t n;
+};
+
+static void copy_col(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static int target_row(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	struct target *t = ctx;
+
+	t->found = 1;
+	copy_col(t->status, sizeof(t->status), c[0]);
+	copy_col(t->reason, sizeof(t->reason), c[1]);
+	copy_col(t->endpoint, sizeof(t->endpoint), c[2]);
+	copy_col(t->modelid, sizeof(t->modelid), c[3]);
+	copy_col(t->ownerid, sizeof(t->ownerid), c[4]);
+	t->inference_data = c[5] ? atoi(c[5]) : 0;
+	t->featurelist = c[6] ? json_tokener_parse(c[6]) : NULL;
+	return 1;
+}
+
+static void feature_names(json_object *featurelist, struct features *f)
+{
+	size_t i, n = featurelist ? json_object_array_length(featurelist) : 0;
+
+	f->names = json_object_new_array();
+	f->n = 0;
+	for (i = 0; i < n && f->n < sizeof(f->cat); i++) {
+		json_object *item = json_object_array_get_idx(featurelist, i), *name, *kind, *type;
+
+		if (!json_object_object_get_ex(item, "feature_name", &name) || !name)
+			continue;
+		if (json_object_object_get_ex(item, "kind", &kind) && kind &&
+		    json_object_get_int(kind) != 0)
+			continue;
+		json_object_object_get_ex(item, "type", &type);
+		f->cat[f->n++] = type && !strcmp(json_object_get_string(type), "cat");
+		json_object_array_add(f->names, json_object_get(name));
+	}
+}
+
+/* ---- rows ---- */
+
+/* A 422 entry at ["body", "data", row?, feature?]: positions stay
+ * integers in loc, as pydantic writes them. */
+static void row_error(json_object *errors, int batch, size_t row, const char *col,
+		      const char *msg, const char *type)
+{
+	json_object *e = json_object_new_object(), *loc = json_object_new_array();
+
+	json_object_array_add(loc, json_object_new_string("body"));
+	json_object_array_add(loc, json_object_new_string("data"));
+	if (batch)
+		json_object_array_add(loc, json_object_new_int64((int64_t)row));
+	if (col)
+		json_object_array_add(loc, json_object_new_string(col));
+	json_object_object_add(e, "loc", loc);
+	json_object_object_add(e, "msg", json_object_new_string(msg));
+	json_object_object_add(e, "type", json_object_new_string(type));
+	json_object_array_add(errors, e);
+}
+
+static int is_number(json_object *v)
+{
+	return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double);
+}
+
+/* Check one value of feature j; appends an error and returns -1 if bad. */
+static int check_value(json_object *v, const struct features *f, size_t j, size_t row,
+		       int batch, const char *fname, json_object *errors)
+{
+	int cat = f->n && f->cat[j];
+	char msg[300];
+
+	if (is_number(v) || (cat && json_object_is_type(v, json_type_string)))
+		return 0;
+	if (fname)
+		snprintf(msg, sizeof(msg), "feature '%s' must be a number%s", fname,
+			 cat ? " or a string" : "");
+	else
+		snprintf(msg, sizeof(msg), "value %zu must be a number", j);
+	row_error(errors, batch, row, fname, msg, "type_error.float");
+	return -1;
+}
+
+static json_object *row_from_list(json_object *in, const struct features *f, size_t row,
+				  int batch, size_t width, json_object *errors)
+{
+	size_t j, n = json_object_array_length(in);
+	char msg[300];
+	int bad = 0;
+
+	if (width && n != width) {
+		snprintf(msg, sizeof(msg), "row has %zu values; the model takes %zu features", n, width);
+		row_error(errors, batch, row, NULL, msg, "value_error.row_length");
+		return NULL;
+	}
+	for (j = 0; j < n; j++) {
+		const char *fname = f->n ? json_object_get_string(json_object_array_get_idx(f->names, j))
+					 : NULL;
+
+		bad |= check_value(json_object_array_get_idx(in, j), f, j, row, batch, fname, errors);
+	}
+	return bad ? NULL : json_object_get(in);
+}
+
+static json_object *row_from_object(json_object *in, const struct features *f, size_t row,
+				    int batch, json_object *errors)
+{
+	json_object *out = json_object_new_array(), *v;
+	char msg[300];
+	size_t j;
+	int bad = 0;
+
+	if (!f->n) {
+		row_error(errors, batch, row, NULL, "rows keyed by feature name need the model's "
+			  "featurelist; send rows as lists in feature order", "value_error.row_shape");
+		json_object_put(out);
+		return NULL;
+	}
+	for (j = 0; j < f->n; j++) {
+		const char *name = json_object_get_string(json_object_array_get_idx(f->names, j));
+
+		if (!json_object_object_get_ex(in, name, &v)) {
+			snprintf(msg, sizeof(msg), "feature '%s' is missing", name);
+			row_error(errors, batch, row, name, msg, "value_error.missing");
+			bad = 1;
+			continue;
+		}
+		bad |= check_value(v, f, j, row, batch, name, errors);
+		json_object_array_add(out, json_object_get(v));
+	}
+	json_object_object_foreach(in, key, val) {
+		int known = 0;
+
+		(void)val;
+		for (j = 0; j < f->n && !known; j++)
+			known = !strcmp(key, json_object_get_string(json_object_array_get_idx(f->names, j)));
+		if (!known) {
+			snprintf(msg, sizeof(msg), "unknown feature '%.200s'", key);
+			row_error(errors, batch, row, key, msg, "value_error.extra");
+			bad = 1;
+		}
+	}
+	if (bad) {
+		json_object_put(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * data (one row, or a list of rows; a row is a list in feature order or
+ * an object keyed by feature name) as a 2-D list in feature order, or
+ * NULL after appending errors.  *batch says which form was sent.
+ */
+static json_object *normalise_rows(json_object *data, const struct features *f, int *batch,
+				   json_object *errors)
+{
+	size_t i, n, width, max = (size_t)mlc_config_long("MLC_PREDICT_MAX_ROWS", 10000);
+	json_object *rows, *first, *row, *out;
+	char msg[120];
+
+	*batch = json_object_is_type(data, json_type_array) && json_object_array_length(data) &&
+		 (json_object_is_type(first = json_object_array_get_idx(data, 0), json_type_array) ||
+		  json_object_is_type(first, json_type_object));
+	if (!json_object_is_type(data, json_type_array) && !json_object_is_type(data, json_type_object)) {
+		row_error(errors, 0, 0, NULL, "data must be a row (a list of values or an object "
+			  "keyed by feature name) or a list of rows", "type_error.list");
+		return NULL;
+	}
+	rows = *batch ? data : NULL;
+	n = *batch ? json_object_array_length(data) : 1;
+	if (!*batch && json_object_is_type(data, json_type_array) && !json_object_array_length(data)) {
+		row_error(errors, 0, 0, NULL, "data has no values", "value_error.empty");
+		return NULL;
+	}
+	if (n > max) {
+		snprintf(msg, sizeof(msg), "a batch may have at most %zu rows", max);
+		row_error(errors, 0, 0, NULL, msg, "value_error.list.max_items");
+		return NULL;
+	}
+	out = json_object_new_array();
+	width = f->n;
+	for (i = 0; i < n; i++) {
+		json_object *in = rows ? json_object_array_get_idx(rows, i) : data;
+
+		if (json_object_is_type(in, json_type_array)) {
+			if (!width)
+				width = json_object_array_length(in);
+			row = row_from_list(in, f, i, *batch, width, errors);
+		} else if (json_object_is_type(in, json_type_object)) {
+			row = row_from_object(in, f, i, *batch, errors);
+		} else {
+			row_error(errors, *batch, i, NULL, "row must be a list of values or an object",
+				  "type_error.list");
+			row = NULL;
+		}
+		if (row)
+			json_object_array_add(out, row);
+	}
+	if (json_object_array_length(errors)) {
+		json_object_put(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* ---- HTTP with libcurl ---- */
+
+struct sink {
+	char *buf;
+	size_t len, cap, max;
+	int overflow;
+};
+
+static size_t sink_write(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct sink *s = ctx;
+	size_t n = size * nmemb;
+
+	if (s->len + n > s->max) {
+		s->overflow = 1;
+		return 0;	/* makes libcurl stop with CURLE_WRITE_ERROR */
+	}
+	if (s->len + n + 1 > s->cap) {
+		s->cap = (s->len + n + 1) * 2;
+		if (s->cap > s->max + 1)
+			s->cap = s->max + 1;
+		s->buf = mlc_xrealloc(s->buf, s->cap);
+	}
+	memcpy(s->buf + s->len, data, n);
+	s->len += n;
+	s->buf[s->len] = '\0';
+	return n;
+}
+
+/*
+ * POST body to the runtime's /predict on its unix socket.  Returns the
+ * HTTP status with the reply in *out (caller frees), or -1 after
+ * replying 502/503/504 naming the deployment.
+ */
+static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoint,
+			 const char *body, struct sink *out)
+{
+	long timeout = mlc_config_long("MLC_PREDICT_TIMEOUT", 30), status = 0;
+	struct curl_slist *hdrs = NULL;
+	CURL *c = r->curl;
+	CURLcode rc;
+
+	if (strncmp(endpoint, "unix:", 5)) {
+		mlc_reply_detail(r, 503, "deployment '%s' has no runtime endpoint yet", dep);
+		return -1;
+	}
+	out->max = (size_t)mlc_config_long("MLC_PREDICT_MAX_REPLY", 64L << 20);
+	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, endpoint + 5);
+	curl_easy_setopt(c, CURLOPT_URL, "http://runtime/predict");
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout * 1000);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hdrs);
+	if (rc == CURLE_OK)
+		return status;
+	if (rc == CURLE_COULDNT_CONNECT)
+		mlc_reply_detail(r, 503, "deployment '%s' is not answering (its runtime is "
+				 "restarting); try again shortly", dep);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		mlc_reply_detail(r, 504, "deployment '%s' did not answer within %ld s", dep, timeout);
+	else if (out->overflow)
+		mlc_reply_detail(r, 502, "deployment '%s' sent a reply over the %zu byte limit",
+				 dep, out->max);
+	else
+		mlc_reply_detail(r, 502, "deployment '%s' failed while answering: %s", dep,
+				 curl_easy_strerror(rc));
+	return -1;
+}
+
+/* ---- data links ---- */
+
+struct link_ctx {
+	int allow_private;
+	char refused[INET6_ADDRSTRLEN];
+};
+
+static int private_v4(uint32_t a)
+{
+	return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
+	       (a >> 16) == 0xA9FE || (a >> 20) == 0xAC1 || (a >> 16) == 0xC0A8 ||
+	       (a >> 22) == (100u << 2 | 1) || (a >> 28) == 0xE || (a >> 28) == 0xF;
+}
+
+static int private_v6(const struct in6_addr *a)
+{
+	if (IN6_IS_ADDR_V4MAPPED(a)) {
+		uint32_t v4;
+
+		memcpy(&v4, a->s6_addr + 12, 4);
+		return private_v4(ntohl(v4));
+	}
+	return IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_UNSPECIFIED(a) ||
+	       IN6_IS_ADDR_LINKLOCAL(a) || IN6_IS_ADDR_MULTICAST(a) ||
+	       (a->s6_addr[0] & 0xfe) == 0xfc;	/* unique local fc00::/7 */
+}
+
+/* Called by libcurl with each address it is about to connect to, the
+ * first one and those of redirects alike: the one place where a name
+ * that resolves to an internal address can still be refused. */
+static curl_socket_t open_checked(void *ctx, curlsocktype purpose, struct curl_sockaddr *sa)
+{
+	struct link_ctx *lc = ctx;
+	int bad = 0;
+
+	if (sa->family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&sa->addr;
+
+		bad = private_v4(ntohl(in->sin_addr.s_addr));
+		inet_ntop(AF_INET, &in->sin_addr, lc->refused, sizeof(lc->refused));
+	} else if (sa->family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa->addr;
+
+		bad = private_v6(&in6->sin6_addr);
+		inet_ntop(AF_INET6, &in6->sin6_addr, lc->refused, sizeof(lc->refused));
+	} else {
+		bad = 1;
+	}
+	if (bad && !lc->allow_private)
+		return CURL_SOCKET_BAD;
+	lc->refused[0] = '\0';
+	return socket(sa->family, sa->socktype, sa->protocol);
+}
+
+/* Is host in the comma-separated MLC_LINK_ALLOW_HOSTS? */
+static int host_allowed(const char *host, const char *list)
+{
+	size_t n = strlen(host);
+	const char *p = list;
+
+	while (p && *p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len == n && !strncasecmp(p, host, n))
+			return 1;
+		p = end ? end + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Check the link's form and host; reply 422 and return -1 if refused. */
+static int link_allowed(struct mlc_req *r, const char *link, struct link_ctx *lc)
+{
+	const char *allow = mlc_config_get("MLC_LINK_ALLOW_HOSTS", NULL);
+	char *scheme = NULL, *host = NULL;
+	CURLU *u = curl_url();
+	int ok = 0;
+
+	if (curl_url_set(u, CURLUPART_URL, link, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	    (!strcmp(scheme, "http") || !strcmp(scheme, "https")))
+		ok = 1;
+	if (!ok)
+		mlc_reply_detail(r, 422, "data_link must be an http:// or https:// URL");
+	else if (allow && *allow && !host_allowed(host, allow))
+		mlc_reply_detail(r, 422, "data_link host '%s' is not in MLC_LINK_ALLOW_HOSTS", host);
+	lc->allow_private = ok && allow && *allow && host_allowed(host, allow);
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return r->status ? -1 : 0;
+}
+
+/* Fetch the CSV behind link into out, or reply 422/502 and return -1. */
+static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
+{
+	long timeout = mlc_config_long("MLC_LINK_TIMEOUT", 30), status = 0;
+	struct link_ctx lc = { 0, "" };
+	struct mlc_csv csv;
+	CURLcode rc;
+	CURL *c;
+
+	if (link_allowed(r, link, &lc) < 0)
+		return -1;
+	out->max = (size_t)mlc_config_long("MLC_LINK_MAX_BYTES", 64L << 20);
+	c = curl_easy_init();
+	curl_easy_setopt(c, CURLOPT_URL, link);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)out->max);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, &lc);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "mlconnector");
+	rc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (lc.refused[0])
+		mlc_reply_detail(r, 422, "data_link resolves to a loopback or private address (%s); "
+				 "refused (allow the host with MLC_LINK_ALLOW_HOSTS)", lc.refused);
+	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
+		mlc_reply_detail(r, 413, "data_link content exceeds %zu bytes", out->max);
+	else if (rc != CURLE_OK)
+		mlc_reply_detail(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
+	else if (status != 200)
+		mlc_reply_detail(r, 422, "data_link answered HTTP %ld", status);
+	if (r->status)
+		return -1;
+	mlc_csv_init(&csv);
+	if (mlc_csv_feed(&csv, out->buf ? out->buf : "", out->len) < 0 || mlc_csv_finish(&csv) < 0) {
+		mlc_reply_detail(r, 422, "data_link is not CSV with a header row: %s", mlc_csv_error(&csv));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the route ---- */
+
+/* Single-row answers show one row's values, not a list of one. */
+static void unwrap_single(json_object *answer)
+{
+	static const char *const keys[] = { "feature_importance", "base_value", "output", "error_bound" };
+	json_object *ex, *v;
+	size_t i;
+
+	if (!json_object_object_get_ex(answer, "explanation", &ex) ||
+	    !json_object_is_type(ex, json_type_object))
+		return;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (json_object_object_get_ex(ex, keys[i], &v) && json_object_is_type(v, json_type_array) &&
+		    json_object_array_length(v) == 1)
+			json_object_object_add(ex, keys[i], json_object_get(json_object_array_get_idx(v, 0)));
+}
+
+static int load_target(struct mlc_req *r, const char *id, struct target *t, struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+
+	memset(t, 0, sizeof(*t));
+	return mlc_db_exec(r->db, "SELECT d.status, d.reason, d.endpoint, d.modelid, d.ownerid, "
+			   "d.inference_data, m.featurelist FROM deployments d LEFT JOIN models m "
+			   "ON m.modelid = d.modelid WHERE d.deployment_id = ?", p, 1, target_row, t,
+			   err) < 0 ? -1 : 0;
+}
+
+/* The body for the runtime: rows or a CSV text, with the feature names. */
+static json_object *runtime_request(json_object *rows, const char *csv, int explain,
+				    const struct features *f)
+{
+	json_object *req = json_object_new_object();
+
+	if (rows)
+		json_object_object_add(req, "data", json_object_get(rows));
+	else
+		json_object_object_add(req, "csv", json_object_new_string(csv));
+	json_object_object_add(req, "explain", json_object_new_boolean(explain));
+	json_object_object_add(req, "feature_names", f->n ? json_object_get(f->names) : NULL);
+	return req;
+}
+
+/* Turn the runtime's non-200 answer into ours. */
+static void relay_failure(struct mlc_req *r, const char *dep, long status, const char *body)
+{
+	json_object *o = body ? json_tokener_parse(body) : NULL, *d = NULL;
+	const char *detail = o && json_object_object_get_ex(o, "detail", &d) ?
+			     json_object_get_string(d) : "no detail";
+
+	if (status == 422 || status == 409) {
+		json_object *errors = json_object_new_array();
+
+		if (status == 409)
+			mlc_reply_detail(r, 409, "%s", detail);
+		else {
+			mlc_validate_error(errors, detail, "value_error.model_input", "body", "data", NULL);
+			mlc_reply_422(r, errors);
+			errors = NULL;
+		}
+		json_object_put(errors);
+	} else {
+		mlc_reply_detail(r, 502, "deployment '%s' failed: %s", dep, detail);
+	}
+	json_object_put(o);
+}
+
+void mlc_h_predict(struct mlc_req *r)
+{
+	const char *dep = mlc_param(r, "deployment_id"), *link = NULL, *owner;
+	struct sink fetched = { 0 }, reply = { 0 };
+	json_object *errors = json_object_new_array(), *m, *rows = NULL, *req = NULL, *answer = NULL;
+	struct features f = { 0 };
+	struct mlc_err err = { 0, "" };
+	struct target t;
+	char now[32];
+	int batch = 0, explain;
+	long status;
+	long long opid;
+
+	m = mlc_validate(r->body, predict_schema, "body", errors, 0);
+	if (!m) {
+		mlc_reply_422(r, errors);
+		return;
+	}
+	json_object_put(errors);
+	errors = json_object_new_array();
+	explain = json_object_get_boolean(json_object_object_get(m, "explain"));
+	if (json_object_object_get(m, "data_link"))
+		link = json_object_get_string(json_object_object_get(m, "data_link"));
+	if (load_target(r, dep, &t, &err) < 0) {
+		mlc_reply_err(r, &err);
+		goto out;
+	}
+	if (!t.found) {
+		mlc_reply_detail(r, 404, "deployment '%s' not found", dep);
+		goto out;
+	}
+	if (strcmp(t.status, "deployed")) {
+		mlc_reply_detail(r, 409, "deployment '%s' is %s%s%s", dep, t.status,
+				 t.reason[0] ? ": " : "", t.reason);
+		goto out;
+	}
+	feature_names(t.featurelist, &f);
+	if (link && !t.inference_data) {
+		mlc_reply_detail(r, 422, "deployment '%s' takes inline data (inference_data 0); "
+				 "send \"data\" instead of \"data_link\"", dep);
+		goto out;
+	}
+	if (!link && !json_object_object_get(m, "data")) {
+		mlc_validate_error(errors, "field required", "value_error.missing", "body", "data", NULL);
+		mlc_reply_422(r, errors);
+		errors = NULL;
+		goto out;
+	}
+	if (link) {
+		if (fetch_link(r, link, &fetched) < 0)
+			goto out;
+	} else if (!(rows = normalise_rows(json_object_object_get(m, "data"), &f, &batch, errors))) {
+		mlc_reply_422(r, errors);
+		errors = NULL;
+		goto out;
+	}
+	req = runtime_request(rows, fetched.buf ? fetched.buf : "", explain, &f);
+	status = call_runtime(r, dep, t.endpoint,
+			      json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &reply);
+	if (status < 0)
+		goto out;
+	if (status != 200 || !(answer = reply.buf ? json_tokener_parse(reply.buf) : NULL)) {
+		relay_failure(r, dep, status == 200 ? 502 : status, reply.buf);
+		goto out;
+	}
+	if (link) {
+		/* The runtime parsed the CSV: record the rows it used. */
+		rows = json_object_get(json_object_object_get(answer, "data"));
+		json_object_object_del(answer, "data");
+		batch = 1;
+	}
+	owner = json_object_object_get(m, "ownerid") ?
+		json_object_get_string(json_object_object_get(m, "ownerid")) : t.ownerid;
+	mlc_now_utc(now);
+	opid = mlc_record_operation(r, owner, dep, t.modelid, rows,
+				    json_object_object_get(answer, "prediction"), now, &err);
+	if (opid < 0) {
+		mlc_reply_err(r, &err);
+		goto out;
+	}
+	if (!batch)
+		unwrap_single(answer);
+	json_object_object_add(answer, "operationid", json_object_new_int64(opid));
+	mlc_reply_json(r, 200, answer);
+	answer = NULL;
+out:
+	json_object_put(answer);
+	json_object_put(errors);
+	json_object_put(req);
+	json_object_put(rows);
+	json_object_put(f.names);
+	json_object_put(t.featurelist);
+	json_object_put(m);
+	free(fetched.buf);
+	free(reply.buf);
+}
