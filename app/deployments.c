@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "jobs.h"
 #include "jsonutil.h"
 #include "routes.h"
 #include "spool.h"
@@ -140,111 +141,24 @@ static void reply_deployment_or_404(struct mlc_req *r, int status, const char *i
 
 /* ---- POST /deployment/add ---- */
 
-/* What the bundle needs to know about the model. */
-struct deploy_src {
-	int found;
-	char modelkind[65];
-	json_object *featurelist;
-	struct {
-		char path[PATH_MAX];
-		char sha256[65];
-		long long version, size;
-	} file[3];			/* model, data, env */
-};
-
-static const char *const bundle_kinds[] = { "model", "data", "env" };
-static const char *const bundle_names[] = { "model.pkl", "data.csv", "requirements.txt" };
-
-static int model_row(void *ctx, char **c, const unsigned long *l, unsigned n)
+/* The bundle for mlc-spooler: what to run and the model's model, data
+ * and env artifacts. */
+static int write_bundle(json_object *m, const char *id, const struct mlc_job_src *s,
+			const char *now, const char *bundle, struct mlc_err *err)
 {
-	struct deploy_src *s = ctx;
-
-	s->found = 1;
-	snprintf(s->modelkind, sizeof(s->modelkind), "%s", c[0]);
-	s->featurelist = mlc_json_raw(c[1]);
-	return 1;
-}
-
-static int artifact_row(void *ctx, char **c, const unsigned long *l, unsigned n)
-{
-	struct deploy_src *s = ctx;
-	size_t i;
-
-	for (i = 0; i < 3; i++) {
-		if (strcmp(c[0], bundle_kinds[i]))
-			continue;
-		snprintf(s->file[i].path, sizeof(s->file[i].path), "%s/%s", mlc_store_root(), c[2]);
-		snprintf(s->file[i].sha256, sizeof(s->file[i].sha256), "%s", c[3]);
-		s->file[i].version = atoll(c[1]);
-		s->file[i].size = atoll(c[4]);
-	}
-	return 0;
-}
-
-/* The model and the latest version of each of its artifacts. */
-static int load_source(struct mlc_req *r, const char *modelid, struct deploy_src *s,
-		       struct mlc_err *err)
-{
-	struct mlc_param p[] = { MLC_PSTR(modelid), MLC_PSTR(modelid) };
-
-	memset(s, 0, sizeof(*s));
-	if (mlc_db_exec(r->db, "SELECT modelkind, featurelist FROM models WHERE modelid = ?",
-			p, 1, model_row, s, err) < 0)
-		return -1;
-	if (!s->found)
-		return 0;
-	return mlc_db_exec(r->db, "SELECT filekind, version, path, sha256, size FROM artifacts "
-			   "WHERE modelid = ? AND (filekind, version) IN (SELECT filekind, "
-			   "MAX(version) FROM artifacts WHERE modelid = ? GROUP BY filekind)",
-			   p, 2, artifact_row, s, err) < 0 ? -1 : 0;
-}
-
-static json_object *manifest(json_object *m, const char *id, const struct deploy_src *s,
-			     const char *now)
-{
-	json_object *j = json_object_new_object(), *files = json_object_new_object();
-	size_t i;
+	json_object *j = json_object_new_object();
+	int rc;
 
 	json_object_object_add(j, "type", json_object_new_string("deploy"));
 	json_object_object_add(j, "deployment_id", json_object_new_string(id));
 	json_object_object_add(j, "modelid", json_object_get(json_object_object_get(m, "modelid")));
-	json_object_object_add(j, "model_version", json_object_new_int64(s->file[0].version));
+	json_object_object_add(j, "model_version", json_object_new_int64(s->file[MLC_ART_MODEL].version));
 	json_object_object_add(j, "ownerid", json_object_get(json_object_object_get(m, "ownerid")));
 	json_object_object_add(j, "placement", json_object_get(json_object_object_get(m, "placement")));
 	json_object_object_add(j, "inference_data",
 			       json_object_new_int(json_object_get_int(json_object_object_get(m, "inference_data"))));
-	json_object_object_add(j, "modelkind", json_object_new_string(s->modelkind));
-	json_object_object_add(j, "featurelist", json_object_get(s->featurelist));
-	for (i = 0; i < 3; i++) {
-		json_object *f;
-
-		if (!s->file[i].version)
-			continue;
-		f = json_object_new_object();
-		json_object_object_add(f, "name", json_object_new_string(bundle_names[i]));
-		json_object_object_add(f, "sha256", json_object_new_string(s->file[i].sha256));
-		json_object_object_add(f, "size", json_object_new_int64(s->file[i].size));
-		json_object_object_add(f, "version", json_object_new_int64(s->file[i].version));
-		json_object_object_add(files, bundle_kinds[i], f);
-	}
-	json_object_object_add(j, "files", files);
-	json_object_object_add(j, "created_at", mlc_iso_time(now));
-	return j;
-}
-
-static int write_bundle(json_object *m, const char *id, const struct deploy_src *s,
-			const char *now, const char *bundle, struct mlc_err *err)
-{
-	struct mlc_bundle_file files[3];
-	json_object *j = manifest(m, id, s, now);
-	unsigned n = 0;
-	size_t i;
-	int rc;
-
-	for (i = 0; i < 3; i++)
-		if (s->file[i].version)
-			files[n++] = (struct mlc_bundle_file){ bundle_names[i], s->file[i].path };
-	rc = mlc_spool_write(bundle, j, files, n, err);
+	rc = mlc_job_bundle(bundle, j, s, MLC_ART_BIT(MLC_ART_MODEL) | MLC_ART_BIT(MLC_ART_DATA) |
+			    MLC_ART_BIT(MLC_ART_ENV), now, err);
 	json_object_put(j);
 	return rc;
 }
@@ -252,7 +166,7 @@ static int write_bundle(json_object *m, const char *id, const struct deploy_src 
 /* Insert the 'waiting' row, replacing a stopped deployment of the same id
  * (ids of stopped deployments may be reused). */
 static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
-			     const struct deploy_src *s, const char *now, struct mlc_err *err)
+			     const struct mlc_job_src *s, const char *now, struct mlc_err *err)
 {
 	json_object *pl = json_object_object_get(m, "placement");
 	const char *pls = pl ? json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN) : NULL;
@@ -260,7 +174,7 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	struct mlc_param p[] = {
 		MLC_PSTR(id),
 		MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelid"))),
-		MLC_PLONG(s->file[0].version),
+		MLC_PLONG(s->file[MLC_ART_MODEL].version),
 		MLC_PSTR(json_object_get_string(json_object_object_get(m, "ownerid"))),
 		pls ? MLC_PSTR(pls) : MLC_PNULL,
 		MLC_PLONG(json_object_get_int(json_object_object_get(m, "inference_data"))),
@@ -284,30 +198,17 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	return 0;
 }
 
-static json_object *validated(struct mlc_req *r, const struct mlc_field *schema)
-{
-	json_object *errors = json_object_new_array();
-	json_object *m = mlc_validate(r->body, schema, "body", errors, 0);
-
-	if (!m) {
-		mlc_reply_422(r, errors);
-		return NULL;
-	}
-	json_object_put(errors);
-	return m;
-}
-
 void mlc_h_deployment_add(struct mlc_req *r)
 {
 	struct mlc_err err = { 0, "" };
-	struct deploy_src src;
+	struct mlc_job_src src;
 	char id[65], now[32], bundle[96];
 	const char *given, *modelid;
-	json_object *m = validated(r, deployment_schema);
+	json_object *m = mlc_body_or_422(r, deployment_schema, 0);
 
 	if (!m)
 		return;
-	src.featurelist = NULL;
+	memset(&src, 0, sizeof(src));
 	given = json_object_get_string(json_object_object_get(m, "deployment_id"));
 	if (given && *given)
 		snprintf(id, sizeof(id), "%s", given);
@@ -316,11 +217,11 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	modelid = json_object_get_string(json_object_object_get(m, "modelid"));
 	mlc_now_utc(now);
 	snprintf(bundle, sizeof(bundle), "deploy-%s.tar.gz", id);
-	if (load_source(r, modelid, &src, &err) < 0) {
+	if (mlc_job_src_load(r->db, modelid, &src, &err) < 0) {
 		mlc_reply_err(r, &err);
 	} else if (!src.found) {
 		mlc_reply_detail(r, 404, "model '%s' not found", modelid);
-	} else if (!src.file[0].version) {
+	} else if (!src.file[MLC_ART_MODEL].version) {
 		mlc_reply_detail(r, 409, "model '%s' has no model file; upload one with "
 				 "POST /model/%s/upload (file_kind=model) first", modelid, modelid);
 	} else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
@@ -338,7 +239,7 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	} else {
 		reply_deployment_or_404(r, 201, id);
 	}
-	json_object_put(src.featurelist);
+	mlc_job_src_release(&src);
 	json_object_put(m);
 }
 
@@ -487,7 +388,7 @@ long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const cha
 void mlc_h_operation_add(struct mlc_req *r)
 {
 	struct mlc_err err = { 0, "" };
-	json_object *m = validated(r, operation_schema), *ts, *op = NULL;
+	json_object *m = mlc_body_or_422(r, operation_schema, 0), *ts, *op = NULL;
 	const char *dep;
 	char when[32];
 	long long id;

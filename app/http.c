@@ -225,6 +225,19 @@ int mlc_paging_or_422(struct mlc_req *r, long *skip, long *limit)
 	return 0;
 }
 
+json_object *mlc_body_or_422(struct mlc_req *r, const struct mlc_field *schema, int partial)
+{
+	json_object *errors = json_object_new_array();
+	json_object *v = mlc_validate(r->body, schema, "body", errors, partial);
+
+	if (!v) {
+		mlc_reply_422(r, errors);
+		return NULL;
+	}
+	json_object_put(errors);
+	return v;
+}
+
 const char *mlc_param(struct mlc_req *r, const char *name)
 {
 	const char *v = mlc_route_param(&r->match, name);

@@ -74,6 +74,14 @@ int mlc_query_long_or_422(struct mlc_req *r, const char *key, long def,
 #define MLC_MAX_LIMIT 1000
 int mlc_paging_or_422(struct mlc_req *r, long *skip, long *limit);
 
+/*
+ * "Value or reply" for bodies: r->body validated against schema (see
+ * mlc_validate; partially for PATCH), or a 422 listing every failure and
+ * NULL.  The caller owns the result.
+ */
+struct mlc_field;
+json_object *mlc_body_or_422(struct mlc_req *r, const struct mlc_field *schema, int partial);
+
 /* The route capture called name (always present for a matched route). */
 const char *mlc_param(struct mlc_req *r, const char *name);
 

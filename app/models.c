@@ -181,21 +181,6 @@ static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int 
 	return 0;
 }
 
-/* Validate r->body against the model schema (partially for PATCH), or
- * reply 422 and return NULL. */
-static json_object *validated_model(struct mlc_req *r, int partial)
-{
-	json_object *errors = json_object_new_array();
-	json_object *m = mlc_validate(r->body, model_schema, "body", errors, partial);
-
-	if (!m) {
-		mlc_reply_422(r, errors);
-		return NULL;
-	}
-	json_object_put(errors);
-	return m;
-}
-
 static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
 {
 	struct mlc_err err = { 0, "" };
@@ -230,7 +215,7 @@ void mlc_h_model_add(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[5 + NJSON];
 	char id[37], now[32];
-	json_object *m = validated_model(r, 0);
+	json_object *m = mlc_body_or_422(r, model_schema, 0);
 	size_t i;
 
 	if (!m)
@@ -369,7 +354,7 @@ void mlc_h_model_patch(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[4 + NJSON];
 	char sql[512] = "UPDATE models SET ", now[32];
-	json_object *m = validated_model(r, 1), *tags;
+	json_object *m = mlc_body_or_422(r, model_schema, 1), *tags;
 	unsigned np;
 	int found;
 

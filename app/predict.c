@@ -563,13 +563,10 @@ void mlc_h_predict(struct mlc_req *r)
 	long status;
 	long long opid;
 
-	m = mlc_validate(r->body, predict_schema, "body", errors, 0);
-	if (!m) {
-		mlc_reply_422(r, errors);
+	if (!(m = mlc_body_or_422(r, predict_schema, 0))) {
+		json_object_put(errors);
 		return;
 	}
-	json_object_put(errors);
-	errors = json_object_new_array();
 	explain = json_object_get_boolean(json_object_object_get(m, "explain"));
 	if (json_object_object_get(m, "data_link"))
 		link = json_object_get_string(json_object_object_get(m, "data_link"));

@@ -46,4 +46,10 @@ long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const cha
 /* predict.c */
 void mlc_h_predict(struct mlc_req *r);
 
+/* training.c */
+void mlc_h_training_add(struct mlc_req *r);
+void mlc_h_training_status(struct mlc_req *r);
+void mlc_h_training_all(struct mlc_req *r);
+void mlc_h_training_log(struct mlc_req *r);
+
 #endif

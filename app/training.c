@@ -1,0 +1,254 @@
+/*
+ * training.c - /mltraining routes: a retraining job is a 'waiting' row in
+ * `trainings` plus a bundle (code, data and env artifacts) for
+ * mlc-spooler, which runs the code in the sandbox and stores the model it
+ * produces as the model's next version through POST /model/{id}/upload.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+#include "jsonutil.h"
+#include "routes.h"
+#include "spool.h"
+#include "stamp.h"
+#include "validate.h"
+
+static const struct mlc_field placement_fields[] = {
+	{ .name = "clusterID", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "node", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "continuum", .type = MLC_V_STR_OR_BOOL, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = NULL }
+};
+
+static const struct mlc_field training_schema[] = {
+	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
+	{ .name = "placement", .type = MLC_V_OBJ, .flags = MLC_F_NULLABLE, .fields = placement_fields },
+	{ .name = "redeploy", .type = MLC_V_BOOL, .flags = MLC_F_NULLABLE },
+	{ .name = NULL }
+};
+
+#define TRAINING_COLS "training_id, modelid, placement, redeploy, status, reason, code_version, " \
+	"data_version, produced_version, created_at, started_at, finished_at, updated_at"
+
+static json_object *int_or_null(const char *s)
+{
+	return s ? json_object_new_int64(atoll(s)) : NULL;
+}
+
+static json_object *training_from_row(char **c)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "training_id", json_object_new_string(c[0]));
+	/* The Python service named the job's id deployment_id; keep it. */
+	json_object_object_add(o, "deployment_id", json_object_new_string(c[0]));
+	json_object_object_add(o, "modelid", json_object_new_string(c[1]));
+	json_object_object_add(o, "placement", mlc_json_raw(c[2]));
+	json_object_object_add(o, "redeploy", json_object_new_boolean(c[3] && atoi(c[3])));
+	json_object_object_add(o, "status", json_object_new_string(c[4]));
+	json_object_object_add(o, "reason", c[5] ? json_object_new_string(c[5]) : NULL);
+	json_object_object_add(o, "code_version", int_or_null(c[6]));
+	json_object_object_add(o, "data_version", int_or_null(c[7]));
+	json_object_object_add(o, "produced_version", int_or_null(c[8]));
+	json_object_object_add(o, "created_at", mlc_iso_time(c[9]));
+	json_object_object_add(o, "started_at", mlc_iso_time(c[10]));
+	json_object_object_add(o, "finished_at", mlc_iso_time(c[11]));
+	json_object_object_add(o, "updated_at", mlc_iso_time(c[12]));
+	return o;
+}
+
+static int first_training(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	*(json_object **)ctx = training_from_row(c);
+	return 1;
+}
+
+static int collect_trainings(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	json_object_array_add((json_object *)ctx, training_from_row(c));
+	return 0;
+}
+
+static void reply_training_or_404(struct mlc_req *r, int status, const char *id)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	json_object *o = NULL;
+
+	if (mlc_db_exec(r->db, "SELECT " TRAINING_COLS " FROM trainings WHERE training_id = ?",
+			p, 1, first_training, &o, &err) < 0)
+		mlc_reply_err(r, &err);
+	else if (!o)
+		mlc_reply_detail(r, 404, "training '%s' not found", id);
+	else
+		mlc_reply_json(r, status, o);
+}
+
+static int first_id(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	snprintf((char *)ctx, 65, "%s", c[0]);
+	return 1;
+}
+
+static int write_bundle(json_object *m, const char *id, const struct mlc_job_src *s,
+			const char *now, const char *bundle, struct mlc_err *err)
+{
+	json_object *j = json_object_new_object();
+	int rc;
+
+	json_object_object_add(j, "type", json_object_new_string("train"));
+	json_object_object_add(j, "training_id", json_object_new_string(id));
+	json_object_object_add(j, "modelid", json_object_get(json_object_object_get(m, "modelid")));
+	json_object_object_add(j, "placement", json_object_get(json_object_object_get(m, "placement")));
+	json_object_object_add(j, "redeploy",
+			       json_object_new_boolean(json_object_get_boolean(json_object_object_get(m, "redeploy"))));
+	rc = mlc_job_bundle(bundle, j, s, MLC_ART_BIT(MLC_ART_CODE) | MLC_ART_BIT(MLC_ART_DATA) |
+			    MLC_ART_BIT(MLC_ART_ENV), now, err);
+	json_object_put(j);
+	return rc;
+}
+
+/*
+ * Insert the 'waiting' row unless a training of the model is waiting or
+ * running (the model row is locked so that two requests cannot both pass
+ * that check).  *busy receives the id of the one in the way.
+ */
+static int insert_training(struct mlc_req *r, json_object *m, const char *id,
+			   const struct mlc_job_src *s, const char *now, char busy[65],
+			   struct mlc_err *err)
+{
+	const char *modelid = json_object_get_string(json_object_object_get(m, "modelid"));
+	json_object *pl = json_object_object_get(m, "placement");
+	struct mlc_param key[] = { MLC_PSTR(modelid) };
+	struct mlc_param p[] = {
+		MLC_PSTR(id), MLC_PSTR(modelid),
+		pl ? MLC_PSTR(json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN)) : MLC_PNULL,
+		MLC_PLONG(json_object_get_boolean(json_object_object_get(m, "redeploy"))),
+		MLC_PLONG(s->file[MLC_ART_CODE].version), MLC_PLONG(s->file[MLC_ART_DATA].version),
+		MLC_PSTR(now), MLC_PSTR(now),
+	};
+
+	busy[0] = '\0';
+	if (mlc_db_begin(r->db, err) < 0 ||
+	    mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
+			NULL, NULL, err) < 0 ||
+	    mlc_db_exec(r->db, "SELECT training_id FROM trainings WHERE modelid = ? AND "
+			"status IN ('waiting', 'running') LIMIT 1", key, 1, first_id, busy, err) < 0)
+		goto fail;
+	if (busy[0]) {
+		mlc_db_rollback(r->db);
+		return 0;
+	}
+	if (mlc_db_exec(r->db, "INSERT INTO trainings (training_id, modelid, placement, redeploy, "
+			"status, code_version, data_version, created_at, updated_at) "
+			"VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?)", p, 8, NULL, NULL, err) < 0 ||
+	    mlc_db_commit(r->db, err) < 0)
+		goto fail;
+	return 0;
+fail:
+	mlc_db_rollback(r->db);
+	return -1;
+}
+
+void mlc_h_training_add(struct mlc_req *r)
+{
+	struct mlc_err err = { 0, "" };
+	struct mlc_job_src src;
+	char id[37], now[32], bundle[96], busy[65];
+	const char *modelid;
+	json_object *m = mlc_body_or_422(r, training_schema, 0);
+
+	if (!m)
+		return;
+	memset(&src, 0, sizeof(src));
+	modelid = json_object_get_string(json_object_object_get(m, "modelid"));
+	mlc_uuid4(id);
+	mlc_now_utc(now);
+	snprintf(bundle, sizeof(bundle), "train-%s.tar.gz", id);
+	if (mlc_job_src_load(r->db, modelid, &src, &err) < 0)
+		mlc_reply_err(r, &err);
+	else if (!src.found)
+		mlc_reply_detail(r, 404, "model '%s' not found", modelid);
+	else if (!src.file[MLC_ART_CODE].version || !src.file[MLC_ART_DATA].version)
+		mlc_reply_detail(r, 409, "model '%s' has no %s file; upload one with POST "
+				 "/model/%s/upload (file_kind=%s) first", modelid,
+				 src.file[MLC_ART_CODE].version ? "data" : "code", modelid,
+				 src.file[MLC_ART_CODE].version ? "data" : "code");
+	else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
+		 insert_training(r, m, id, &src, now, busy, &err) < 0) {
+		mlc_spool_discard(bundle);
+		mlc_reply_err(r, &err);
+	} else if (busy[0]) {
+		mlc_spool_discard(bundle);
+		mlc_reply_detail(r, 400, "model '%s' is already being trained by training '%s'",
+				 modelid, busy);
+	} else if (mlc_spool_publish(bundle, &err) < 0) {
+		struct mlc_param p[] = { MLC_PSTR(id) };
+		struct mlc_err ignored;
+
+		mlc_db_exec(r->db, "DELETE FROM trainings WHERE training_id = ?", p, 1, NULL, NULL,
+			    &ignored);
+		mlc_spool_discard(bundle);
+		mlc_reply_err(r, &err);
+	} else {
+		reply_training_or_404(r, 201, id);
+	}
+	mlc_job_src_release(&src);
+	json_object_put(m);
+}
+
+void mlc_h_training_status(struct mlc_req *r)
+{
+	reply_training_or_404(r, 200, mlc_param(r, "training_id"));
+}
+
+void mlc_h_training_all(struct mlc_req *r)
+{
+	struct mlc_err err = { 0, "" };
+	json_object *list;
+	long skip, limit;
+
+	if (mlc_paging_or_422(r, &skip, &limit) < 0)
+		return;
+	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
+	list = json_object_new_array();
+	if (mlc_db_exec(r->db, "SELECT " TRAINING_COLS " FROM trainings ORDER BY created_at, "
+			"training_id LIMIT ? OFFSET ?", p, 2, collect_trainings, list, &err) < 0) {
+		json_object_put(list);
+		mlc_reply_err(r, &err);
+		return;
+	}
+	mlc_reply_json(r, 200, list);
+}
+
+static int log_row(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "training_id", json_object_new_string(c[0]));
+	json_object_object_add(o, "status", json_object_new_string(c[1]));
+	json_object_object_add(o, "log", json_object_new_string_len(c[2] ? c[2] : "",
+								    c[2] ? (int)l[2] : 0));
+	*(json_object **)ctx = o;
+	return 1;
+}
+
+/* GET /mltraining/{id}/log: the job's output (stdout and stderr, the
+ * spooler keeps the last MLC_TRAIN_LOG_MAX bytes). */
+void mlc_h_training_log(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "training_id");
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	json_object *o = NULL;
+
+	if (mlc_db_exec(r->db, "SELECT training_id, status, log FROM trainings WHERE training_id = ?",
+			p, 1, log_row, &o, &err) < 0)
+		mlc_reply_err(r, &err);
+	else if (!o)
+		mlc_reply_detail(r, 404, "training '%s' not found", id);
+	else
+		mlc_reply_json(r, 200, o);
+}
