@@ -150,6 +150,10 @@ static int stream_body(struct mlc_req *r, struct mlc_mp *mp, struct upload *u,
 	}
 	if (!rc)
 		rc = mlc_mp_finish(mp);
+	if (rc == MLC_MP_ABORTED && u->err.code == 422) {
+		mlc_reply_422_at(r, "file", "value_error.multipart", "%s", u->err.msg);
+		goto out;
+	}
 	if (rc == MLC_MP_ABORTED) {
 		mlc_reply_err(r, &u->err);
 		goto out;

@@ -287,6 +287,12 @@ long long mlc_db_exec(struct mlc_db *db, const char *sql,
 
 	if (rc >= 0 || !is_conn_error(code))
 		return rc;
+	/* Lost while the server may have been executing it: a statement that
+	 * changes data may have been applied, so only reads are retried. */
+	if (code == CR_SERVER_LOST && strncmp(sql, "SELECT", 6)) {
+		drop_connection(db);
+		return -1;
+	}
 	/* The server went away (restart, idle timeout, failover): start over
 	 * on a new connection, unless a transaction was lost with it. */
 	if (db->in_txn) {

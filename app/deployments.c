@@ -183,6 +183,8 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	};
 
 	if (mlc_db_begin(r->db, err) < 0 ||
+	    mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? LOCK IN SHARE MODE",
+			&p[1], 1, NULL, NULL, err) < 0 ||
 	    mlc_db_exec(r->db, "DELETE FROM deployments WHERE deployment_id = ? "
 			"AND status = 'stopped'", del, 1, NULL, NULL, err) < 0 ||
 	    mlc_db_exec(r->db, "INSERT INTO deployments (deployment_id, modelid, model_version, "

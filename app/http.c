@@ -143,6 +143,20 @@ void mlc_reply_422(struct mlc_req *r, json_object *errors)
 	mlc_reply_json(r, 422, o);
 }
 
+void mlc_reply_422_at(struct mlc_req *r, const char *field, const char *type,
+		      const char *fmt, ...)
+{
+	json_object *errors = json_object_new_array();
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	mlc_validate_error(errors, msg, type, "body", field, NULL);
+	mlc_reply_422(r, errors);
+}
+
 void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err)
 {
 	int code = err->code >= 400 && err->code < 600 ? err->code : 500;

@@ -41,12 +41,16 @@ void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Send a 422 {"detail": errors} (errors consumed). */
 void mlc_reply_422(struct mlc_req *r, json_object *errors);
+/* Send a 422 with one detail entry at ["body", field] (field may be
+ * NULL for ["body"]). */
+void mlc_reply_422_at(struct mlc_req *r, const char *field, const char *type,
+		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Send the status an lower layer chose (err->code, 500 when unset). */
 void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
 /*
  * Hand the response over to nginx: it sends the store file relpath (from
  * the internal location /_artifacts/) as an attachment called filename,
- * with its SHA-256 as ETag.
+ * with its SHA-256 in X-Checksum-SHA256.
  */
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
 		     const char *sha256);

@@ -130,6 +130,16 @@ static int open_socket(const char *path)
 	return sock;
 }
 
+/* Remove the socket file at exit, unless another master has since put
+ * its own socket at the same path. */
+static void remove_own_socket(const char *path, const struct stat *own)
+{
+	struct stat now;
+
+	if (stat(path, &now) == 0 && now.st_ino == own->st_ino && now.st_dev == own->st_dev)
+		unlink(path);
+}
+
 /* Reap dead workers and start their replacements, pausing when workers
  * die right after starting so that a broken setup does not spin. */
 static void respawn(pid_t *pids, int n, int sock)
@@ -155,7 +165,7 @@ static void respawn(pid_t *pids, int n, int sock)
 
 static void shutdown_workers(pid_t *pids, int n)
 {
-	long timeout = mlc_config_long("MLC_SHUTDOWN_TIMEOUT", 10);
+	long timeout = mlc_config_long("MLC_SHUTDOWN_TIMEOUT", 20);
 	time_t deadline = time(NULL) + timeout;
 	int alive, i;
 
@@ -190,7 +200,9 @@ int main(int argc, char **argv)
 	const char *conf = getenv("MLC_CONF");
 	pid_t pids[MAX_WORKERS];
 	struct mlc_err err;
+	char default_sock[4096];
 	const char *path;
+	struct stat own;
 	sigset_t block, empty;
 	int opt, n, i, sock;
 
@@ -208,13 +220,20 @@ int main(int argc, char **argv)
 		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (n <= 0 || n > MAX_WORKERS)
 		n = n <= 0 ? 1 : MAX_WORKERS;
-	path = mlc_config_get("MLC_SOCKET", "var/run/mlc-api.sock");
+	path = mlc_config_get("MLC_SOCKET", NULL);
+	if (!path) {
+		snprintf(default_sock, sizeof(default_sock), "%s/run/mlc-api.sock",
+			 mlc_config_get("MLC_VAR", "var"));
+		path = default_sock;
+	}
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (mysql_library_init(0, NULL, NULL))
 		mlc_die("cannot initialise the MariaDB client library");
 	FCGX_Init();
 	sock = open_socket(path);
+	if (stat(path, &own) < 0)
+		mlc_die("stat %s: %s", path, strerror(errno));
 
 	/* Signals are only taken in sigsuspend, so none is lost between the
 	 * checks of the loop below. */
@@ -242,7 +261,7 @@ int main(int argc, char **argv)
 	mlc_log("info", NULL, "stopping");
 	shutdown_workers(pids, n);
 	close(sock);
-	unlink(path);
+	remove_own_socket(path, &own);
 	mysql_library_end();
 	curl_global_cleanup();
 	mlc_config_release();

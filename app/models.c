@@ -67,6 +67,16 @@ static const struct mlc_field drift_fields[] = {
 	{ .name = NULL }
 };
 
+/* model_tags.tag is VARCHAR(255): characters, as UTF-8 counts them. */
+static int tag_fits(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xC0) != 0x80;
+	return n >= 1 && n <= 255;
+}
+
 #define LIST_OF(n, f) { .name = n, .type = MLC_V_LIST, .flags = MLC_F_NULLABLE, \
 			.item = MLC_V_OBJ, .fields = f, .max_len = 1000 }
 
@@ -80,7 +90,8 @@ static const struct mlc_field model_schema[] = {
 	LIST_OF("featurelist", feature_fields),
 	LIST_OF("inference", inference_fields),
 	{ .name = "modeltags", .type = MLC_V_LIST, .flags = MLC_F_NULLABLE,
-	  .item = MLC_V_STR, .max_len = 64 },
+	  .item = MLC_V_STR, .max_len = 64, .check = tag_fits,
+	  .check_msg = "a tag has at most 255 characters and is not empty" },
 	{ .name = "drift_detection", .type = MLC_V_LIST,
 	  .flags = MLC_F_REQUIRED | MLC_F_NULLABLE, .item = MLC_V_OBJ,
 	  .fields = drift_fields, .max_len = 100 },
@@ -393,25 +404,29 @@ void mlc_h_model_delete(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[] = { MLC_PSTR(id) };
 	char active[65] = "";
-	long long n;
+	long long n = 0;
 	json_object *o;
 
-	n = mlc_db_exec(r->db, "SELECT deployment_id FROM deployments WHERE modelid = ? AND "
-			"status IN ('waiting', 'building', 'deployed', 'stopping') LIMIT 1",
-			p, 1, first_string, active, &err);
-	if (n > 0) {
-		mlc_reply_detail(r, 409, "model '%s' has an active deployment '%s'; "
-				 "DELETE /deployment/%s first", id, active, active);
-		return;
-	}
-	if (n >= 0)
-		n = exec_with_id(r, id, "DELETE FROM models WHERE modelid = ?", &err);
-	if (n < 0) {
+	/* The model row is locked first: a deployment being added at the same
+	 * time (which reads it in share mode) is either seen here or waits. */
+	if (mlc_db_begin(r->db, &err) < 0 ||
+	    (n = exec_with_id(r, id, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", &err)) < 0 ||
+	    (n && mlc_db_exec(r->db, "SELECT deployment_id FROM deployments WHERE modelid = ? AND "
+			      "status IN ('waiting', 'building', 'deployed', 'stopping') LIMIT 1",
+			      p, 1, first_string, active, &err) < 0) ||
+	    (n && !active[0] && exec_with_id(r, id, "DELETE FROM models WHERE modelid = ?", &err) < 0) ||
+	    mlc_db_commit(r->db, &err) < 0) {
+		mlc_db_rollback(r->db);
 		mlc_reply_err(r, &err);
 		return;
 	}
 	if (n == 0) {
 		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		return;
+	}
+	if (active[0]) {
+		mlc_reply_detail(r, 409, "model '%s' has an active deployment '%s'; "
+				 "DELETE /deployment/%s first", id, active, active);
 		return;
 	}
 	/* The row is gone (its artifact rows with it): now the files. */

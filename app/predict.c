@@ -423,9 +423,9 @@ static int link_allowed(struct mlc_req *r, const char *link, struct link_ctx *lc
 	    (!strcmp(scheme, "http") || !strcmp(scheme, "https")))
 		ok = 1;
 	if (!ok)
-		mlc_reply_detail(r, 422, "data_link must be an http:// or https:// URL");
+		mlc_reply_422_at(r, "data_link", "value_error.url", "data_link must be an http:// or https:// URL");
 	else if (allow && *allow && !host_allowed(host, allow))
-		mlc_reply_detail(r, 422, "data_link host '%s' is not in MLC_LINK_ALLOW_HOSTS", host);
+		mlc_reply_422_at(r, "data_link", "value_error.url.host", "data_link host '%s' is not in MLC_LINK_ALLOW_HOSTS", host);
 	lc->allow_private = ok && allow && *allow && host_allowed(host, allow);
 	curl_free(scheme);
 	curl_free(host);
@@ -449,7 +449,9 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 	curl_easy_setopt(c, CURLOPT_URL, link);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+	/* A host allowed by name may not hand the request on to another:
+	 * redirects are only followed when every hop is address-checked. */
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, lc.allow_private ? 0L : 1L);
 	curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)out->max);
 	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, open_checked);
@@ -464,19 +466,21 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_cleanup(c);
 	if (lc.refused[0])
-		mlc_reply_detail(r, 422, "data_link resolves to a loopback or private address (%s); "
+		mlc_reply_422_at(r, "data_link", "value_error.url.host",
+				 "data_link resolves to a loopback or private address (%s); "
 				 "refused (allow the host with MLC_LINK_ALLOW_HOSTS)", lc.refused);
 	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
 		mlc_reply_detail(r, 413, "data_link content exceeds %zu bytes", out->max);
 	else if (rc != CURLE_OK)
 		mlc_reply_detail(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
 	else if (status != 200)
-		mlc_reply_detail(r, 422, "data_link answered HTTP %ld", status);
+		mlc_reply_422_at(r, "data_link", "value_error.url.status", "data_link answered HTTP %ld", status);
 	if (r->status)
 		return -1;
 	mlc_csv_init(&csv);
 	if (mlc_csv_feed(&csv, out->buf ? out->buf : "", out->len) < 0 || mlc_csv_finish(&csv) < 0) {
-		mlc_reply_detail(r, 422, "data_link is not CSV with a header row: %s", mlc_csv_error(&csv));
+		mlc_reply_422_at(r, "data_link", "value_error.csv", "data_link is not CSV with a header row: %s",
+				 mlc_csv_error(&csv));
 		return -1;
 	}
 	return 0;
@@ -585,7 +589,8 @@ void mlc_h_predict(struct mlc_req *r)
 	}
 	feature_names(t.featurelist, &f);
 	if (link && !t.inference_data) {
-		mlc_reply_detail(r, 422, "deployment '%s' takes inline data (inference_data 0); "
+		mlc_reply_422_at(r, "data_link", "value_error.inference_data",
+				 "deployment '%s' takes inline data (inference_data 0); "
 				 "send \"data\" instead of \"data_link\"", dep);
 		goto out;
 	}

@@ -18,10 +18,13 @@ static const struct mlc_route routes[] = {
 	{ "GET",    "/model/all",                 mlc_h_model_all, 0 },
 	{ "GET",    "/model/search",              mlc_h_model_search, 0 },
 	{ "GET",    "/model/getkind/{modelkind}", mlc_h_model_getkind, 0 },
-	{ "POST",   "/model/{model_id}/upload",   mlc_h_model_upload, 0 },
-	{ "GET",    "/model/{model_id}/files",    mlc_h_model_files, 0 },
-	{ "GET",    "/model/{model_id}/files/{kind}", mlc_h_model_download, 0 },
-	{ "GET",    "/model/{model_id}",          mlc_h_model_get, 0 },
+	{ "POST",   "/model/{model_id}/upload",   mlc_h_model_upload, MLC_R_MODEL_ID },
+	{ "GET",    "/model/{model_id}/files",    mlc_h_model_files, MLC_R_MODEL_ID },
+	{ "GET",    "/model/{model_id}/files/{kind}", mlc_h_model_download, MLC_R_MODEL_ID },
+	{ "POST",   "/model/{model_id}/drift/run", mlc_h_drift_run, MLC_R_MODEL_ID },
+	{ "GET",    "/model/{model_id}/drift",    mlc_h_drift_list, MLC_R_MODEL_ID },
+	{ "GET",    "/model/{model_id}/drift/summary", mlc_h_drift_summary, MLC_R_MODEL_ID },
+	{ "GET",    "/model/{model_id}",          mlc_h_model_get, MLC_R_MODEL_ID },
 	{ "POST",   "/deployment/add",            mlc_h_deployment_add, MLC_R_JSON },
 	{ "POST",   "/deployment/add/operation",  mlc_h_operation_add, MLC_R_JSON },
 	{ "GET",    "/deployment/all",            mlc_h_deployment_all, 0 },
@@ -33,8 +36,8 @@ static const struct mlc_route routes[] = {
 	{ "GET",    "/mltraining/all",            mlc_h_training_all, 0 },
 	{ "GET",    "/mltraining/status/{training_id}", mlc_h_training_status, 0 },
 	{ "GET",    "/mltraining/{training_id}/log", mlc_h_training_log, 0 },
-	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON },
-	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, 0 },
+	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON | MLC_R_MODEL_ID },
+	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, MLC_R_MODEL_ID },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -74,6 +77,22 @@ static int parse_json_body(struct mlc_req *r)
 	return -1;
 }
 
+/* A canonical lowercase UUID, as mlc_uuid4 makes them. */
+static int is_model_id(const char *s)
+{
+	int i;
+
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return 0;
+		} else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+			return 0;
+		}
+	}
+	return s[36] == '\0';
+}
+
 static void reply_no_route(struct mlc_req *r)
 {
 	char allow[128], hdr[160];
@@ -103,6 +122,12 @@ void mlc_dispatch(struct mlc_req *r)
 		errors = json_object_new_array();
 		mlc_validate_error(errors, msg, "value_error.query", "query", NULL);
 		mlc_reply_422(r, errors);
+		return;
+	}
+	if ((r->match.route->flags & MLC_R_MODEL_ID) && !is_model_id(mlc_param(r, "model_id"))) {
+		/* Model ids are service-made UUIDs: anything else names no model
+		 * (and never reaches a file path). */
+		mlc_reply_detail(r, 404, "model '%s' not found", mlc_param(r, "model_id"));
 		return;
 	}
 	if ((r->match.route->flags & MLC_R_JSON) && parse_json_body(r) < 0)

@@ -12,6 +12,7 @@
 typedef void (*mlc_handler)(struct mlc_req *r);
 
 #define MLC_R_JSON 0x1	/* the body must be a JSON value: parsed into r->body or 413/422 */
+#define MLC_R_MODEL_ID 0x2	/* {model_id} must look like a model id (a UUID), or 404 */
 
 void mlc_dispatch(struct mlc_req *r);
 
@@ -51,5 +52,10 @@ void mlc_h_training_add(struct mlc_req *r);
 void mlc_h_training_status(struct mlc_req *r);
 void mlc_h_training_all(struct mlc_req *r);
 void mlc_h_training_log(struct mlc_req *r);
+
+/* drift.c */
+void mlc_h_drift_run(struct mlc_req *r);
+void mlc_h_drift_list(struct mlc_req *r);
+void mlc_h_drift_summary(struct mlc_req *r);
 
 #endif

@@ -71,11 +71,21 @@ out:
 	return rc;
 }
 
+/* tmp/<name>.<pid>: a worker serves one request at a time, so two
+ * requests for the same job name never share a temporary file. */
+static void tmp_path(char *path, size_t cap, const char *name)
+{
+	char own[160];
+
+	snprintf(own, sizeof(own), "%s.%ld", name, (long)getpid());
+	spool_path(path, cap, "tmp", own);
+}
+
 /* Open a temporary bundle file; the fd stays ours so that it can be
  * fsynced after libarchive has flushed everything into it. */
 static int open_tmp(const char *name, char *path, size_t cap)
 {
-	spool_path(path, cap, "tmp", name);
+	tmp_path(path, cap, name);
 	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 }
 
@@ -140,7 +150,7 @@ int mlc_spool_publish(const char *name, struct mlc_err *err)
 	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
 	int fd;
 
-	spool_path(from, sizeof(from), "tmp", name);
+	tmp_path(from, sizeof(from), name);
 	spool_path(to, sizeof(to), "new", name);
 	if (rename(from, to) < 0) {
 		mlc_err_set(err, 500, "cannot publish the job bundle: %s", strerror(errno));
@@ -159,6 +169,6 @@ void mlc_spool_discard(const char *name)
 {
 	char path[PATH_MAX];
 
-	spool_path(path, sizeof(path), "tmp", name);
+	tmp_path(path, sizeof(path), name);
 	unlink(path);
 }

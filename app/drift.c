@@ -1,0 +1,188 @@
+/*
+ * drift.c - /model/{id}/drift routes: ask for a drift check (mlc-spooler
+ * runs it) and read the results it stored in drift_metrics.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "routes.h"
+#include "stamp.h"
+
+#define MIN_INFERENCE_ROWS 10
+
+static int first_ll(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	*(long long *)ctx = c[0] ? atoll(c[0]) : 0;
+	return 1;
+}
+
+/*
+ * Inference rows recorded for the model: an operation whose data is a
+ * list of rows counts each row, any other recorded input counts one.
+ */
+static long long inference_rows(struct mlc_req *r, const char *id, struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	long long n = 0;
+
+	if (mlc_db_exec(r->db, "SELECT COALESCE(SUM(CASE WHEN JSON_TYPE(JSON_EXTRACT(data, '$[0]')) "
+			"IN ('ARRAY', 'OBJECT') THEN JSON_LENGTH(data) ELSE 1 END), 0) "
+			"FROM operations WHERE modelid = ? AND data IS NOT NULL AND JSON_VALID(data)",
+			p, 1, first_ll, &n, err) < 0)
+		return -1;
+	return n;
+}
+
+static int count_rows(struct mlc_req *r, const char *sql, const char *id, long long *n,
+		      struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+
+	*n = 0;
+	return mlc_db_exec(r->db, sql, p, 1, first_ll, n, err) < 0 ? -1 : 0;
+}
+
+/* POST /model/{id}/drift/run: 202 with the run's id; the check itself
+ * runs in mlc-spooler. */
+void mlc_h_drift_run(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "model_id");
+	struct mlc_err err = { 0, "" };
+	long long exists, data, rows;
+	char run[37], now[32];
+	json_object *o;
+
+	if (count_rows(r, "SELECT COUNT(*) FROM models WHERE modelid = ?", id, &exists, &err) < 0 ||
+	    count_rows(r, "SELECT COUNT(*) FROM artifacts WHERE modelid = ? AND filekind = 'data'",
+		       id, &data, &err) < 0 ||
+	    (rows = inference_rows(r, id, &err)) < 0) {
+		mlc_reply_err(r, &err);
+		return;
+	}
+	if (!exists) {
+		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		return;
+	}
+	if (!data) {
+		mlc_reply_detail(r, 409, "model '%s' has no training data to compare with; upload "
+				 "it with POST /model/%s/upload (file_kind=data)", id, id);
+		return;
+	}
+	if (rows < MIN_INFERENCE_ROWS) {
+		mlc_reply_detail(r, 409, "model '%s' has %lld recorded inference rows; drift "
+				 "detection needs at least %d", id, rows, MIN_INFERENCE_ROWS);
+		return;
+	}
+	mlc_uuid4(run);
+	mlc_now_utc(now);
+	{
+		struct mlc_param p[] = { MLC_PSTR(run), MLC_PSTR(id), MLC_PSTR(now) };
+
+		if (mlc_db_exec(r->db, "INSERT INTO drift_runs (run_id, modelid, status, requested_by, "
+				"created_at) VALUES (?, ?, 'waiting', 'api', ?)", p, 3, NULL, NULL, &err) < 0) {
+			mlc_reply_err(r, &err);
+			return;
+		}
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "run_id", json_object_new_string(run));
+	json_object_object_add(o, "modelid", json_object_new_string(id));
+	json_object_object_add(o, "status", json_object_new_string("waiting"));
+	json_object_object_add(o, "inference_rows", json_object_new_int64(rows));
+	json_object_object_add(o, "created_at", mlc_iso_time(now));
+	mlc_reply_json(r, 202, o);
+}
+
+#define METRIC_COLS "id, run_id, modelid, feature, type, method, statistic, p_value, " \
+	"drift_detected, n_train, n_infer, window_start, window_end, timestamp"
+
+static json_object *double_or_null(const char *s)
+{
+	return s ? json_object_new_double(strtod(s, NULL)) : NULL;
+}
+
+static int collect_metrics(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_int64(atoll(c[0])));
+	json_object_object_add(o, "run_id", json_object_new_string(c[1]));
+	json_object_object_add(o, "modelid", json_object_new_string(c[2]));
+	json_object_object_add(o, "feature", json_object_new_string(c[3]));
+	json_object_object_add(o, "type", json_object_new_string(c[4]));
+	json_object_object_add(o, "method", json_object_new_string(c[5]));
+	json_object_object_add(o, "statistic", double_or_null(c[6]));
+	json_object_object_add(o, "p_value", double_or_null(c[7]));
+	json_object_object_add(o, "drift_detected", json_object_new_boolean(atoi(c[8])));
+	json_object_object_add(o, "n_train", json_object_new_int64(atoll(c[9])));
+	json_object_object_add(o, "n_infer", json_object_new_int64(atoll(c[10])));
+	json_object_object_add(o, "window_start", mlc_iso_time(c[11]));
+	json_object_object_add(o, "window_end", mlc_iso_time(c[12]));
+	json_object_object_add(o, "timestamp", mlc_iso_time(c[13]));
+	json_object_array_add((json_object *)ctx, o);
+	return 0;
+}
+
+static int model_or_404(struct mlc_req *r, const char *id)
+{
+	struct mlc_err err = { 0, "" };
+	long long n;
+
+	if (count_rows(r, "SELECT COUNT(*) FROM models WHERE modelid = ?", id, &n, &err) < 0) {
+		mlc_reply_err(r, &err);
+		return -1;
+	}
+	if (!n) {
+		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		return -1;
+	}
+	return 0;
+}
+
+static void reply_metrics(struct mlc_req *r, const char *sql, struct mlc_param *p, unsigned np)
+{
+	struct mlc_err err = { 0, "" };
+	json_object *list = json_object_new_array();
+
+	if (mlc_db_exec(r->db, sql, p, np, collect_metrics, list, &err) < 0) {
+		json_object_put(list);
+		mlc_reply_err(r, &err);
+		return;
+	}
+	mlc_reply_json(r, 200, list);
+}
+
+/* GET /model/{id}/drift?skip&limit&feature=: results, newest first. */
+void mlc_h_drift_list(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "model_id"), *feature = mlc_query_get(&r->query, "feature");
+	long skip, limit;
+
+	if (mlc_paging_or_422(r, &skip, &limit) < 0 || model_or_404(r, id) < 0)
+		return;
+	if (feature) {
+		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(feature), MLC_PLONG(limit), MLC_PLONG(skip) };
+
+		reply_metrics(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND "
+			      "feature = ? ORDER BY id DESC LIMIT ? OFFSET ?", p, 4);
+	} else {
+		struct mlc_param p[] = { MLC_PSTR(id), MLC_PLONG(limit), MLC_PLONG(skip) };
+
+		reply_metrics(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? "
+			      "ORDER BY id DESC LIMIT ? OFFSET ?", p, 3);
+	}
+}
+
+/* GET /model/{id}/drift/summary: the latest result of each feature. */
+void mlc_h_drift_summary(struct mlc_req *r)
+{
+	const char *id = mlc_param(r, "model_id");
+	struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(id) };
+
+	if (model_or_404(r, id) < 0)
+		return;
+	reply_metrics(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND id IN "
+		      "(SELECT MAX(id) FROM drift_metrics WHERE modelid = ? GROUP BY feature) "
+		      "ORDER BY feature", p, 2);
+}
