@@ -1,0 +1,21 @@
+"""mlcpy - the Python side of MLConnector: shared code of mlc-spooler and
+mlc-runtime.
+
+Modules, one concern each:
+
+  config        conf/mlconnector.conf plus environment overrides
+  log           one-line event logging
+  db            the few deployments-table transitions the spooler may write
+  bundle        safe extraction and verification of spool job bundles
+  requirements  requirements.txt against the installed distributions
+  procs         /proc inspection: is this pid still that runtime?
+  unixhttp      a small HTTP/1.1 client over AF_UNIX sockets
+  sandbox       the bubblewrap + setpriv command line and resource limits
+  backend       the deployment-backend interface and registry
+  backend_local the local backend: sandboxed runtimes supervised on this host
+  reconcile     the spooler loop: claim bundles, converge DB and processes
+  runtime       the model runtime server (mlc-runtime)
+
+mlc-runtime imports only `runtime` (and so only the standard library,
+numpy and pandas): nothing that knows where the database or the config is.
+"""

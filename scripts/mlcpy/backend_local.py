@@ -1,0 +1,417 @@
+"""The local backend: each deployment's runtime is a sandboxed process on
+this host, supervised through files in its deployment directory.
+
+Layout of $MLC_VAR/deployments/<id>/ (root-owned, group MLC_RUNTIME_USER,
+mode 1771: the runtime may create files - its socket - but, with the
+sticky bit, may not delete or replace the root-owned ones):
+
+  job.json, model.pkl, data.csv, requirements.txt   from the bundle, 0644
+  runtime.sock    the runtime's HTTP socket (created by the runtime, 0666)
+  runtime.pid     the runtime's pid (written by the spooler)
+  runtime.state   JSON, written by the spooler: the running process as
+                  {pid, start, boot, started, log_offset}, or after a crash
+                  {crashed, restart_after, detail}
+
+The runtime's stdout/stderr go to $MLC_VAR/log/runtime-<id>.log, opened by
+the spooler (the sandbox cannot see the log directory).
+
+Runtimes are started in a new session and never waited for, so they
+outlive the spooler; a spooler started later finds them through
+runtime.state and checks /proc that the pid still is that process (same
+start time, same boot).
+"""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import time
+
+from . import backend, log, procs, sandbox, unixhttp
+
+SOCKET_MAX = 107  # sizeof(sun_path) - 1
+
+
+class LocalLaunch:
+    """A runtime being started: polled until it answers /health or dies."""
+
+    def __init__(self, dep_id, kind, pid, start, deadline, log_offset, popen=None):
+        self.dep_id, self.kind, self.pid, self.start = dep_id, kind, pid, start
+        self.deadline, self.log_offset, self.popen = deadline, log_offset, popen
+
+
+class LocalBackend(backend.Backend):
+    name = "local"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.root = cfg.deployments
+        self.memory = cfg.number("MLC_RUNTIME_MEMORY", int)
+        self.start_timeout = cfg.number("MLC_RUNTIME_START_TIMEOUT")
+        self.cgroups = sandbox.Cgroups(cfg.number("MLC_RUNTIME_CPU"),
+                                       cfg.number("MLC_RUNTIME_PIDS", int), cfg.var)
+        self.user = cfg.get("MLC_RUNTIME_USER")
+        self._ids = None
+        self.children = {}  # launcher pid -> Popen, reaped by reap()
+
+    # ---- paths and small files ----
+
+    def ids(self):
+        """(uid, gid) of the runtime user (created on first use)."""
+        if self._ids is None:
+            self._ids = sandbox.runtime_user(self.user)
+        return self._ids
+
+    def dir(self, dep_id):
+        return os.path.join(self.root, dep_id)
+
+    def sock(self, dep_id):
+        return os.path.join(self.dir(dep_id), "runtime.sock")
+
+    def log_path(self, dep_id):
+        return os.path.join(self.cfg.log_dir, "runtime-%s.log" % dep_id)
+
+    def _state_path(self, dep_id):
+        return os.path.join(self.dir(dep_id), "runtime.state")
+
+    def _read_state(self, dep_id):
+        try:
+            with open(self._state_path(dep_id), encoding="utf-8") as f:
+                st = json.load(f)
+            return st if isinstance(st, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _write_file(self, dep_id, name, text):
+        """Replace dir/name atomically; O_EXCL|O_NOFOLLOW on a fresh name so
+        that nothing the runtime created in its directory is followed."""
+        d = self.dir(dep_id)
+        tmp = os.path.join(d, ".%s.%d.%d" % (name, os.getpid(), time.monotonic_ns()))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, os.path.join(d, name))
+
+    def _write_state(self, dep_id, state):
+        self._write_file(dep_id, "runtime.state", json.dumps(state))
+        if state.get("pid"):
+            self._write_file(dep_id, "runtime.pid", "%d\n" % state["pid"])
+        else:
+            self._unlink(os.path.join(self.dir(dep_id), "runtime.pid"))
+
+    def _clear_state(self, dep_id):
+        for name in ("runtime.state", "runtime.pid"):
+            self._unlink(os.path.join(self.dir(dep_id), name))
+
+    @staticmethod
+    def _unlink(path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except IsADirectoryError:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _log_tail(self, dep_id, offset):
+        """The last non-empty line the runtime wrote since offset ('' if none)."""
+        try:
+            with open(self.log_path(dep_id), "rb") as f:
+                size = f.seek(0, os.SEEK_END)
+                start = max(offset or 0, size - 8192)
+                f.seek(start)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        return lines[-1][:1000] if lines else ""
+
+    # ---- installing files ----
+
+    def install(self, dep_id, staging_dir):
+        """Replace the deployment directory with the verified staging one,
+        owned so that only the socket can be created by the runtime."""
+        uid, gid = self.ids()
+        final = self.dir(dep_id)
+        if os.path.lexists(final):
+            self.stop(dep_id)
+            shutil.rmtree(final)
+        for name in os.listdir(staging_dir):
+            path = os.path.join(staging_dir, name)
+            os.lchown(path, 0, 0)
+            os.chmod(path, 0o644)
+        os.chown(staging_dir, 0, gid)
+        os.chmod(staging_dir, 0o1771)
+        os.rename(staging_dir, final)
+        return final
+
+    # ---- starting ----
+
+    def _open_log(self, dep_id, kind):
+        os.makedirs(self.cfg.log_dir, exist_ok=True)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+        if kind == "deploy":
+            flags |= os.O_TRUNC
+        fd = os.open(self.log_path(dep_id), flags, 0o640)
+        os.write(fd, ("%s mlc-spooler: starting the runtime (%s)\n"
+                      % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), kind)).encode())
+        return fd, os.lseek(fd, 0, os.SEEK_END)
+
+    def _check_paths(self, dep_id):
+        """Refuse early, with the fix in the message, what would make the
+        sandboxed runtime fail obscurely."""
+        for tool, package in ((sandbox.BWRAP, "bubblewrap"), (sandbox.SETPRIV, "util-linux")):
+            if not os.access(tool, os.X_OK):
+                raise sandbox.SandboxError("%s is missing; install the Debian package %s"
+                                           % (tool, package))
+        uid, gid = self.ids()
+        sock = self.sock(dep_id)
+        if len(sock.encode()) > SOCKET_MAX:
+            raise sandbox.SandboxError(
+                "the runtime socket path %s is %d bytes, longer than the %d a unix socket "
+                "allows; use a shorter MLC_VAR or deployment id"
+                % (sock, len(sock.encode()), SOCKET_MAX))
+        tmpfs = sandbox.tmpfs_roots(self.cfg)
+        sandbox.check_reachable(sock, uid, gid, tmpfs)
+        sandbox.check_reachable(os.path.join(self.cfg.root, "scripts", "mlc-runtime"), uid, gid,
+                                tmpfs)
+
+    @staticmethod
+    def _sandboxed_pid(popen, timeout):
+        """The pid of the process bwrap started in the new pid namespace
+        (the runtime, once it has exec'd), found as bwrap's only child; None
+        if bwrap ended without starting it.  (Not --json-status-fd: bwrap
+        dies of SIGPIPE writing it when the reading spooler was killed, and
+        leaves its half-set-up child waiting forever.)"""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            kids = procs.children(popen.pid)
+            if kids:
+                return kids[0]
+            if popen.poll() is not None:
+                return None
+            time.sleep(0.005)
+        return None
+
+    def launch(self, dep_id, kind):
+        """Start the sandboxed runtime (see sandbox.py); returns a LocalLaunch."""
+        d = self.dir(dep_id)
+        uid, gid = self.ids()
+        self._check_paths(dep_id)
+        self._unlink(self.sock(dep_id))
+        log_fd, offset = self._open_log(dep_id, kind)
+        cgroups, enforced = self.cgroups.prepare(dep_id)
+        limits = sandbox.limiter(
+            self.memory, cgroups,
+            nice=self.cgroups.cpus > 0 and "cpu" not in enforced,
+            nproc=self.cgroups.pids if "pids" not in enforced else 0)
+        try:
+            popen = subprocess.Popen(
+                sandbox.command(self.cfg, d, uid, gid), env=sandbox.environment(d),
+                stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, preexec_fn=limits,
+                start_new_session=True, cwd="/")
+        except subprocess.SubprocessError as e:  # raised by the preexec function
+            raise sandbox.SandboxError("cannot apply the runtime's limits: %s" % e) from None
+        finally:
+            os.close(log_fd)
+        self.children[popen.pid] = popen
+        pid = self._sandboxed_pid(popen, 10.0)
+        start = procs.starttime(pid) if pid else None
+        if pid and start is not None:
+            self._write_state(dep_id, {"pid": pid, "start": start, "boot": procs.boot_id(),
+                                       "started": time.time(), "log_offset": offset,
+                                       "launcher": popen.pid})
+        return LocalLaunch(dep_id, kind, pid, start, time.monotonic() + self.start_timeout,
+                           offset, popen)
+
+    def adopt(self, dep_id):
+        st = self._read_state(dep_id)
+        pid, start = st.get("pid"), st.get("start")
+        if not pid or st.get("boot") != procs.boot_id() or not procs.alive(pid, start):
+            return None
+        return LocalLaunch(dep_id, "deploy", pid, start, time.monotonic() + self.start_timeout,
+                           st.get("log_offset", 0))
+
+    def _socket_ok(self, dep_id):
+        """runtime.sock is a socket made by the runtime user (not, say, a
+        symlink to some other service's socket)."""
+        try:
+            st = os.lstat(self.sock(dep_id))
+        except OSError:
+            return False
+        return stat.S_ISSOCK(st.st_mode) and st.st_uid == self.ids()[0]
+
+    def _exit_reason(self, launch):
+        """Failed(...) for a runtime that died while starting."""
+        if launch.popen is not None:
+            try:
+                launch.popen.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        line = self._log_tail(launch.dep_id, launch.log_offset)
+        if line.startswith("model failed to load:"):
+            return backend.Failed(line, line)
+        if line:
+            return backend.Failed("runtime exited before answering /health: %s" % line, line)
+        code = launch.popen.returncode if launch.popen is not None else None
+        return backend.Failed("runtime exited before answering /health (exit status %s) without "
+                              "an error message; see %s"
+                              % ("unknown" if code is None else code,
+                                 self.log_path(launch.dep_id)), "")
+
+    def poll(self, launch):
+        self.reap()
+        dep_id = launch.dep_id
+        if not launch.pid or not procs.alive(launch.pid, launch.start):
+            self._clear_state(dep_id)
+            return self._exit_reason(launch)
+        if self._socket_ok(dep_id):
+            h = unixhttp.health(self.sock(dep_id), timeout=0.5)
+            if h is not None and h.get("status") == "ok":
+                return backend.Ready("unix:" + self.sock(dep_id), launch.pid)
+        if time.monotonic() > launch.deadline:
+            self.cancel(launch)
+            line = self._log_tail(dep_id, launch.log_offset)
+            return backend.Failed("runtime did not answer GET /health within %g s "
+                                  "(MLC_RUNTIME_START_TIMEOUT)%s"
+                                  % (self.start_timeout, "; last output: " + line if line else ""),
+                                  line)
+        return None
+
+    def cancel(self, launch):
+        if launch.pid:
+            procs.terminate(launch.pid, launch.start, reap=self.reap)
+        self._clear_state(launch.dep_id)
+
+    # ---- supervising ----
+
+    def observe(self, dep_id):
+        d = self.dir(dep_id)
+        if not os.path.isfile(os.path.join(d, "model.pkl")):
+            return backend.Missing("the deployment's files are gone (%s); deploy again" % d)
+        st = self._read_state(dep_id)
+        if st.get("pid"):
+            if st.get("boot") != procs.boot_id():
+                self._clear_state(dep_id)
+                return backend.Absent("the host restarted")
+            if procs.alive(st["pid"], st.get("start")):
+                return backend.Running(st["pid"], "unix:" + self.sock(dep_id))
+            detail = self._log_tail(dep_id, st.get("log_offset", 0))
+            return backend.Crashed(detail or "it exited without an error message",
+                                   time.time() - st.get("started", time.time()))
+        if st.get("restart_after") is not None:
+            return backend.Backoff(st["restart_after"])
+        return backend.Absent("none recorded: stopped cleanly, e.g. by --stop-runtimes")
+
+    def crashed(self, dep_id, restart_after, detail):
+        self._write_state(dep_id, {"crashed": time.time(), "restart_after": restart_after,
+                                   "detail": detail})
+        self._unlink(self.sock(dep_id))
+
+    # ---- stopping ----
+
+    def _recorded(self, dep_id):
+        """(pid, start) of the runtime recorded for dep_id, if any still runs."""
+        st = self._read_state(dep_id)
+        if st.get("pid") and procs.alive(st["pid"], st.get("start")):
+            return st["pid"], st.get("start")
+        try:
+            with open(os.path.join(self.dir(dep_id), "runtime.pid")) as f:
+                pid = int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+        if procs.alive(pid) and procs.runs_in(pid, self.dir(dep_id)):
+            return pid, procs.starttime(pid)
+        return None
+
+    def stop(self, dep_id):
+        """Stop the recorded runtime and any other process running for this
+        deployment (one a spooler started but was killed before recording)."""
+        targets = []
+        rec = self._recorded(dep_id)
+        if rec:
+            targets.append((rec[0], rec[1], False))
+        for pid, other, unstarted in self._runtimes_on_host():
+            if other == dep_id and (not rec or pid != rec[0]):
+                targets.append((pid, procs.starttime(pid), unstarted))
+        gone = True
+        for pid, start, unstarted in targets:
+            if start is not None and not procs.terminate(pid, start, grace=0 if unstarted else 5.0,
+                                                         reap=self.reap):
+                log.deployment(dep_id, "runtime pid %d did not die after SIGKILL", pid)
+                gone = False
+        if gone:
+            if os.path.isdir(self.dir(dep_id)):
+                self._clear_state(dep_id)
+                self._unlink(self.sock(dep_id))
+            self.cgroups.release(dep_id)
+        return gone
+
+    def remove(self, dep_id, keep_log=False):
+        gone = self.stop(dep_id)
+        shutil.rmtree(self.dir(dep_id), ignore_errors=True)
+        if not keep_log:
+            self._unlink(self.log_path(dep_id))
+        return gone
+
+    def stop_all(self):
+        """Stop every runtime of this instance, keeping their files (they
+        resume when the spooler starts again); returns the ids stopped."""
+        stopped = [d for d in self.present() if self._recorded(d)]
+        for dep_id in self.present():
+            self.stop(dep_id)
+        stopped += self.strays(set())
+        return stopped
+
+    def present(self):
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return set()
+        return {n for n in names if not n.startswith(".")
+                and os.path.isdir(os.path.join(self.root, n))}
+
+    def _runtimes_on_host(self):
+        """(pid, deployment id) of every process that is a runtime for a
+        directory under this instance's deployments: the runtime itself,
+        its setpriv stage, or a sandbox's first process that never got to
+        exec (bwrap inside the new pid namespace).  bwrap launchers outside
+        the namespace are left alone: they end with their runtime."""
+        prefix = self.root.rstrip("/") + "/"
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            pid = int(name)
+            args = procs.cmdline(pid)
+            if len(args) < 2 or args[0] not in (sandbox.PYTHON, sandbox.SETPRIV, sandbox.BWRAP):
+                continue
+            if args[0] == sandbox.BWRAP and not procs.in_child_pid_namespace(pid):
+                continue
+            # The runtime's own "--dir <dir>" is the last one (bwrap has
+            # "--dir" options of its own earlier on the line).
+            if len(args) >= 2 and args[-2] == "--dir" and args[-1].startswith(prefix):
+                dep_id = args[-1][len(prefix):]
+                if dep_id and "/" not in dep_id:
+                    yield pid, dep_id, args[0] == sandbox.BWRAP
+
+    def strays(self, keep):
+        stopped = []
+        for pid, dep_id, unstarted in self._runtimes_on_host():
+            st = self._read_state(dep_id) if dep_id in keep else {}
+            if st.get("pid") == pid and procs.alive(pid, st.get("start")):
+                continue
+            start = procs.starttime(pid)
+            if start is None:
+                continue
+            log.deployment(dep_id, "stopping stray %s pid %d", "sandbox that never started"
+                           if unstarted else "runtime", pid)
+            # A sandbox's first process ignores SIGTERM (pid 1, no handler).
+            procs.terminate(pid, start, grace=0 if unstarted else 5.0, reap=self.reap)
+            stopped.append(dep_id)
+        return stopped
+
+    def reap(self):
+        for pid, popen in list(self.children.items()):
+            if popen.poll() is not None:
+                del self.children[pid]

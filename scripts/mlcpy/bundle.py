@@ -1,0 +1,190 @@
+"""Spool job bundles: naming, safe extraction and verification.
+
+A bundle is a gzip tar of regular files at its top level: job.json and the
+files job.json lists under "files" (model.pkl, and optionally data.csv and
+requirements.txt).  Nothing in a bundle is trusted: members must be plain
+top-level names of regular files, each listed file must match its size and
+SHA-256 from job.json, and the total size is capped.  Files are written
+with O_EXCL|O_NOFOLLOW into a fresh directory, so nothing outside it can be
+touched whatever the archive holds.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tarfile
+import zlib
+
+ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+NAME_RE = re.compile(r"^(deploy|train)-([A-Za-z0-9._-]{1,64})\.tar\.gz$")
+MEMBER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1 << 20
+JOB_JSON_MAX = 1 << 20
+
+
+class BundleError(Exception):
+    """The bundle cannot be used; str() is the reason for the deployment."""
+
+
+def parse_name(filename):
+    """('deploy'|'train', id) for a spool file name, or None."""
+    m = NAME_RE.match(filename)
+    if not m or m.group(2) in (".", ".."):
+        return None
+    return m.group(1), m.group(2)
+
+
+def _check_member(m, seen):
+    """Reject anything but a regular file with a plain top-level name."""
+    name = m.name
+    if not m.isreg():
+        kind = ("symbolic link" if m.issym() else "hard link" if m.islnk() else
+                "directory" if m.isdir() else "device" if m.ischr() or m.isblk() else
+                "fifo" if m.isfifo() else "special file")
+        raise BundleError("bundle rejected: member '%s' is a %s; only regular files are allowed"
+                          % (name, kind))
+    if not MEMBER_RE.match(name) or name in (".", ".."):
+        raise BundleError("bundle rejected: member '%s' is not a plain top-level file name"
+                          % name)
+    if name in seen:
+        raise BundleError("bundle rejected: member '%s' appears twice" % name)
+    seen.add(name)
+
+
+def _write_member(tar, member, dest_dir):
+    """Copy one member into dest_dir; returns its sha256 hex digest."""
+    src = tar.extractfile(member)
+    path = os.path.join(dest_dir, member.name)
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644)
+        out = os.fdopen(fd, "wb")
+    except OSError as e:
+        raise BundleError("cannot write '%s': %s" % (path, e.strerror)) from None
+    with out:
+        remaining = member.size
+        while remaining > 0:
+            chunk = src.read(min(CHUNK, remaining))
+            if not chunk:
+                raise BundleError("bundle rejected: member '%s' is truncated" % member.name)
+            digest.update(chunk)
+            try:
+                out.write(chunk)
+            except OSError as e:
+                raise BundleError("cannot write '%s': %s" % (path, e.strerror)) from None
+            remaining -= len(chunk)
+        try:
+            out.flush()
+            os.fsync(out.fileno())
+        except OSError as e:
+            raise BundleError("cannot write '%s': %s" % (path, e.strerror)) from None
+    return digest.hexdigest()
+
+
+def extract(path, dest_dir, max_total):
+    """Extract the bundle at path into dest_dir (which must not exist).
+
+    Returns {member name: sha256}.  Raises BundleError with the reason when
+    the archive is unreadable or holds anything but plain files, or when
+    its declared size exceeds max_total bytes.
+    """
+    os.mkdir(dest_dir, 0o755)
+    hashes, seen, total = {}, set(), 0
+    try:
+        with tarfile.open(path, "r|gz") as tar:
+            for member in tar:
+                _check_member(member, seen)
+                total += member.size
+                if total > max_total:
+                    raise BundleError("bundle rejected: its files exceed %d bytes "
+                                      "(MLC_BUNDLE_MAX_SIZE)" % max_total)
+                hashes[member.name] = _write_member(tar, member, dest_dir)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise BundleError("bundle rejected: cannot read the archive: %s" % e) from None
+    return hashes
+
+
+def load_job(dest_dir):
+    """The parsed job.json of an extracted bundle (a dict)."""
+    path = os.path.join(dest_dir, "job.json")
+    if not os.path.isfile(path):
+        raise BundleError("bundle rejected: it has no job.json")
+    if os.path.getsize(path) > JOB_JSON_MAX:
+        raise BundleError("bundle rejected: job.json is larger than 1 MiB")
+    try:
+        with open(path, encoding="utf-8") as f:
+            job = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BundleError("bundle rejected: job.json is not valid JSON: %s" % e) from None
+    if not isinstance(job, dict):
+        raise BundleError("bundle rejected: job.json is not a JSON object")
+    return job
+
+
+def check_job(job, kind, job_id):
+    """Validate the fields of job.json the spooler relies on."""
+    if job.get("type") != kind:
+        raise BundleError("bundle rejected: job.json type is %r but the bundle is named "
+                          "as a %r job" % (job.get("type"), kind))
+    dep_id = job.get("deployment_id")
+    if not isinstance(dep_id, str) or not ID_RE.match(dep_id) or dep_id != job_id:
+        raise BundleError("bundle rejected: job.json deployment_id %r does not match the "
+                          "bundle name (%r)" % (dep_id, job_id))
+    files = job.get("files")
+    if not isinstance(files, dict) or not isinstance(files.get("model"), dict):
+        raise BundleError("bundle rejected: job.json lists no model file (files.model)")
+    for key, spec in files.items():
+        if not isinstance(spec, dict):
+            raise BundleError("bundle rejected: job.json files.%s is not an object" % key)
+        name, sha, size = spec.get("name"), spec.get("sha256"), spec.get("size")
+        if not isinstance(name, str) or not MEMBER_RE.match(name) or name == "job.json":
+            raise BundleError("bundle rejected: job.json files.%s.name %r is not a plain "
+                              "file name" % (key, name))
+        if not isinstance(sha, str) or not SHA256_RE.match(sha.lower()):
+            raise BundleError("bundle rejected: job.json files.%s.sha256 is not a SHA-256 "
+                              "hex digest" % key)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise BundleError("bundle rejected: job.json files.%s.size is not a byte count"
+                              % key)
+
+
+def verify_files(job, hashes, dest_dir):
+    """Every file job.json lists is present with its size and SHA-256, and
+    the bundle holds nothing else."""
+    listed = {"job.json"}
+    for key, spec in sorted(job["files"].items()):
+        name = spec["name"]
+        listed.add(name)
+        if name not in hashes:
+            raise BundleError("bundle rejected: %s file '%s' listed in job.json is missing"
+                              % (key, name))
+        size = os.path.getsize(os.path.join(dest_dir, name))
+        if size != spec["size"]:
+            raise BundleError("bundle rejected: '%s' has %d bytes, job.json says %d"
+                              % (name, size, spec["size"]))
+        if hashes[name] != spec["sha256"].lower():
+            raise BundleError("bundle rejected: '%s' does not match its SHA-256 in job.json "
+                              "(got %s, expected %s); upload the file again"
+                              % (name, hashes[name], spec["sha256"].lower()))
+    extra = sorted(set(hashes) - listed)
+    if extra:
+        raise BundleError("bundle rejected: unexpected member '%s' (not listed in job.json)"
+                          % extra[0])
+
+
+def unpack(path, dest_dir, kind, job_id, max_total):
+    """Extract and verify a bundle into dest_dir (removed again on failure);
+    returns the job dict."""
+    try:
+        hashes = extract(path, dest_dir, max_total)
+        job = load_job(dest_dir)
+        check_job(job, kind, job_id)
+        verify_files(job, hashes, dest_dir)
+        return job
+    except BaseException:
+        shutil.rmtree(dest_dir, ignore_errors=True)
+        raise

@@ -1,0 +1,121 @@
+"""Configuration: conf/mlconnector.conf (KEY=value, shell-compatible) with
+environment overrides, read the same way as app/config.c does.
+
+Rules shared with the C side: blank lines and lines starting with '#' are
+ignored, an optional leading "export " is allowed, one pair of matching
+quotes around a value is stripped, a non-empty environment variable of the
+same name wins over the file, and an empty value means "use the default".
+"""
+
+import os
+
+# Keys the Python side introduced, with their defaults (docs/CONFIG.md).
+DEFAULTS = {
+    "MLC_VAR": "var",
+    "MLC_DB_PORT": "3306",
+    "MLC_DB_NAME": "mlconnector",
+    "MLC_DB_USER": "mlc",
+    "MLC_DB_PASSWORD": "",
+    "MLC_DB_TIMEOUT": "5",
+    "MLC_SPOOL_POLL": "0.2",
+    "MLC_RECONCILE_INTERVAL": "2",
+    "MLC_BACKEND": "local",
+    "MLC_RUNTIME_USER": "mlc-runtime",
+    "MLC_RUNTIME_MEMORY": str(2 << 30),
+    "MLC_RUNTIME_CPU": "1",
+    "MLC_RUNTIME_PIDS": "512",
+    "MLC_RUNTIME_START_TIMEOUT": "30",
+    "MLC_RUNTIME_MAX_RESTARTS": "5",
+    "MLC_RUNTIME_BACKOFF": "1",
+    "MLC_RUNTIME_TMP_SIZE": str(64 << 20),
+    "MLC_BUNDLE_MAX_SIZE": str(4 << 30),
+}
+
+
+class ConfigError(Exception):
+    """The config file cannot be read or has a line that is not KEY=value."""
+
+
+def project_root():
+    """The project root: the parent of the scripts/ directory holding mlcpy."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _unquote(v):
+    if len(v) >= 2 and v[0] in "\"'" and v[-1] == v[0]:
+        return v[1:-1]
+    return v
+
+
+def parse_file(path):
+    """The KEY=value pairs of a config file, as a dict (later lines win)."""
+    values = {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as e:
+        raise ConfigError("cannot read config '%s': %s" % (path, e.strerror)) from None
+    for n, line in enumerate(lines, 1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if s.startswith("export "):
+            s = s[7:].strip()
+        key, eq, value = s.partition("=")
+        if not eq:
+            raise ConfigError("%s:%d: expected KEY=value" % (path, n))
+        if not key or key[0].isdigit() or not all(c.isalnum() or c == "_" for c in key):
+            raise ConfigError("%s:%d: invalid key '%s'" % (path, n, key))
+        values[key] = _unquote(value.strip())
+    return values
+
+
+class Config:
+    """Settings of one MLConnector instance, with derived paths."""
+
+    def __init__(self, values, root, environ=None):
+        self.root = root
+        self._file = values
+        self._env = os.environ if environ is None else environ
+        var = self.get("MLC_VAR")
+        self.var = var if os.path.isabs(var) else os.path.join(root, var)
+        self.spool = os.path.join(self.var, "spool")
+        self.deployments = os.path.join(self.var, "deployments")
+        self.log_dir = os.path.join(self.var, "log")
+        self.run_dir = os.path.join(self.var, "run")
+        self.artifacts = self.get("MLC_ARTIFACTS") or os.path.join(self.var, "artifacts")
+        if not os.path.isabs(self.artifacts):
+            self.artifacts = os.path.join(root, self.artifacts)
+
+    def get(self, key, default=None):
+        """A setting: non-empty environment variable, else non-empty file
+        value, else the given default, else the built-in default."""
+        env = self._env.get(key)
+        if env:
+            return env
+        if self._file.get(key):
+            return self._file[key]
+        if default is not None:
+            return default
+        return DEFAULTS.get(key, "")
+
+    def number(self, key, kind=float):
+        """A numeric setting; a value that does not parse is an error that
+        names the key (a silent default would hide the operator's typo)."""
+        raw = self.get(key)
+        try:
+            return kind(raw)
+        except ValueError:
+            raise ConfigError("%s=%r is not a number" % (key, raw)) from None
+
+    def db_socket(self):
+        """The unix socket of the database when MLC_DB_HOST is empty."""
+        return self.get("MLC_DB_SOCKET") or os.path.join(self.run_dir, "mysqld.sock")
+
+
+def load(root=None, environ=None):
+    """Read the instance's config: MLC_CONF or <root>/conf/mlconnector.conf."""
+    env = os.environ if environ is None else environ
+    root = root or project_root()
+    path = env.get("MLC_CONF") or os.path.join(root, "conf", "mlconnector.conf")
+    return Config(parse_file(path), root, env)

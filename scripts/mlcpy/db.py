@@ -1,0 +1,192 @@
+"""The deployments-table statements of the spooler.
+
+The spooler writes only status, reason, warnings, endpoint, runtime_pid,
+restarts and updated_at.  Every transition is one conditional UPDATE in its
+own transaction: the WHERE clause names the state the transition starts
+from, so a concurrent DELETE (desired='stopped', status='stopping' written
+by a C worker) is never overwritten.  Each function returns whether the
+row was in the expected state (rows changed == 1).
+"""
+
+import pymysql
+
+REASON_MAX = 4000
+
+COLUMNS = ("deployment_id, modelid, model_version, ownerid, backend, status, desired, "
+           "reason, warnings, endpoint, runtime_pid, restarts, created_at, updated_at")
+
+
+def connect(cfg):
+    """A connection (autocommit off, dict rows) as configured by MLC_DB_*."""
+    args = dict(user=cfg.get("MLC_DB_USER"), password=cfg.get("MLC_DB_PASSWORD"),
+                database=cfg.get("MLC_DB_NAME"), charset="utf8mb4", autocommit=False,
+                connect_timeout=cfg.number("MLC_DB_TIMEOUT", int),
+                cursorclass=pymysql.cursors.DictCursor)
+    if cfg.get("MLC_DB_HOST"):
+        args.update(host=cfg.get("MLC_DB_HOST"), port=cfg.number("MLC_DB_PORT", int))
+    else:
+        args.update(unix_socket=cfg.db_socket())
+    return pymysql.connect(**args)
+
+
+class LockHeld(Exception):
+    """Another spooler holds this database."""
+
+
+def _clip(text):
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= REASON_MAX else text[:REASON_MAX - 3] + "..."
+
+
+class Deployments:
+    """The deployments table as the spooler sees it."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.conn = None
+
+    # ---- connection ----
+
+    def ensure(self):
+        """Check the connection is alive, or (re)connect; raises
+        pymysql.Error when the database cannot be reached, and LockHeld when
+        another spooler works on the same database.
+
+        A new connection takes the server-wide lock mlc-spooler.<database>
+        (GET_LOCK, held while the session lives), so that two spoolers with
+        different MLC_VAR can never reconcile one table against two
+        process tables."""
+        if self.conn is not None:
+            try:
+                self.conn.ping(reconnect=False)
+                return self.conn
+            except pymysql.Error:
+                self.close()
+        conn = connect(self.cfg)
+        name = "mlc-spooler." + self.cfg.get("MLC_DB_NAME")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT GET_LOCK(%s, 0) AS got", (name,))
+                got = cur.fetchone()["got"]
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if got != 1:
+            conn.close()
+            raise LockHeld("another mlc-spooler works on database '%s' (it holds the MariaDB "
+                           "lock '%s'); run one spooler per database"
+                           % (self.cfg.get("MLC_DB_NAME"), name))
+        self.conn = conn
+        return conn
+
+    def _conn(self):
+        return self.conn if self.conn is not None else self.ensure()
+
+    def close(self):
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:
+                pass
+            self.conn = None
+
+    def _update(self, sql, args):
+        """Run one UPDATE in its own transaction; True when a row changed."""
+        conn = self._conn()
+        try:
+            with conn.cursor() as cur:
+                n = cur.execute(sql, args)
+            conn.commit()
+        except Exception:
+            self.close()  # a failed statement may have lost the connection
+            raise
+        return n == 1
+
+    def _select(self, sql, args=()):
+        conn = self._conn()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                rows = list(cur.fetchall())
+            conn.commit()  # end the read view: the next SELECT sees new rows
+        except Exception:
+            self.close()
+            raise
+        return rows
+
+    # ---- reads ----
+
+    def get(self, dep_id):
+        """The row of one deployment, or None."""
+        rows = self._select("SELECT " + COLUMNS + " FROM deployments WHERE deployment_id = %s",
+                            (dep_id,))
+        return rows[0] if rows else None
+
+    def stop_requests(self):
+        """Rows the API asked to stop that are not stopped yet."""
+        return self._select("SELECT " + COLUMNS + " FROM deployments "
+                            "WHERE desired = 'stopped' AND status <> 'stopped'")
+
+    def active(self):
+        """Rows the reconciler must look at: everything not at rest."""
+        return self._select("SELECT " + COLUMNS + " FROM deployments "
+                            "WHERE status IN ('waiting', 'building', 'deployed', 'stopping') "
+                            "OR (desired = 'stopped' AND status <> 'stopped')")
+
+    def existing(self, ids):
+        """Of these deployment ids, the rows that exist (id -> row)."""
+        out = {}
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            for row in self._select("SELECT " + COLUMNS + " FROM deployments "
+                                    "WHERE deployment_id IN (" + marks + ")", chunk):
+                out[row["deployment_id"]] = row
+        return out
+
+    # ---- transitions ----
+
+    def building(self, dep_id, warnings):
+        """waiting (or building, when a claimed bundle is processed again
+        after a crash) -> building."""
+        return self._update(
+            "UPDATE deployments SET status = 'building', reason = NULL, warnings = %s, "
+            "endpoint = NULL, runtime_pid = NULL, updated_at = UTC_TIMESTAMP(6) "
+            "WHERE deployment_id = %s AND status IN ('waiting', 'building') "
+            "AND desired = 'running'", (_clip(warnings), dep_id))
+
+    def deployed(self, dep_id, endpoint, pid):
+        """building -> deployed, with where the runtime answers."""
+        return self._update(
+            "UPDATE deployments SET status = 'deployed', reason = NULL, endpoint = %s, "
+            "runtime_pid = %s, restarts = 0, updated_at = UTC_TIMESTAMP(6) "
+            "WHERE deployment_id = %s AND status = 'building' AND desired = 'running'",
+            (endpoint, pid, dep_id))
+
+    def failed(self, dep_id, reason):
+        """waiting/building/deployed -> failed, with a reason a person can act on."""
+        return self._update(
+            "UPDATE deployments SET status = 'failed', reason = %s, endpoint = NULL, "
+            "runtime_pid = NULL, updated_at = UTC_TIMESTAMP(6) "
+            "WHERE deployment_id = %s AND status IN ('waiting', 'building', 'deployed') "
+            "AND desired = 'running'", (_clip(reason), dep_id))
+
+    def runtime(self, dep_id, endpoint, pid, restarts):
+        """A deployed runtime was (re)started or lost: new pid, restart count."""
+        return self._update(
+            "UPDATE deployments SET endpoint = %s, runtime_pid = %s, restarts = %s, "
+            "updated_at = UTC_TIMESTAMP(6) "
+            "WHERE deployment_id = %s AND status = 'deployed' AND desired = 'running'",
+            (endpoint, pid, restarts, dep_id))
+
+    def stopped(self, dep_id):
+        """stopping (or any state whose desired is stopped) -> stopped."""
+        return self._update(
+            "UPDATE deployments SET status = 'stopped', endpoint = NULL, runtime_pid = NULL, "
+            "updated_at = UTC_TIMESTAMP(6) "
+            "WHERE deployment_id = %s AND desired = 'stopped' AND status <> 'stopped'",
+            (dep_id,))

@@ -1,0 +1,324 @@
+"""The model runtime: one process per deployment, started by the spooler
+inside the sandbox as `mlc-runtime --dir <deployment dir>`.
+
+It loads model.pkl once, optionally a background sample of data.csv, and
+answers HTTP/1.1 (keep-alive) on the unix socket <dir>/runtime.sock:
+
+  GET  /health   200 {"status": "ok", "deployment_id", "model", "n_features",
+                      "feature_names"}
+  POST /predict  {"data": [[row], ...], "explain": bool}
+                 200 {"prediction": [...]} (+ "explanation": null when asked)
+                 422 {"detail": "..."} for input it cannot use,
+                 500 {"detail": "..."} when the model raises.
+
+If the model cannot be loaded it prints "model failed to load: <Type>:
+<message>" on stderr and exits with status 3; the spooler reports that
+line as the deployment's failure reason.
+
+This module must not import anything that knows about the database or the
+configuration: the runtime runs the uploaded pickle's code.
+"""
+
+import argparse
+import json
+import math
+import os
+import pickle
+import resource
+import signal
+import socketserver
+import stat
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402  (after the thread settings above)
+
+EXIT_LOAD_FAILED = 3
+MAX_BODY = 64 << 20
+BACKGROUND_ROWS = 100
+IDLE_TIMEOUT = 120
+THREAD_STACK = 2 << 20
+
+
+def say(msg):
+    """One line on stderr (the spooler keeps it in the runtime's log)."""
+    sys.stderr.write(" ".join(str(msg).split()) + "\n")
+    sys.stderr.flush()
+
+
+class LoadError(Exception):
+    pass
+
+
+# ---- the model -------------------------------------------------------------
+
+class Model:
+    """What the runtime serves: the unpickled estimator and its metadata."""
+
+    def __init__(self, deployment_dir):
+        self.dir = deployment_dir
+        self.job = self._job()
+        self.deployment_id = self.job.get("deployment_id") or os.path.basename(deployment_dir)
+        self.estimator = self._load()
+        self.n_features = self._n_features()
+        self.columns = self._columns()
+        self.feature_names = self.columns or self._featurelist_names()
+        self.background = self._background()
+
+    def _job(self):
+        try:
+            with open(os.path.join(self.dir, "job.json"), encoding="utf-8") as f:
+                job = json.load(f)
+            return job if isinstance(job, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _load(self):
+        path = os.path.join(self.dir, "model.pkl")
+        try:
+            with open(path, "rb") as f:
+                est = pickle.load(f)
+        except MemoryError:
+            raise LoadError("MemoryError: out of memory while unpickling (the runtime's "
+                            "memory limit is %s; MLC_RUNTIME_MEMORY)" % _memory_limit()) from None
+        except (Exception, SystemExit) as e:  # an uploaded pickle can raise anything
+            raise LoadError("%s: %s" % (type(e).__name__, e)) from None
+        if not callable(getattr(est, "predict", None)):
+            raise LoadError("TypeError: the unpickled object is a %s, which has no predict() "
+                            "method" % type(est).__name__)
+        return est
+
+    def _n_features(self):
+        n = getattr(self.estimator, "n_features_in_", None)
+        return int(n) if isinstance(n, (int, np.integer)) else None
+
+    def _columns(self):
+        names = getattr(self.estimator, "feature_names_in_", None)
+        return [str(x) for x in names] if names is not None else None
+
+    def _featurelist_names(self):
+        """Names from the model's featurelist, when they fit the model."""
+        fl = self.job.get("featurelist")
+        if not isinstance(fl, list):
+            return None
+        names = [f.get("feature_name") for f in fl if isinstance(f, dict)]
+        if not names or not all(isinstance(n, str) for n in names):
+            return None
+        if self.n_features is not None and len(names) != self.n_features:
+            return None
+        return names
+
+    def _background(self):
+        """A sample of the training data for explanations (None without data.csv)."""
+        path = os.path.join(self.dir, "data.csv")
+        if not os.path.exists(path):
+            return None
+        try:
+            import pandas as pd
+            df = pd.read_csv(path, nrows=100000)
+            return df.sample(min(BACKGROUND_ROWS, len(df)), random_state=0) if len(df) else df
+        except Exception as e:  # bad training data must not stop serving
+            say("warning: data.csv not loaded (%s: %s); explanations will have no background"
+                % (type(e).__name__, e))
+            return None
+
+    def describe(self):
+        return {"status": "ok", "deployment_id": self.deployment_id,
+                "model": type(self.estimator).__name__, "n_features": self.n_features,
+                "feature_names": self.feature_names}
+
+    def predict(self, rows):
+        """Predictions for validated rows, as JSON-native values."""
+        if self.columns is not None:
+            import pandas as pd
+            X = pd.DataFrame(rows, columns=self.columns)
+        elif all(isinstance(v, (int, float)) for r in rows for v in r):
+            X = np.asarray(rows, dtype=float)
+        else:
+            X = np.asarray(rows, dtype=object)
+        return jsonable(self.estimator.predict(X))
+
+
+def _memory_limit():
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return "unlimited" if soft == resource.RLIM_INFINITY else "%d MiB" % (soft >> 20)
+
+
+def jsonable(v):
+    """numpy scalars/arrays and other values as JSON-native Python values;
+    NaN and infinities become null (JSON has no such numbers)."""
+    if isinstance(v, np.ndarray):
+        return [jsonable(x) for x in v.tolist()] if v.ndim else jsonable(v.item())
+    if isinstance(v, np.generic):
+        return jsonable(v.item())
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, (bool, int, str)) or v is None:
+        return v
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+class BadInput(Exception):
+    """A request the runtime cannot use (answered 422)."""
+
+
+def validate(body, n_features):
+    """The rows of a /predict body and its explain flag, or BadInput."""
+    if not isinstance(body, dict):
+        raise BadInput("body must be a JSON object {\"data\": [[...], ...], \"explain\": bool}")
+    data, explain = body.get("data"), body.get("explain", False)
+    if not isinstance(explain, bool):
+        raise BadInput("explain must be true or false")
+    if not isinstance(data, list) or not data:
+        raise BadInput("data must be a non-empty list of rows")
+    width = None
+    for i, row in enumerate(data):
+        if not isinstance(row, list):
+            raise BadInput("data must be a 2-D list: row %d is not a list" % i)
+        if width is None:
+            width = len(row)
+        if len(row) != width:
+            raise BadInput("all rows must have the same length: row 0 has %d values, row %d "
+                           "has %d" % (width, i, len(row)))
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not (v is None or isinstance(v, (int, float, str))):
+                raise BadInput("data[%d][%d] must be a number, a string or null" % (i, j))
+    if n_features is not None and width != n_features:
+        raise BadInput("the model expects %d features per row, got %d" % (n_features, width))
+    rows = [[math.nan if v is None else v for v in row] for row in data]
+    return rows, explain
+
+
+# ---- HTTP -------------------------------------------------------------------
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "mlc-runtime"
+    timeout = IDLE_TIMEOUT
+
+    def address_string(self):
+        return "unix"
+
+    def log_message(self, fmt, *args):  # one line per request would drown the log
+        pass
+
+    def reply(self, status, obj):
+        data = json.dumps(obj, allow_nan=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def route(self):
+        return self.path.split("?", 1)[0]
+
+    def do_GET(self):
+        if self.route() == "/health":
+            self.reply(200, self.server.model.describe())
+        else:
+            self.reply(404, {"detail": "no route GET %s (try GET /health)" % self.route()})
+
+    def _body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            self.close_connection = True
+            raise BadInput("send the body with Content-Length, not chunked")
+        try:
+            n = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            n = -1
+        if n < 0 or n > MAX_BODY:
+            self.close_connection = True
+            raise BadInput("Content-Length must be 0..%d" % MAX_BODY)
+        raw = self.rfile.read(n)
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise BadInput("body is not valid JSON: %s" % e) from None
+
+    def do_POST(self):
+        if self.route() != "/predict":
+            self.close_connection = True
+            self.reply(404, {"detail": "no route POST %s (try POST /predict)" % self.route()})
+            return
+        model = self.server.model
+        try:
+            rows, explain = validate(self._body(), model.n_features)
+        except BadInput as e:
+            self.reply(422, {"detail": str(e)})
+            return
+        try:
+            out = {"prediction": model.predict(rows)}
+        except Exception as e:
+            self.reply(500, {"detail": "model prediction failed: %s: %s" % (type(e).__name__, e)})
+            return
+        if explain:
+            out["explanation"] = None
+        self.reply(200, out)
+
+
+class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, path, model):
+        self.model = model
+        _remove_stale(path)
+        super().__init__(path, Handler)
+        os.chmod(path, 0o666)  # the API's workers connect as another user
+
+
+def _remove_stale(path):
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def serve(deployment_dir):
+    # Each connection has a thread; a small stack keeps many kept-alive
+    # connections well inside RLIMIT_AS (the default reserves 8 MiB each).
+    threading.stack_size(THREAD_STACK)
+    try:
+        model = Model(deployment_dir)
+    except LoadError as e:
+        say("model failed to load: %s" % e)
+        return EXIT_LOAD_FAILED
+    sock = os.path.join(deployment_dir, "runtime.sock")
+    server = Server(sock, model)
+    stop = threading.Event()
+
+    def on_term(signum, frame):
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    say("runtime %s: serving %s on %s" % (model.deployment_id, type(model.estimator).__name__,
+                                          sock))
+    try:
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+        _remove_stale(sock)
+    say("runtime %s: stopped" % model.deployment_id)
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="mlc-runtime", description="serve one deployed model")
+    ap.add_argument("--dir", required=True, help="the deployment directory")
+    args = ap.parse_args(argv)
+    return serve(os.path.abspath(args.dir))
