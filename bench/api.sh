@@ -43,7 +43,9 @@ OUT=$(mktemp -d /tmp/mlc-bench.XXXXXX)
 cleanup() {
 	if [[ -z ${BENCH_KEEP:-} ]]; then
 		say "deleting the bench models (BENCH_KEEP=1 keeps them)"
-		bench_sql -e "DELETE FROM models WHERE modelkind LIKE 'bench-%'" || true
+		bench_sql -e "DELETE FROM operations WHERE deploymentid = 'bench-dep';
+			DELETE FROM deployments WHERE deployment_id = 'bench-dep';
+			DELETE FROM models WHERE modelkind LIKE 'bench-%'" || true
 	fi
 	rm -rf "$OUT"
 }
@@ -60,14 +62,14 @@ run() {
 	wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 5s -s "$lua" "$BASE_URL$path" >"$out" 2>&1 || true
 	if ! read -r _ requests secs p50 p99 bad sockerr < <(grep '^RESULT ' "$out"); then
 		say "wrk gave no result for $name:"; sed 's/^/  /' "$out" >&2
-		ROWS+=("$(printf '%-34s %10s %9s %9s %9s %9s' "$name" - - - - -)")
+		ROWS+=("$(printf '%-40s %10s %9s %9s %9s %9s' "$name" - - - - -)")
 		return 0
 	fi
 	rps=$(awk -v n="$requests" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
 	[[ -n $BASELINE_RPS ]] || BASELINE_RPS=$rps
 	ratio=$(awk -v a="$rps" -v b="$BASELINE_RPS" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
 	((sockerr == 0)) || bad="$bad+${sockerr}e"
-	ROWS+=("$(printf '%-34s %10s %9.2f %9.2f %9s %9s' "$name" "$rps" \
+	ROWS+=("$(printf '%-40s %10s %9.2f %9.2f %9s %9s' "$name" "$rps" \
 		"$(awk -v u="$p50" 'BEGIN { print u / 1000 }')" "$(awk -v u="$p99" 'BEGIN { print u / 1000 }')" \
 		"$bad" "$ratio")")
 }
@@ -115,13 +117,32 @@ TOTAL=$(bench_sql -N -e "SELECT COUNT(*) FROM models")
 run "GET /model/search?tags=fast" "/model/search?tags=fast"
 run "POST /model/add" /model/add "$BENCH_LIB/post-model.lua"
 
+# ---- inference operations: 1,000,000 stored, 1,000 owners ------------------------
+OPS=${BENCH_OPERATIONS:-1000000}
+say "adding a bench deployment and $OPS operations with SQL"
+SEED_START=$(date +%s.%N)
+bench_sql <<-SQL || die "seeding operations failed"
+	INSERT IGNORE INTO deployments (deployment_id, modelid, model_version, ownerid, placement,
+	    inference_data, status, desired, created_at, updated_at)
+	VALUES ('bench-dep', '$MODEL_ID', 1, 'bench-owner-0', NULL, 0, 'stopped', 'stopped',
+	    UTC_TIMESTAMP(6), UTC_TIMESTAMP(6));
+	INSERT INTO operations (ownerid, deploymentid, modelid, data, result, timestamp)
+	SELECT CONCAT('bench-owner-', seq % 1000), 'bench-dep', '$MODEL_ID',
+	       CONCAT('[[', seq % 97, ', ', seq % 13, ', 0.5]]'), CONCAT('[', seq % 7, ']'),
+	       UTC_TIMESTAMP(6)
+	FROM seq_1_to_$OPS;
+SQL
+OPS_SECS=$(awk -v a="$SEED_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+run "POST /deployment/add/operation" /deployment/add/operation "$BENCH_LIB/post-operation.lua"
+run "GET /deployment/get/opos/{owner} (100)" "/deployment/get/opos/bench-owner-7?limit=100"
+
 # ---- report ---------------------------------------------------------------------
 cat <<-REPORT
 
 	MLConnector API benchmark: $BASE_URL, wrk $THREADS threads, $CONNECTIONS connections, $DURATION per route
 	seeding: 1,000 models via POST /model/add in ${SEED_API_SECS}s; $((GROW > 0 ? GROW : 0)) via SQL in ${SQL_SECS}s
-	search ran over $TOTAL models, $FAST of them tagged fast; $(nproc) CPUs
+	search ran over $TOTAL models, $FAST of them tagged fast; $OPS operations stored (SQL, ${OPS_SECS}s); $(nproc) CPUs; MLC_WORKERS=${MLC_WORKERS:-0 (one per core)}
 
-	$(printf '%-34s %10s %9s %9s %9s %9s' route req/s "p50 ms" "p99 ms" non-2xx "/baseline")
+	$(printf '%-40s %10s %9s %9s %9s %9s' route req/s "p50 ms" "p99 ms" non-2xx "/baseline")
 REPORT
 printf '%s\n' "${ROWS[@]}"

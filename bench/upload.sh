@@ -15,14 +15,9 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SIZES=${BENCH_SIZES:-1 100 1024}
-export MLC_VAR=$(mktemp -d /tmp/mlc-bench-upload.XXXXXX)
-export MLC_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export MLC_MAX_UPLOAD=2147483648
-chmod 755 "$MLC_VAR"
-trap '"$ROOT/scripts/mlc" down >/dev/null 2>&1 || true; rm -rf "$MLC_VAR"' EXIT
-
-"$ROOT/scripts/mlc" up >/dev/null
-BASE_URL=http://127.0.0.1:$MLC_PORT
+. "$ROOT/bench/lib/instance.sh"
+bench_instance_up "$ROOT"
 master=$(cat "$MLC_VAR/run/mlc-api.pid")
 
 hwm_kib() { # the largest VmHWM among the workers
