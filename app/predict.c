@@ -491,7 +491,8 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 /* Single-row answers show one row's values, not a list of one. */
 static void unwrap_single(json_object *answer)
 {
-	static const char *const keys[] = { "feature_importance", "base_value", "output", "error_bound" };
+	static const char *const keys[] = { "feature_importance", "base_value", "output",
+					    "output_value", "error_bound" };
 	json_object *ex, *v;
 	size_t i;
 

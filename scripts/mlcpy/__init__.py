@@ -15,7 +15,11 @@ Modules, one concern each:
   backend_local the local backend: sandboxed runtimes supervised on this host
   reconcile     the spooler loop: claim bundles, converge DB and processes
   runtime       the model runtime server (mlc-runtime)
+  explain       Shapley-value explanations, used by the runtime
+  drift         drift checks on recorded inferences, run by the spooler
+  training      retraining jobs, run by the spooler
 
-mlc-runtime imports only `runtime` (and so only the standard library,
-numpy and pandas): nothing that knows where the database or the config is.
+mlc-runtime imports only `runtime` and `explain` (and so only the standard
+library, numpy, pandas and scikit-learn): nothing that knows where the
+database or the config is.
 """

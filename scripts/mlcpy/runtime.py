@@ -6,8 +6,12 @@ answers HTTP/1.1 (keep-alive) on the unix socket <dir>/runtime.sock:
 
   GET  /health   200 {"status": "ok", "deployment_id", "model", "n_features",
                       "feature_names"}
-  POST /predict  {"data": [[row], ...], "explain": bool}
-                 200 {"prediction": [...]} (+ "explanation": null when asked)
+  POST /predict  {"data": [[row], ...], "explain": bool} or
+                 {"csv": "<CSV text with a header row>", "feature_names": [...]|null,
+                  "explain": bool}
+                 200 {"prediction": [...], "explanation": {...} when asked,
+                      "data": rows used, for CSV input}
+                 409 {"detail": "..."} explanations asked without training data
                  422 {"detail": "..."} for input it cannot use,
                  500 {"detail": "..."} when the model raises.
 
@@ -40,6 +44,7 @@ import numpy as np  # noqa: E402  (after the thread settings above)
 EXIT_LOAD_FAILED = 3
 MAX_BODY = 64 << 20
 BACKGROUND_ROWS = 100
+EXPLAIN_MAX_ROWS = 100
 IDLE_TIMEOUT = 120
 THREAD_STACK = 2 << 20
 
@@ -68,6 +73,7 @@ class Model:
         self.columns = self._columns()
         self.feature_names = self.columns or self._featurelist_names()
         self.background = self._background()
+        self.explainer, self.no_explainer = self._explainer()
 
     def _job(self):
         try:
@@ -105,7 +111,9 @@ class Model:
         fl = self.job.get("featurelist")
         if not isinstance(fl, list):
             return None
-        names = [f.get("feature_name") for f in fl if isinstance(f, dict)]
+        # kind 1 marks the dependent variable (the target): not an input.
+        names = [f.get("feature_name") for f in fl
+                 if isinstance(f, dict) and f.get("kind") in (0, None)]
         if not names or not all(isinstance(n, str) for n in names):
             return None
         if self.n_features is not None and len(names) != self.n_features:
@@ -125,6 +133,76 @@ class Model:
             say("warning: data.csv not loaded (%s: %s); explanations will have no background"
                 % (type(e).__name__, e))
             return None
+
+    def _background_matrix(self):
+        """The background's feature columns as floats, in the model's
+        feature order, or (None, reason)."""
+        df = self.background
+        if df is None or not len(df):
+            return None, "no training data"
+        names = self.feature_names
+        if names and all(n in df.columns for n in names):
+            cols = list(names)
+        elif self.n_features is not None and len(df.columns) > self.n_features:
+            cols = list(df.columns[:self.n_features])   # the target column comes last
+        else:
+            return None, "the training data's columns do not match the model's features"
+        try:
+            return np.asarray(df[cols], dtype=float), None
+        except (TypeError, ValueError):
+            return None, "the training data has non-numeric features"
+
+    def _explainer(self):
+        """Everything explanations need, built once at start: (explainer,
+        None) or (None, why there is none)."""
+        background, why = self._background_matrix()
+        if background is None:
+            return None, why
+        try:
+            from mlcpy.explain import Explainer
+            return Explainer(self.estimator, background, feature_names=self.feature_names), None
+        except Exception as e:  # a model the explainer cannot handle still serves predictions
+            say("warning: explanations unavailable (%s: %s)" % (type(e).__name__, e))
+            return None, "%s: %s" % (type(e).__name__, e)
+
+    def explain(self, rows):
+        """The explanation block of a /predict answer for validated rows."""
+        if self.explainer is None:
+            raise NoExplanation(self.no_explainer)
+        if len(rows) > EXPLAIN_MAX_ROWS:
+            raise BadInput("explain at most %d rows per call (got %d)" % (EXPLAIN_MAX_ROWS, len(rows)))
+        r = self.explainer.explain(np.asarray(rows, dtype=float))
+        method = {"exact": "shap", "linear": "shap", "sampling": "shap-sampling"}[r["method"]]
+        out = {"method": method, "algorithm": r["method"], "feature_names": r["feature_names"],
+               "feature_importance": r["feature_importance"], "base_value": r["base_value"],
+               "output": r["explained"], "output_value": r["output"]}
+        if "error_bound" in r:
+            out["error_bound"] = r["error_bound"]
+        return jsonable(out)
+
+    def rows_from_csv(self, text, names):
+        """The rows of a CSV text (a data link's content) in feature order."""
+        import io
+        import pandas as pd
+        try:
+            df = pd.read_csv(io.StringIO(text))
+        except Exception as e:
+            raise BadInput("the CSV cannot be read: %s" % e) from None
+        names = names or self.feature_names
+        if names:
+            missing = [n for n in names if n not in df.columns]
+            if missing:
+                raise BadInput("the CSV has no column %s" % ", ".join("'%s'" % m for m in missing))
+            df = df[names]
+        elif self.n_features is not None:
+            if len(df.columns) < self.n_features:
+                raise BadInput("the CSV has %d columns; the model takes %d features"
+                               % (len(df.columns), self.n_features))
+            df = df.iloc[:, :self.n_features]
+        if not len(df):
+            raise BadInput("the CSV has no rows")
+        return [[None if isinstance(v, float) and math.isnan(v) else v for v in row]
+                for row in df.astype(object).values.tolist()]
 
     def describe(self):
         return {"status": "ok", "deployment_id": self.deployment_id,
@@ -170,6 +248,10 @@ def jsonable(v):
 
 class BadInput(Exception):
     """A request the runtime cannot use (answered 422)."""
+
+
+class NoExplanation(Exception):
+    """Explanations were asked for but cannot be given (answered 409)."""
 
 
 def validate(body, n_features):
@@ -253,17 +335,30 @@ class Handler(BaseHTTPRequestHandler):
             return
         model = self.server.model
         try:
-            rows, explain = validate(self._body(), model.n_features)
+            body = self._body()
+            from_csv = isinstance(body, dict) and isinstance(body.get("csv"), str)
+            if from_csv:
+                body = dict(body, data=model.rows_from_csv(body["csv"], body.get("feature_names")))
+            rows, explain = validate(body, model.n_features)
         except BadInput as e:
             self.reply(422, {"detail": str(e)})
             return
         try:
             out = {"prediction": model.predict(rows)}
+            if explain:
+                out["explanation"] = model.explain(rows)
+        except BadInput as e:
+            self.reply(422, {"detail": str(e)})
+            return
+        except NoExplanation as e:
+            self.reply(409, {"detail": "explanations need the model's training data (%s): upload it "
+                             "with POST /model/{id}/upload (file_kind=data) and deploy again" % e})
+            return
         except Exception as e:
             self.reply(500, {"detail": "model prediction failed: %s: %s" % (type(e).__name__, e)})
             return
-        if explain:
-            out["explanation"] = None
+        if from_csv:
+            out["data"] = jsonable(rows)
         self.reply(200, out)
 
 

@@ -1,0 +1,215 @@
+#!/usr/bin/python3
+# POST /deployment/{id}/predict: the API document's iris example, SHAP
+# explanations that add up, batches, rows by name, input errors, a runtime
+# that dies mid-request, and CSV data links (served here, and refused when
+# they point inside the network).
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import fcgi
+import mlctap as t
+
+t.need_instance("MLC_DB_SOCKET", "MLC_VAR", "MLC_ROOT")
+import mlcmodels as mm
+import numpy as np
+
+var, root = os.environ["MLC_VAR"], os.environ["MLC_ROOT"]
+
+
+def predict(dep, body, **kw):
+    return t.post("/deployment/%s/predict" % dep, json=body, **kw)
+
+
+def deployed(model, dep=None, **kw):
+    r = mm.deploy(model["modelid"], dep, **kw)
+    dep = (t.body_of(r) or {}).get("deployment_id")
+    st = mm.wait_status(dep) if dep else None
+    if (st or {}).get("status") != "deployed":
+        raise RuntimeError("deployment did not come up: %s" % st)
+    return dep
+
+
+# ---- the API document's iris example (section 4.1) ----
+clf, Xi, yi, inames = mm.iris_forest(100)
+iris = mm.register(clf, Xi, yi, inames, kind="classification")
+t.http("DELETE", "/deployment/dep-iris-001")
+dep_iris = deployed(iris, "dep-iris-001", ownerid="agent-iris")
+out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-X", "POST",
+                      t.BASE_URL + "/deployment/dep-iris-001/predict", "-H",
+                      "Content-Type: application/json", "-d",
+                      '{\n"data": (5.1, 3.5, 1.4, 0.2),\n"explain": true\n}'],
+                     capture_output=True, text=True)
+body, status = out.stdout.rsplit("\n", 1)
+t.is_(status, "422", "the document's literal curl example (a Python tuple) answers 422")
+t.like(body, r"JSON lists are written with \[ \]", "the 422 says that JSON lists use [ ]")
+
+r = predict(dep_iris, {"data": [5.1, 3.5, 1.4, 0.2], "explain": True})
+t.is_status(r, 200, "the iris example with data [5.1, 3.5, 1.4, 0.2] answers 200")
+a = t.body_of(r) or {}
+t.is_(a.get("prediction"), [0], "it predicts class 0")
+ex = a.get("explanation") or {}
+t.is_((ex.get("method"), len(ex.get("feature_importance") or [])), ("shap", 4),
+      "the explanation is SHAP with 4 attributions")
+t.is_(ex.get("feature_names"), inames, "attributions are named by the featurelist")
+t.like(str(ex.get("output")), r"^probability of class 0$", "it explains the probability of class 0")
+p0 = clf.predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))[0][0]
+t.ok(abs(ex.get("output_value", -1) - p0) < 1e-12, "the explained output is the model's probability")
+t.ok(abs(ex.get("base_value", 0) + sum(ex.get("feature_importance") or [9]) - p0) < 1e-9,
+     "base_value + sum(feature_importance) equals the explained output within 1e-9")
+t.ok(isinstance(a.get("operationid"), int), "the answer carries the operation's id")
+
+# ---- Ridge on diabetes: batches, linear values, rows by name ----
+reg, X, y, names = mm.diabetes_ridge()
+ridge = mm.register(reg, X, y, names)
+owner = t.uniq("owner")
+dep = deployed(ridge, ownerid=owner)
+r = predict(dep, {"data": X[:50].tolist(), "explain": True})
+t.is_status(r, 200, "a batch of 50 rows answers 200")
+a = t.body_of(r) or {}
+pred = np.array(a.get("prediction") or [0] * 50)
+t.ok(np.max(np.abs(pred - reg.predict(X[:50]))) < 1e-9, "batch predictions equal the model's in-process ones")
+ex = a.get("explanation") or {}
+fi = np.array(ex.get("feature_importance") or np.zeros((50, 10)))
+t.is_(fi.shape, (50, 10), "a batch has one attribution list per row")
+eff = np.array(ex.get("base_value", [0] * 50)) + fi.sum(axis=1) - reg.predict(X[:50])
+t.ok(np.max(np.abs(eff)) < 1e-9, "every row's values add up to its prediction (efficiency)")
+# For a linear model phi_i = coef_i (x_i - m_i): the difference between two
+# rows' values is coef_i times the difference of the inputs, whatever m is.
+t.ok(np.max(np.abs((fi[1:] - fi[0]) - reg.coef_ * (X[1:50] - X[0]))) < 1e-9,
+     "linear values are coef_i * (x_i - background mean_i)")
+r = predict(dep, {"data": dict(zip(names, X[3].tolist()))})
+t.ok(r.status_code == 200 and abs(r.json()["prediction"][0] - reg.predict(X[3:4])[0]) < 1e-9,
+     "a row given as an object keyed by feature name predicts the same")
+r = predict(dep, {"data": [dict(zip(names, X[i].tolist())) for i in (4, 5)]})
+t.is_(len((t.body_of(r) or {}).get("prediction") or []), 2, "a batch of objects predicts every row")
+ops = t.body_of(t.get("/deployment/get/opos/" + owner, params={"limit": 1000})) or []
+t.is_(len(ops), 3, "every predict call is recorded as an operation of the deployment's owner")
+t.is_((ops[-1].get("data") or [[]])[0], X[0].tolist(), "the operation keeps the input rows")
+t.is_(len(ops[-1].get("result") or []), 50, "and the predictions")
+predict(dep, {"data": X[0].tolist(), "ownerid": owner + "-other"})
+t.is_(len(t.body_of(t.get("/deployment/get/opos/" + owner + "-other")) or []), 1,
+      "an ownerid in the body records the operation under that owner")
+
+# ---- input errors ----
+t.is_422(predict(dep, {"data": [1, 2, 3]}), [(("body", "data"), None, "value_error.row_length")],
+         "a row of the wrong length")
+t.is_422(predict(dep, {"data": [X[0].tolist(), [1, 2]]}), [(("body", "data", 1), None, "value_error.row_length")],
+         "a batch row of the wrong length is named by its index")
+bad = X[0].tolist()
+bad[2] = "high"
+t.is_422(predict(dep, {"data": bad}), [(("body", "data", "bmi"), None, "type_error.float")],
+         "a non-numeric value of a cont feature is named")
+row = dict(zip(names, X[0].tolist()))
+del row["bp"]
+row["colour"] = 1
+t.is_422(predict(dep, {"data": row}), [(("body", "data", "bp"), None, "value_error.missing"),
+                                        (("body", "data", "colour"), None, "value_error.extra")],
+         "a missing and an unknown feature name")
+t.is_422(predict(dep, {"explain": True}), [(("body", "data"), "field required", "value_error.missing")],
+         "a body without data")
+t.is_422(predict(dep, {"data": "5.1, 3.5"}), [(("body", "data"), None, "type_error.list")],
+         "data that is a string")
+t.is_error(predict("no-such-deployment", {"data": [1]}), 404, "predict on an unknown deployment")
+nodata = mm.register(reg, X, y, names, with_data=False)
+dep_nodata = deployed(nodata)
+t.is_error(predict(dep_nodata, {"data": X[0].tolist(), "explain": True}), 409,
+           "explanations without training data")
+t.is_status(predict(dep_nodata, {"data": X[0].tolist()}), 200, "predictions without training data still work")
+t.is_status(t.delete("/deployment/" + dep_nodata), 200, "stop it")
+t.is_error(predict(dep_nodata, {"data": X[0].tolist()}), 409, "predict on a stopped deployment")
+
+# ---- a runtime that dies mid-request ----
+# Explaining 100 iris rows with a 100-tree forest keeps the runtime busy
+# for a second or more: long enough to kill it in the middle.
+pid = t.db_rows("SELECT runtime_pid FROM deployments WHERE deployment_id = %s", dep_iris)[0]["runtime_pid"]
+holder = {}
+th = threading.Thread(target=lambda: holder.update(
+    r=predict(dep_iris, {"data": Xi[:100].tolist(), "explain": True}, timeout=60)))
+th.start()
+time.sleep(0.4)
+os.kill(pid, signal.SIGKILL)
+th.join()
+r = holder.get("r")
+t.ok(r is not None and r.status_code in (502, 503), "a runtime killed mid-request gives a clean 502/503",
+     r is not None and t.describe(r))
+t.like((t.body_of(r) or {}).get("detail", "") if r is not None else "", r"dep-iris-001",
+       "the failure is JSON naming the deployment")
+codes = []
+end = time.time() + 60
+while time.time() < end:
+    r = predict(dep_iris, {"data": [5.1, 3.5, 1.4, 0.2]})
+    codes.append(r.status_code)
+    if r.status_code == 200:
+        break
+    time.sleep(0.2)
+t.is_(codes[-1], 200, "once the runtime is back the next call works")
+t.ok(all(c in (200, 502, 503) for c in codes), "meanwhile calls answer 502/503, never hang", sorted(set(codes)))
+
+# ---- data links ----
+csv = mm.csv_bytes(X[:25], y[:25], names)
+
+
+class CSVHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        data = csv if self.path == "/train.csv" else b"nope"
+        self.send_response(200 if self.path == "/train.csv" else 404)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CSVHandler)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+port = srv.server_address[1]
+link_model = mm.register(reg, X, y, names)
+dep_link = deployed(link_model, inference_data=1, ownerid=owner + "-link")
+allowed = "127.0.0.1" in os.environ.get("MLC_LINK_ALLOW_HOSTS", "").split(",")
+if not allowed:
+    t.skip("a data link to a CSV served locally predicts every row", "MLC_LINK_ALLOW_HOSTS lacks 127.0.0.1")
+else:
+    r = predict(dep_link, {"data_link": "http://127.0.0.1:%d/train.csv" % port})
+    p = np.array((t.body_of(r) or {}).get("prediction") or [0])
+    t.ok(r.status_code == 200 and p.shape == (25,) and np.max(np.abs(p - reg.predict(X[:25]))) < 1e-9,
+         "a data link to a CSV served locally predicts every row", t.describe(r))
+    ops = t.body_of(t.get("/deployment/get/opos/" + owner + "-link")) or [{}]
+    t.is_(len(ops[0].get("data") or []), 25, "the link's rows are recorded as the operation's data")
+    t.is_422(predict(dep_link, {"data_link": "http://127.0.0.1:%d/missing.csv" % port}),
+             [(("body", "data_link"), None, "value_error.url.status")], "a link that answers 404")
+t.is_422(predict(dep_link, {"data_link": "file:///etc/passwd"}),
+         [(("body", "data_link"), None, "value_error.url")], "a file:// link is refused")
+t.is_422(predict(dep, {"data_link": "http://127.0.0.1:%d/train.csv" % port}),
+         [(("body", "data_link"), None, "value_error.inference_data")],
+         "a data link to a deployment that takes inline data")
+
+# A second master without an allow-list: loopback and private links refused.
+sock2 = os.path.join(var, "run", "t0510.sock")
+env = dict(os.environ, MLC_SOCKET=sock2, MLC_WORKERS="1", MLC_LINK_ALLOW_HOSTS="")
+master = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api"), "-c",
+                           os.environ["MLC_CONF"]], env=env, stderr=subprocess.DEVNULL)
+try:
+    for _ in range(100):
+        if os.path.exists(sock2):
+            break
+        time.sleep(0.05)
+    for link in ("http://127.0.0.1:%d/train.csv" % port, "http://10.255.255.1/x.csv",
+                 "http://[::1]:%d/train.csv" % port):
+        status, _, reply = fcgi.request(sock2, "/deployment/%s/predict" % dep_link, "POST",
+                                        json.dumps({"data_link": link}).encode())
+        t.ok(status == 422 and b"private address" in reply,
+             "a data link to %s is refused without contacting it" % link, status, reply[:300])
+finally:
+    master.terminate()
+    master.wait()
+    srv.shutdown()
+t.done()
