@@ -200,6 +200,17 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	return 0;
 }
 
+/* sun_path holds 108 bytes with the NUL. */
+#define SOCKET_PATH_MAX 107
+
+/* The runtime listens on $MLC_VAR/deployments/<id>/runtime.sock (a new
+ * version during a redeploy adds a suffix of up to 12 bytes). */
+static int socket_path_fits(const char *id)
+{
+	return strlen(mlc_config_get("MLC_VAR", "var")) + strlen("/deployments/") + strlen(id) + 12 +
+	       strlen("/runtime.sock") <= SOCKET_PATH_MAX;
+}
+
 void mlc_h_deployment_add(struct mlc_req *r)
 {
 	struct mlc_err err = { 0, "" };
@@ -219,7 +230,12 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	modelid = json_object_get_string(json_object_object_get(m, "modelid"));
 	mlc_now_utc(now);
 	snprintf(bundle, sizeof(bundle), "deploy-%s.tar.gz", id);
-	if (mlc_job_src_load(r->db, modelid, &src, &err) < 0) {
+	if (!socket_path_fits(id)) {
+		mlc_reply_422_at(r, "deployment_id", "value_error.any_str.max_length",
+				 "deployment_id is too long for this installation: the runtime's socket "
+				 "path %s/deployments/<id>/runtime.sock must stay within %d bytes",
+				 mlc_config_get("MLC_VAR", "var"), SOCKET_PATH_MAX);
+	} else if (mlc_job_src_load(r->db, modelid, &src, &err) < 0) {
 		mlc_reply_err(r, &err);
 	} else if (!src.found) {
 		mlc_reply_detail(r, 404, "model '%s' not found", modelid);
