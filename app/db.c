@@ -211,10 +211,13 @@ static long long fetch_rows(struct mlc_db *db, MYSQL_STMT *st, unsigned ncols,
 	if (mysql_stmt_bind_result(st, b))
 		goto fail;
 	while (!stop && (rc = mysql_stmt_fetch(st)) != MYSQL_NO_DATA) {
+		int grew = 0;
+
 		if (rc == 1)
 			goto fail;
 		for (i = 0; i < ncols; i++) {
 			if (!nulls[i] && lens[i] >= db->colcap[i]) {
+				grew = 1;
 				db->colcap[i] = lens[i] + 1;
 				db->colbuf[i] = mlc_xrealloc(db->colbuf[i], db->colcap[i]);
 				b[i].buffer = db->colbuf[i];
@@ -228,7 +231,7 @@ static long long fetch_rows(struct mlc_db *db, MYSQL_STMT *st, unsigned ncols,
 				cols[i][lens[i]] = '\0';
 		}
 		/* Rebind so later rows use the grown buffers. */
-		if (mysql_stmt_bind_result(st, b))
+		if (grew && mysql_stmt_bind_result(st, b))
 			goto fail;
 		nrows++;
 		stop = cb ? cb(ctx, cols, lens, ncols) : 0;

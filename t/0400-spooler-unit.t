@@ -373,8 +373,8 @@ st, body = predict(ridge_id, rows)
 t.is_([st, body], [200, {"prediction": RIDGE.predict(np.array(rows)).tolist()}],
       "Ridge: POST /predict returns what model.predict returns in-process")
 st, body = predict(ridge_id, rows[:1], explain=True)
-t.is_([st, sorted(body)], [200, ["explanation", "prediction"]],
-      "Ridge: explain true adds \"explanation\" (null for now)")
+t.is_([st, sorted(body)], [409, ["detail"]],
+      "Ridge: explain true without training data in the bundle is a 409")
 st, body = predict(ridge_id, [[1, 2, 3]])
 t.is_(st, 422, "Ridge: a row of the wrong width is a 422")
 t.like(body.get("detail") if isinstance(body, dict) else body, r"expects 10 features",
