@@ -30,6 +30,7 @@ struct stmt_entry {
 struct mlc_db {
 	MYSQL *conn;
 	int in_txn;
+	unsigned long long insert_id;	/* AUTO_INCREMENT value of the last INSERT */
 	struct stmt_entry cache[STMT_CACHE];
 	size_t ncache;
 	/* Result buffers reused across statements. */
@@ -278,7 +279,13 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 		mysql_free_result(meta);
 		return fetch_rows(db, st, ncols, cb, ctx, code, err);
 	}
+	db->insert_id = mysql_stmt_insert_id(st);
 	return (long long)mysql_stmt_affected_rows(st);
+}
+
+unsigned long long mlc_db_insert_id(const struct mlc_db *db)
+{
+	return db->insert_id;
 }
 
 long long mlc_db_exec(struct mlc_db *db, const char *sql,

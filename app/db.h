@@ -46,6 +46,9 @@ long long mlc_db_exec(struct mlc_db *db, const char *sql,
 		      const struct mlc_param *params, unsigned nparams,
 		      mlc_row_cb cb, void *ctx, struct mlc_err *err);
 
+/* The AUTO_INCREMENT value the last statement's INSERT generated. */
+unsigned long long mlc_db_insert_id(const struct mlc_db *db);
+
 int mlc_db_begin(struct mlc_db *db, struct mlc_err *err);
 int mlc_db_commit(struct mlc_db *db, struct mlc_err *err);
 void mlc_db_rollback(struct mlc_db *db);

@@ -381,12 +381,6 @@ static struct mlc_param json_text(json_object *v)
 	return (struct mlc_param){ MLC_P_STR, s, len, 0 };
 }
 
-static int first_ll(void *ctx, char **c, const unsigned long *l, unsigned n)
-{
-	*(long long *)ctx = c[0] ? atoll(c[0]) : -1;
-	return 1;
-}
-
 /* Record one operation; returns its id, or -1 with err. */
 long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
 			       const char *modelid, json_object *data, json_object *result,
@@ -394,13 +388,10 @@ long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const cha
 {
 	struct mlc_param p[] = { MLC_PSTR(ownerid), MLC_PSTR(deploymentid), MLC_PSTR(modelid),
 				 json_text(data), json_text(result), MLC_PSTR(when) };
-	long long id = -1;
-
 	if (mlc_db_exec(r->db, "INSERT INTO operations (ownerid, deploymentid, modelid, data, "
-			"result, timestamp) VALUES (?, ?, ?, ?, ?, ?)", p, 6, NULL, NULL, err) < 0 ||
-	    mlc_db_exec(r->db, "SELECT LAST_INSERT_ID()", NULL, 0, first_ll, &id, err) < 0)
+			"result, timestamp) VALUES (?, ?, ?, ?, ?, ?)", p, 6, NULL, NULL, err) < 0)
 		return -1;
-	return id;
+	return (long long)mlc_db_insert_id(r->db);
 }
 
 void mlc_h_operation_add(struct mlc_req *r)
