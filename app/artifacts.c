@@ -216,8 +216,8 @@ static int next_version(void *ctx, char **cols, const unsigned long *lens, unsig
 	return 1;
 }
 
-static const char FILE_COLS[] = "fileid, modelid, filekind, version, filename, contenttype, "
-				 "size, sha256, created_at";
+#define FILE_COLS "fileid, modelid, filekind, version, filename, contenttype, size, sha256, " \
+	"created_at"
 
 static json_object *file_from_row(char **cols)
 {
@@ -235,18 +235,6 @@ static json_object *file_from_row(char **cols)
 	return o;
 }
 
-static int collect_files(void *ctx, char **cols, const unsigned long *lens, unsigned n)
-{
-	json_object_array_add((json_object *)ctx, file_from_row(cols));
-	return 0;
-}
-
-static int first_file(void *ctx, char **cols, const unsigned long *lens, unsigned n)
-{
-	*(json_object **)ctx = file_from_row(cols);
-	return 1;
-}
-
 /*
  * Give the blob its final name and record it, as version N+1 of its kind.
  * The model row is locked first so that concurrent uploads to one model
@@ -255,7 +243,7 @@ static int first_file(void *ctx, char **cols, const unsigned long *lens, unsigne
 static json_object *store_upload(struct mlc_req *r, struct upload *u, const char *id,
 				 struct mlc_err *err)
 {
-	char name[MAX_STORED_NAME + 1], rel[512], sha[65], now[32], sql[256];
+	char name[MAX_STORED_NAME + 1], rel[512], sha[65], now[32];
 	struct mlc_param key[] = { MLC_PSTR(id), MLC_PSTR(u->kind) };
 	long long version = 1, found;
 	json_object *out = NULL;
@@ -292,12 +280,11 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 		    mlc_db_commit(r->db, err) < 0)
 			goto fail;
 	}
-	snprintf(sql, sizeof(sql), "SELECT %s FROM artifacts WHERE modelid = ? AND filekind = ? "
-		 "AND version = ?", FILE_COLS);
 	{
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(u->kind), MLC_PLONG(version) };
 
-		if (mlc_db_exec(r->db, sql, p, 3, first_file, &out, err) < 0)
+		if (mlc_load_row(r, "SELECT " FILE_COLS " FROM artifacts WHERE modelid = ? AND "
+				 "filekind = ? AND version = ?", p, 3, file_from_row, &out, err) < 0)
 			return NULL;
 	}
 	return out;
@@ -306,20 +293,6 @@ fail:
 	if (placed)
 		mlc_store_unlink(rel);
 	return NULL;
-}
-
-static int model_exists_or_404(struct mlc_req *r, const char *id)
-{
-	struct mlc_param p[] = { MLC_PSTR(id) };
-	struct mlc_err err = { 0, "" };
-	long long n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ?", p, 1,
-				  NULL, NULL, &err);
-
-	if (n < 0)
-		mlc_reply_err(r, &err);
-	else if (!n)
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
-	return n > 0 ? 0 : -1;
 }
 
 void mlc_h_model_upload(struct mlc_req *r)
@@ -347,7 +320,7 @@ void mlc_h_model_upload(struct mlc_req *r)
 		mlc_reply_422(r, errors);
 		return;
 	}
-	if (model_exists_or_404(r, id) < 0)
+	if (mlc_model_exists_or_404(r, id) < 0)
 		return;
 	u = mlc_xcalloc(1, sizeof(*u));
 	u->blob.fd = -1;
@@ -369,21 +342,11 @@ void mlc_h_model_files(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_param p[] = { MLC_PSTR(id) };
-	struct mlc_err err = { 0, "" };
-	json_object *list;
-	char sql[256];
 
-	if (model_exists_or_404(r, id) < 0)
+	if (mlc_model_exists_or_404(r, id) < 0)
 		return;
-	list = json_object_new_array();
-	snprintf(sql, sizeof(sql), "SELECT %s FROM artifacts WHERE modelid = ? "
-		 "ORDER BY filekind, version", FILE_COLS);
-	if (mlc_db_exec(r->db, sql, p, 1, collect_files, list, &err) < 0) {
-		json_object_put(list);
-		mlc_reply_err(r, &err);
-		return;
-	}
-	mlc_reply_json(r, 200, list);
+	mlc_reply_rows(r, "SELECT " FILE_COLS " FROM artifacts WHERE modelid = ? "
+		       "ORDER BY filekind, version", p, 1, file_from_row);
 }
 
 struct download {
@@ -429,7 +392,7 @@ void mlc_h_model_download(struct mlc_req *r)
 		return;
 	}
 	if (mlc_query_long_or_422(r, "version", 0, 1, 1L << 31, &version) < 0 ||
-	    model_exists_or_404(r, id) < 0)
+	    mlc_model_exists_or_404(r, id) < 0)
 		return;
 	{
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(kind), MLC_PLONG(version),

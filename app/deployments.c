@@ -104,39 +104,11 @@ static json_object *deployment_from_row(char **c)
 	return o;
 }
 
-static int collect_deployments(void *ctx, char **c, const unsigned long *l, unsigned n)
-{
-	json_object_array_add((json_object *)ctx, deployment_from_row(c));
-	return 0;
-}
-
-static int first_deployment(void *ctx, char **c, const unsigned long *l, unsigned n)
-{
-	*(json_object **)ctx = deployment_from_row(c);
-	return 1;
-}
-
-static int load_deployment(struct mlc_req *r, const char *id, json_object **out,
-			   struct mlc_err *err)
-{
-	struct mlc_param p[] = { MLC_PSTR(id) };
-
-	*out = NULL;
-	return mlc_db_exec(r->db, "SELECT " DEPLOYMENT_COLS " FROM deployments "
-			   "WHERE deployment_id = ?", p, 1, first_deployment, out, err) < 0 ? -1 : 0;
-}
+#define DEPLOYMENT_BY_ID "SELECT " DEPLOYMENT_COLS " FROM deployments WHERE deployment_id = ?"
 
 static void reply_deployment_or_404(struct mlc_req *r, int status, const char *id)
 {
-	struct mlc_err err = { 0, "" };
-	json_object *d;
-
-	if (load_deployment(r, id, &d, &err) < 0)
-		mlc_reply_err(r, &err);
-	else if (!d)
-		mlc_reply_detail(r, 404, "deployment '%s' not found", id);
-	else
-		mlc_reply_json(r, status, d);
+	mlc_reply_row_or_404(r, status, DEPLOYMENT_BY_ID, id, deployment_from_row, "deployment");
 }
 
 /* ---- POST /deployment/add ---- */
@@ -268,20 +240,6 @@ void mlc_h_deployment_status(struct mlc_req *r)
 	reply_deployment_or_404(r, 200, mlc_param(r, "deployment_id"));
 }
 
-static void reply_list(struct mlc_req *r, const char *sql, struct mlc_param *p, unsigned np,
-		       mlc_row_cb cb)
-{
-	struct mlc_err err = { 0, "" };
-	json_object *list = json_object_new_array();
-
-	if (mlc_db_exec(r->db, sql, p, np, cb, list, &err) < 0) {
-		json_object_put(list);
-		mlc_reply_err(r, &err);
-		return;
-	}
-	mlc_reply_json(r, 200, list);
-}
-
 void mlc_h_deployment_all(struct mlc_req *r)
 {
 	long skip, limit;
@@ -289,8 +247,8 @@ void mlc_h_deployment_all(struct mlc_req *r)
 	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
-	reply_list(r, "SELECT " DEPLOYMENT_COLS " FROM deployments "
-		   "ORDER BY created_at, deployment_id LIMIT ? OFFSET ?", p, 2, collect_deployments);
+	mlc_reply_rows(r, "SELECT " DEPLOYMENT_COLS " FROM deployments "
+		       "ORDER BY created_at, deployment_id LIMIT ? OFFSET ?", p, 2, deployment_from_row);
 }
 
 static int status_row(void *ctx, char **c, const unsigned long *l, unsigned n)
@@ -358,36 +316,13 @@ static json_object *operation_from_row(char **c)
 	return o;
 }
 
-static int collect_operations(void *ctx, char **c, const unsigned long *l, unsigned n)
-{
-	json_object_array_add((json_object *)ctx, operation_from_row(c));
-	return 0;
-}
-
-static int first_operation(void *ctx, char **c, const unsigned long *l, unsigned n)
-{
-	*(json_object **)ctx = operation_from_row(c);
-	return 1;
-}
-
-static struct mlc_param json_text(json_object *v)
-{
-	size_t len;
-	const char *s;
-
-	if (!v)
-		return MLC_PNULL;
-	s = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN, &len);
-	return (struct mlc_param){ MLC_P_STR, s, len, 0 };
-}
-
 /* Record one operation; returns its id, or -1 with err. */
 long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
 			       const char *modelid, json_object *data, json_object *result,
 			       const char *when, struct mlc_err *err)
 {
 	struct mlc_param p[] = { MLC_PSTR(ownerid), MLC_PSTR(deploymentid), MLC_PSTR(modelid),
-				 json_text(data), json_text(result), MLC_PSTR(when) };
+				 mlc_json_param(data), mlc_json_param(result), MLC_PSTR(when) };
 	if (mlc_db_exec(r->db, "INSERT INTO operations (ownerid, deploymentid, modelid, data, "
 			"result, timestamp) VALUES (?, ?, ?, ?, ?, ?)", p, 6, NULL, NULL, err) < 0)
 		return -1;
@@ -431,8 +366,8 @@ void mlc_h_operation_add(struct mlc_req *r)
 	{
 		struct mlc_param p[] = { MLC_PLONG(id) };
 
-		if (mlc_db_exec(r->db, "SELECT " OPERATION_COLS " FROM operations WHERE operationid = ?",
-				p, 1, first_operation, &op, &err) < 0)
+		if (mlc_load_row(r, "SELECT " OPERATION_COLS " FROM operations WHERE operationid = ?",
+				 p, 1, operation_from_row, &op, &err) < 0)
 			goto fail;
 	}
 	mlc_reply_json(r, 201, op);
@@ -452,6 +387,6 @@ void mlc_h_operations_by_owner(struct mlc_req *r)
 	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")), MLC_PLONG(limit), MLC_PLONG(skip) };
-	reply_list(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
-		   "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 3, collect_operations);
+	mlc_reply_rows(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
+		       "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 3, operation_from_row);
 }

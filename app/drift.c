@@ -102,7 +102,7 @@ static json_object *double_or_null(const char *s)
 	return s ? json_object_new_double(strtod(s, NULL)) : NULL;
 }
 
-static int collect_metrics(void *ctx, char **c, const unsigned long *l, unsigned n)
+static json_object *metric_from_row(char **c)
 {
 	json_object *o = json_object_new_object();
 
@@ -120,37 +120,7 @@ static int collect_metrics(void *ctx, char **c, const unsigned long *l, unsigned
 	json_object_object_add(o, "window_start", mlc_iso_time(c[11]));
 	json_object_object_add(o, "window_end", mlc_iso_time(c[12]));
 	json_object_object_add(o, "timestamp", mlc_iso_time(c[13]));
-	json_object_array_add((json_object *)ctx, o);
-	return 0;
-}
-
-static int model_or_404(struct mlc_req *r, const char *id)
-{
-	struct mlc_err err = { 0, "" };
-	long long n;
-
-	if (count_rows(r, "SELECT COUNT(*) FROM models WHERE modelid = ?", id, &n, &err) < 0) {
-		mlc_reply_err(r, &err);
-		return -1;
-	}
-	if (!n) {
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
-		return -1;
-	}
-	return 0;
-}
-
-static void reply_metrics(struct mlc_req *r, const char *sql, struct mlc_param *p, unsigned np)
-{
-	struct mlc_err err = { 0, "" };
-	json_object *list = json_object_new_array();
-
-	if (mlc_db_exec(r->db, sql, p, np, collect_metrics, list, &err) < 0) {
-		json_object_put(list);
-		mlc_reply_err(r, &err);
-		return;
-	}
-	mlc_reply_json(r, 200, list);
+	return o;
 }
 
 /* GET /model/{id}/drift?skip&limit&feature=: results, newest first. */
@@ -159,18 +129,18 @@ void mlc_h_drift_list(struct mlc_req *r)
 	const char *id = mlc_param(r, "model_id"), *feature = mlc_query_get(&r->query, "feature");
 	long skip, limit;
 
-	if (mlc_paging_or_422(r, &skip, &limit) < 0 || model_or_404(r, id) < 0)
+	if (mlc_paging_or_422(r, &skip, &limit) < 0 || mlc_model_exists_or_404(r, id) < 0)
 		return;
 	if (feature) {
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(feature), MLC_PLONG(limit), MLC_PLONG(skip) };
 
-		reply_metrics(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND "
-			      "feature = ? ORDER BY id DESC LIMIT ? OFFSET ?", p, 4);
+		mlc_reply_rows(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND "
+			      "feature = ? ORDER BY id DESC LIMIT ? OFFSET ?", p, 4, metric_from_row);
 	} else {
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PLONG(limit), MLC_PLONG(skip) };
 
-		reply_metrics(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? "
-			      "ORDER BY id DESC LIMIT ? OFFSET ?", p, 3);
+		mlc_reply_rows(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? "
+			      "ORDER BY id DESC LIMIT ? OFFSET ?", p, 3, metric_from_row);
 	}
 }
 
@@ -180,9 +150,9 @@ void mlc_h_drift_summary(struct mlc_req *r)
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(id) };
 
-	if (model_or_404(r, id) < 0)
+	if (mlc_model_exists_or_404(r, id) < 0)
 		return;
-	reply_metrics(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND id IN "
+	mlc_reply_rows(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND id IN "
 		      "(SELECT MAX(id) FROM drift_metrics WHERE modelid = ? GROUP BY feature) "
-		      "ORDER BY feature", p, 2);
+		      "ORDER BY feature", p, 2, metric_from_row);
 }

@@ -252,6 +252,79 @@ json_object *mlc_body_or_422(struct mlc_req *r, const struct mlc_field *schema, 
 	return v;
 }
 
+struct mlc_param mlc_json_param(json_object *v)
+{
+	size_t len;
+	const char *s;
+
+	if (!v)
+		return MLC_PNULL;
+	s = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN, &len);
+	return (struct mlc_param){ MLC_P_STR, s, len, 0 };
+}
+
+struct row_sink {
+	mlc_row_json to_json;
+	json_object *out;	/* a list (every row) or the first row */
+};
+
+static int every_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct row_sink *s = ctx;
+
+	json_object_array_add(s->out, s->to_json(cols));
+	return 0;
+}
+
+static int first_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct row_sink *s = ctx;
+
+	s->out = s->to_json(cols);
+	return 1;
+}
+
+void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+		    unsigned np, mlc_row_json to_json)
+{
+	struct row_sink s = { to_json, json_object_new_array() };
+	struct mlc_err err = { 0, "" };
+
+	if (mlc_db_exec(r->db, sql, p, np, every_row, &s, &err) < 0) {
+		json_object_put(s.out);
+		mlc_reply_err(r, &err);
+		return;
+	}
+	mlc_reply_json(r, 200, s.out);
+}
+
+int mlc_load_row(struct mlc_req *r, const char *sql, const struct mlc_param *p, unsigned np,
+		 mlc_row_json to_json, json_object **out, struct mlc_err *err)
+{
+	struct row_sink s = { to_json, NULL };
+
+	*out = NULL;
+	if (mlc_db_exec(r->db, sql, p, np, first_row, &s, err) < 0)
+		return -1;
+	*out = s.out;
+	return 0;
+}
+
+void mlc_reply_row_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
+			  mlc_row_json to_json, const char *what)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	json_object *o;
+
+	if (mlc_load_row(r, sql, p, 1, to_json, &o, &err) < 0)
+		mlc_reply_err(r, &err);
+	else if (!o)
+		mlc_reply_detail(r, 404, "%s '%s' not found", what, id);
+	else
+		mlc_reply_json(r, status, o);
+}
+
 const char *mlc_param(struct mlc_req *r, const char *name)
 {
 	const char *v = mlc_route_param(&r->match, name);

@@ -86,6 +86,27 @@ int mlc_paging_or_422(struct mlc_req *r, long *skip, long *limit);
 struct mlc_field;
 json_object *mlc_body_or_422(struct mlc_req *r, const struct mlc_field *schema, int partial);
 
+/* A JSON value as a statement parameter (its compact text; SQL NULL for
+ * NULL).  The text belongs to v. */
+struct mlc_param mlc_json_param(json_object *v);
+
+/* Turns one result row into its JSON object (see mlc_db_exec for cols). */
+typedef json_object *(*mlc_row_json)(char **cols);
+
+/* 200 with a JSON list of every row of sql, mapped through to_json. */
+void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+		    unsigned np, mlc_row_json to_json);
+
+/* The first row of sql as JSON in *out (NULL when there is none), or -1
+ * with err. */
+int mlc_load_row(struct mlc_req *r, const char *sql, const struct mlc_param *p, unsigned np,
+		 mlc_row_json to_json, json_object **out, struct mlc_err *err);
+
+/* Reply status with the row sql finds for id (its only parameter), or 404
+ * "<what> '<id>' not found". */
+void mlc_reply_row_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
+			  mlc_row_json to_json, const char *what);
+
 /* The route capture called name (always present for a matched route). */
 const char *mlc_param(struct mlc_req *r, const char *name);
 

@@ -127,41 +127,6 @@ static json_object *model_from_row(char **cols)
 	return o;
 }
 
-static int collect_models(void *ctx, char **cols, const unsigned long *lens, unsigned n)
-{
-	json_object_array_add((json_object *)ctx, model_from_row(cols));
-	return 0;
-}
-
-static int first_model(void *ctx, char **cols, const unsigned long *lens, unsigned n)
-{
-	*(json_object **)ctx = model_from_row(cols);
-	return 1;
-}
-
-/* Load one model; returns 0 with *out (NULL when absent) or -1. */
-static int load_model(struct mlc_req *r, const char *id, json_object **out,
-		      struct mlc_err *err)
-{
-	struct mlc_param p[] = { MLC_PSTR(id) };
-
-	*out = NULL;
-	return mlc_db_exec(r->db, "SELECT " MODEL_COLS " FROM models WHERE modelid = ?",
-			   p, 1, first_model, out, err) < 0 ? -1 : 0;
-}
-
-/* A JSON value as a statement parameter: SQL NULL for null. */
-static struct mlc_param json_param(json_object *v)
-{
-	size_t len;
-	const char *s;
-
-	if (!v)
-		return MLC_PNULL;
-	s = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN, &len);
-	return (struct mlc_param){ MLC_P_STR, s, len, 0 };
-}
-
 /* Give the model the rows of model_tags for tags (a list of strings or
  * null), skipping duplicates; replace drops its old rows first (a new
  * model has none, and deleting nothing would still take gap locks that
@@ -192,31 +157,31 @@ static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int 
 	return 0;
 }
 
+#define MODEL_BY_ID "SELECT " MODEL_COLS " FROM models WHERE modelid = ?"
+
 static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
 {
-	struct mlc_err err = { 0, "" };
-	json_object *m;
-
-	if (load_model(r, id, &m, &err) < 0)
-		mlc_reply_err(r, &err);
-	else if (!m)
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
-	else
-		mlc_reply_json(r, status, m);
+	mlc_reply_row_or_404(r, status, MODEL_BY_ID, id, model_from_row, "model");
 }
 
-static void reply_model_list(struct mlc_req *r, const char *sql,
-			     struct mlc_param *p, unsigned np)
+static int exec_with_id(struct mlc_req *r, const char *id, const char *sql,
+			struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+
+	return (int)mlc_db_exec(r->db, sql, p, 1, NULL, NULL, err);
+}
+
+int mlc_model_exists_or_404(struct mlc_req *r, const char *id)
 {
 	struct mlc_err err = { 0, "" };
-	json_object *list = json_object_new_array();
+	long long n = exec_with_id(r, id, "SELECT 1 FROM models WHERE modelid = ?", &err);
 
-	if (mlc_db_exec(r->db, sql, p, np, collect_models, list, &err) < 0) {
-		json_object_put(list);
+	if (n < 0)
 		mlc_reply_err(r, &err);
-		return;
-	}
-	mlc_reply_json(r, 200, list);
+	else if (!n)
+		mlc_reply_detail(r, 404, "model '%s' not found", id);
+	return n > 0 ? 0 : -1;
 }
 
 /* ---- handlers ---- */
@@ -237,7 +202,7 @@ void mlc_h_model_add(struct mlc_req *r)
 	p[1] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelname")));
 	p[2] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelkind")));
 	for (i = 0; i < NJSON; i++)
-		p[3 + i] = json_param(json_object_object_get(m, json_columns[i]));
+		p[3 + i] = mlc_json_param(json_object_object_get(m, json_columns[i]));
 	p[3 + NJSON] = MLC_PSTR(now);
 	p[4 + NJSON] = MLC_PSTR(now);
 	if (mlc_db_begin(r->db, &err) < 0 ||
@@ -267,8 +232,8 @@ void mlc_h_model_all(struct mlc_req *r)
 	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
-	reply_model_list(r, "SELECT " MODEL_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?",
-			 p, 2);
+	mlc_reply_rows(r, "SELECT " MODEL_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?",
+		       p, 2, model_from_row);
 }
 
 void mlc_h_model_getkind(struct mlc_req *r)
@@ -279,8 +244,8 @@ void mlc_h_model_getkind(struct mlc_req *r)
 		return;
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")),
 				 MLC_PLONG(limit), MLC_PLONG(skip) };
-	reply_model_list(r, "SELECT " MODEL_COLS " FROM models WHERE modelkind = ? "
-			 "ORDER BY seq LIMIT ? OFFSET ?", p, 3);
+	mlc_reply_rows(r, "SELECT " MODEL_COLS " FROM models WHERE modelkind = ? "
+		       "ORDER BY seq LIMIT ? OFFSET ?", p, 3, model_from_row);
 }
 
 /*
@@ -324,7 +289,7 @@ void mlc_h_model_search(struct mlc_req *r)
 	snprintf(sql + off, sizeof(sql) - off, ")) ORDER BY seq LIMIT ? OFFSET ?");
 	p[ntags] = MLC_PLONG(limit);
 	p[ntags + 1] = MLC_PLONG(skip);
-	reply_model_list(r, sql, p, (unsigned)ntags + 2);
+	mlc_reply_rows(r, sql, p, (unsigned)ntags + 2, model_from_row);
 }
 
 /* Append "col = ?, " for every field present in the partial update m. */
@@ -346,18 +311,11 @@ static unsigned patch_assignments(json_object *m, char *sql, size_t cap,
 		if (!json_object_object_get_ex(m, json_columns[i], &v))
 			continue;
 		off += (size_t)snprintf(sql + off, cap - off, "%s = ?, ", json_columns[i]);
-		p[np++] = json_param(v);
+		p[np++] = mlc_json_param(v);
 	}
 	return np;
 }
 
-static int exec_with_id(struct mlc_req *r, const char *id, const char *sql,
-			struct mlc_err *err)
-{
-	struct mlc_param p[] = { MLC_PSTR(id) };
-
-	return (int)mlc_db_exec(r->db, sql, p, 1, NULL, NULL, err);
-}
 
 void mlc_h_model_patch(struct mlc_req *r)
 {

@@ -27,6 +27,9 @@ void mlc_h_model_search(struct mlc_req *r);
 void mlc_h_model_get(struct mlc_req *r);
 void mlc_h_model_patch(struct mlc_req *r);
 void mlc_h_model_delete(struct mlc_req *r);
+/* 0 when the model exists; otherwise replies 404 (or the database error)
+ * and returns -1. */
+int mlc_model_exists_or_404(struct mlc_req *r, const char *id);
 
 /* artifacts.c */
 void mlc_h_model_upload(struct mlc_req *r);

@@ -59,31 +59,10 @@ static json_object *training_from_row(char **c)
 	return o;
 }
 
-static int first_training(void *ctx, char **c, const unsigned long *l, unsigned n)
-{
-	*(json_object **)ctx = training_from_row(c);
-	return 1;
-}
-
-static int collect_trainings(void *ctx, char **c, const unsigned long *l, unsigned n)
-{
-	json_object_array_add((json_object *)ctx, training_from_row(c));
-	return 0;
-}
-
 static void reply_training_or_404(struct mlc_req *r, int status, const char *id)
 {
-	struct mlc_param p[] = { MLC_PSTR(id) };
-	struct mlc_err err = { 0, "" };
-	json_object *o = NULL;
-
-	if (mlc_db_exec(r->db, "SELECT " TRAINING_COLS " FROM trainings WHERE training_id = ?",
-			p, 1, first_training, &o, &err) < 0)
-		mlc_reply_err(r, &err);
-	else if (!o)
-		mlc_reply_detail(r, 404, "training '%s' not found", id);
-	else
-		mlc_reply_json(r, status, o);
+	mlc_reply_row_or_404(r, status, "SELECT " TRAINING_COLS " FROM trainings WHERE training_id = ?",
+			     id, training_from_row, "training");
 }
 
 static int first_id(void *ctx, char **c, const unsigned long *l, unsigned n)
@@ -206,49 +185,30 @@ void mlc_h_training_status(struct mlc_req *r)
 
 void mlc_h_training_all(struct mlc_req *r)
 {
-	struct mlc_err err = { 0, "" };
-	json_object *list;
 	long skip, limit;
 
 	if (mlc_paging_or_422(r, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
-	list = json_object_new_array();
-	if (mlc_db_exec(r->db, "SELECT " TRAINING_COLS " FROM trainings ORDER BY created_at, "
-			"training_id LIMIT ? OFFSET ?", p, 2, collect_trainings, list, &err) < 0) {
-		json_object_put(list);
-		mlc_reply_err(r, &err);
-		return;
-	}
-	mlc_reply_json(r, 200, list);
+	mlc_reply_rows(r, "SELECT " TRAINING_COLS " FROM trainings ORDER BY created_at, "
+		       "training_id LIMIT ? OFFSET ?", p, 2, training_from_row);
 }
 
-static int log_row(void *ctx, char **c, const unsigned long *l, unsigned n)
+static json_object *log_from_row(char **c)
 {
 	json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "training_id", json_object_new_string(c[0]));
 	json_object_object_add(o, "status", json_object_new_string(c[1]));
-	json_object_object_add(o, "log", json_object_new_string_len(c[2] ? c[2] : "",
-								    c[2] ? (int)l[2] : 0));
-	*(json_object **)ctx = o;
-	return 1;
+	json_object_object_add(o, "log", json_object_new_string(c[2] ? c[2] : ""));
+	return o;
 }
 
 /* GET /mltraining/{id}/log: the job's output (stdout and stderr, the
  * spooler keeps the last MLC_TRAIN_LOG_MAX bytes). */
 void mlc_h_training_log(struct mlc_req *r)
 {
-	const char *id = mlc_param(r, "training_id");
-	struct mlc_param p[] = { MLC_PSTR(id) };
-	struct mlc_err err = { 0, "" };
-	json_object *o = NULL;
-
-	if (mlc_db_exec(r->db, "SELECT training_id, status, log FROM trainings WHERE training_id = ?",
-			p, 1, log_row, &o, &err) < 0)
-		mlc_reply_err(r, &err);
-	else if (!o)
-		mlc_reply_detail(r, 404, "training '%s' not found", id);
-	else
-		mlc_reply_json(r, 200, o);
+	mlc_reply_row_or_404(r, 200, "SELECT training_id, status, log FROM trainings "
+			     "WHERE training_id = ?", mlc_param(r, "training_id"), log_from_row,
+			     "training");
 }
