@@ -26,7 +26,7 @@ def lua(name, dep, body):
     with open(os.path.join(out, name + ".lua"), "w") as f:
         f.write('wrk.method = "POST"\nwrk.path = "/deployment/%s/predict"\n'
                 'wrk.headers["Content-Type"] = "application/json"\n'
-                'wrk.body = [[%s]]\ndofile(os.getenv("BENCH_LIB") .. "/report.lua")\n'
+                'wrk.body = [==[%s]==]\ndofile(os.getenv("BENCH_LIB") .. "/report.lua")\n'
                 % (dep, json.dumps(body)))
 
 
