@@ -154,9 +154,12 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 		MLC_PSTR(now), MLC_PSTR(now),
 	};
 
+	long long model_rows = 0;
+
 	if (mlc_db_begin(r->db, err) < 0 ||
-	    mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? LOCK IN SHARE MODE",
-			&p[1], 1, NULL, NULL, err) < 0 ||
+	    (model_rows = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? "
+				      "LOCK IN SHARE MODE", &p[1], 1, NULL, NULL, err)) < 0 ||
+	    (!model_rows && (mlc_err_set(err, 404, "model '%s' not found", p[1].s), 1)) ||
 	    mlc_db_exec(r->db, "DELETE FROM deployments WHERE deployment_id = ? "
 			"AND status = 'stopped'", del, 1, NULL, NULL, err) < 0 ||
 	    mlc_db_exec(r->db, "INSERT INTO deployments (deployment_id, modelid, model_version, "

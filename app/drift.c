@@ -26,8 +26,9 @@ static long long inference_rows(struct mlc_req *r, const char *id, struct mlc_er
 	struct mlc_param p[] = { MLC_PSTR(id) };
 	long long n = 0;
 
-	if (mlc_db_exec(r->db, "SELECT COALESCE(SUM(CASE WHEN JSON_TYPE(JSON_EXTRACT(data, '$[0]')) "
-			"IN ('ARRAY', 'OBJECT') THEN JSON_LENGTH(data) ELSE 1 END), 0) "
+	if (mlc_db_exec(r->db, "SELECT COALESCE(SUM(CASE WHEN JSON_TYPE(data) = 'ARRAY' AND "
+			"JSON_TYPE(JSON_EXTRACT(data, '$[0]')) IN ('ARRAY', 'OBJECT') "
+			"THEN JSON_LENGTH(data) ELSE 1 END), 0) "
 			"FROM operations WHERE modelid = ? AND data IS NOT NULL AND JSON_VALID(data)",
 			p, 1, first_ll, &n, err) < 0)
 		return -1;

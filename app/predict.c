@@ -444,7 +444,7 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 
 	if (link_allowed(r, link, &lc) < 0)
 		return -1;
-	out->max = (size_t)mlc_config_long("MLC_LINK_MAX_BYTES", 64L << 20);
+	out->max = (size_t)mlc_config_long("MLC_LINK_MAX_BYTES", 32L << 20);
 	c = curl_easy_init();
 	curl_easy_setopt(c, CURLOPT_URL, link);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");

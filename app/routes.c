@@ -28,10 +28,10 @@ static const struct mlc_route routes[] = {
 	{ "POST",   "/deployment/add",            mlc_h_deployment_add, MLC_R_JSON },
 	{ "POST",   "/deployment/add/operation",  mlc_h_operation_add, MLC_R_JSON },
 	{ "GET",    "/deployment/all",            mlc_h_deployment_all, 0 },
-	{ "GET",    "/deployment/get/status/{deployment_id}", mlc_h_deployment_status, 0 },
+	{ "GET",    "/deployment/get/status/{deployment_id}", mlc_h_deployment_status, MLC_R_DEPLOYMENT_ID },
 	{ "GET",    "/deployment/get/opos/{ownerid}", mlc_h_operations_by_owner, 0 },
-	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, 0 },
-	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON },
+	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, MLC_R_DEPLOYMENT_ID },
+	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON | MLC_R_DEPLOYMENT_ID },
 	{ "POST",   "/mltraining/add",            mlc_h_training_add, MLC_R_JSON },
 	{ "GET",    "/mltraining/all",            mlc_h_training_all, 0 },
 	{ "GET",    "/mltraining/status/{training_id}", mlc_h_training_status, 0 },
@@ -93,6 +93,19 @@ static int is_model_id(const char *s)
 	return s[36] == '\0';
 }
 
+/* Deployment ids are [A-Za-z0-9._-]{1,64}: anything else names none (and
+ * a trailing space must not find one, as MariaDB's comparison would). */
+static int is_deployment_id(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
+		      (s[n] >= '0' && s[n] <= '9') || s[n] == '.' || s[n] == '_' || s[n] == '-'))
+			return 0;
+	return n >= 1 && n <= 64;
+}
+
 static void reply_no_route(struct mlc_req *r)
 {
 	char allow[128], hdr[160];
@@ -128,6 +141,11 @@ void mlc_dispatch(struct mlc_req *r)
 		/* Model ids are service-made UUIDs: anything else names no model
 		 * (and never reaches a file path). */
 		mlc_reply_detail(r, 404, "model '%s' not found", mlc_param(r, "model_id"));
+		return;
+	}
+	if ((r->match.route->flags & MLC_R_DEPLOYMENT_ID) &&
+	    !is_deployment_id(mlc_param(r, "deployment_id"))) {
+		mlc_reply_detail(r, 404, "deployment '%s' not found", mlc_param(r, "deployment_id"));
 		return;
 	}
 	if ((r->match.route->flags & MLC_R_JSON) && parse_json_body(r) < 0)

@@ -13,6 +13,7 @@ typedef void (*mlc_handler)(struct mlc_req *r);
 
 #define MLC_R_JSON 0x1	/* the body must be a JSON value: parsed into r->body or 413/422 */
 #define MLC_R_MODEL_ID 0x2	/* {model_id} must look like a model id (a UUID), or 404 */
+#define MLC_R_DEPLOYMENT_ID 0x4	/* {deployment_id} must be [A-Za-z0-9._-]{1,64}, or 404 */
 
 void mlc_dispatch(struct mlc_req *r);
 
