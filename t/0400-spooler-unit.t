@@ -568,7 +568,7 @@ with open(os.path.join(VAR, "spool", "new", train_name), "wb") as f:
     f.write(b"not handled yet")
 spooler_once()
 t.ok(os.path.exists(os.path.join(VAR, "spool", "new", train_name)),
-     "a training bundle is left in spool/new/ for a spooler that handles training")
+     "a training bundle without its trainings row waits in spool/new/ (until rejected after 60 s)")
 r = row(boom_id)
 t.is_([r.get("status"), r.get("reason")], ["failed", "model failed to load: ValueError: boom"],
       "a pickle raising on load: failed with the exception as reason")

@@ -21,7 +21,11 @@ Missing = namedtuple("Missing", "reason")            # its files are gone
 
 
 class Backend:
-    """The interface; every method takes the deployment id."""
+    """The interface; every method takes the deployment id.  Methods that
+    act on the runtime serving now also take the row's model_version
+    (`version`): a retraining with redeploy moves a deployment onto a new
+    version by starting a second runtime next to the first (see
+    training.Roll), and the version tells the backend which one is current."""
 
     name = None
 
@@ -30,10 +34,10 @@ class Backend:
         files (replacing older ones); returns the deployment directory."""
         raise NotImplementedError
 
-    def launch(self, dep_id, kind):
+    def launch(self, dep_id, kind, version=None):
         """Start the runtime; returns a launch handle for poll().  kind is
-        'deploy', 'restart' (after a crash) or 'resume' (after a clean
-        stop or a reboot), for the logs."""
+        'deploy', 'restart' (after a crash), 'resume' (after a clean stop or
+        a reboot) or 'redeploy' (a new model version), for the logs."""
         raise NotImplementedError
 
     def adopt(self, dep_id):
@@ -49,23 +53,30 @@ class Backend:
         """Abandon a launch, stopping what it started."""
         raise NotImplementedError
 
-    def observe(self, dep_id):
+    def observe(self, dep_id, version=None):
         """Running / Crashed / Backoff / Absent / Missing for a deployment
         that should be serving."""
         raise NotImplementedError
 
-    def crashed(self, dep_id, restart_after, detail):
+    def crashed(self, dep_id, restart_after, detail, version=None):
         """Remember that the runtime crashed and may restart at restart_after
         (time.time() seconds), so that the crash is counted once."""
         raise NotImplementedError
 
     def stop(self, dep_id):
-        """Stop the runtime and wait until it is gone; keep its files so
-        that it can resume.  Returns False if it could not be stopped."""
+        """Stop the deployment's runtimes and wait until they are gone; keep
+        the files so that it can resume.  Returns False if one could not be
+        stopped."""
         raise NotImplementedError
 
     def remove(self, dep_id):
         """Stop the runtime and delete everything of the deployment."""
+        raise NotImplementedError
+
+    def prune(self, dep_id, version):
+        """Remove what the backend holds for the deployment besides the
+        runtime of model version `version` (left by an interrupted
+        redeploy)."""
         raise NotImplementedError
 
     def present(self):

@@ -1,7 +1,16 @@
 """The local backend: each deployment's runtime is a sandboxed process on
 this host, supervised through files in its deployment directory.
 
-Layout of $MLC_VAR/deployments/<id>/ (root-owned, group MLC_RUNTIME_USER,
+A deployment's directory is $MLC_VAR/deployments/<id>/ when it was
+deployed, and $MLC_VAR/deployments/<id>@<version>/ once a retraining has
+moved it onto model version <version> (the new runtime starts in a new
+directory while the old one still serves; '@' cannot occur in an id).
+Which one is current follows from the deployments row: <id>@<model_version>
+if that directory exists, else <id>.  Internally every directory is named by
+its "key" (<id> or <id>@<version>); the public methods take the deployment
+id and, where it matters, the row's model_version.
+
+Layout of a deployment directory (root-owned, group MLC_RUNTIME_USER,
 mode 1771: the runtime may create files - its socket - but, with the
 sticky bit, may not delete or replace the root-owned ones):
 
@@ -12,8 +21,9 @@ sticky bit, may not delete or replace the root-owned ones):
                   {pid, start, boot, started, log_offset}, or after a crash
                   {crashed, restart_after, detail}
 
-The runtime's stdout/stderr go to $MLC_VAR/log/runtime-<id>.log, opened by
-the spooler (the sandbox cannot see the log directory).
+The runtime's stdout/stderr go to $MLC_VAR/log/runtime-<id>.log (one log
+per deployment, whatever its directory), opened by the spooler (the sandbox
+cannot see the log directory).
 
 Runtimes are started in a new session and never waited for, so they
 outlive the spooler; a spooler started later finds them through
@@ -33,12 +43,21 @@ from . import backend, log, procs, sandbox, unixhttp
 SOCKET_MAX = 107  # sizeof(sun_path) - 1
 
 
+GEN_SEP = "@"
+
+
+def dep_of(key):
+    """The deployment id of a directory key (<id> or <id>@<version>)."""
+    return key.split(GEN_SEP, 1)[0]
+
+
 class LocalLaunch:
     """A runtime being started: polled until it answers /health or dies."""
 
-    def __init__(self, dep_id, kind, pid, start, deadline, log_offset, popen=None):
+    def __init__(self, dep_id, kind, pid, start, deadline, log_offset, popen=None, key=None):
         self.dep_id, self.kind, self.pid, self.start = dep_id, kind, pid, start
         self.deadline, self.log_offset, self.popen = deadline, log_offset, popen
+        self.key = key or dep_id
 
 
 class LocalBackend(backend.Backend):
@@ -63,30 +82,48 @@ class LocalBackend(backend.Backend):
             self._ids = sandbox.runtime_user(self.user)
         return self._ids
 
-    def dir(self, dep_id):
-        return os.path.join(self.root, dep_id)
+    def key(self, dep_id, version=None):
+        """The directory key of the deployment's current runtime: <id>@<version>
+        when that directory exists, else <id>."""
+        if version is not None:
+            key = "%s%s%d" % (dep_id, GEN_SEP, int(version))
+            if os.path.isdir(self.dir(key)):
+                return key
+        return dep_id
 
-    def sock(self, dep_id):
-        return os.path.join(self.dir(dep_id), "runtime.sock")
+    def keys(self, dep_id):
+        """Every directory key held for the deployment (current or not)."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if dep_of(n) == dep_id and not n.startswith(".")
+                      and os.path.isdir(self.dir(n)))
+
+    def dir(self, key):
+        return os.path.join(self.root, key)
+
+    def sock(self, key):
+        return os.path.join(self.dir(key), "runtime.sock")
 
     def log_path(self, dep_id):
-        return os.path.join(self.cfg.log_dir, "runtime-%s.log" % dep_id)
+        return os.path.join(self.cfg.log_dir, "runtime-%s.log" % dep_of(dep_id))
 
-    def _state_path(self, dep_id):
-        return os.path.join(self.dir(dep_id), "runtime.state")
+    def _state_path(self, key):
+        return os.path.join(self.dir(key), "runtime.state")
 
-    def _read_state(self, dep_id):
+    def _read_state(self, key):
         try:
-            with open(self._state_path(dep_id), encoding="utf-8") as f:
+            with open(self._state_path(key), encoding="utf-8") as f:
                 st = json.load(f)
             return st if isinstance(st, dict) else {}
         except (OSError, ValueError):
             return {}
 
-    def _write_file(self, dep_id, name, text):
+    def _write_file(self, key, name, text):
         """Replace dir/name atomically; O_EXCL|O_NOFOLLOW on a fresh name so
         that nothing the runtime created in its directory is followed."""
-        d = self.dir(dep_id)
+        d = self.dir(key)
         tmp = os.path.join(d, ".%s.%d.%d" % (name, os.getpid(), time.monotonic_ns()))
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o644)
@@ -94,16 +131,16 @@ class LocalBackend(backend.Backend):
             f.write(text)
         os.replace(tmp, os.path.join(d, name))
 
-    def _write_state(self, dep_id, state):
-        self._write_file(dep_id, "runtime.state", json.dumps(state))
+    def _write_state(self, key, state):
+        self._write_file(key, "runtime.state", json.dumps(state))
         if state.get("pid"):
-            self._write_file(dep_id, "runtime.pid", "%d\n" % state["pid"])
+            self._write_file(key, "runtime.pid", "%d\n" % state["pid"])
         else:
-            self._unlink(os.path.join(self.dir(dep_id), "runtime.pid"))
+            self._unlink(os.path.join(self.dir(key), "runtime.pid"))
 
-    def _clear_state(self, dep_id):
+    def _clear_state(self, key):
         for name in ("runtime.state", "runtime.pid"):
-            self._unlink(os.path.join(self.dir(dep_id), name))
+            self._unlink(os.path.join(self.dir(key), name))
 
     @staticmethod
     def _unlink(path):
@@ -132,11 +169,28 @@ class LocalBackend(backend.Backend):
     def install(self, dep_id, staging_dir):
         """Replace the deployment directory with the verified staging one,
         owned so that only the socket can be created by the runtime."""
-        uid, gid = self.ids()
         final = self.dir(dep_id)
-        if os.path.lexists(final):
+        if os.path.lexists(final) or self.keys(dep_id):
             self.stop(dep_id)
-            shutil.rmtree(final)
+            for key in self.keys(dep_id):
+                shutil.rmtree(self.dir(key), ignore_errors=True)
+            if os.path.lexists(final):
+                shutil.rmtree(final)
+        self._place(staging_dir, final)
+        return final
+
+    def install_generation(self, dep_id, version, staging_dir):
+        """Put a staging directory in place as the deployment's directory for
+        model version `version` (<id>@<version>), next to the current one,
+        which keeps running.  Returns the new directory's key."""
+        key = "%s%s%d" % (dep_id, GEN_SEP, int(version))
+        if os.path.lexists(self.dir(key)):
+            self.remove_key(key)
+        self._place(staging_dir, self.dir(key))
+        return key
+
+    def _place(self, staging_dir, final):
+        _, gid = self.ids()
         for name in os.listdir(staging_dir):
             path = os.path.join(staging_dir, name)
             os.lchown(path, 0, 0)
@@ -144,7 +198,6 @@ class LocalBackend(backend.Backend):
         os.chown(staging_dir, 0, gid)
         os.chmod(staging_dir, 0o1771)
         os.rename(staging_dir, final)
-        return final
 
     # ---- starting ----
 
@@ -158,7 +211,7 @@ class LocalBackend(backend.Backend):
                       % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), kind)).encode())
         return fd, os.lseek(fd, 0, os.SEEK_END)
 
-    def _check_paths(self, dep_id):
+    def _check_paths(self, key):
         """Refuse early, with the fix in the message, what would make the
         sandboxed runtime fail obscurely."""
         for tool, package in ((sandbox.BWRAP, "bubblewrap"), (sandbox.SETPRIV, "util-linux")):
@@ -166,7 +219,7 @@ class LocalBackend(backend.Backend):
                 raise sandbox.SandboxError("%s is missing; install the Debian package %s"
                                            % (tool, package))
         uid, gid = self.ids()
-        sock = self.sock(dep_id)
+        sock = self.sock(key)
         if len(sock.encode()) > SOCKET_MAX:
             raise sandbox.SandboxError(
                 "the runtime socket path %s is %d bytes, longer than the %d a unix socket "
@@ -179,29 +232,18 @@ class LocalBackend(backend.Backend):
 
     @staticmethod
     def _sandboxed_pid(popen, timeout):
-        """The pid of the process bwrap started in the new pid namespace
-        (the runtime, once it has exec'd), found as bwrap's only child; None
-        if bwrap ended without starting it.  (Not --json-status-fd: bwrap
-        dies of SIGPIPE writing it when the reading spooler was killed, and
-        leaves its half-set-up child waiting forever.)"""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            kids = procs.children(popen.pid)
-            if kids:
-                return kids[0]
-            if popen.poll() is not None:
-                return None
-            time.sleep(0.005)
-        return None
+        return sandbox.sandboxed_pid(popen, timeout)
 
-    def launch(self, dep_id, kind):
-        """Start the sandboxed runtime (see sandbox.py); returns a LocalLaunch."""
-        d = self.dir(dep_id)
+    def launch(self, dep_id, kind, version=None, key=None):
+        """Start the sandboxed runtime (see sandbox.py) in the deployment's
+        current directory (or the directory `key`); returns a LocalLaunch."""
+        key = key or self.key(dep_id, version)
+        d = self.dir(key)
         uid, gid = self.ids()
-        self._check_paths(dep_id)
-        self._unlink(self.sock(dep_id))
+        self._check_paths(key)
+        self._unlink(self.sock(key))
         log_fd, offset = self._open_log(dep_id, kind)
-        cgroups, enforced = self.cgroups.prepare(dep_id)
+        cgroups, enforced = self.cgroups.prepare(key)
         limits = sandbox.limiter(
             self.memory, cgroups,
             nice=self.cgroups.cpus > 0 and "cpu" not in enforced,
@@ -219,11 +261,11 @@ class LocalBackend(backend.Backend):
         pid = self._sandboxed_pid(popen, 10.0)
         start = procs.starttime(pid) if pid else None
         if pid and start is not None:
-            self._write_state(dep_id, {"pid": pid, "start": start, "boot": procs.boot_id(),
-                                       "started": time.time(), "log_offset": offset,
-                                       "launcher": popen.pid})
+            self._write_state(key, {"pid": pid, "start": start, "boot": procs.boot_id(),
+                                    "started": time.time(), "log_offset": offset,
+                                    "launcher": popen.pid})
         return LocalLaunch(dep_id, kind, pid, start, time.monotonic() + self.start_timeout,
-                           offset, popen)
+                           offset, popen, key)
 
     def adopt(self, dep_id):
         st = self._read_state(dep_id)
@@ -233,11 +275,11 @@ class LocalBackend(backend.Backend):
         return LocalLaunch(dep_id, "deploy", pid, start, time.monotonic() + self.start_timeout,
                            st.get("log_offset", 0))
 
-    def _socket_ok(self, dep_id):
+    def _socket_ok(self, key):
         """runtime.sock is a socket made by the runtime user (not, say, a
         symlink to some other service's socket)."""
         try:
-            st = os.lstat(self.sock(dep_id))
+            st = os.lstat(self.sock(key))
         except OSError:
             return False
         return stat.S_ISSOCK(st.st_mode) and st.st_uid == self.ids()[0]
@@ -262,14 +304,14 @@ class LocalBackend(backend.Backend):
 
     def poll(self, launch):
         self.reap()
-        dep_id = launch.dep_id
+        dep_id, key = launch.dep_id, launch.key
         if not launch.pid or not procs.alive(launch.pid, launch.start):
-            self._clear_state(dep_id)
+            self._clear_state(key)
             return self._exit_reason(launch)
-        if self._socket_ok(dep_id):
-            h = unixhttp.health(self.sock(dep_id), timeout=0.5)
+        if self._socket_ok(key):
+            h = unixhttp.health(self.sock(key), timeout=0.5)
             if h is not None and h.get("status") == "ok":
-                return backend.Ready("unix:" + self.sock(dep_id), launch.pid)
+                return backend.Ready("unix:" + self.sock(key), launch.pid)
         if time.monotonic() > launch.deadline:
             self.cancel(launch)
             line = self._log_tail(dep_id, launch.log_offset)
@@ -282,21 +324,22 @@ class LocalBackend(backend.Backend):
     def cancel(self, launch):
         if launch.pid:
             procs.terminate(launch.pid, launch.start, reap=self.reap)
-        self._clear_state(launch.dep_id)
+        self._clear_state(launch.key)
 
     # ---- supervising ----
 
-    def observe(self, dep_id):
-        d = self.dir(dep_id)
+    def observe(self, dep_id, version=None):
+        key = self.key(dep_id, version)
+        d = self.dir(key)
         if not os.path.isfile(os.path.join(d, "model.pkl")):
             return backend.Missing("the deployment's files are gone (%s); deploy again" % d)
-        st = self._read_state(dep_id)
+        st = self._read_state(key)
         if st.get("pid"):
             if st.get("boot") != procs.boot_id():
-                self._clear_state(dep_id)
+                self._clear_state(key)
                 return backend.Absent("the host restarted")
             if procs.alive(st["pid"], st.get("start")):
-                return backend.Running(st["pid"], "unix:" + self.sock(dep_id))
+                return backend.Running(st["pid"], "unix:" + self.sock(key))
             detail = self._log_tail(dep_id, st.get("log_offset", 0))
             return backend.Crashed(detail or "it exited without an error message",
                                    time.time() - st.get("started", time.time()))
@@ -304,36 +347,39 @@ class LocalBackend(backend.Backend):
             return backend.Backoff(st["restart_after"])
         return backend.Absent("none recorded: stopped cleanly, e.g. by --stop-runtimes")
 
-    def crashed(self, dep_id, restart_after, detail):
-        self._write_state(dep_id, {"crashed": time.time(), "restart_after": restart_after,
-                                   "detail": detail})
-        self._unlink(self.sock(dep_id))
+    def crashed(self, dep_id, restart_after, detail, version=None):
+        key = self.key(dep_id, version)
+        self._write_state(key, {"crashed": time.time(), "restart_after": restart_after,
+                                "detail": detail})
+        self._unlink(self.sock(key))
 
     # ---- stopping ----
 
-    def _recorded(self, dep_id):
-        """(pid, start) of the runtime recorded for dep_id, if any still runs."""
-        st = self._read_state(dep_id)
+    def _recorded(self, key):
+        """(pid, start) of the runtime recorded in directory `key`, if it still runs."""
+        st = self._read_state(key)
         if st.get("pid") and procs.alive(st["pid"], st.get("start")):
             return st["pid"], st.get("start")
         try:
-            with open(os.path.join(self.dir(dep_id), "runtime.pid")) as f:
+            with open(os.path.join(self.dir(key), "runtime.pid")) as f:
                 pid = int(f.read().strip())
         except (OSError, ValueError):
             return None
-        if procs.alive(pid) and procs.runs_in(pid, self.dir(dep_id)):
+        if procs.alive(pid) and procs.runs_in(pid, self.dir(key)):
             return pid, procs.starttime(pid)
         return None
 
-    def stop(self, dep_id):
-        """Stop the recorded runtime and any other process running for this
-        deployment (one a spooler started but was killed before recording)."""
+    def stop_key(self, key):
+        """Stop the runtime recorded in directory `key` and any other process
+        running for that directory (one a spooler started but was killed
+        before recording); keep the files.  False if one would not die."""
+        dep_id = dep_of(key)
         targets = []
-        rec = self._recorded(dep_id)
+        rec = self._recorded(key)
         if rec:
             targets.append((rec[0], rec[1], False))
         for pid, other, unstarted in self._runtimes_on_host():
-            if other == dep_id and (not rec or pid != rec[0]):
+            if other == key and (not rec or pid != rec[0]):
                 targets.append((pid, procs.starttime(pid), unstarted))
         gone = True
         for pid, start, unstarted in targets:
@@ -342,29 +388,71 @@ class LocalBackend(backend.Backend):
                 log.deployment(dep_id, "runtime pid %d did not die after SIGKILL", pid)
                 gone = False
         if gone:
-            if os.path.isdir(self.dir(dep_id)):
-                self._clear_state(dep_id)
-                self._unlink(self.sock(dep_id))
-            self.cgroups.release(dep_id)
+            if os.path.isdir(self.dir(key)):
+                self._clear_state(key)
+                self._unlink(self.sock(key))
+            self.cgroups.release(key)
         return gone
+
+    def stop(self, dep_id):
+        """Stop every runtime of the deployment (all its directories)."""
+        gone = True
+        for key in set(self.keys(dep_id)) | {dep_id} | {
+                k for _, k, _ in self._runtimes_on_host() if dep_of(k) == dep_id}:
+            gone = self.stop_key(key) and gone
+        return gone
+
+    def remove_key(self, key):
+        """Stop the runtime of one directory and delete that directory."""
+        gone = self.stop_key(key)
+        shutil.rmtree(self.dir(key), ignore_errors=True)
+        return gone
+
+    def skip_log(self, key):
+        """The runtime of directory `key` shares the deployment's log with
+        one that just stopped (a redeploy): start its crash details after
+        what is in the log now, so that the other's last words ("stopped")
+        are never reported as its own."""
+        st = self._read_state(key)
+        if st.get("pid"):
+            try:
+                st["log_offset"] = os.path.getsize(self.log_path(key))
+            except OSError:
+                return
+            self._write_state(key, st)
 
     def remove(self, dep_id, keep_log=False):
         gone = self.stop(dep_id)
+        for key in self.keys(dep_id):
+            shutil.rmtree(self.dir(key), ignore_errors=True)
         shutil.rmtree(self.dir(dep_id), ignore_errors=True)
         if not keep_log:
             self._unlink(self.log_path(dep_id))
         return gone
 
+    def prune(self, dep_id, version):
+        """Remove the directories of the deployment other than the current
+        one for model version `version` (left by a redeploy that a spooler
+        restart interrupted); returns the keys removed."""
+        current = self.key(dep_id, version)
+        removed = []
+        for key in self.keys(dep_id):
+            if key != current:
+                self.remove_key(key)
+                removed.append(key)
+        return removed
+
     def stop_all(self):
         """Stop every runtime of this instance, keeping their files (they
         resume when the spooler starts again); returns the ids stopped."""
-        stopped = [d for d in self.present() if self._recorded(d)]
-        for dep_id in self.present():
-            self.stop(dep_id)
+        keys = self.present_keys()
+        stopped = sorted({dep_of(k) for k in keys if self._recorded(k)})
+        for key in keys:
+            self.stop_key(key)
         stopped += self.strays(set())
         return stopped
 
-    def present(self):
+    def present_keys(self):
         try:
             names = os.listdir(self.root)
         except FileNotFoundError:
@@ -372,40 +460,36 @@ class LocalBackend(backend.Backend):
         return {n for n in names if not n.startswith(".")
                 and os.path.isdir(os.path.join(self.root, n))}
 
+    def present(self):
+        return {dep_of(k) for k in self.present_keys()}
+
     def _runtimes_on_host(self):
-        """(pid, deployment id) of every process that is a runtime for a
-        directory under this instance's deployments: the runtime itself,
-        its setpriv stage, or a sandbox's first process that never got to
-        exec (bwrap inside the new pid namespace).  bwrap launchers outside
-        the namespace are left alone: they end with their runtime."""
+        """(pid, directory key, unstarted) of every process that is a runtime
+        for a directory under this instance's deployments: the runtime
+        itself, its setpriv stage, or a sandbox's first process that never
+        got to exec (bwrap inside the new pid namespace; unstarted)."""
         prefix = self.root.rstrip("/") + "/"
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            pid = int(name)
-            args = procs.cmdline(pid)
-            if len(args) < 2 or args[0] not in (sandbox.PYTHON, sandbox.SETPRIV, sandbox.BWRAP):
-                continue
-            if args[0] == sandbox.BWRAP and not procs.in_child_pid_namespace(pid):
-                continue
+        for pid, args in sandbox.processes():
             # The runtime's own "--dir <dir>" is the last one (bwrap has
             # "--dir" options of its own earlier on the line).
-            if len(args) >= 2 and args[-2] == "--dir" and args[-1].startswith(prefix):
-                dep_id = args[-1][len(prefix):]
-                if dep_id and "/" not in dep_id:
-                    yield pid, dep_id, args[0] == sandbox.BWRAP
+            if args[-2] == "--dir" and args[-1].startswith(prefix):
+                key = args[-1][len(prefix):]
+                if key and "/" not in key:
+                    yield pid, key, args[0] == sandbox.BWRAP
 
     def strays(self, keep):
         stopped = []
-        for pid, dep_id, unstarted in self._runtimes_on_host():
-            st = self._read_state(dep_id) if dep_id in keep else {}
+        for pid, key, unstarted in self._runtimes_on_host():
+            dep_id = dep_of(key)
+            st = self._read_state(key) if dep_id in keep else {}
             if st.get("pid") == pid and procs.alive(pid, st.get("start")):
                 continue
             start = procs.starttime(pid)
             if start is None:
                 continue
-            log.deployment(dep_id, "stopping stray %s pid %d", "sandbox that never started"
-                           if unstarted else "runtime", pid)
+            log.deployment(dep_id, "stopping stray %s pid %d%s", "sandbox that never started"
+                           if unstarted else "runtime", pid,
+                           "" if key == dep_id else " (directory %s)" % key)
             # A sandbox's first process ignores SIGTERM (pid 1, no handler).
             procs.terminate(pid, start, grace=0 if unstarted else 5.0, reap=self.reap)
             stopped.append(dep_id)

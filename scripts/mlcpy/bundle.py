@@ -1,12 +1,14 @@
 """Spool job bundles: naming, safe extraction and verification.
 
 A bundle is a gzip tar of regular files at its top level: job.json and the
-files job.json lists under "files" (model.pkl, and optionally data.csv and
-requirements.txt).  Nothing in a bundle is trusted: members must be plain
-top-level names of regular files, each listed file must match its size and
-SHA-256 from job.json, and the total size is capped.  Files are written
-with O_EXCL|O_NOFOLLOW into a fresh directory, so nothing outside it can be
-touched whatever the archive holds.
+files job.json lists under "files".  Each job type has a fixed set of
+members (see TYPES): a deploy bundle holds model.pkl and optionally
+data.csv and requirements.txt, a train bundle code.py and data.csv and
+optionally requirements.txt.  Nothing in a bundle is trusted: members must
+be plain top-level names of regular files of that set, each listed file
+must match its size and SHA-256 from job.json, and the total size is
+capped.  Files are written with O_EXCL|O_NOFOLLOW into a fresh directory,
+so nothing outside it can be touched whatever the archive holds.
 """
 
 import hashlib
@@ -24,6 +26,23 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 JOB_JSON_MAX = 1 << 20
 
+# Per job type: the job.json key holding the job's id, the files it may
+# list (files.<kind> -> the member name the C side gives it) and those it
+# must list.
+TYPES = {
+    "deploy": {"id": "deployment_id",
+               "files": {"model": "model.pkl", "data": "data.csv", "env": "requirements.txt"},
+               "required": ("model",)},
+    "train": {"id": "training_id",
+              "files": {"code": "code.py", "data": "data.csv", "env": "requirements.txt"},
+              "required": ("code", "data")},
+}
+
+
+def members_of(kind):
+    """The member names a bundle of this job type may hold."""
+    return {"job.json"} | set(TYPES[kind]["files"].values())
+
 
 class BundleError(Exception):
     """The bundle cannot be used; str() is the reason for the deployment."""
@@ -37,8 +56,9 @@ def parse_name(filename):
     return m.group(1), m.group(2)
 
 
-def _check_member(m, seen):
-    """Reject anything but a regular file with a plain top-level name."""
+def _check_member(m, seen, allowed=None):
+    """Reject anything but a regular file with a plain top-level name (one
+    of `allowed`, when given)."""
     name = m.name
     if not m.isreg():
         kind = ("symbolic link" if m.issym() else "hard link" if m.islnk() else
@@ -49,6 +69,9 @@ def _check_member(m, seen):
     if not MEMBER_RE.match(name) or name in (".", ".."):
         raise BundleError("bundle rejected: member '%s' is not a plain top-level file name"
                           % name)
+    if allowed is not None and name not in allowed:
+        raise BundleError("bundle rejected: member '%s' does not belong in this bundle (it may "
+                          "hold only %s)" % (name, ", ".join(sorted(allowed))))
     if name in seen:
         raise BundleError("bundle rejected: member '%s' appears twice" % name)
     seen.add(name)
@@ -85,19 +108,20 @@ def _write_member(tar, member, dest_dir):
     return digest.hexdigest()
 
 
-def extract(path, dest_dir, max_total):
+def extract(path, dest_dir, max_total, allowed=None):
     """Extract the bundle at path into dest_dir (which must not exist).
 
     Returns {member name: sha256}.  Raises BundleError with the reason when
-    the archive is unreadable or holds anything but plain files, or when
-    its declared size exceeds max_total bytes.
+    the archive is unreadable or holds anything but plain files (named in
+    the set `allowed`, when given), or when its declared size exceeds
+    max_total bytes.
     """
     os.mkdir(dest_dir, 0o755)
     hashes, seen, total = {}, set(), 0
     try:
         with tarfile.open(path, "r|gz") as tar:
             for member in tar:
-                _check_member(member, seen)
+                _check_member(member, seen, allowed)
                 total += member.size
                 if total > max_total:
                     raise BundleError("bundle rejected: its files exceed %d bytes "
@@ -127,23 +151,35 @@ def load_job(dest_dir):
 
 def check_job(job, kind, job_id):
     """Validate the fields of job.json the spooler relies on."""
+    spec_of = TYPES[kind]
     if job.get("type") != kind:
         raise BundleError("bundle rejected: job.json type is %r but the bundle is named "
                           "as a %r job" % (job.get("type"), kind))
-    dep_id = job.get("deployment_id")
-    if not isinstance(dep_id, str) or not ID_RE.match(dep_id) or dep_id != job_id:
-        raise BundleError("bundle rejected: job.json deployment_id %r does not match the "
-                          "bundle name (%r)" % (dep_id, job_id))
+    id_key = spec_of["id"]
+    got_id = job.get(id_key)
+    if not isinstance(got_id, str) or not ID_RE.match(got_id) or got_id != job_id:
+        raise BundleError("bundle rejected: job.json %s %r does not match the "
+                          "bundle name (%r)" % (id_key, got_id, job_id))
     files = job.get("files")
-    if not isinstance(files, dict) or not isinstance(files.get("model"), dict):
-        raise BundleError("bundle rejected: job.json lists no model file (files.model)")
+    if not isinstance(files, dict):
+        files = {}
+    for key in spec_of["required"]:
+        if not isinstance(files.get(key), dict):
+            raise BundleError("bundle rejected: job.json lists no %s file (files.%s)"
+                              % (key, key))
     for key, spec in files.items():
         if not isinstance(spec, dict):
             raise BundleError("bundle rejected: job.json files.%s is not an object" % key)
+        if key not in spec_of["files"]:
+            raise BundleError("bundle rejected: job.json lists a %s file, which a %s bundle "
+                              "does not carry" % (key, kind))
         name, sha, size = spec.get("name"), spec.get("sha256"), spec.get("size")
         if not isinstance(name, str) or not MEMBER_RE.match(name) or name == "job.json":
             raise BundleError("bundle rejected: job.json files.%s.name %r is not a plain "
                               "file name" % (key, name))
+        if name != spec_of["files"][key]:
+            raise BundleError("bundle rejected: job.json files.%s.name is %r; a %s bundle "
+                              "names it %r" % (key, name, kind, spec_of["files"][key]))
         if not isinstance(sha, str) or not SHA256_RE.match(sha.lower()):
             raise BundleError("bundle rejected: job.json files.%s.sha256 is not a SHA-256 "
                               "hex digest" % key)
@@ -180,7 +216,7 @@ def unpack(path, dest_dir, kind, job_id, max_total):
     """Extract and verify a bundle into dest_dir (removed again on failure);
     returns the job dict."""
     try:
-        hashes = extract(path, dest_dir, max_total)
+        hashes = extract(path, dest_dir, max_total, members_of(kind))
         job = load_job(dest_dir)
         check_job(job, kind, job_id)
         verify_files(job, hashes, dest_dir)

@@ -29,6 +29,13 @@ DEFAULTS = {
     "MLC_RUNTIME_BACKOFF": "1",
     "MLC_RUNTIME_TMP_SIZE": str(64 << 20),
     "MLC_BUNDLE_MAX_SIZE": str(4 << 30),
+    "MLC_TRAIN_TIMEOUT": "600",
+    "MLC_TRAIN_LOG_MAX": str(256 << 10),
+    "MLC_TRAIN_MAX_JOBS": "2",
+    # Keys of the C side the spooler needs too (for MLC_API_URL's default).
+    "MLC_HOST": "127.0.0.1",
+    "MLC_PORT": "8090",
+    "MLC_MAX_UPLOAD": str(512 << 20),
 }
 
 
@@ -81,6 +88,7 @@ class Config:
         self.var = var if os.path.isabs(var) else os.path.join(root, var)
         self.spool = os.path.join(self.var, "spool")
         self.deployments = os.path.join(self.var, "deployments")
+        self.training = os.path.join(self.var, "training")
         self.log_dir = os.path.join(self.var, "log")
         self.run_dir = os.path.join(self.var, "run")
         self.artifacts = self.get("MLC_ARTIFACTS") or os.path.join(self.var, "artifacts")
@@ -107,6 +115,23 @@ class Config:
             return kind(raw)
         except ValueError:
             raise ConfigError("%s=%r is not a number" % (key, raw)) from None
+
+    def api_url(self):
+        """Where the spooler reaches the API (to store trained models through
+        POST /model/{id}/upload): MLC_API_URL, by default the address nginx
+        listens on, http://MLC_HOST:MLC_PORT (a wildcard host means this
+        machine)."""
+        url = self.get("MLC_API_URL")
+        if url:
+            return url.rstrip("/")
+        host = self.get("MLC_HOST")
+        if host in ("0.0.0.0", "*"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host and not host.startswith("["):
+            host = "[%s]" % host
+        return "http://%s:%s" % (host, self.get("MLC_PORT"))
 
     def db_socket(self):
         """The unix socket of the database when MLC_DB_HOST is empty."""

@@ -1,4 +1,4 @@
-"""The deployments-table statements of the spooler.
+"""The deployments- and trainings-table statements of the spooler.
 
 The spooler writes only status, reason, warnings, endpoint, runtime_pid,
 restarts and updated_at.  Every transition is one conditional UPDATE in its
@@ -14,6 +14,8 @@ REASON_MAX = 4000
 
 COLUMNS = ("deployment_id, modelid, model_version, ownerid, backend, status, desired, "
            "reason, warnings, endpoint, runtime_pid, restarts, created_at, updated_at")
+TRAINING_COLUMNS = ("training_id, modelid, redeploy, status, reason, code_version, data_version, "
+                    "produced_version, created_at, started_at, finished_at, updated_at")
 
 
 def connect(cfg):
@@ -40,47 +42,25 @@ def _clip(text):
     return text if len(text) <= REASON_MAX else text[:REASON_MAX - 3] + "..."
 
 
-class Deployments:
-    """The deployments table as the spooler sees it."""
+class _Table:
+    """One connection (opened on first use, reopened after a loss) and the
+    statement helpers."""
 
     def __init__(self, cfg):
         self.cfg = cfg
         self.conn = None
 
-    # ---- connection ----
-
     def ensure(self):
         """Check the connection is alive, or (re)connect; raises
-        pymysql.Error when the database cannot be reached, and LockHeld when
-        another spooler works on the same database.
-
-        A new connection takes the server-wide lock mlc-spooler.<database>
-        (GET_LOCK, held while the session lives), so that two spoolers with
-        different MLC_VAR can never reconcile one table against two
-        process tables."""
+        pymysql.Error when the database cannot be reached."""
         if self.conn is not None:
             try:
                 self.conn.ping(reconnect=False)
                 return self.conn
             except pymysql.Error:
                 self.close()
-        conn = connect(self.cfg)
-        name = "mlc-spooler." + self.cfg.get("MLC_DB_NAME")
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT GET_LOCK(%s, 0) AS got", (name,))
-                got = cur.fetchone()["got"]
-            conn.commit()
-        except Exception:
-            conn.close()
-            raise
-        if got != 1:
-            conn.close()
-            raise LockHeld("another mlc-spooler works on database '%s' (it holds the MariaDB "
-                           "lock '%s'); run one spooler per database"
-                           % (self.cfg.get("MLC_DB_NAME"), name))
-        self.conn = conn
-        return conn
+        self.conn = connect(self.cfg)
+        return self.conn
 
     def _conn(self):
         return self.conn if self.conn is not None else self.ensure()
@@ -116,6 +96,43 @@ class Deployments:
             self.close()
             raise
         return rows
+
+
+class Deployments(_Table):
+    """The deployments table as the spooler sees it."""
+
+    def ensure(self):
+        """Check the connection is alive, or (re)connect; raises
+        pymysql.Error when the database cannot be reached, and LockHeld when
+        another spooler works on the same database.
+
+        A new connection takes the server-wide lock mlc-spooler.<database>
+        (GET_LOCK, held while the session lives), so that two spoolers with
+        different MLC_VAR can never reconcile one table against two
+        process tables."""
+        if self.conn is not None:
+            try:
+                self.conn.ping(reconnect=False)
+                return self.conn
+            except pymysql.Error:
+                self.close()
+        conn = connect(self.cfg)
+        name = "mlc-spooler." + self.cfg.get("MLC_DB_NAME")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT GET_LOCK(%s, 0) AS got", (name,))
+                got = cur.fetchone()["got"]
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if got != 1:
+            conn.close()
+            raise LockHeld("another mlc-spooler works on database '%s' (it holds the MariaDB "
+                           "lock '%s'); run one spooler per database"
+                           % (self.cfg.get("MLC_DB_NAME"), name))
+        self.conn = conn
+        return conn
 
     # ---- reads ----
 
@@ -183,6 +200,24 @@ class Deployments:
             "WHERE deployment_id = %s AND status = 'deployed' AND desired = 'running'",
             (endpoint, pid, restarts, dep_id))
 
+    def serving(self, modelid, below_version):
+        """Deployments of a model that serve (deployed, should run) a version
+        older than below_version: what a redeploy moves onto it."""
+        return self._select("SELECT " + COLUMNS + " FROM deployments WHERE modelid = %s "
+                            "AND status = 'deployed' AND desired = 'running' "
+                            "AND model_version < %s ORDER BY deployment_id",
+                            (modelid, below_version))
+
+    def switch(self, dep_id, old_version, version, endpoint, pid):
+        """A redeploy's one atomic step: the deployment serving old_version
+        now serves `version` from the new runtime (the API reads endpoint
+        per request, so the next predict goes there)."""
+        return self._update(
+            "UPDATE deployments SET model_version = %s, endpoint = %s, runtime_pid = %s, "
+            "restarts = 0, reason = NULL, updated_at = UTC_TIMESTAMP(6) "
+            "WHERE deployment_id = %s AND status = 'deployed' AND desired = 'running' "
+            "AND model_version = %s", (version, endpoint, pid, dep_id, old_version))
+
     def stopped(self, dep_id):
         """stopping (or any state whose desired is stopped) -> stopped."""
         return self._update(
@@ -190,3 +225,60 @@ class Deployments:
             "updated_at = UTC_TIMESTAMP(6) "
             "WHERE deployment_id = %s AND desired = 'stopped' AND status <> 'stopped'",
             (dep_id,))
+
+
+class Trainings(_Table):
+    """The trainings table as the spooler sees it: status transitions
+    waiting -> running -> completed | failed, the bounded output log and the
+    produced model version.  Each training thread holds its own instance (a
+    connection of its own, without the spooler lock, which the main
+    connection holds)."""
+
+    def get(self, training_id):
+        rows = self._select("SELECT " + TRAINING_COLUMNS + " FROM trainings "
+                            "WHERE training_id = %s", (training_id,))
+        return rows[0] if rows else None
+
+    def in_states(self, states):
+        marks = ", ".join(["%s"] * len(states))
+        return self._select("SELECT " + TRAINING_COLUMNS + " FROM trainings "
+                            "WHERE status IN (" + marks + ")", tuple(states))
+
+    def running(self, training_id):
+        """waiting (or running, when run again after a spooler restart) ->
+        running, from scratch."""
+        return self._update(
+            "UPDATE trainings SET status = 'running', reason = NULL, log = NULL, "
+            "produced_version = NULL, started_at = UTC_TIMESTAMP(6), finished_at = NULL, "
+            "updated_at = UTC_TIMESTAMP(6) "
+            "WHERE training_id = %s AND status IN ('waiting', 'running')", (training_id,))
+
+    def progress(self, training_id, log):
+        """The output so far of a running training."""
+        return self._update(
+            "UPDATE trainings SET log = %s, updated_at = UTC_TIMESTAMP(6) "
+            "WHERE training_id = %s AND status = 'running'", (log, training_id))
+
+    def completed(self, training_id, version, log):
+        return self._update(
+            "UPDATE trainings SET status = 'completed', reason = NULL, produced_version = %s, "
+            "log = %s, finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
+            "WHERE training_id = %s AND status = 'running'", (version, log, training_id))
+
+    def failed(self, training_id, reason, log=None):
+        """waiting/running -> failed, with a reason a person can act on (and
+        the output, when there was a run)."""
+        return self._update(
+            "UPDATE trainings SET status = 'failed', reason = %s, log = COALESCE(%s, log), "
+            "finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
+            "WHERE training_id = %s AND status IN ('waiting', 'running')",
+            (_clip(reason), log, training_id))
+
+    def note(self, training_id, text, reason=None, log_max=1 << 18):
+        """Append a line to a completed training's log (what its redeploy
+        did), and set its reason when a deployment could not be moved."""
+        return self._update(
+            "UPDATE trainings SET log = RIGHT(CONCAT(COALESCE(log, ''), %s), %s), "
+            "reason = COALESCE(%s, reason), updated_at = UTC_TIMESTAMP(6) "
+            "WHERE training_id = %s AND status = 'completed'",
+            (text, log_max, _clip(reason), training_id))

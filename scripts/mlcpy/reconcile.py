@@ -5,14 +5,19 @@ Every MLC_SPOOL_POLL seconds a tick
   - collects exited children,
   - stops deployments the API asked to stop (desired='stopped'),
   - polls runtimes that are starting (deployed once /health answers),
-  - claims new bundles: rename new/X -> cur/X, then handle by job type;
+  - collects finished trainings and steps their redeploys (training.py),
+  - claims new bundles: rename new/X -> cur/X, then handle by job type
+    (a deploy here, a train job in a thread of its own);
 and every MLC_RECONCILE_INTERVAL seconds (and at start) a reconcile pass
   - processes bundles left in cur/ by a spooler that died,
-  - fails 'building' deployments that lost their bundle,
+  - fails 'building' deployments that lost their bundle, and trainings
+    that did,
   - restarts deployed runtimes that are gone (a crash is counted, with
     back-off; a clean stop or a reboot is not) and fails those that keep
     crashing,
-  - removes files and processes no deployment wants.
+  - removes files and processes no deployment wants (also the runtime of
+    an older model version a redeploy left behind) and those of trainings
+    that are over.
 
 A bundle leaves cur/ only once its outcome is in the database, so a
 spooler killed at any point leaves either the bundle (processed again, and
@@ -31,7 +36,7 @@ import traceback
 import pymysql
 
 from . import backend as backends
-from . import bundle, log, requirements
+from . import bundle, log, requirements, training
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError
 
@@ -92,6 +97,7 @@ class Spooler:
         self.next_reconcile = 0.0
         self.spool = {d: os.path.join(cfg.spool, d) for d in ("tmp", "new", "cur", "rejected")}
         self.lock_fd = None
+        self.trainer = training.Trainer(self)
 
     # ---- setup ----
 
@@ -102,6 +108,7 @@ class Spooler:
                                               self.cfg.log_dir]:
             os.makedirs(d, exist_ok=True)
         self.lock_fd = take_lock(self.cfg, 0)
+        self.trainer.prepare()
         for name in os.listdir(self.cfg.deployments):
             if name.startswith("."):  # staging dirs of an interrupted extraction
                 shutil.rmtree(os.path.join(self.cfg.deployments, name), ignore_errors=True)
@@ -132,19 +139,28 @@ class Spooler:
                 time.sleep(min(0.05, self.poll_interval))
         log.spooler("stopping on signal; %d runtime(s) still starting will be adopted by the "
                     "next spooler" % len(self.pending) if self.pending else "stopping on signal")
+        if self.trainer.busy():
+            log.spooler("stopping %d training(s) (they run again when a spooler starts) and "
+                        "%d redeploy(s)", len(self.trainer.jobs), len(self.trainer.rolls))
+        self.trainer.shutdown()
         self.db.close()
         return 0
 
     def once(self):
         """One reconcile pass plus every pending bundle, waiting for the
-        runtimes started to come up or fail (for tests and cron)."""
+        runtimes started to come up or fail and for the trainings (and
+        their redeploys) to end (for tests and cron)."""
         self.prepare()
         self.guarded(self.handle_stop_requests)
         self.guarded(self.reconcile)
         self.guarded(self.claim_new)
-        while self.pending and not self.stopping:
+        while (self.pending or self.trainer.busy()) and not self.stopping:
             time.sleep(0.05)
             self.guarded(self.poll_pending)
+            self.guarded(self.trainer.tick)
+            if self.trainer.has_room():
+                self.guarded(self.claim_new)  # train bundles that waited for room
+        self.trainer.shutdown()
         self.db.close()
         return 1 if self.errors else 0
 
@@ -178,6 +194,7 @@ class Spooler:
             b.reap()
         self.handle_stop_requests()
         self.poll_pending()
+        self.trainer.tick()
         self.claim_new()
         if time.monotonic() >= self.next_reconcile:
             self.reconcile()
@@ -221,11 +238,13 @@ class Spooler:
                     self.noted.add(name)
                 continue
             src, dst = os.path.join(self.spool["new"], name), os.path.join(self.spool["cur"], name)
+            if kind == "train" and not self.trainer.may_claim(name, job_id, src):
+                continue
             try:
                 os.rename(src, dst)
             except FileNotFoundError:
                 continue  # taken meanwhile
-            log.event("%s %s" % ("deployment" if kind == "deploy" else "job", job_id),
+            log.event("%s %s" % ("deployment" if kind == "deploy" else "training", job_id),
                       "claimed %s" % name)
             self.run_job(kind, dst, job_id)
 
@@ -247,9 +266,12 @@ class Spooler:
         """Handle one claimed bundle; one that trips a bug fails its job
         instead of coming back on every pass."""
         if self.isolated(job_id, JOB_TYPES[kind], self, path, job_id):
+            reason = "internal error in mlc-spooler while handling the bundle; see the spooler log"
+            if kind == "train":
+                self.isolated(job_id, self.trainer.fail_now, job_id, reason, path)
+                return
             self.pending.pop(job_id, None)
-            self.isolated(job_id, self.fail, job_id, "internal error in mlc-spooler while "
-                          "handling the bundle; see the spooler log", path, None)
+            self.isolated(job_id, self.fail, job_id, reason, path, None)
             self._drop(path)
 
     def _reject(self, name, where, why):
@@ -267,6 +289,13 @@ class Spooler:
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+    # ---- train jobs (see training.py) ----
+
+    def train_job(self, path, training_id):
+        """Run a claimed train bundle (also one processed again after a
+        crash) in a thread of its own."""
+        self.trainer.start(path, training_id)
 
     # ---- deploy jobs ----
 
@@ -406,7 +435,7 @@ class Spooler:
     def start_again(self, row, be, kind):
         dep_id = row["deployment_id"]
         try:
-            launch = be.launch(dep_id, kind)
+            launch = be.launch(dep_id, kind, version=row["model_version"])
         except (SandboxError, OSError) as e:
             self.count_crash(row, be, "cannot start the runtime: %s" % e, 0)
             return
@@ -426,7 +455,7 @@ class Spooler:
             self.fail(dep_id, "runtime keeps crashing: %s" % detail, None, be)
             return
         delay = min(self.backoff * 2 ** (n - 1), BACKOFF_MAX)
-        be.crashed(dep_id, time.time() + delay, detail)
+        be.crashed(dep_id, time.time() + delay, detail, version=row["model_version"])
         if self.db.runtime(dep_id, None, None, n):
             log.deployment(dep_id, "runtime crashed (crash %d of at most %d): %s; restarting "
                            "in %g s", n, self.max_restarts, detail, delay)
@@ -466,6 +495,7 @@ class Spooler:
             if row["deployment_id"] not in self.pending:
                 self.isolated(row["deployment_id"], self.reconcile_row, row)
         self.remove_orphans(rows)
+        self.trainer.reconcile()
 
     def resume_claimed(self):
         """Bundles in cur/ that no step is handling: a spooler died with them."""
@@ -477,7 +507,9 @@ class Spooler:
             kind, job_id = parsed
             if job_id in self.pending:
                 continue
-            log.event("deployment %s" % job_id if kind == "deploy" else "job %s" % job_id,
+            if kind == "train" and (self.trainer.handles(job_id) or not self.trainer.has_room()):
+                continue
+            log.event("deployment %s" % job_id if kind == "deploy" else "training %s" % job_id,
                       "processing %s again (claimed by an earlier spooler)" % name)
             self.run_job(kind, os.path.join(self.spool["cur"], name), job_id)
 
@@ -507,7 +539,7 @@ class Spooler:
         except backends.Unavailable as e:
             self.fail(dep_id, str(e), None, None)
             return
-        seen = be.observe(dep_id)
+        seen = be.observe(dep_id, version=row["model_version"])
         if isinstance(seen, backends.Running):
             if row["runtime_pid"] != seen.pid or row["endpoint"] != seen.endpoint:
                 self.db.runtime(dep_id, seen.endpoint, seen.pid, row["restarts"])
@@ -527,6 +559,7 @@ class Spooler:
         lb = self.local()
         present = lb.present() - set(self.pending)
         rows = self.db.existing(present) if present else {}
+        rolling = self.trainer.rolling()
         for dep_id in sorted(present):
             row = rows.get(dep_id)
             if row is None or row["status"] in ("failed", "stopped") or (
@@ -534,6 +567,12 @@ class Spooler:
                 log.deployment(dep_id, "removing leftover files (%s)",
                                "no row" if row is None else "status %s" % row["status"])
                 lb.remove(dep_id, keep_log=row is not None and row["status"] == "failed")
+            elif row["status"] == "deployed" and dep_id not in rolling:
+                # A redeploy interrupted by a spooler restart leaves the
+                # directory of the version the row does not name.
+                for key in lb.prune(dep_id, row["model_version"]):
+                    log.deployment(dep_id, "removed the runtime directory %s (the deployment "
+                                   "serves model version %d)", key, row["model_version"])
         keep = set(self.pending) | {r["deployment_id"] for r in active_rows
                                     if r["desired"] == "running"}
         lb.strays(keep)
@@ -548,7 +587,11 @@ def stop_runtimes(cfg):
     stopped = lb.stop_all()
     for dep_id in stopped:
         log.deployment(dep_id, "runtime stopped (--stop-runtimes)")
+    # A spooler stops its trainings itself; one that was killed cannot.
+    for training_id in training.kill_all(cfg):
+        log.event("training %s" % training_id, "sandbox killed (--stop-runtimes); the training "
+                  "runs again when a spooler starts")
     return 0
 
 
-JOB_TYPES = {"deploy": Spooler.deploy_job}
+JOB_TYPES = {"deploy": Spooler.deploy_job, "train": Spooler.train_job}

@@ -1,9 +1,14 @@
-"""The sandbox a model runtime runs in: an uploaded pickle is code.
+"""The sandbox a model runtime runs in: an uploaded pickle is code.  The
+same sandbox runs training code (and the check that the model a training
+wrote loads), with its job directory in place of the deployment directory.
 
 The runtime is started as
 
     bwrap <mounts> <namespaces> -- setpriv <drop to MLC_RUNTIME_USER> --
         /usr/bin/python3 -I <root>/scripts/mlc-runtime --dir <deployment dir>
+
+and a training as the same with `/usr/bin/python3 <job dir>/code.py
+<job dir>/data.csv` as the program (see training.py).
 
 Mounts, in this order (later mounts cover earlier ones, which is what
 makes paths under /tmp work, such as MLC_VAR=/tmp/mlc-test.XXXX):
@@ -17,6 +22,7 @@ makes paths under /tmp work, such as MLC_VAR=/tmp/mlc-test.XXXX):
                     /dev/null over a config file kept elsewhere (MLC_CONF)
   <root>/scripts    read-only again (the runtime's code)
   deployment dir    read-write, the only writable path besides /tmp
+  (or job dir)
 
 Namespaces: new network (only a loopback that nothing listens on), pid
 (the runtime is pid 1 of its namespace: killing it from outside ends
@@ -38,8 +44,9 @@ import os
 import pwd
 import resource
 import subprocess
+import time
 
-from . import log
+from . import log, procs
 
 BWRAP = "/usr/bin/bwrap"
 SETPRIV = "/usr/bin/setpriv"
@@ -277,8 +284,15 @@ def _tmpfs_parents(paths, tmpfs_roots):
     return out
 
 
-def command(cfg, dep_dir, uid, gid):
-    """The argument vector that starts the runtime for dep_dir sandboxed."""
+def runtime_program(cfg, dep_dir):
+    """The runtime's argument vector inside the sandbox."""
+    return [PYTHON, "-I", os.path.join(cfg.root, "scripts", "mlc-runtime"), "--dir", dep_dir]
+
+
+def command(cfg, dep_dir, uid, gid, program=None, hostname="mlc-runtime"):
+    """The argument vector that runs `program` (by default the runtime for
+    dep_dir) sandboxed, with dep_dir as its only writable directory and
+    working directory."""
     scripts = os.path.join(cfg.root, "scripts")
     tmp_size = cfg.number("MLC_RUNTIME_TMP_SIZE", int)
     argv = [BWRAP, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
@@ -293,31 +307,74 @@ def command(cfg, dep_dir, uid, gid):
         argv += ["--perms", "0755", "--dir", d]
     argv += ["--ro-bind", scripts, scripts, "--bind", dep_dir, dep_dir, "--chdir", dep_dir,
              "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-             "--unshare-cgroup-try", "--hostname", "mlc-runtime", "--new-session", "--as-pid-1",
+             "--unshare-cgroup-try", "--hostname", hostname, "--new-session", "--as-pid-1",
              "--",
              SETPRIV, "--reuid=%d" % uid, "--regid=%d" % gid, "--clear-groups",
              "--no-new-privs", "--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all",
-             "--",
-             PYTHON, "-I", os.path.join(scripts, "mlc-runtime"), "--dir", dep_dir]
-    return argv
+             "--"]
+    return argv + (program or runtime_program(cfg, dep_dir))
 
 
-def environment(dep_dir):
-    """The runtime's whole environment: nothing inherited from the spooler."""
-    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": dep_dir, "TMPDIR": "/tmp",
-            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-            "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+def environment(dep_dir, extra=None):
+    """The sandboxed program's whole environment: nothing inherited from the
+    spooler, plus `extra` (a dict) if given."""
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": dep_dir, "TMPDIR": "/tmp",
+           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+    env.update(extra or {})
+    return env
+
+
+def sandboxed_pid(popen, timeout):
+    """The pid of the process bwrap started in the new pid namespace (the
+    program, once it has exec'd), found as bwrap's only child; None if bwrap
+    ended without starting it.  (Not --json-status-fd: bwrap dies of SIGPIPE
+    writing it when the reading spooler was killed, and leaves its
+    half-set-up child waiting forever.)"""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kids = procs.children(popen.pid)
+        if kids:
+            return kids[0]
+        if popen.poll() is not None:
+            return None
+        time.sleep(0.005)
+    return None
+
+
+def processes():
+    """(pid, argv) of every process that is a sandbox's program or one of
+    its stages: the program itself (python3), its setpriv stage, or a
+    sandbox's first process that never got to exec (bwrap inside a new pid
+    namespace).  bwrap launchers outside the namespace are left out: they
+    end with their program.  Callers tell theirs apart by the argv's tail."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        args = procs.cmdline(pid)
+        if len(args) < 2 or args[0] not in (PYTHON, SETPRIV, BWRAP):
+            continue
+        if args[0] == BWRAP and not procs.in_child_pid_namespace(pid):
+            continue
+        yield pid, args
 
 
 def limiter(memory, cgroups, nice, nproc):
     """A preexec function for the launched process (runs as root before
     bwrap, inherited by everything below): join the deployment's cgroups,
     renice when no cpu cgroup enforces, cap tasks per user when no pids
-    cgroup does, cap the address space, disable core files."""
+    cgroup does, cap the address space, disable core files.  Only plain
+    system calls (no Python file objects): the spooler's training threads
+    launch sandboxes too, and a forked child must not need a lock another
+    thread held at fork time."""
     def setup():
         for procs_file in cgroups:
-            with open(procs_file, "w") as f:
-                f.write(str(os.getpid()))
+            fd = os.open(procs_file, os.O_WRONLY)
+            try:
+                os.write(fd, b"%d" % os.getpid())
+            finally:
+                os.close(fd)
         if nice:
             os.nice(10)
         if nproc > 0:

@@ -1,0 +1,1148 @@
+"""Retraining jobs: run a model's training code in the runtime sandbox and
+store the model it writes as the model's next version.
+
+A training is a 'waiting' row in `trainings` plus the bundle
+spool/new/train-<id>.tar.gz (job.json, code.py, data.csv and optionally
+requirements.txt) written by the C workers (app/training.c).  The spooler
+claims the bundle (rename into spool/cur/) and runs the job in a thread of
+its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
+
+  1. unpack and verify the bundle into $MLC_VAR/run/training/<id>/inputs/
+     (root only) and check requirements.txt against the installed
+     distributions (nothing is installed: the sandbox has no network);
+  2. status waiting -> running;
+  3. run `python3 <job>/code.py <job>/data.csv` in the job directory
+     $MLC_VAR/training/<id>/ inside the runtime sandbox (sandbox.py: the
+     runtime user, no network, memory/CPU/task limits, read-only system,
+     the job directory the only writable one), with MLC_MODEL_ID, MLC_DATA
+     and MLC_OUTPUT (<job>/model.pkl) in its environment, for at most
+     MLC_TRAIN_TIMEOUT seconds, after which the sandbox's pid namespace is
+     killed (the script is its pid 1: everything it started dies with it);
+     stdout and stderr, merged, go to trainings.log (the last
+     MLC_TRAIN_LOG_MAX bytes, also every few seconds while it runs);
+  4. take MLC_OUTPUT, or else the one *.pkl the script wrote, copy it out of
+     the sandbox user's reach and load it in a second sandboxed run to check
+     that it is a model (a pickle is code: the spooler never loads one);
+  5. store it through the API, POST MLC_API_URL/model/{id}/upload
+     (file_kind=model), the code path of every upload; the version it
+     answers becomes trainings.produced_version, status completed;
+  6. with "redeploy": true, move every serving deployment of the model onto
+     the new version (Roll, run by the spooler's main loop).
+The job directory is removed when the script has ended; the bundle leaves
+spool/cur/ once the outcome (and the redeploy) is recorded.
+
+Crash safety.  A spooler killed at any point leaves the bundle in cur/; the
+next one kills what is left of the job's sandbox and runs the job again
+from scratch, at most MAX_ATTEMPTS runs in all (then it fails: "interrupted
+by a spooler restart; start it again").  Re-running is chosen because it is
+cheap to get right: nothing of a killed run is reused except a model it had
+already stored (state.json "uploaded"), so that no version is stored twice.
+A SIGTERM to the spooler (mlc down) stops running jobs the same way without
+counting a run.  A completed training whose redeploy was interrupted
+redeploys again; deployments already on the version are skipped.
+"""
+
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+
+import pymysql
+
+from . import backend as backends
+from . import bundle, db, log, procs, requirements, sandbox
+
+MAX_ATTEMPTS = 3          # runs of one training across spooler restarts
+PROGRESS_EVERY = 3.0      # s between updates of trainings.log while running
+CHECK_TIMEOUT_MIN = 30    # s at least for loading the model in the check
+UPLOAD_TIMEOUT = 600      # s for one upload request
+UPLOAD_RETRY_FOR = 60     # s to keep retrying while the API does not answer
+ROLL_GRACE = 2.0          # s the old runtime keeps serving after the switch
+LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle
+REQUIREMENTS_MAX = 1 << 20
+OUTPUT_NAME = "model.pkl"
+CHECK_MARK = "mlc-check: "
+
+# Run by the sandboxed python3 -I: load the pickle the training wrote and
+# say on its last line whether it is a model.  Never run by the spooler.
+CHECK_CODE = r"""
+import pickle, sys
+def say(verdict, text):
+    print("mlc-check: %s %s" % (verdict, " ".join(str(text).split())), flush=True)
+try:
+    with open(sys.argv[1], "rb") as f:
+        model = pickle.load(f)
+except MemoryError:
+    say("load-failed", "MemoryError: out of memory while unpickling")
+    sys.exit(3)
+except BaseException as e:
+    say("load-failed", "%s: %s" % (type(e).__name__, e))
+    sys.exit(3)
+if not callable(getattr(model, "predict", None)):
+    say("no-predict", type(model).__name__)
+    sys.exit(3)
+say("ok", type(model).__name__)
+"""
+
+
+class Interrupted(Exception):
+    """The spooler is stopping: the job ends without an outcome and runs
+    again when a spooler starts."""
+
+
+class Failure(Exception):
+    """The training failed; str() is the reason recorded for it."""
+
+
+def _event(training_id, message, *args):
+    log.event("training %s" % training_id, message, *args)
+
+
+def bundle_name(training_id):
+    return "train-%s.tar.gz" % training_id
+
+
+class Paths:
+    """Where one training's files live."""
+
+    def __init__(self, cfg, training_id):
+        self.job = os.path.join(cfg.training, training_id)        # the sandbox's, 1771
+        self.private = os.path.join(cfg.run_dir, "training", training_id)  # root only
+        self.inputs = os.path.join(self.private, "inputs")        # the unpacked bundle
+        self.result = os.path.join(self.private, "model")         # the checked model
+        self.model = os.path.join(self.result, "model.pkl")
+        self.state = os.path.join(self.private, "state.json")
+        self.code = os.path.join(self.job, "code.py")
+        self.data = os.path.join(self.job, "data.csv")
+        self.output = os.path.join(self.job, OUTPUT_NAME)
+
+    def mine(self, args):
+        """args (a command line) is this training's sandbox: the script
+        (`python3 <job>/code.py <job>/data.csv`, or a stage before it) or
+        the model check (`... <result>/model.pkl`)."""
+        return (args[-2:] == [self.code, self.data]) or args[-1] == self.model
+
+
+def _write_json(path, obj):
+    tmp = "%s.%d.tmp" % (path, threading.get_ident())
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            obj = json.load(f)
+        return obj if isinstance(obj, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _detail(body):
+    """The API's error detail as one line."""
+    if isinstance(body, dict):
+        d = body.get("detail")
+        if isinstance(d, str):
+            return d
+        if isinstance(d, list):
+            return "; ".join(str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in d)
+        return json.dumps(body)[:500]
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    return " ".join(str(body).split())[:500] or "no detail"
+
+
+def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT):
+    """POST path as the model's next `model` file to the API, streamed as
+    multipart/form-data; returns (HTTP status, parsed JSON body or bytes)."""
+    u = urllib.parse.urlsplit(api_url)
+    boundary = "mlc-spooler-" + uuid.uuid4().hex
+    head = ("--%s\r\nContent-Disposition: form-data; name=\"file_kind\"\r\n\r\nmodel\r\n"
+            "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"model.pkl\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n" % (boundary, boundary)).encode()
+    tail = ("\r\n--%s--\r\n" % boundary).encode()
+    size = os.path.getsize(path)
+    cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
+    conn = cls(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.putrequest("POST", "%s/model/%s/upload" % (u.path.rstrip("/"),
+                                                        urllib.parse.quote(modelid, safe="")))
+        conn.putheader("Content-Type", "multipart/form-data; boundary=%s" % boundary)
+        conn.putheader("Content-Length", str(len(head) + size + len(tail)))
+        conn.putheader("User-Agent", "mlc-spooler")
+        conn.endheaders()
+        conn.send(head)
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(1 << 20)
+                if not chunk:
+                    break
+                conn.send(chunk)
+        conn.send(tail)
+        resp = conn.getresponse()
+        raw = resp.read()
+    finally:
+        conn.close()
+    try:
+        return resp.status, json.loads(raw)
+    except ValueError:
+        return resp.status, raw
+
+
+class Output:
+    """A training's merged stdout+stderr, bounded to its last `limit` bytes,
+    plus the tail of stderr alone (for the failure reason)."""
+
+    def __init__(self, limit):
+        self.limit = max(1024, limit)
+        self.buf = bytearray()
+        self.err = bytearray()
+        self.lock = threading.Lock()
+        self.changed = False
+
+    def add(self, data, from_stderr=False):
+        with self.lock:
+            self.buf += data
+            if len(self.buf) > 2 * self.limit:
+                del self.buf[:-self.limit]
+            if from_stderr:
+                self.err += data
+                if len(self.err) > 16384:
+                    del self.err[:-8192]
+            self.changed = True
+
+    def note(self, text):
+        """A line of the spooler's own in the log."""
+        self.add(("mlc-spooler: %s\n" % " ".join(str(text).split())).encode())
+
+    def text(self):
+        with self.lock:
+            cut = len(self.buf) > self.limit
+            data = bytes(self.buf[-self.limit:])
+            self.changed = False
+        # Start at a line when the limit cut one (and maybe a character).
+        if cut and b"\n" in data[:4096]:
+            data = data[data.index(b"\n") + 1:]
+        return data.decode("utf-8", "replace")
+
+    def last_line(self, stderr_only=True):
+        with self.lock:
+            data = bytes(self.err if stderr_only else self.buf[-8192:])
+        lines = [ln.strip() for ln in data.decode("utf-8", "replace").splitlines() if ln.strip()]
+        return lines[-1][:1000] if lines else ""
+
+
+# ---- one training ---------------------------------------------------------------
+
+
+class Job(threading.Thread):
+    """One training, run in a thread of the spooler (it waits for the
+    script, the check and the upload; its database writes go through a
+    connection of its own).  When it ends, `redeploy` holds (modelid,
+    version) if the main loop has a redeploy to do."""
+
+    def __init__(self, trainer, training_id, bundle_path):
+        super().__init__(name="training-%s" % training_id, daemon=True)
+        self.trainer, self.cfg = trainer, trainer.cfg
+        self.id, self.bundle = training_id, bundle_path
+        self.paths = Paths(self.cfg, training_id)
+        self.db = db.Trainings(self.cfg)
+        self.out = Output(trainer.log_max)
+        self.stop = trainer.stop_event
+        self.state = {}
+        self.counted = False
+        self.ran = False
+        self.redeploy = None
+
+    def say(self, message, *args):
+        _event(self.id, message, *args)
+
+    # ---- the thread ----
+
+    def run(self):
+        try:
+            try:
+                self.execute()
+            except (Failure, sandbox.SandboxError) as e:
+                self.fail(str(e))
+        except Interrupted:
+            if self.counted:
+                self.state["attempts"] = max(0, self.state.get("attempts", 1) - 1)
+                self._save_state()
+            self.say("stopped with the spooler; it runs again from the start when a spooler "
+                     "starts")
+        except Exception as e:
+            self.say("internal error: %s: %s | %s", type(e).__name__, e,
+                     " / ".join(traceback.format_exc().strip().splitlines()[-6:]))
+            try:
+                self.fail("internal error in mlc-spooler while running the training (%s: %s); "
+                          "see the spooler log" % (type(e).__name__, e))
+            except Exception as e2:  # the next spooler retries from the bundle
+                self.say("cannot record the failure: %s", e2)
+        finally:
+            self.db.close()
+
+    def _db(self, fn, *args):
+        """A database call, retried while the database is away (the job
+        must record its outcome); Interrupted if the spooler stops meanwhile."""
+        reported = False
+        while True:
+            try:
+                return fn(*args)
+            except pymysql.Error as e:
+                self.db.close()
+                if not reported:
+                    self.say("database unavailable (%s); retrying", e)
+                    reported = True
+                if self.stop.wait(2.0):
+                    raise Interrupted() from None
+
+    def _save_state(self):
+        try:
+            os.makedirs(self.paths.private, mode=0o700, exist_ok=True)
+            _write_json(self.paths.state, self.state)
+        except OSError as e:
+            self.say("cannot write %s: %s", self.paths.state, e)
+
+    def _drop_bundle(self):
+        try:
+            os.unlink(self.bundle)
+        except FileNotFoundError:
+            pass
+
+    def cleanup(self, keep_result=False):
+        """Remove the job directory and (unless a redeploy still needs the
+        model) the private one; drop the bundle when nothing is left to do."""
+        _rmtree(self.paths.job)
+        if not keep_result:
+            _rmtree(self.paths.private)
+            self._drop_bundle()
+
+    def fail(self, reason):
+        self.trainer.kill_leftovers(self.paths, self.state)
+        _rmtree(self.paths.job)  # before the outcome shows: 'failed' means nothing is left
+        if self.ran:
+            self.out.note("failed: %s" % reason)
+        if self._db(self.db.failed, self.id, reason, self.out.text() if self.ran else None):
+            self.say("failed: %s", reason)
+        else:
+            self.say("not marked failed (it is no longer waiting or running): %s", reason)
+        self.cleanup()
+
+    # ---- the steps ----
+
+    def execute(self):
+        row = self._db(self.db.get, self.id)
+        if row is None:
+            self.say("no trainings row (removed from the database); bundle discarded")
+            self.trainer.kill_leftovers(self.paths, {})
+            self.cleanup()
+            return
+        if row["status"] in ("completed", "failed"):
+            if (row["status"] == "completed" and row["redeploy"] and row["produced_version"]
+                    and os.path.isfile(self.paths.model)):
+                self.say("redeploying model version %d (the redeploy was interrupted)",
+                         row["produced_version"])
+                self.redeploy = (row["modelid"], row["produced_version"])
+                self.cleanup(keep_result=True)
+                return
+            self.say("already %s; bundle discarded", row["status"])
+            self.cleanup()
+            return
+        self.state = _read_json(self.paths.state)
+        self.trainer.kill_leftovers(self.paths, self.state)
+        if self.state.get("uploaded"):
+            # Killed after storing the model but before recording it.
+            self.ran = True
+            self.out.note("the model was stored as version %d before a spooler restart"
+                          % self.state["uploaded"])
+            self.finish(row, self.state["uploaded"])
+            return
+        attempts = int(self.state.get("attempts", 0))
+        if attempts >= MAX_ATTEMPTS:
+            raise Failure("interrupted by a spooler restart %d times; start it again" % attempts)
+        _rmtree(self.paths.job)
+        _rmtree(self.paths.private)
+        self.state = {"attempts": attempts + 1}
+        self._save_state()
+        self.counted = True
+        job = self.unpack(row)
+        missing, warnings = self.check_requirements(job)
+        if missing:
+            raise Failure("; ".join(missing))
+        if not self._db(self.db.running, self.id):
+            self.say("no longer waiting (removed or finished meanwhile); bundle discarded")
+            self.cleanup()
+            return
+        self.ran = True
+        self.say("running (attempt %d of at most %d)", attempts + 1, MAX_ATTEMPTS)
+        if attempts:
+            self.out.note("run %d of at most %d: the previous run was interrupted by a spooler "
+                          "restart" % (attempts + 1, MAX_ATTEMPTS))
+        for w in warnings:
+            self.out.note("warning: %s" % w)
+        self.train(row)
+        model = self.take_model()
+        _rmtree(self.paths.job)
+        kind = self.check_model(model)
+        self.out.note("the script wrote a %s model (%d bytes); storing it through the API"
+                      % (kind, os.path.getsize(model)))
+        version = self.store(row["modelid"], model)
+        self.state["uploaded"] = version
+        self._save_state()
+        self.finish(row, version)
+
+    def unpack(self, row):
+        os.makedirs(self.paths.private, mode=0o700, exist_ok=True)
+        try:
+            job = bundle.unpack(self.bundle, self.paths.inputs, "train", self.id,
+                                self.trainer.max_bundle)
+        except bundle.BundleError as e:
+            raise Failure(str(e)) from None
+        if job.get("modelid") != row["modelid"]:
+            raise Failure("bundle rejected: job.json modelid %r is not the training's model %r"
+                          % (job.get("modelid"), row["modelid"]))
+        return job
+
+    def check_requirements(self, job):
+        env = job["files"].get("env")
+        if not env:
+            return [], []
+        with open(os.path.join(self.paths.inputs, env["name"]), "rb") as f:
+            text = f.read(REQUIREMENTS_MAX).decode("utf-8", "replace")
+        missing, warnings = requirements.check(text)
+        # requirements.check speaks of runtimes; the same holds for trainings.
+        return [m.replace("runtimes cannot install packages, so use a model built with the "
+                          "installed ones", "trainings run without network and cannot "
+                          "install packages; use the installed ones") for m in missing], warnings
+
+    def prepare_job_dir(self):
+        """The sandbox's job directory: the inputs (root-owned, read-only for
+        the script) and room for what the script writes (mode 1771, group of
+        the runtime user, as a deployment directory)."""
+        _, gid = self.trainer.ids()
+        os.makedirs(self.cfg.training, mode=0o755, exist_ok=True)
+        os.mkdir(self.paths.job, 0o700)
+        for name in ("code.py", "data.csv", "requirements.txt"):
+            src = os.path.join(self.paths.inputs, name)
+            if not os.path.exists(src):
+                continue
+            dst = os.path.join(self.paths.job, name)
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copyfile(src, dst)
+            os.chmod(dst, 0o644)
+        os.chown(self.paths.job, 0, gid)
+        os.chmod(self.paths.job, 0o1771)
+
+    def train(self, row):
+        """Run the script; returns when it exited 0, else raises Failure."""
+        self.prepare_job_dir()
+        env = sandbox.environment(self.paths.job, {
+            "MLC_MODEL_ID": row["modelid"], "MLC_TRAINING_ID": self.id,
+            "MLC_DATA": self.paths.data, "MLC_OUTPUT": self.paths.output})
+        timeout = self.trainer.timeout
+        rc, timed_out = self.sandboxed("train", [sandbox.PYTHON, self.paths.code, self.paths.data],
+                                       self.paths.job, env, timeout, self.out, progress=True)
+        if timed_out:
+            raise Failure("training exceeded MLC_TRAIN_TIMEOUT (%g s)" % timeout)
+        if rc == 0:
+            return
+        line = self.out.last_line()
+        if rc > 128 and rc - 128 < signal.NSIG:
+            try:
+                name = signal.Signals(rc - 128).name
+            except ValueError:
+                name = "signal %d" % (rc - 128)
+            what = "was killed by %s" % name
+        else:
+            what = "exited with status %d" % rc
+        raise Failure("the training script %s%s" % (
+            what, ": " + line if line else " without writing to stderr"))
+
+    def sandboxed(self, phase, program, work_dir, env, timeout, out, progress=False):
+        """Run program in the sandbox with work_dir as its directory, its
+        output into `out`; kill the whole sandbox after `timeout` seconds or
+        when the spooler stops.  Returns (exit status, timed out)."""
+        t = self.trainer
+        uid, gid = t.ids()
+        t.check_sandbox(work_dir)
+        cgroups, enforced = t.cgroups.prepare(self.id)
+        limits = sandbox.limiter(t.memory, cgroups,
+                                 nice=t.cgroups.cpus > 0 and "cpu" not in enforced,
+                                 nproc=t.cgroups.pids if "pids" not in enforced else 0)
+        argv = sandbox.command(self.cfg, work_dir, uid, gid, program=program,
+                               hostname="mlc-training")
+        r_out, w_out = os.pipe()
+        r_err, w_err = os.pipe()
+        try:
+            popen = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=w_out,
+                                     stderr=w_err, preexec_fn=limits, start_new_session=True,
+                                     cwd="/")
+        except (subprocess.SubprocessError, OSError) as e:
+            os.close(r_out)
+            os.close(r_err)
+            raise Failure("cannot start the training sandbox: %s" % e) from None
+        finally:
+            os.close(w_out)
+            os.close(w_err)
+        pid = sandbox.sandboxed_pid(popen, 10.0)
+        start = procs.starttime(pid) if pid else None
+        self.state.update(pid=pid, start=start, boot=procs.boot_id(), phase=phase)
+        self._save_state()
+        fds = {r_out: False, r_err: True}
+        deadline = time.monotonic() + timeout
+        next_progress = time.monotonic() + PROGRESS_EVERY
+        timed_out = stopped = False
+        exited = None
+        try:
+            while True:
+                if fds:
+                    ready, _, _ = select.select(list(fds), [], [], 0.2)
+                    for fd in (r_out, r_err):
+                        if fd in ready:
+                            data = os.read(fd, 65536)
+                            if data:
+                                out.add(data, fds[fd])
+                            else:
+                                os.close(fd)
+                                del fds[fd]
+                else:
+                    time.sleep(0.05)
+                if popen.poll() is not None:
+                    # Everything in the sandbox died with its pid 1; the pipes
+                    # end at once.  Don't hang on one that somehow does not.
+                    exited = exited or time.monotonic()
+                    if not fds or time.monotonic() - exited > 2.0:
+                        break
+                now = time.monotonic()
+                if not timed_out and not stopped and now > deadline:
+                    timed_out = True
+                    out.note("training exceeded MLC_TRAIN_TIMEOUT (%g s); its sandbox was "
+                             "killed" % timeout if phase == "train" else
+                             "the model check exceeded %g s; its sandbox was killed" % timeout)
+                    self.kill_sandbox(popen, pid, start)
+                if not stopped and self.stop.is_set():
+                    stopped = True
+                    out.note("interrupted: the spooler is stopping; the training runs again "
+                             "from the start when a spooler starts")
+                    self.kill_sandbox(popen, pid, start)
+                if progress and now >= next_progress:
+                    next_progress = now + PROGRESS_EVERY
+                    self.push_progress()
+        finally:
+            for fd in fds:
+                os.close(fd)
+            if popen.poll() is None:  # only when something above raised
+                self.kill_sandbox(popen, pid, start)
+            rc = popen.wait()
+            self.trainer.kill_leftovers(self.paths, {})
+            t.cgroups.release(self.id)
+            for k in ("pid", "start", "boot", "phase"):
+                self.state.pop(k, None)
+            self._save_state()
+        if stopped:
+            if progress:
+                self.push_progress()
+            raise Interrupted()
+        return rc, timed_out
+
+    @staticmethod
+    def kill_sandbox(popen, pid, start):
+        """SIGKILL the sandbox's pid 1: the kernel then kills every process
+        of its pid namespace; bwrap outside it exits with it."""
+        if pid and procs.alive(pid, start):
+            procs.kill(pid, signal.SIGKILL)
+        elif popen.poll() is None:
+            popen.kill()
+
+    def push_progress(self):
+        if not self.out.changed:
+            return
+        try:
+            self.db.progress(self.id, self.out.text())
+        except pymysql.Error as e:  # progress is best effort; the outcome is retried
+            self.db.close()
+            self.say("cannot update the log (%s)", e)
+
+    def take_model(self):
+        """Find the model the script wrote and copy it where the sandbox user
+        cannot change it; returns the copy's path."""
+        job, uid = self.paths.job, self.trainer.ids()[0]
+        src = self.paths.output
+        if not os.path.lexists(src):
+            try:
+                pkls = sorted(n for n in os.listdir(job) if n.endswith(".pkl"))
+            except OSError:
+                pkls = []
+            if len(pkls) != 1:
+                raise Failure("the training script wrote no model (expected $MLC_OUTPUT)%s" % (
+                    "; it wrote several .pkl files (%s): write the model to $MLC_OUTPUT"
+                    % ", ".join(pkls[:5]) if pkls else ""))
+            src = os.path.join(job, pkls[0])
+        name = "$MLC_OUTPUT" if src == self.paths.output else os.path.basename(src)
+        try:
+            fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            raise Failure("the model the training script wrote (%s) cannot be read: %s%s" % (
+                name, e.strerror, "; write the file itself, not a symbolic link"
+                if os.path.islink(src) else "")) from None
+        limit = self.trainer.max_upload
+        os.makedirs(self.paths.result, mode=0o755, exist_ok=True)
+        os.chmod(self.paths.result, 0o755)
+        tmp = self.paths.model + ".part"
+        digest = hashlib.sha256()
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != uid:
+                raise Failure("the model the training script wrote (%s) is not a regular file "
+                              "of the training" % name)
+            if st.st_size > limit:
+                raise Failure("the model the training script wrote is %d bytes, over the upload "
+                              "limit of %d bytes (MLC_MAX_UPLOAD)" % (st.st_size, limit))
+            with open(tmp, "wb") as dst:
+                copied = 0
+                while True:
+                    chunk = os.read(fd, 1 << 20)
+                    if not chunk:
+                        break
+                    copied += len(chunk)
+                    if copied > limit:
+                        raise Failure("the model the training script wrote is over the upload "
+                                      "limit of %d bytes (MLC_MAX_UPLOAD)" % limit)
+                    digest.update(chunk)
+                    dst.write(chunk)
+                dst.flush()
+                os.fsync(dst.fileno())
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, self.paths.model)
+        self.state["sha256"] = digest.hexdigest()
+        return self.paths.model
+
+    def check_model(self, model):
+        """Load the model in the sandbox; returns its type name, or raises
+        Failure saying why it is not a model."""
+        out = Output(65536)
+        timeout = max(CHECK_TIMEOUT_MIN, self.trainer.start_timeout)
+        rc, timed_out = self.sandboxed("check", [sandbox.PYTHON, "-I", "-c", CHECK_CODE, model],
+                                       self.paths.result, sandbox.environment(self.paths.result),
+                                       timeout, out)
+        if timed_out:
+            raise Failure("the model the training script wrote did not load within %g s" % timeout)
+        verdicts = [ln for ln in out.text().splitlines() if ln.startswith(CHECK_MARK)]
+        verdict = verdicts[-1][len(CHECK_MARK):] if verdicts else ""
+        what, _, text = verdict.partition(" ")
+        if rc == 0 and what == "ok":
+            return text
+        if what == "no-predict":
+            raise Failure("the training script wrote a %s, which is not a model: it has no "
+                          "predict() method" % text)
+        if what == "load-failed":
+            raise Failure("the model the training script wrote cannot be loaded: %s" % text)
+        line = out.last_line(stderr_only=False)
+        raise Failure("the model the training script wrote cannot be loaded: the check ended "
+                      "with status %d%s" % (rc, ": " + line if line else ""))
+
+    def store(self, modelid, model):
+        """Upload the model through the API; returns the version it got."""
+        url = self.cfg.api_url()
+        give_up = time.monotonic() + UPLOAD_RETRY_FOR
+        while True:
+            if self.stop.is_set():
+                raise Interrupted()
+            try:
+                status, body = upload(url, modelid, model)
+            except (OSError, http.client.HTTPException) as e:
+                if time.monotonic() > give_up:
+                    raise Failure("cannot store the trained model: the API at %s does not answer "
+                                  "(%s); check MLC_API_URL" % (url, e)) from None
+                self.say("the API at %s does not answer (%s); retrying", url, e)
+                if self.stop.wait(3.0):
+                    raise Interrupted() from None
+                continue
+            if status == 201 and isinstance(body, dict) and isinstance(body.get("version"), int):
+                self.say("model stored as version %d (sha256 %s)", body["version"],
+                         body.get("sha256"))
+                return body["version"]
+            if status in (502, 503, 504) and time.monotonic() < give_up:
+                self.say("the API answered %d (%s); retrying", status, _detail(body))
+                if self.stop.wait(3.0):
+                    raise Interrupted() from None
+                continue
+            raise Failure("the API refused the trained model (HTTP %d): %s"
+                          % (status, _detail(body)))
+
+    def finish(self, row, version):
+        self.out.note("completed: the model is stored as version %d" % version)
+        if self._db(self.db.completed, self.id, version, self.out.text()):
+            self.say("completed: model version %d", version)
+        else:
+            self.say("stored model version %d, but the training is no longer running; not "
+                     "marked completed", version)
+            self.cleanup()
+            return
+        if row["redeploy"]:
+            self.redeploy = (row["modelid"], version)
+            self.cleanup(keep_result=True)
+        else:
+            self.cleanup()
+
+
+# ---- redeploy: move serving deployments onto the new version --------------------
+
+
+class RollItem:
+    """One deployment moving onto the new version: start a runtime for it in
+    a new directory, wait until it answers /health, switch the row to it in
+    one UPDATE, let the old runtime finish what it serves for ROLL_GRACE
+    seconds, then stop it and remove its directory."""
+
+    def __init__(self, roll, row):
+        self.roll, self.row = roll, row
+        self.dep = row["deployment_id"]
+        self.state = "new"
+        self.be = self.launch = self.key = self.old_key = self.ready = None
+        self.until = 0.0
+
+    @property
+    def done(self):
+        return self.state in ("done", "failed")
+
+    def note(self, text, failure=False):
+        self.roll.notes.append("deployment %s: %s" % (self.dep, text))
+        if failure:
+            self.roll.failures.append("deployment %s %s" % (self.dep, text))
+        log.deployment(self.dep, "redeploy: %s", text)
+
+    def give_up(self, why):
+        if self.key and self.be is not None:
+            if self.launch is not None:
+                self.be.cancel(self.launch)
+            self.be.remove_key(self.key)
+        self.note("stays on version %d: %s" % (self.row["model_version"], why), failure=True)
+        self.state = "failed"
+
+    def begin(self):
+        sp, roll = self.roll.trainer.spooler, self.roll
+        try:
+            self.be = sp.backend_for(self.row)
+        except backends.Unavailable as e:
+            self.give_up(str(e))
+            return
+        if not hasattr(self.be, "install_generation"):
+            self.give_up("backend '%s' cannot switch runtimes" % self.be.name)
+            return
+        staging = os.path.join(sp.cfg.deployments, ".%s@%d.partial" % (self.dep, roll.version))
+        _rmtree(staging)
+        try:
+            os.mkdir(staging, 0o755)
+            self.stage(staging)
+            self.key = self.be.install_generation(self.dep, roll.version, staging)
+            self.launch = self.be.launch(self.dep, "redeploy", key=self.key)
+        except (sandbox.SandboxError, OSError, ValueError) as e:
+            _rmtree(staging)
+            self.give_up("cannot start a runtime for version %d: %s" % (roll.version, e))
+            return
+        log.deployment(self.dep, "redeploy: starting a runtime for model version %d (pid %s)",
+                       roll.version, self.launch.pid)
+        self.state = "starting"
+
+    def stage(self, staging):
+        """The new directory's files: the trained model, the training data,
+        requirements, and job.json describing them."""
+        roll, be = self.roll, self.be
+        current = be.dir(be.key(self.dep, self.row["model_version"]))
+        old = _read_json(os.path.join(current, "job.json"))
+        train = _read_json(os.path.join(roll.paths.inputs, "job.json"))
+        tfiles = train.get("files") if isinstance(train.get("files"), dict) else {}
+        ofiles = old.get("files") if isinstance(old.get("files"), dict) else {}
+        job = dict(old)
+        job.update(type="deploy", deployment_id=self.dep, modelid=roll.modelid,
+                   model_version=roll.version, redeployed_by_training=roll.id)
+        if train.get("featurelist") is not None:
+            job["featurelist"] = train["featurelist"]
+        if train.get("modelkind"):
+            job["modelkind"] = train["modelkind"]
+        files = {"model": {"name": "model.pkl", "sha256": roll.sha256,
+                           "size": os.path.getsize(roll.paths.model), "version": roll.version}}
+        shutil.copyfile(roll.paths.model, os.path.join(staging, "model.pkl"))
+        for kind, name in (("data", "data.csv"), ("env", "requirements.txt")):
+            src = os.path.join(roll.paths.inputs, name)
+            if isinstance(tfiles.get(kind), dict) and os.path.isfile(src):
+                files[kind] = tfiles[kind]
+            elif isinstance(ofiles.get(kind), dict) and os.path.isfile(os.path.join(current, name)):
+                src, files[kind] = os.path.join(current, name), ofiles[kind]
+            else:
+                continue
+            shutil.copyfile(src, os.path.join(staging, name))
+        job["files"] = files
+        with open(os.path.join(staging, "job.json"), "w", encoding="utf-8") as f:
+            json.dump(job, f, indent=1)
+
+    def step(self):
+        sp, version = self.roll.trainer.spooler, self.roll.version
+        if self.state == "new":
+            self.begin()
+        if self.state == "starting":
+            result = self.be.poll(self.launch)
+            if result is None:
+                return
+            if isinstance(result, backends.Failed):
+                self.launch = None
+                self.give_up("its runtime for version %d did not start: %s"
+                             % (version, result.reason))
+                return
+            self.ready, self.state = result, "ready"
+        if self.state == "ready":
+            if self.dep in sp.pending:
+                return  # the old runtime is being restarted; switch once that settled
+            row = sp.db.get(self.dep)
+            if (row is None or row["status"] != "deployed" or row["desired"] != "running"
+                    or row["model_version"] >= version):
+                self.give_up("it changed meanwhile (%s)" % (
+                    "removed" if row is None else "status %s, desired %s, version %d" % (
+                        row["status"], row["desired"], row["model_version"])))
+                return
+            self.old_key = self.be.key(self.dep, row["model_version"])
+            if not sp.db.switch(self.dep, row["model_version"], version, self.ready.endpoint,
+                                self.ready.pid):
+                self.give_up("it changed meanwhile")
+                return
+            self.row = row
+            log.deployment(self.dep, "now serves model version %d at %s (pid %d); the runtime "
+                           "of version %d stops in %g s", version, self.ready.endpoint,
+                           self.ready.pid, row["model_version"], ROLL_GRACE)
+            self.until = time.monotonic() + ROLL_GRACE
+            self.state = "grace"
+        if self.state == "grace" and time.monotonic() >= self.until:
+            self.retire()
+
+    def retire(self):
+        if self.old_key and self.old_key != self.key:
+            self.be.remove_key(self.old_key)
+            self.be.skip_log(self.key)
+        self.note("version %d -> %d (runtime pid %d)" % (
+            self.row["model_version"], self.roll.version, self.ready.pid))
+        self.state = "done"
+
+    def abort(self):
+        """The spooler stops: an unswitched new runtime goes (the next
+        spooler redeploys again), a switched one keeps serving."""
+        if self.state in ("starting", "ready"):
+            self.be.cancel(self.launch)
+            self.be.remove_key(self.key)
+        elif self.state == "grace":
+            self.retire()
+
+
+class Roll:
+    """The redeploy of a completed training ("redeploy": true): every
+    deployment of the model that is deployed and should run moves onto the
+    new version, one RollItem each, all at once.  Driven by the spooler's
+    main loop (it shares the deployments and runtimes with the reconciler)."""
+
+    def __init__(self, trainer, training_id, modelid, version, bundle_path):
+        self.trainer, self.id = trainer, training_id
+        self.modelid, self.version, self.bundle = modelid, version, bundle_path
+        self.paths = Paths(trainer.cfg, training_id)
+        self.items = None
+        self.notes, self.failures = [], []
+        self.done = False
+        self.sha256 = None
+
+    def deployments(self):
+        return {i.dep for i in (self.items or {}).values() if not i.done}
+
+    def step(self):
+        sp = self.trainer.spooler
+        if self.items is None:
+            self.sha256 = _read_json(self.paths.state).get("sha256") or self._hash()
+            rows = sp.db.serving(self.modelid, self.version)
+            self.items = {r["deployment_id"]: RollItem(self, r) for r in rows}
+            _event(self.id, "redeploy of model version %d: %s", self.version,
+                   ", ".join(sorted(self.items)) or "no deployment serves an older version")
+            if not rows:
+                self.notes.append("no deployment serves an older version of the model; nothing to move")
+        for item in self.items.values():
+            if not item.done and sp.isolated(item.dep, item.step):
+                item.give_up("internal error in mlc-spooler; see the spooler log")
+        if all(i.done for i in self.items.values()):
+            self.finish()
+
+    def _hash(self):
+        h = hashlib.sha256()
+        with open(self.paths.model, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def finish(self):
+        text = "".join("mlc-spooler: redeploy: %s\n" % n for n in self.notes)
+        reason = ("completed, but the redeploy left %s" % "; ".join(self.failures)
+                  if self.failures else None)
+        self.trainer.db.note(self.id, text, reason, self.trainer.log_max)
+        _event(self.id, "redeploy done%s", ": " + reason if reason else "")
+        _rmtree(self.paths.private)
+        try:
+            os.unlink(self.bundle)
+        except FileNotFoundError:
+            pass
+        self.done = True
+
+    def abort(self):
+        for item in (self.items or {}).values():
+            if not item.done:
+                item.abort()
+
+
+# ---- the spooler's side ----------------------------------------------------------
+
+
+class Trainer:
+    """Training jobs of one spooler: claims, threads, redeploys, and the
+    reconcile checks for trainings that lost their bundle."""
+
+    def __init__(self, spooler):
+        self.spooler = spooler
+        cfg = self.cfg = spooler.cfg
+        self.timeout = cfg.number("MLC_TRAIN_TIMEOUT")
+        self.log_max = cfg.number("MLC_TRAIN_LOG_MAX", int)
+        self.max_jobs = max(1, cfg.number("MLC_TRAIN_MAX_JOBS", int))
+        self.max_bundle = cfg.number("MLC_BUNDLE_MAX_SIZE", int)
+        self.max_upload = cfg.number("MLC_MAX_UPLOAD", int)
+        self.memory = cfg.number("MLC_RUNTIME_MEMORY", int)
+        self.start_timeout = cfg.number("MLC_RUNTIME_START_TIMEOUT")
+        # Groups of their own (another name than the deployments' groups),
+        # one per training, with the runtimes' CPU and task limits.
+        self.cgroups = sandbox.Cgroups(cfg.number("MLC_RUNTIME_CPU"),
+                                       cfg.number("MLC_RUNTIME_PIDS", int),
+                                       cfg.var + "#training")
+        self.user = cfg.get("MLC_RUNTIME_USER")
+        self._ids = None
+        self._lock = threading.Lock()
+        self.jobs = {}
+        self.rolls = {}
+        self.stop_event = threading.Event()
+        self.db = db.Trainings(cfg)
+        self.noted = set()
+
+    def ids(self):
+        with self._lock:
+            if self._ids is None:
+                self._ids = sandbox.runtime_user(self.user)
+            return self._ids
+
+    def check_sandbox(self, work_dir):
+        """Refuse early, with the fix in the message, what would make the
+        sandbox fail obscurely."""
+        for tool, package in ((sandbox.BWRAP, "bubblewrap"), (sandbox.SETPRIV, "util-linux")):
+            if not os.access(tool, os.X_OK):
+                raise Failure("%s is missing; install the Debian package %s" % (tool, package))
+        uid, gid = self.ids()
+        try:
+            sandbox.check_reachable(os.path.join(work_dir, "x"), uid, gid,
+                                    sandbox.tmpfs_roots(self.cfg))
+        except sandbox.SandboxError as e:
+            raise Failure(str(e)) from None
+
+    def prepare(self):
+        os.makedirs(self.cfg.training, mode=0o755, exist_ok=True)
+        os.makedirs(os.path.join(self.cfg.run_dir, "training"), mode=0o700, exist_ok=True)
+
+    # ---- state ----
+
+    def busy(self):
+        return bool(self.jobs or self.rolls)
+
+    def handles(self, training_id):
+        return training_id in self.jobs or training_id in self.rolls
+
+    def has_room(self):
+        return len(self.jobs) < self.max_jobs
+
+    def rolling(self):
+        """Deployments a redeploy is moving right now (the reconciler leaves
+        their extra runtime directory alone)."""
+        out = set()
+        for roll in self.rolls.values():
+            out |= roll.deployments()
+        return out
+
+    # ---- claiming and starting ----
+
+    def may_claim(self, name, training_id, path):
+        """Whether to claim the bundle spool/new/<name> now: there is room
+        and its trainings row is there to record the outcome in."""
+        if self.handles(training_id) or not self.has_room():
+            return False
+        row = self.db.get(training_id)
+        if row is None:
+            try:
+                age = time.time() - os.stat(path).st_mtime
+            except OSError:
+                return False
+            if age > LOST_BUNDLE_AFTER:
+                self.spooler._reject(name, "new", "no trainings row for it")
+            elif name not in self.noted:
+                self.noted.add(name)
+                _event(training_id, "no trainings row for %s (yet); it stays in spool/new/"
+                       % name)
+            return False
+        if row["status"] in ("completed", "failed"):
+            _event(training_id, "already %s; bundle discarded", row["status"])
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return False
+        return True
+
+    def start(self, path, training_id):
+        if self.handles(training_id) or not self.has_room():
+            return
+        job = Job(self, training_id, path)
+        self.jobs[training_id] = job
+        job.start()
+
+    def fail_now(self, training_id, reason, path):
+        """Fail a training from the main loop (a bundle that tripped a bug)."""
+        if self.db.failed(training_id, reason):
+            _event(training_id, "failed: %s", reason)
+        paths = Paths(self.cfg, training_id)
+        self.kill_leftovers(paths, _read_json(paths.state))
+        _rmtree(paths.job)
+        _rmtree(paths.private)
+        if path:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+
+    # ---- every tick ----
+
+    def tick(self):
+        for tid, job in list(self.jobs.items()):
+            if job.is_alive():
+                continue
+            del self.jobs[tid]
+            if job.redeploy and not self.stop_event.is_set():
+                self.rolls[tid] = Roll(self, tid, job.redeploy[0], job.redeploy[1], job.bundle)
+        for tid, roll in list(self.rolls.items()):
+            roll.step()
+            if roll.done:
+                del self.rolls[tid]
+
+    # ---- reconcile ----
+
+    def _bundle_where(self, training_id):
+        name = bundle_name(training_id)
+        where = [d for d in ("new", "cur")
+                 if os.path.exists(os.path.join(self.spooler.spool[d], name))]
+        try:
+            if any(n.startswith(name) for n in os.listdir(self.spooler.spool["tmp"])):
+                where.append("tmp")
+        except FileNotFoundError:
+            pass
+        return where
+
+    def reconcile(self):
+        """Trainings that can no longer end by themselves fail with a
+        reason; files of trainings that are over are removed."""
+        now = datetime.datetime.utcnow()
+        for row in self.db.in_states(("waiting", "running")):
+            tid = row["training_id"]
+            if self.handles(tid):
+                continue
+            where = self._bundle_where(tid)
+            if row["status"] == "waiting" and not where:
+                if (now - row["updated_at"]).total_seconds() > LOST_BUNDLE_AFTER:
+                    self.fail_now(tid, "the training bundle never reached the spool (the API may "
+                                  "have stopped while writing it); start it again", None)
+            elif row["status"] == "running" and not where:
+                self.fail_now(tid, "interrupted, and its job bundle is gone from the spool; "
+                              "start it again", None)
+        self.remove_leftovers()
+
+    def remove_leftovers(self):
+        cur = self.spooler.spool["cur"]
+        for base in (self.cfg.training, os.path.join(self.cfg.run_dir, "training")):
+            try:
+                names = os.listdir(base)
+            except FileNotFoundError:
+                continue
+            for name in names:
+                if self.handles(name) or os.path.exists(os.path.join(cur, bundle_name(name))):
+                    continue
+                paths = Paths(self.cfg, name)
+                self.kill_leftovers(paths, _read_json(paths.state))
+                _event(name, "removing leftover files %s", os.path.join(base, name))
+                _rmtree(os.path.join(base, name))
+
+    def kill_leftovers(self, paths, state):
+        """Kill what is left of a training's sandboxes: the recorded pid 1
+        (one kill ends its whole pid namespace) and any process running its
+        script or its model check."""
+        targets = []
+        pid, start = state.get("pid"), state.get("start")
+        if pid and state.get("boot") == procs.boot_id() and procs.alive(pid, start):
+            targets.append((pid, start))
+        for pid, args in sandbox.processes():
+            if paths.mine(args) and all(pid != p for p, _ in targets):
+                targets.append((pid, procs.starttime(pid)))
+        for pid, start in targets:
+            if start is not None:
+                procs.terminate(pid, start, grace=0)
+        return len(targets)
+
+    # ---- stopping ----
+
+    def shutdown(self, wait=20.0):
+        """The spooler stops: running trainings are killed and run again
+        from the start by the next spooler; redeploys are cut short."""
+        self.stop_event.set()
+        deadline = time.monotonic() + wait
+        for job in list(self.jobs.values()):
+            job.join(max(0.1, deadline - time.monotonic()))
+        for roll in list(self.rolls.values()):
+            try:
+                roll.abort()
+            except Exception as e:
+                _event(roll.id, "cannot cut the redeploy short: %s", e)
+        self.db.close()
+
+
+def kill_all(cfg):
+    """Kill every training sandbox of this instance (for --stop-runtimes,
+    when a spooler died without stopping its trainings); returns the
+    training ids."""
+    roots = (cfg.training.rstrip("/") + "/", os.path.join(cfg.run_dir, "training") + "/")
+    killed = set()
+    for pid, args in sandbox.processes():
+        hits = [a[len(r):].split("/", 1)[0] for a in args[-2:] for r in roots if a.startswith(r)]
+        if hits:
+            start = procs.starttime(pid)
+            if start is not None:
+                procs.terminate(pid, start, grace=0)
+            killed.add(hits[0])
+    return sorted(killed)
