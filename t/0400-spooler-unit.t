@@ -69,27 +69,10 @@ TAG = uuid.uuid4().hex[:8]
 # ---- the private database -----------------------------------------------------
 
 
-def db_admin(sql, database=None, stdin=None):
-    args = ["/usr/bin/mariadb", "--no-defaults", "--socket=" + SOCK, "-uroot"]
-    if database:
-        args.append(database)
-    if sql:
-        args += ["-e", sql]
-    return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=60)
-
-
-res = db_admin("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; "
-               "GRANT ALL ON `%s`.* TO '%s'@'localhost'" % (DB_NAME, DB_NAME, DB_USER))
-if res.returncode != 0:
+why = t.private_database(DB_NAME)
+if why:
     shutil.rmtree(VAR, ignore_errors=True)
-    t.skip_all("cannot create a private database as root on %s: %s" % (SOCK, res.stderr.strip()))
-t.defer(db_admin, "DROP DATABASE IF EXISTS `%s`" % DB_NAME)
-for f in sorted(os.listdir(os.path.join(ROOT, "sql"))):
-    if f[:3].isdigit() and f.endswith(".sql"):
-        with open(os.path.join(ROOT, "sql", f)) as fh:
-            r = db_admin(None, DB_NAME, fh.read())
-        if r.returncode != 0:
-            raise RuntimeError("applying sql/%s failed: %s" % (f, r.stderr))
+    t.skip_all("cannot create a private database as root on %s: %s" % (SOCK, why))
 
 ENV = dict(os.environ, MLC_VAR=VAR, MLC_DB_NAME=DB_NAME, MLC_SPOOL_POLL="0.1",
            MLC_RECONCILE_INTERVAL="0.5", MLC_RUNTIME_BACKOFF="0.2")

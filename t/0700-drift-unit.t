@@ -372,28 +372,8 @@ DB_USER = os.environ["MLC_DB_USER"]
 DB_NAME = "%s_drift_%d" % (os.environ["MLC_DB_NAME"], os.getpid())
 
 
-def db_admin(sql, database=None, stdin=None):
-    args = ["/usr/bin/mariadb", "--no-defaults", "--socket=" + SOCK, "-uroot"]
-    if database:
-        args.append(database)
-    if sql:
-        args += ["-e", sql]
-    return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=60)
-
-
-PRIVATE = False
-if not os.environ.get("MLC_DB_HOST") and os.access("/usr/bin/mariadb", os.X_OK):
-    res = db_admin("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; "
-                   "GRANT ALL ON `%s`.* TO '%s'@'localhost'" % (DB_NAME, DB_NAME, DB_USER))
-    if res.returncode == 0:
-        PRIVATE = True
-        t.defer(db_admin, "DROP DATABASE IF EXISTS `%s`" % DB_NAME)
-        for f in sorted(os.listdir(os.path.join(ROOT, "sql"))):
-            if f[:3].isdigit() and f.endswith(".sql"):
-                with open(os.path.join(ROOT, "sql", f)) as fh:
-                    r = db_admin(None, DB_NAME, fh.read())
-                if r.returncode != 0:
-                    raise RuntimeError("applying sql/%s failed: %s" % (f, r.stderr))
+why = t.private_database(DB_NAME)
+PRIVATE = why is None
 if not PRIVATE:
     DB_NAME = os.environ["MLC_DB_NAME"]
     t.note("no private database (root socket login refused): using %s" % DB_NAME)
