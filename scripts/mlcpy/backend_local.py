@@ -227,8 +227,6 @@ class LocalBackend(backend.Backend):
                 % (sock, len(sock.encode()), SOCKET_MAX))
         tmpfs = sandbox.tmpfs_roots(self.cfg)
         sandbox.check_reachable(sock, uid, gid, tmpfs)
-        sandbox.check_reachable(os.path.join(self.cfg.root, "scripts", "mlc-runtime"), uid, gid,
-                                tmpfs)
 
     @staticmethod
     def _sandboxed_pid(popen, timeout):

@@ -5,7 +5,7 @@ wrote loads), with its job directory in place of the deployment directory.
 The runtime is started as
 
     bwrap <mounts> <namespaces> -- setpriv <drop to MLC_RUNTIME_USER> --
-        /usr/bin/python3 -I <root>/scripts/mlc-runtime --dir <deployment dir>
+        /usr/bin/python3 -I /run/mlc-scripts/mlc-runtime --dir <deployment dir>
 
 and a training as the same with `/usr/bin/python3 <job dir>/code.py
 <job dir>/data.csv` as the program (see training.py).
@@ -20,7 +20,7 @@ makes paths under /tmp work, such as MLC_VAR=/tmp/mlc-test.XXXX):
   hidden paths      empty tmpfs over $MLC_VAR, <root>/var, <root>/conf,
                     the artifact store and the database socket's directory;
                     /dev/null over a config file kept elsewhere (MLC_CONF)
-  <root>/scripts    read-only again (the runtime's code)
+  /run/mlc-scripts  <root>/scripts, read-only (the runtime's code)
   deployment dir    read-write, the only writable path besides /tmp
   (or job dir)
 
@@ -284,9 +284,15 @@ def _tmpfs_parents(paths, tmpfs_roots):
     return out
 
 
+# Where the project's scripts/ appear inside the sandbox: a fixed place in
+# the sandbox's own /run tmpfs, so that the runtime user never needs to
+# traverse the directories the project happens to be checked out under.
+SANDBOX_SCRIPTS = "/run/mlc-scripts"
+
+
 def runtime_program(cfg, dep_dir):
     """The runtime's argument vector inside the sandbox."""
-    return [PYTHON, "-I", os.path.join(cfg.root, "scripts", "mlc-runtime"), "--dir", dep_dir]
+    return [PYTHON, "-I", os.path.join(SANDBOX_SCRIPTS, "mlc-runtime"), "--dir", dep_dir]
 
 
 def command(cfg, dep_dir, uid, gid, program=None, hostname="mlc-runtime"):
@@ -303,9 +309,9 @@ def command(cfg, dep_dir, uid, gid, program=None, hostname="mlc-runtime"):
             argv += ["--perms", "0755", "--tmpfs", path]
         else:
             argv += ["--ro-bind", "/dev/null", path]
-    for d in _tmpfs_parents([scripts, dep_dir], tmpfs_roots(cfg)):
+    for d in _tmpfs_parents([dep_dir], tmpfs_roots(cfg)):
         argv += ["--perms", "0755", "--dir", d]
-    argv += ["--ro-bind", scripts, scripts, "--bind", dep_dir, dep_dir, "--chdir", dep_dir,
+    argv += ["--ro-bind", scripts, SANDBOX_SCRIPTS, "--bind", dep_dir, dep_dir, "--chdir", dep_dir,
              "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
              "--unshare-cgroup-try", "--hostname", hostname, "--new-session", "--as-pid-1",
              "--",
