@@ -51,7 +51,7 @@ class _Table:
         self.conn = None
 
     def ensure(self):
-        """Check the connection is alive, or (re)connect; raises
+        """Check the connection is alive, or (re)connect with _open; raises
         pymysql.Error when the database cannot be reached."""
         if self.conn is not None:
             try:
@@ -59,8 +59,12 @@ class _Table:
                 return self.conn
             except pymysql.Error:
                 self.close()
-        self.conn = connect(self.cfg)
+        self.conn = self._open()
         return self.conn
+
+    def _open(self):
+        """A new connection (subclasses add what a new session needs)."""
+        return connect(self.cfg)
 
     def _conn(self):
         return self.conn if self.conn is not None else self.ensure()
@@ -101,21 +105,12 @@ class _Table:
 class Deployments(_Table):
     """The deployments table as the spooler sees it."""
 
-    def ensure(self):
-        """Check the connection is alive, or (re)connect; raises
-        pymysql.Error when the database cannot be reached, and LockHeld when
-        another spooler works on the same database.
-
-        A new connection takes the server-wide lock mlc-spooler.<database>
-        (GET_LOCK, held while the session lives), so that two spoolers with
-        different MLC_VAR can never reconcile one table against two
-        process tables."""
-        if self.conn is not None:
-            try:
-                self.conn.ping(reconnect=False)
-                return self.conn
-            except pymysql.Error:
-                self.close()
+    def _open(self):
+        """A new connection holding the server-wide lock
+        mlc-spooler.<database> (GET_LOCK, held while the session lives), so
+        that two spoolers with different MLC_VAR can never reconcile one
+        table against two process tables; raises LockHeld when another
+        spooler works on the same database."""
         conn = connect(self.cfg)
         name = "mlc-spooler." + self.cfg.get("MLC_DB_NAME")
         try:
@@ -131,7 +126,6 @@ class Deployments(_Table):
             raise LockHeld("another mlc-spooler works on database '%s' (it holds the MariaDB "
                            "lock '%s'); run one spooler per database"
                            % (self.cfg.get("MLC_DB_NAME"), name))
-        self.conn = conn
         return conn
 
     # ---- reads ----

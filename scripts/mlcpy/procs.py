@@ -110,16 +110,17 @@ def terminate(pid, start, grace=5.0, reap=None):
     collect its own exited children.  Returns True once the process is gone."""
     if not alive(pid, start):
         return True
-    kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if reap:
-            reap()
-        if not alive(pid, start):
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        kill(pid, sig)
+        if _gone_within(pid, start, wait, reap):
             return True
-        time.sleep(0.05)
-    kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
+    return False
+
+
+def _gone_within(pid, start, seconds, reap):
+    """Whether the process is gone within `seconds`, calling reap() while
+    waiting."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if reap:
             reap()
