@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pieces.h"
+
 #include "csvcheck.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -25,22 +27,15 @@ struct verdict {
 static void check(const char *s, size_t len, int seed, struct verdict *v)
 {
 	struct mlc_csv c;
-	uint32_t x = 0x9e3779b9u ^ (uint32_t)seed;
-	size_t off = 0, max = (size_t)1 << (seed & 7);
+	struct pieces cut;
+	size_t off = 0;
 	int rc = 0;
 
 	mlc_csv_init(&c);
+	pieces_init(&cut, seed);
 	while (!rc && off < len) {
-		size_t n = len - off;
+		size_t n = pieces_next(&cut, len - off);
 
-		if (seed >= 0) {
-			x ^= x << 13;
-			x ^= x >> 17;
-			x ^= x << 5;
-			n = x % (max + 1);	/* 0 now and then: an empty feed */
-			if (n > len - off)
-				n = len - off;
-		}
 		rc = mlc_csv_feed(&c, s + off, n);
 		off += n;
 	}

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pieces.h"
+
 #include "multipart.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -96,21 +98,14 @@ static void parse(const char *boundary, const char *body, size_t len, int seed,
 {
 	struct trace t = { 0xcbf29ce484222325ULL, 0, stop_at };
 	struct mlc_mp *p = mlc_mp_new(boundary, &cb, &t);
-	uint32_t x = 0x9e3779b9u ^ (uint32_t)seed;
-	size_t off = 0, max = (size_t)1 << (seed & 7);
+	struct pieces cut;
+	size_t off = 0;
 	int rc = 0;
 
+	pieces_init(&cut, seed);
 	while (!rc && off < len) {
-		size_t n = len - off;
+		size_t n = pieces_next(&cut, len - off);
 
-		if (seed >= 0) {
-			x ^= x << 13;
-			x ^= x >> 17;
-			x ^= x << 5;
-			n = x % (max + 1);	/* 0 now and then: an empty feed */
-			if (n > len - off)
-				n = len - off;
-		}
 		rc = mlc_mp_feed(p, body + off, n);
 		off += n;
 	}
