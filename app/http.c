@@ -76,12 +76,22 @@ void mlc_req_release(struct mlc_req *r)
 
 void mlc_reply_header(struct mlc_req *r, const char *line)
 {
-	snprintf(r->extra_header, sizeof(r->extra_header), "%s\r\n", line);
+	size_t used = strlen(r->extra_header), need = strlen(line) + 2;
+
+	/* Header lines are made by the service, never copied from a request
+	 * unbounded; one that does not fit is a bug worth a log line, not a
+	 * truncated header. */
+	if (used + need >= sizeof(r->extra_header)) {
+		mlc_log("error", r->request_id, "response header dropped: %.80s", line);
+		return;
+	}
+	memcpy(r->extra_header + used, line, need - 2);
+	memcpy(r->extra_header + used + need - 2, "\r\n", 3);
 }
 
 void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 {
-	char head[512];
+	char head[256 + sizeof(r->extra_header)];
 	int hlen;
 	size_t len;
 	const char *s = json_object_to_json_string_length(obj,
@@ -106,7 +116,7 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
 		     const char *sha256)
 {
-	char head[2048];
+	char head[1536 + sizeof(r->extra_header)];
 	int n;
 
 	r->status = 200;
@@ -116,8 +126,8 @@ void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filenam
 		     "Status: 200 OK\r\nContent-Type: application/octet-stream\r\n"
 		     "Content-Disposition: attachment; filename=\"%s\"\r\n"
 		     "X-Checksum-SHA256: %s\r\nX-Content-Type-Options: nosniff\r\n"
-		     "X-Accel-Redirect: /_artifacts/%s\r\n\r\n",
-		     filename, sha256, relpath);
+		     "X-Accel-Redirect: /_artifacts/%s\r\n%s\r\n",
+		     filename, sha256, relpath, r->extra_header);
 	FCGX_PutStr(head, n, r->fcgx->out);
 }
 

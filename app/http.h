@@ -26,7 +26,7 @@ struct mlc_req {
 	struct mlc_db *db;
 	void *curl;			/* the worker's libcurl handle (CURL *), kept alive across requests */
 	int status;			/* the status sent, 0 until a reply went out */
-	char extra_header[256];		/* "Name: value\r\n" added to the reply */
+	char extra_header[2048];	/* "Name: value\r\n" lines added to the reply */
 };
 
 /* Fill r from the FastCGI parameters; the caller releases it with
@@ -54,7 +54,7 @@ void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
  */
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
 		     const char *sha256);
-/* Set an extra response header for the next reply (e.g. "Allow: GET"). */
+/* Add a response header line to the next reply (e.g. "Allow: GET"). */
 void mlc_reply_header(struct mlc_req *r, const char *line);
 
 /*
