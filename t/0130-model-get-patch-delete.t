@@ -134,8 +134,10 @@ vpath = "/model/" + victim["modelid"]
 resp = t.delete(vpath)
 t.is_status(resp, 200, "DELETE /model/{id} answers 200")
 t.is_json(resp, "DELETE /model/{id} sends JSON as application/json")
-t.is_(t.body_of(resp), {"detail": "model deleted", "modelid": victim["modelid"]},
-      "DELETE /model/{id} answers {detail: \"model deleted\", modelid}")
+t.is_(t.body_of(resp), {"message": "Model was deleted successfully", "detail": "model deleted",
+                       "modelid": victim["modelid"]},
+      "DELETE /model/{id} answers {message: \"Model was deleted successfully\" (as the Python "
+      "service did), detail: \"model deleted\", modelid}")
 t.is_([t.db_rows("SELECT modelid FROM models WHERE modelid = %s", victim["modelid"]),
        t.db_rows("SELECT tag FROM model_tags WHERE modelid = %s", victim["modelid"])], [[], []],
       "the deleted model's row and its model_tags rows are gone")
