@@ -129,6 +129,9 @@ void mlc_reply_empty(struct mlc_req *r, int status, const char *location)
 	n = snprintf(head, cap, "Status: %d %s\r\n%s%s%sContent-Length: 0\r\n%s\r\n",
 		     status, reason_phrase(status), location ? "Location: " : "",
 		     location ? location : "", location ? "\r\n" : "", r->extra_header);
+	/* 128 bytes hold the fixed text; never send past the buffer anyway. */
+	if (n < 0 || (size_t)n >= cap)
+		n = (int)cap - 1;
 	FCGX_PutStr(head, n, r->fcgx->out);
 	free(head);
 }
