@@ -303,13 +303,16 @@ void mlc_h_deployment_delete(struct mlc_req *r)
 
 /* ---- inference operations ---- */
 
-#define OPERATION_COLS "operationid, ownerid, deploymentid, modelid, data, result, timestamp"
+/* The API's operationid is the row's UUID (operation_uuid), a string as
+ * in the Python service; the integer operations.operationid only orders
+ * the rows. */
+#define OPERATION_COLS "operation_uuid, ownerid, deploymentid, modelid, data, result, timestamp"
 
 static json_object *operation_from_row(char **c)
 {
 	json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "operationid", json_object_new_int64(atoll(c[0])));
+	json_object_object_add(o, "operationid", json_object_new_string(c[0]));
 	json_object_object_add(o, "ownerid", json_object_new_string(c[1]));
 	json_object_object_add(o, "deploymentid", json_object_new_string(c[2]));
 	json_object_object_add(o, "modelid", json_object_new_string(c[3]));
@@ -319,17 +322,22 @@ static json_object *operation_from_row(char **c)
 	return o;
 }
 
-/* Record one operation; returns its id, or -1 with err. */
-long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
-			       const char *modelid, json_object *data, json_object *result,
-			       const char *when, struct mlc_err *err)
+/* Record one operation under a new UUID, written to opid; 0, or -1 with
+ * err. */
+int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
+			 const char *modelid, json_object *data, json_object *result,
+			 const char *when, char opid[37], struct mlc_err *err)
 {
-	struct mlc_param p[] = { MLC_PSTR(ownerid), MLC_PSTR(deploymentid), MLC_PSTR(modelid),
-				 mlc_json_param(data), mlc_json_param(result), MLC_PSTR(when) };
-	if (mlc_db_exec(r->db, "INSERT INTO operations (ownerid, deploymentid, modelid, data, "
-			"result, timestamp) VALUES (?, ?, ?, ?, ?, ?)", p, 6, NULL, NULL, err) < 0)
+	mlc_uuid4(opid);
+
+	struct mlc_param p[] = { MLC_PSTR(opid), MLC_PSTR(ownerid), MLC_PSTR(deploymentid),
+				 MLC_PSTR(modelid), mlc_json_param(data), mlc_json_param(result),
+				 MLC_PSTR(when) };
+	if (mlc_db_exec(r->db, "INSERT INTO operations (operation_uuid, ownerid, deploymentid, "
+			"modelid, data, result, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)", p, 7,
+			NULL, NULL, err) < 0)
 		return -1;
-	return (long long)mlc_db_insert_id(r->db);
+	return 0;
 }
 
 void mlc_h_operation_add(struct mlc_req *r)
@@ -337,8 +345,7 @@ void mlc_h_operation_add(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	json_object *m = mlc_body_or_422(r, operation_schema, 0), *ts, *op = NULL;
 	const char *dep;
-	char when[32];
-	long long id;
+	char when[32], id[37];
 
 	if (!m)
 		return;
@@ -360,16 +367,15 @@ void mlc_h_operation_add(struct mlc_req *r)
 		if (n < 0)
 			goto fail;
 	}
-	id = mlc_record_operation(r, json_object_get_string(json_object_object_get(m, "ownerid")),
-				  dep, json_object_get_string(json_object_object_get(m, "modelid")),
-				  json_object_object_get(m, "data"),
-				  json_object_object_get(m, "result"), when, &err);
-	if (id < 0)
+	if (mlc_record_operation(r, json_object_get_string(json_object_object_get(m, "ownerid")),
+				 dep, json_object_get_string(json_object_object_get(m, "modelid")),
+				 json_object_object_get(m, "data"),
+				 json_object_object_get(m, "result"), when, id, &err) < 0)
 		goto fail;
 	{
-		struct mlc_param p[] = { MLC_PLONG(id) };
+		struct mlc_param p[] = { MLC_PSTR(id) };
 
-		if (mlc_load_row(r, "SELECT " OPERATION_COLS " FROM operations WHERE operationid = ?",
+		if (mlc_load_row(r, "SELECT " OPERATION_COLS " FROM operations WHERE operation_uuid = ?",
 				 p, 1, operation_from_row, &op, &err) < 0)
 			goto fail;
 	}

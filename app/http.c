@@ -18,6 +18,7 @@ static const char *reason_phrase(int status)
 	case 201: return "Created";
 	case 202: return "Accepted";
 	case 204: return "No Content";
+	case 307: return "Temporary Redirect";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -111,6 +112,28 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 	FCGX_PutStr(head, hlen, r->fcgx->out);
 	FCGX_PutStr(s, (int)len, r->fcgx->out);
 	json_object_put(obj);
+}
+
+void mlc_reply_empty(struct mlc_req *r, int status, const char *location)
+{
+	size_t cap = 128 + strlen(r->extra_header) + (location ? strlen(location) : 0);
+	char *head;
+	int n;
+
+	if (r->status) {
+		mlc_log("error", r->request_id, "second reply suppressed (status %d)", status);
+		return;
+	}
+	r->status = status;
+	head = mlc_xmalloc(cap);
+	n = snprintf(head, cap, "Status: %d %s\r\n%s%s%sContent-Length: 0\r\n%s\r\n",
+		     status, reason_phrase(status), location ? "Location: " : "",
+		     location ? location : "", location ? "\r\n" : "", r->extra_header);
+	/* 128 bytes hold the fixed text; never send past the buffer anyway. */
+	if (n < 0 || (size_t)n >= cap)
+		n = (int)cap - 1;
+	FCGX_PutStr(head, n, r->fcgx->out);
+	free(head);
 }
 
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,

@@ -47,6 +47,9 @@ void mlc_reply_422_at(struct mlc_req *r, const char *field, const char *type,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Send the status an lower layer chose (err->code, 500 when unset). */
 void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
+/* Send status with no body, and a Location header when location is not
+ * NULL (it must be a clean header value, see mlc_route_slash_redirect). */
+void mlc_reply_empty(struct mlc_req *r, int status, const char *location);
 /*
  * Hand the response over to nginx: it sends the store file relpath (from
  * the internal location /_artifacts/) as an attachment called filename,

@@ -391,7 +391,9 @@ void mlc_h_model_delete(struct mlc_req *r)
 	if (mlc_store_remove_model(id) < 0)
 		mlc_log("error", r->request_id, "cannot remove the files of model %s: %s", id,
 			strerror(errno));
+	/* "message" is what clients of the Python service look for. */
 	o = json_object_new_object();
+	json_object_object_add(o, "message", json_object_new_string("Model was deleted successfully"));
 	json_object_object_add(o, "detail", json_object_new_string("model deleted"));
 	json_object_object_add(o, "modelid", json_object_new_string(id));
 	mlc_reply_json(r, 200, o);

@@ -563,10 +563,9 @@ void mlc_h_predict(struct mlc_req *r)
 	struct features f = { 0 };
 	struct mlc_err err = { 0, "" };
 	struct target t;
-	char now[32];
+	char now[32], opid[37];
 	int batch = 0, explain;
 	long status;
-	long long opid;
 
 	if (!(m = mlc_body_or_422(r, predict_schema, 0))) {
 		json_object_put(errors);
@@ -627,15 +626,14 @@ void mlc_h_predict(struct mlc_req *r)
 	owner = json_object_object_get(m, "ownerid") ?
 		json_object_get_string(json_object_object_get(m, "ownerid")) : t.ownerid;
 	mlc_now_utc(now);
-	opid = mlc_record_operation(r, owner, dep, t.modelid, rows,
-				    json_object_object_get(answer, "prediction"), now, &err);
-	if (opid < 0) {
+	if (mlc_record_operation(r, owner, dep, t.modelid, rows,
+				 json_object_object_get(answer, "prediction"), now, opid, &err) < 0) {
 		mlc_reply_err(r, &err);
 		goto out;
 	}
 	if (!batch)
 		unwrap_single(answer);
-	json_object_object_add(answer, "operationid", json_object_new_int64(opid));
+	json_object_object_add(answer, "operationid", json_object_new_string(opid));
 	mlc_reply_json(r, 200, answer);
 	answer = NULL;
 out:

@@ -10,6 +10,7 @@
  * from 404.
  */
 #include <curl/curl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mlc.h"
@@ -192,4 +193,71 @@ void mlc_route_allowed(const struct mlc_route *routes, size_t n,
 		memcpy(buf + used + (used ? 2 : 0), method, strlen(method) + 1);
 		used += need;
 	}
+}
+
+/* Bytes a Location header carries as they are: RFC 3986 unreserved,
+ * sub-delims, ':', '@', '/', and '%' (the path and query are still
+ * percent-encoded, so an escape stays one); '?' only in the query. */
+static int location_safe(unsigned char c, int in_query)
+{
+	if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+		return 1;
+	if (c == '?')
+		return in_query;
+	return c && strchr("-._~!$&'()*+,;=:@/%", c) != NULL;
+}
+
+/* Append s[0..len) to out, percent-encoding every unsafe byte. */
+static char *encode_into(char *out, const char *s, size_t len, int in_query)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (location_safe(c, in_query)) {
+			*out++ = (char)c;
+		} else {
+			*out++ = '%';
+			*out++ = hex[c >> 4];
+			*out++ = hex[c & 15];
+		}
+	}
+	return out;
+}
+
+char *mlc_route_slash_redirect(const struct mlc_route *routes, size_t n,
+			       const char *path, const char *query)
+{
+	struct mlc_route_match scratch;
+	size_t len, qlen = query ? strlen(query) : 0;
+	char *stripped, *out = NULL, *end;
+	int found = 0;
+
+	if (!path || path[0] != '/' || !strcmp(path, "/"))
+		return NULL;
+	len = strlen(path);
+	if (path[len - 1] != '/')
+		return NULL;
+	while (len > 0 && path[len - 1] == '/')
+		len--;
+	/* A path ending in '/' matches no row (only "/" itself does), and
+	 * "//" strips to nothing. */
+	if (!len)
+		return NULL;
+	stripped = mlc_xstrndup(path, len);
+	for (size_t i = 0; i < n && !found; i++)
+		found = match_path(routes[i].pattern, stripped, &scratch);
+	/* A match starts with '/' and a non-empty segment: never "//host". */
+	if (found) {
+		out = mlc_xmalloc(3 * (len + qlen) + 2);
+		end = encode_into(out, stripped, len, 0);
+		if (qlen) {
+			*end++ = '?';
+			end = encode_into(end, query, qlen, 1);
+		}
+		*end = '\0';
+	}
+	free(stripped);
+	return out;
 }

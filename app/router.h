@@ -50,4 +50,17 @@ const char *mlc_route_param(const struct mlc_route_match *m, const char *name);
 void mlc_route_allowed(const struct mlc_route *routes, size_t n,
 		       const char *path, char *buf, size_t buflen);
 
+/*
+ * Where FastAPI's redirect_slashes would send a path that ends in '/':
+ * the path without its trailing slashes, when some row (of any method)
+ * matches that, plus "?query" when query is not empty.  The answer is
+ * fit for a Location header as it is: bytes other than RFC 3986's
+ * unreserved, sub-delims, ':', '@', '/', '%' (and '?' in the query) are
+ * percent-encoded.  It always starts with "/" and a non-empty segment.
+ * Returns a string the caller frees, or NULL: no trailing slash, nothing
+ * left after stripping ("/", "//"), or no row for the stripped path.
+ */
+char *mlc_route_slash_redirect(const struct mlc_route *routes, size_t n,
+			       const char *path, const char *query);
+
 #endif

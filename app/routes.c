@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "cors.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "routes.h"
@@ -106,12 +107,20 @@ static int is_deployment_id(const char *s)
 	return n >= 1 && n <= 64;
 }
 
-static void reply_no_route(struct mlc_req *r)
+/* A path without a route that would have one without its trailing
+ * slashes gets a 307 there, query kept, as FastAPI's redirect_slashes
+ * answers; 307 keeps the method and body. */
+static void reply_no_route(struct mlc_req *r, const char *qs)
 {
-	char allow[128], hdr[160];
+	char allow[128], hdr[160], *to;
 
 	if (!r->match.path_matched) {
-		mlc_reply_detail(r, 404, "no route for %s %s", r->method, r->path);
+		to = mlc_route_slash_redirect(routes, NROUTES, r->path, qs);
+		if (to)
+			mlc_reply_empty(r, 307, to);
+		else
+			mlc_reply_detail(r, 404, "no route for %s %s", r->method, r->path);
+		free(to);
 		return;
 	}
 	mlc_route_allowed(routes, NROUTES, r->path, allow, sizeof(allow));
@@ -121,14 +130,105 @@ static void reply_no_route(struct mlc_req *r)
 			 r->method, r->path, allow);
 }
 
+/* ---- CORS (MLC_CORS_ORIGINS) ---- */
+
+/* Every method of the table, each once, in table order. */
+static void all_methods(char *buf, size_t cap)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < NROUTES; i++) {
+		const char *m = routes[i].method;
+		size_t len = strlen(m), at;
+		int seen = 0;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = !strcmp(routes[j].method, m);
+		at = used ? used + 2 : 0;
+		if (seen || at + len + 1 > cap)
+			continue;
+		memcpy(buf + used, ", ", at - used);
+		memcpy(buf + at, m, len + 1);
+		used = at + len;
+	}
+}
+
+/* The Access-Control-Allow-Methods of a preflight: the methods of the
+ * path, else of the path a trailing-slash redirect leads to, else all. */
+static void preflight_methods(struct mlc_req *r, char *buf, size_t cap)
+{
+	char *to;
+
+	mlc_route_allowed(routes, NROUTES, r->path, buf, cap);
+	if (*buf)
+		return;
+	to = mlc_route_slash_redirect(routes, NROUTES, r->path, NULL);
+	if (to)
+		mlc_route_allowed(routes, NROUTES, to, buf, cap);
+	free(to);
+	if (!*buf)
+		all_methods(buf, cap);
+}
+
+/*
+ * With MLC_CORS_ORIGINS set and an Origin it allows, every answer (errors
+ * and redirects included) carries Access-Control-Allow-Origin and
+ * Access-Control-Expose-Headers; a preflight (OPTIONS with Origin and
+ * Access-Control-Request-Method) is answered here, 200, or 400 for an
+ * origin the list does not allow, as Starlette's CORSMiddleware does.
+ * A preflight never carries credentials, so this runs before any check
+ * of them.  Returns 1 when the request has been answered.
+ */
+static int cors(struct mlc_req *r)
+{
+	const char *origin = FCGX_GetParam("HTTP_ORIGIN", r->fcgx->envp);
+	const char *want = FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_METHOD", r->fcgx->envp);
+	enum mlc_cors c = mlc_cors_check(mlc_config_get("MLC_CORS_ORIGINS", NULL), origin);
+	int preflight = !strcmp(r->method, "OPTIONS") && want && *want;
+	char hdr[64 + MLC_CORS_MAX_ORIGIN], methods[128], names[1024], line[sizeof(names) + 40];
+
+	if (c == MLC_CORS_OFF || (c == MLC_CORS_DENIED && !preflight))
+		return 0;
+	if (c == MLC_CORS_DENIED) {
+		mlc_reply_detail(r, 400, "Disallowed CORS origin");
+		return 1;
+	}
+	/* mlc_cors_check vouches for an echoed origin: short, printable. */
+	snprintf(hdr, sizeof(hdr), "Access-Control-Allow-Origin: %s",
+		 c == MLC_CORS_ANY ? "*" : origin);
+	mlc_reply_header(r, hdr);
+	if (c == MLC_CORS_ORIGIN)
+		mlc_reply_header(r, "Vary: Origin");
+	if (!preflight) {
+		mlc_reply_header(r, "Access-Control-Expose-Headers: " MLC_CORS_EXPOSE);
+		return 0;
+	}
+	preflight_methods(r, methods, sizeof(methods));
+	snprintf(line, sizeof(line), "Access-Control-Allow-Methods: %s", methods);
+	mlc_reply_header(r, line);
+	mlc_cors_allow_headers(FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", r->fcgx->envp),
+			       names, sizeof(names));
+	snprintf(line, sizeof(line), "Access-Control-Allow-Headers: %s", names);
+	mlc_reply_header(r, line);
+	snprintf(line, sizeof(line), "Access-Control-Max-Age: %d", MLC_CORS_MAX_AGE);
+	mlc_reply_header(r, line);
+	mlc_reply_empty(r, 200, NULL);
+	return 1;
+}
+
 void mlc_dispatch(struct mlc_req *r)
 {
 	const char *qs = FCGX_GetParam("QUERY_STRING", r->fcgx->envp);
 	char msg[256];
 	json_object *errors;
 
+	/* CORS first: its headers go on every answer, and a preflight needs
+	 * no route match, body or credentials. */
+	if (cors(r))
+		return;
 	if (mlc_route_match(routes, NROUTES, r->method, r->path, &r->match) < 0) {
-		reply_no_route(r);
+		reply_no_route(r, qs);
 		return;
 	}
 	if (mlc_query_parse(&r->query, qs, msg, sizeof(msg)) < 0) {

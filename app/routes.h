@@ -44,9 +44,11 @@ void mlc_h_deployment_status(struct mlc_req *r);
 void mlc_h_deployment_delete(struct mlc_req *r);
 void mlc_h_operation_add(struct mlc_req *r);
 void mlc_h_operations_by_owner(struct mlc_req *r);
-long long mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
-			       const char *modelid, json_object *data, json_object *result,
-			       const char *when, struct mlc_err *err);
+/* Record an inference operation; its new UUID (the API's operationid)
+ * goes to opid.  0, or -1 with err. */
+int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
+			 const char *modelid, json_object *data, json_object *result,
+			 const char *when, char opid[37], struct mlc_err *err);
 
 /* predict.c */
 void mlc_h_predict(struct mlc_req *r);

@@ -43,21 +43,25 @@ void mlc_now_utc(char out[32])
 	snprintf(out, 32, "%s.%06ld", sec, (long)tv.tv_usec);
 }
 
+/* The offset of every time the API writes.  Not "Z": Python's
+ * datetime.fromisoformat refuses "Z" before 3.11, and "+00:00" is what
+ * datetime.isoformat writes for UTC, as the Python MLConnector did. */
+#define UTC_SUFFIX "+00:00"
+
 json_object *mlc_iso_time(const char *dt)
 {
-	char buf[40];
-	size_t n;
+	char buf[48];
+	size_t n, cap = sizeof(buf) - sizeof(UTC_SUFFIX);
 
 	if (!dt)
 		return NULL;
 	n = strlen(dt);
-	if (n > sizeof(buf) - 2)
-		n = sizeof(buf) - 2;
+	if (n > cap)
+		n = cap;
 	memcpy(buf, dt, n);
 	if (n > 10 && buf[10] == ' ')
 		buf[10] = 'T';
-	buf[n] = 'Z';
-	buf[n + 1] = '\0';
+	memcpy(buf + n, UTC_SUFFIX, sizeof(UTC_SUFFIX));
 	return json_object_new_string(buf);
 }
 

@@ -1,7 +1,8 @@
 /*
- * fuzz-router.c - libFuzzer target for mlc_route_match, mlc_route_param
- * and mlc_route_allowed.  The first input byte picks the method and the
- * size of the Allow buffer; the rest, cut at a NUL byte, is the path.
+ * fuzz-router.c - libFuzzer target for mlc_route_match, mlc_route_param,
+ * mlc_route_allowed and mlc_route_slash_redirect.  The first input byte
+ * picks the method and the size of the Allow buffer; the rest, cut at a
+ * NUL byte, is the path, and what follows that NUL the query string.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -85,6 +86,34 @@ static void check_allowed(const struct mlc_route_match *m, const char *method,
 		abort();
 }
 
+/* A redirect goes only to a path some row matches, from a path ending in
+ * '/', and its Location is one clean header value. */
+static void check_redirect(const char *path, const char *query)
+{
+	char *loc = mlc_route_slash_redirect(routes, NROUTES, path, query), *q, allow[256];
+	size_t plen = strlen(path);
+
+	if (!loc)
+		return;
+	if (!plen || path[plen - 1] != '/' || loc[0] != '/' || loc[1] == '/' || loc[1] == '\0')
+		abort();
+	for (const char *c = loc; *c; c++)
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || strchr("\"<>\\^`{|}#", *c))
+			abort();
+	q = strchr(loc, '?');
+	if (q) {
+		if (!*query)
+			abort();
+		*q = '\0';
+	}
+	if (!strcmp(loc, path) || loc[strlen(loc) - 1] == '/')
+		abort();
+	mlc_route_allowed(routes, NROUTES, loc, allow, sizeof(allow));
+	if (!*allow)
+		abort();
+	free(loc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mlc_route_match m;
@@ -104,6 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else if (m.route || m.nparams)
 		abort();
 	check_allowed(&m, method, path, small);
+	check_redirect(path, strlen(path) + 1 < size ? path + strlen(path) + 1 : "");
 	free(path);
 	return 0;
 }

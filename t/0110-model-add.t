@@ -55,10 +55,10 @@ t.is_({k: m.get(k) for k in ("modelname", "modelkind")},
       "modelname and modelkind come back as sent")
 t.is_({k: m.get(k) for k in t.JSON_COLUMNS}, {k: None for k in t.JSON_COLUMNS},
       "absent optional fields (and drift_detection: null) come back as null")
-t.like(m.get("created_at"), t.ISO_UTC_RE, "created_at is ISO 8601 UTC ending in Z")
-t.like(m.get("updated_at"), t.ISO_UTC_RE, "updated_at is ISO 8601 UTC ending in Z")
+t.like(m.get("created_at"), t.ISO_UTC_RE, "created_at is ISO 8601 UTC ending in +00:00")
+t.like(m.get("updated_at"), t.ISO_UTC_RE, "updated_at is ISO 8601 UTC ending in +00:00")
 try:
-    created = datetime.datetime.strptime(t.iso_micros(m["created_at"]), "%Y-%m-%dT%H:%M:%S.%fZ")
+    created = t.api_time(m["created_at"]).replace(tzinfo=None)
     skew = abs((created - before).total_seconds())
 except (ValueError, KeyError, TypeError):
     skew = None

@@ -58,7 +58,7 @@ t.is_(patched.get("created_at"), original["created_at"], "PATCH leaves created_a
 t.ok(t.iso_micros(patched.get("updated_at") or "") > t.iso_micros(original["updated_at"]),
      "PATCH moves updated_at forward",
      "before %s, after %s" % (original["updated_at"], patched.get("updated_at")))
-t.like(patched.get("updated_at"), t.ISO_UTC_RE, "the new updated_at is ISO 8601 UTC ending in Z")
+t.like(patched.get("updated_at"), t.ISO_UTC_RE, "the new updated_at is ISO 8601 UTC ending in +00:00")
 t.is_(t.body_of(t.get(path)), patched, "GET after PATCH returns what PATCH returned")
 row = (t.db_rows("SELECT modelname, updated_at FROM models WHERE modelid = %s", mid) or [{}])[0]
 t.is_([row.get("modelname"), t.db_time(row.get("updated_at"))], ["renamed", t.iso_micros(patched.get("updated_at"))],
@@ -134,8 +134,10 @@ vpath = "/model/" + victim["modelid"]
 resp = t.delete(vpath)
 t.is_status(resp, 200, "DELETE /model/{id} answers 200")
 t.is_json(resp, "DELETE /model/{id} sends JSON as application/json")
-t.is_(t.body_of(resp), {"detail": "model deleted", "modelid": victim["modelid"]},
-      "DELETE /model/{id} answers {detail: \"model deleted\", modelid}")
+t.is_(t.body_of(resp), {"message": "Model was deleted successfully", "detail": "model deleted",
+                       "modelid": victim["modelid"]},
+      "DELETE /model/{id} answers {message: \"Model was deleted successfully\" (as the Python "
+      "service did), detail: \"model deleted\", modelid}")
 t.is_([t.db_rows("SELECT modelid FROM models WHERE modelid = %s", victim["modelid"]),
        t.db_rows("SELECT tag FROM model_tags WHERE modelid = %s", victim["modelid"])], [[], []],
       "the deleted model's row and its model_tags rows are gone")

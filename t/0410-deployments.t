@@ -5,6 +5,7 @@
 import json
 import os
 import pickle
+import re
 import sys
 import time
 
@@ -109,11 +110,12 @@ for i in range(3):
                                                   "result": "{...}"})
     ids.append((t.body_of(r) or {}).get("operationid"))
 t.is_status(r, 201, "POST /deployment/add/operation answers 201")
-t.ok(all(isinstance(i, int) for i in ids), "each operation gets an operationid")
+t.ok(all(isinstance(i, str) and re.match(t.UUID4_RE, i) for i in ids),
+     "each operation gets an operationid, a UUID string")
 r = t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep, "modelid": "m",
                                               "data": [1, 2], "result": {"y": 3},
                                               "timestamp": "2026-01-02T03:04:05+01:00"})
-t.is_((t.body_of(r) or {}).get("timestamp"), "2026-01-02T02:04:05.000000Z",
+t.is_((t.body_of(r) or {}).get("timestamp"), "2026-01-02T02:04:05.000000+00:00",
       "a timestamp with an offset is stored in UTC")
 ids.append((t.body_of(r) or {}).get("operationid"))
 t.is_422(t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep, "modelid": "m",

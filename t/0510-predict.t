@@ -6,6 +6,7 @@
 import http.server
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ p0 = clf.predict_proba(np.array([[5.1, 3.5, 1.4, 0.2]]))[0][0]
 t.ok(abs(ex.get("output_value", -1) - p0) < 1e-12, "the explained output is the model's probability")
 t.ok(abs(ex.get("base_value", 0) + sum(ex.get("feature_importance") or [9]) - p0) < 1e-9,
      "base_value + sum(feature_importance) equals the explained output within 1e-9")
-t.ok(isinstance(a.get("operationid"), int), "the answer carries the operation's id")
+t.like(a.get("operationid"), t.UUID4_RE, "the answer carries the operation's id, a UUID string")
 
 # ---- Ridge on diabetes: batches, linear values, rows by name ----
 reg, X, y, names = mm.diabetes_ridge()
@@ -89,8 +90,13 @@ t.ok(r.status_code == 200 and abs(r.json()["prediction"][0] - reg.predict(X[3:4]
      "a row given as an object keyed by feature name predicts the same")
 r = predict(dep, {"data": [dict(zip(names, X[i].tolist())) for i in (4, 5)]})
 t.is_(len((t.body_of(r) or {}).get("prediction") or []), 2, "a batch of objects predicts every row")
+last_opid = (t.body_of(r) or {}).get("operationid")
 ops = t.body_of(t.get("/deployment/get/opos/" + owner, params={"limit": 1000})) or []
 t.is_(len(ops), 3, "every predict call is recorded as an operation of the deployment's owner")
+t.ok(all(isinstance(o.get("operationid"), str) and re.match(t.UUID4_RE, o["operationid"]) for o in ops),
+     "opos shows each recorded operation's operationid as a UUID string", ops)
+t.is_(ops[0].get("operationid") if ops else None, last_opid,
+      "the operationid a predict answers with is the one opos lists for it (newest first)")
 t.is_((ops[-1].get("data") or [[]])[0], X[0].tolist(), "the operation keeps the input rows")
 t.is_(len(ops[-1].get("result") or []), 50, "and the predictions")
 predict(dep, {"data": X[0].tolist(), "ownerid": owner + "-other"})

@@ -107,7 +107,7 @@ def training_log(tid):
 
 def seconds_between(a, b):
     try:
-        parse = lambda s: datetime.datetime.strptime(t.iso_micros(s), "%Y-%m-%dT%H:%M:%S.%fZ")
+        parse = t.api_time
         return round((parse(b) - parse(a)).total_seconds(), 2)
     except (TypeError, ValueError):
         return None

@@ -391,7 +391,9 @@ def is_422(resp, expected, name):
 # ---- models ---------------------------------------------------------------
 
 UUID4_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
-ISO_UTC_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+# Times end in "+00:00" (not "Z"), which datetime.fromisoformat reads in
+# every Python 3 version, as the Python service wrote them.
+ISO_UTC_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00:00$"
 MODEL_KEYS = ("modelid", "modelname", "modelkind", "hyperparameter", "modelperformance",
               "trainingresource", "runresource", "featurelist", "inference", "modeltags",
               "drift_detection", "created_at", "updated_at")
@@ -514,14 +516,21 @@ def db_close():
 
 
 def db_time(dt):
-    """A DATETIME(6) value as the API writes it (ISO 8601, UTC, 'Z')."""
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if dt is not None else None
+    """A DATETIME(6) value as the API writes it (ISO 8601, UTC, '+00:00')."""
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00") if dt is not None else None
 
 
 def iso_micros(s):
-    """'2026-11-27T05:32:26.1234Z' -> '2026-11-27T05:32:26.123400Z' so that
-    times written with fewer fraction digits compare with db_time()."""
-    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z$", s or "")
+    """'2026-11-27T05:32:26.1234+00:00' -> '2026-11-27T05:32:26.123400+00:00'
+    so that times written with fewer fraction digits compare with db_time()."""
+    m = re.match(r"^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?\+00:00$", s or "")
     if not m:
         return s
-    return "%s.%sZ" % (m.group(1), (m.group(2) or "").ljust(6, "0"))
+    return "%s.%s+00:00" % (m.group(1), (m.group(2) or "").ljust(6, "0"))
+
+
+def api_time(s):
+    """An API time as an aware datetime, read the way Python clients do
+    (datetime.fromisoformat, which before 3.11 refuses a 'Z')."""
+    import datetime
+    return datetime.datetime.fromisoformat(s)

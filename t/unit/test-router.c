@@ -1,7 +1,9 @@
 /*
  * test-router.c - mlc_route_match, mlc_route_param and mlc_route_allowed
  * on a table shaped like the service's, with hostile paths: 404 versus
- * 405, row order, slashes, encoded separators and NUL bytes, and lengths.
+ * 405, row order, slashes, encoded separators and NUL bytes, and lengths;
+ * and mlc_route_slash_redirect, the 307 target of a path with a trailing
+ * slash, whose answer goes into a Location header.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -220,6 +222,70 @@ static void test_allowed(void)
 	is_str(buf, "GETX, GET", "a method that is a prefix of another is still listed");
 }
 
+/* The Location for path?query, or "(none)". */
+static void redirects(const char *path, const char *query, const char *want, const char *title)
+{
+	char *got = mlc_route_slash_redirect(routes, NROUTES, path, query);
+
+	is_str(got ? got : "(none)", want, "%s", title);
+	free(got);
+}
+
+static void test_slash_redirect(void)
+{
+	redirects("/model/all/", NULL, "/model/all", "a trailing slash on a literal path goes");
+	redirects("/model/add/", "", "/model/add", "an empty query string adds no '?'");
+	redirects("/model/all/", "skip=1&limit=2", "/model/all?skip=1&limit=2", "the query string is kept");
+	redirects("/model/all///", NULL, "/model/all", "every trailing slash goes, as in Starlette");
+	redirects("/model/abc/", NULL, "/model/abc", "a path ending in a capture");
+	redirects("/model/m-1/files/model/", "version=2", "/model/m-1/files/model?version=2",
+		  "two captures and a query");
+	redirects("/model/a%20b/", NULL, "/model/a%20b", "escapes in the path stay as sent");
+	redirects("/model/all", NULL, "(none)", "a path that has a route is not redirected");
+	redirects("/model/all", "x=1", "(none)", "nor with a query");
+	redirects("/model/add", NULL, "(none)", "a path with a route for another method is not redirected");
+	redirects("/nope/", NULL, "(none)", "a path without a route either way");
+	redirects("/", NULL, "(none)", "the root is never redirected");
+	redirects("//", NULL, "(none)", "'//' strips to nothing");
+	redirects("///", "a=b", "(none)", "'///' strips to nothing");
+	redirects("//model/all/", NULL, "(none)", "a leading '//' matches no route: never a "
+		  "protocol-relative Location");
+	redirects("//evil.example/", NULL, "(none)", "no redirect to another host");
+	redirects("/model//", NULL, "(none)", "'/model//' strips to '/model', which has no route");
+	redirects("/model/a%2Fb/", NULL, "(none)", "a capture that matches no row stays a 404");
+	redirects("/model/../", NULL, "(none)", "'..' as a capture stays a 404");
+	redirects("model/all/", NULL, "(none)", "a path without the leading slash");
+	redirects("", NULL, "(none)", "an empty path");
+	redirects(NULL, "a=b", "(none)", "a NULL path");
+	redirects("/model/all/", "a=\r\nSet-Cookie: x", "/model/all?a=%0D%0ASet-Cookie:%20x",
+		  "CR, LF and spaces in the query are encoded: the Location is one header line");
+	redirects("/model/a\"b<>\\^`{|}/", "q=\"<>#", "/model/a%22b%3C%3E%5C%5E%60%7B%7C%7D?q=%22%3C%3E%23",
+		  "quotes, angle brackets and other unsafe bytes are encoded");
+	redirects("/model/caf\xc3\xa9\x7f\x01/", "v=\xff", "/model/caf%C3%A9%7F%01?v=%FF",
+		  "bytes outside printable ASCII are encoded");
+	redirects("/model/x/", "a=1&b=%2F&c=?d/e;f:g@h!$'()*+,~", "/model/x?a=1&b=%2F&c=?d/e;f:g@h!$'()*+,~",
+		  "characters a query may hold stay as they are");
+
+	size_t n = 100000;
+	char *p = malloc(n + 16), *q = malloc(3 * n + 1), *want = malloc(3 * n + 32), *got;
+
+	strcpy(p, "/model/all/");
+	memset(q, '\n', n);
+	q[n] = '\0';
+	strcpy(want, "/model/all?");
+	for (size_t i = 0; i < n; i++)
+		strcat(want + 11 + 3 * i, "%0A");
+	got = mlc_route_slash_redirect(routes, NROUTES, p, q);
+	ok(got && !strcmp(got, want), "a long query string is encoded whole (%zu bytes)", got ? strlen(got) : 0);
+	free(got);
+	memset(p, '/', n);
+	p[n] = '\0';
+	redirects(p, NULL, "(none)", "100000 slashes");
+	free(p);
+	free(q);
+	free(want);
+}
+
 int main(void)
 {
 	test_status();
@@ -228,5 +294,6 @@ int main(void)
 	test_hostile();
 	test_lengths();
 	test_allowed();
+	test_slash_redirect();
 	return done_testing();
 }

@@ -1,6 +1,7 @@
 /*
  * test-stamp.c - ISO 8601 timestamps from clients, UUIDs and the
- * DATETIME <-> ISO conversion.
+ * DATETIME <-> ISO conversion (answers end in "+00:00", as Python's
+ * datetime.isoformat writes UTC; clients may send "Z" or any offset).
  */
 #include <string.h>
 
@@ -34,6 +35,8 @@ int main(void)
 	parses_to("2026-01-01T00:30:00+01:00", "2025-12-31 23:30:00.000000");
 	parses_to("2026-01-01T23:30:00-0130", "2026-01-02 01:00:00.000000");
 	parses_to("2024-02-29T12:00:00+05", "2024-02-29 07:00:00.000000");
+	parses_to("2026-11-27T05:32:26.123456+00:00", "2026-11-27 05:32:26.123456");
+	parses_to("2026-11-27T05:32:26-00:00", "2026-11-27 05:32:26.000000");
 	refused("", "empty");
 	refused("2026-11-27", "no time");
 	refused("2026-13-01T00:00:00Z", "month 13");
@@ -53,8 +56,17 @@ int main(void)
 	mlc_now_utc(dt);
 	ok(strlen(dt) == 26 && dt[10] == ' ' && dt[19] == '.', "the current time is a DATETIME(6) (%s)", dt);
 	iso = mlc_iso_time("2026-11-27 05:32:26.123456");
-	is_str(json_object_get_string(iso), "2026-11-27T05:32:26.123456Z",
-	       "a DATETIME(6) is shown as ISO 8601 UTC");
+	is_str(json_object_get_string(iso), "2026-11-27T05:32:26.123456+00:00",
+	       "a DATETIME(6) is shown as ISO 8601 UTC with the offset +00:00, not Z");
+	json_object_put(iso);
+	iso = mlc_iso_time("2026-11-27 05:32:26");
+	is_str(json_object_get_string(iso), "2026-11-27T05:32:26+00:00",
+	       "a time without a fraction gets the offset too");
+	json_object_put(iso);
+	iso = mlc_iso_time("2026-11-27 05:32:26.123456789012345678901234567890");
+	ok(iso && strlen(json_object_get_string(iso)) < 48 &&
+	   !strcmp(json_object_get_string(iso) + strlen(json_object_get_string(iso)) - 6, "+00:00"),
+	   "an overlong value is cut, and still ends in +00:00 (%s)", json_object_get_string(iso));
 	json_object_put(iso);
 	ok(mlc_iso_time(NULL) == NULL, "a NULL time stays null");
 	return done_testing();
