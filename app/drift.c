@@ -96,7 +96,7 @@ void mlc_h_drift_run(struct mlc_req *r)
 }
 
 #define METRIC_COLS "id, run_id, modelid, feature, type, method, statistic, p_value, " \
-	"drift_detected, n_train, n_infer, window_start, window_end, timestamp"
+	"drift_detected, n_train, n_infer, window_start, window_end, timestamp, note"
 
 static json_object *double_or_null(const char *s)
 {
@@ -121,6 +121,7 @@ static json_object *metric_from_row(char **c)
 	json_object_object_add(o, "window_start", mlc_iso_time(c[11]));
 	json_object_object_add(o, "window_end", mlc_iso_time(c[12]));
 	json_object_object_add(o, "timestamp", mlc_iso_time(c[13]));
+	json_object_object_add(o, "note", c[14] ? json_object_new_string(c[14]) : NULL);
 	return o;
 }
 

@@ -42,13 +42,13 @@ static const struct mlc_field resource_fields[] = {
 	{ .name = NULL }
 };
 
-static const char *const feature_types[] = { "cont", "cat", NULL };
-
+/* type and kind are stored as sent: "cont" / "cat" and 0 (an input) / 1
+ * (the target) are what predict and drift know, and they decide about
+ * any other value when they use it. */
 static const struct mlc_field feature_fields[] = {
 	{ .name = "feature_name", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
-	{ .name = "type", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .choices = feature_types },
-	{ .name = "kind", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
-	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 },
+	{ .name = "type", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
+	{ .name = "kind", .type = MLC_V_INT, .flags = MLC_F_NULLABLE },
 	{ .name = "units", .type = MLC_V_INT, .flags = MLC_F_NULLABLE },
 	{ .name = NULL }
 };
@@ -67,14 +67,15 @@ static const struct mlc_field drift_fields[] = {
 	{ .name = NULL }
 };
 
-/* model_tags.tag is VARCHAR(255): characters, as UTF-8 counts them. */
+/* model_tags.tag is VARCHAR(255): characters, as UTF-8 counts them.  The
+ * empty tag is a tag like any other. */
 static int tag_fits(const char *s)
 {
 	size_t n = 0;
 
 	for (; *s; s++)
 		n += ((unsigned char)*s & 0xC0) != 0x80;
-	return n >= 1 && n <= 255;
+	return n <= 255;
 }
 
 #define LIST_OF(n, f) { .name = n, .type = MLC_V_LIST, .flags = MLC_F_NULLABLE, \
@@ -91,7 +92,7 @@ static const struct mlc_field model_schema[] = {
 	LIST_OF("inference", inference_fields),
 	{ .name = "modeltags", .type = MLC_V_LIST, .flags = MLC_F_NULLABLE,
 	  .item = MLC_V_STR, .max_len = 64, .check = tag_fits,
-	  .check_msg = "a tag has at most 255 characters and is not empty" },
+	  .check_msg = "a tag has at most 255 characters" },
 	{ .name = "drift_detection", .type = MLC_V_LIST,
 	  .flags = MLC_F_REQUIRED | MLC_F_NULLABLE, .item = MLC_V_OBJ,
 	  .fields = drift_fields, .max_len = 100 },

@@ -44,12 +44,20 @@ struct target {
 	json_object *featurelist;
 };
 
-/* The model's input features: featurelist entries of kind 0 (or no kind),
- * in order.  names is an array of strings, cat marks categorical ones. */
+/*
+ * The model's input features: featurelist entries of kind 0 (or no kind),
+ * in order.  names holds their feature_name (null where an entry has
+ * none); text marks the features that also take strings: type "cat", and
+ * any type other than "cont" (the featurelist does not say such a feature
+ * is numeric, so the model decides).  named says whether the names can
+ * key rows; when not, why says what keeps them from it.
+ */
 struct features {
 	json_object *names;
-	unsigned char cat[4096];
+	unsigned char text[4096];
 	size_t n;
+	int named;
+	char why[320];
 };
 
 static void copy_col(char *dst, size_t cap, const char *src)
@@ -72,24 +80,82 @@ static int target_row(void *ctx, char **c, const unsigned long *l, unsigned n)
 	return 1;
 }
 
+/* Whether a featurelist entry's kind makes it an input: absent, null or 0. */
+static int input_kind(json_object *item)
+{
+	json_object *kind;
+
+	if (!json_object_object_get_ex(item, "kind", &kind) || !kind)
+		return 1;
+	if (json_object_is_type(kind, json_type_int))
+		return json_object_get_int64(kind) == 0;
+	return json_object_is_type(kind, json_type_double) && json_object_get_double(kind) == 0.0;
+}
+
+/* The name of input feature j, or NULL when its entry has none. */
+static const char *feature_name(const struct features *f, size_t j)
+{
+	json_object *name = j < f->n ? json_object_array_get_idx(f->names, j) : NULL;
+
+	return name ? json_object_get_string(name) : NULL;
+}
+
+/*
+ * Fill f from the model's featurelist (NULL when it has none).  Entries
+ * that are not objects are skipped, as the runtime and drift skip them.
+ * An input entry without a string feature_name, or a name given twice,
+ * keeps the inputs' count and types but not their names: rows can then
+ * only be lists.
+ */
 static void feature_names(json_object *featurelist, struct features *f)
 {
-	size_t i, n = featurelist ? json_object_array_length(featurelist) : 0;
+	size_t i, j, n;
 
 	f->names = json_object_new_array();
 	f->n = 0;
-	for (i = 0; i < n && f->n < sizeof(f->cat); i++) {
-		json_object *item = json_object_array_get_idx(featurelist, i), *name, *kind, *type;
+	f->named = 0;
+	f->why[0] = '\0';
+	if (!featurelist) {
+		snprintf(f->why, sizeof(f->why), "the model has no featurelist");
+		return;
+	}
+	if (!json_object_is_type(featurelist, json_type_array)) {
+		snprintf(f->why, sizeof(f->why), "the model's featurelist is not a list");
+		return;
+	}
+	n = json_object_array_length(featurelist);
+	for (i = 0; i < n; i++) {
+		json_object *item = json_object_array_get_idx(featurelist, i), *name = NULL, *type = NULL;
+		const char *t;
 
-		if (!json_object_object_get_ex(item, "feature_name", &name) || !name)
+		if (!json_object_is_type(item, json_type_object) || !input_kind(item))
 			continue;
-		if (json_object_object_get_ex(item, "kind", &kind) && kind &&
-		    json_object_get_int(kind) != 0)
-			continue;
+		if (f->n == sizeof(f->text)) {
+			snprintf(f->why, sizeof(f->why), "its featurelist has more than %zu input features",
+				 sizeof(f->text));
+			f->n = 0;
+			break;
+		}
+		json_object_object_get_ex(item, "feature_name", &name);
+		if (!json_object_is_type(name, json_type_string)) {
+			name = NULL;
+			if (!f->why[0])
+				snprintf(f->why, sizeof(f->why), "its featurelist entry %zu is an input "
+					 "(kind 0) without a feature_name", i);
+		}
+		for (j = 0; name && j < f->n && !f->why[0]; j++)
+			if (feature_name(f, j) && !strcmp(json_object_get_string(name), feature_name(f, j)))
+				snprintf(f->why, sizeof(f->why), "its featurelist names the input feature "
+					 "'%.200s' twice", json_object_get_string(name));
 		json_object_object_get_ex(item, "type", &type);
-		f->cat[f->n++] = type && !strcmp(json_object_get_string(type), "cat");
+		t = json_object_is_type(type, json_type_string) ? json_object_get_string(type) : NULL;
+		f->text[f->n++] = t && strcmp(t, "cont");
 		json_object_array_add(f->names, json_object_get(name));
 	}
+	if (!f->why[0] && !f->n)
+		snprintf(f->why, sizeof(f->why), "its featurelist has no input features (entries of "
+			 "kind 0)");
+	f->named = !f->why[0];
 }
 
 /* ---- rows ---- */
@@ -122,14 +188,14 @@ static int is_number(json_object *v)
 static int check_value(json_object *v, const struct features *f, size_t j, size_t row,
 		       int batch, const char *fname, json_object *errors)
 {
-	int cat = f->n && f->cat[j];
+	int text = f->n && f->text[j];
 	char msg[300];
 
-	if (is_number(v) || (cat && json_object_is_type(v, json_type_string)))
+	if (is_number(v) || (text && json_object_is_type(v, json_type_string)))
 		return 0;
 	if (fname)
 		snprintf(msg, sizeof(msg), "feature '%s' must be a number%s", fname,
-			 cat ? " or a string" : "");
+			 text ? " or a string" : "");
 	else
 		snprintf(msg, sizeof(msg), "value %zu must be a number", j);
 	row_error(errors, batch, row, fname, msg, "type_error.float");
@@ -149,8 +215,7 @@ static json_object *row_from_list(json_object *in, const struct features *f, siz
 		return NULL;
 	}
 	for (j = 0; j < n; j++) {
-		const char *fname = f->n ? json_object_get_string(json_object_array_get_idx(f->names, j))
-					 : NULL;
+		const char *fname = feature_name(f, j);
 
 		bad |= check_value(json_object_array_get_idx(in, j), f, j, row, batch, fname, errors);
 	}
@@ -161,18 +226,19 @@ static json_object *row_from_object(json_object *in, const struct features *f, s
 				    int batch, json_object *errors)
 {
 	json_object *out = json_object_new_array(), *v;
-	char msg[300];
+	char msg[512];
 	size_t j;
 	int bad = 0;
 
-	if (!f->n) {
-		row_error(errors, batch, row, NULL, "rows keyed by feature name need the model's "
-			  "featurelist; send rows as lists in feature order", "value_error.row_shape");
+	if (!f->named) {
+		snprintf(msg, sizeof(msg), "rows keyed by feature name need the model's input "
+			 "features, but %s; send rows as lists in feature order", f->why);
+		row_error(errors, batch, row, NULL, msg, "value_error.row_shape");
 		json_object_put(out);
 		return NULL;
 	}
 	for (j = 0; j < f->n; j++) {
-		const char *name = json_object_get_string(json_object_array_get_idx(f->names, j));
+		const char *name = feature_name(f, j);
 
 		if (!json_object_object_get_ex(in, name, &v)) {
 			snprintf(msg, sizeof(msg), "feature '%s' is missing", name);
@@ -188,7 +254,7 @@ static json_object *row_from_object(json_object *in, const struct features *f, s
 
 		(void)val;
 		for (j = 0; j < f->n && !known; j++)
-			known = !strcmp(key, json_object_get_string(json_object_array_get_idx(f->names, j)));
+			known = !strcmp(key, feature_name(f, j));
 		if (!known) {
 			snprintf(msg, sizeof(msg), "unknown feature '%.200s'", key);
 			row_error(errors, batch, row, key, msg, "value_error.extra");
@@ -527,7 +593,7 @@ static json_object *runtime_request(json_object *rows, const char *csv, int expl
 	else
 		json_object_object_add(req, "csv", json_object_new_string(csv));
 	json_object_object_add(req, "explain", json_object_new_boolean(explain));
-	json_object_object_add(req, "feature_names", f->n ? json_object_get(f->names) : NULL);
+	json_object_object_add(req, "feature_names", f->named ? json_object_get(f->names) : NULL);
 	return req;
 }
 

@@ -2,8 +2,11 @@
  * validate.c - checking a JSON body against a declarative schema and
  * building the normalized value the handlers work on.
  *
- * Errors take the pydantic v1 shape and wording that FastAPI clients
- * already parse.  Validation never stops at the first failure: every
+ * What is accepted, and how it is converted, follows pydantic 2's lax
+ * mode for JSON input (FastAPI 0.110 on pydantic 2 ran the Python
+ * service): "1" and true are integers, numbers are not strings.  Errors
+ * keep the pydantic v1 shape and wording that clients already parse.
+ * Validation never stops at the first failure: every
  * field, and every item of every list, is checked and each failure gets
  * its own entry, with a loc path of keys (strings) and list indices
  * (integers).  The loc is kept as a chain of stack frames, one per level,
@@ -19,7 +22,9 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mlc.h"
 #include "validate.h"
@@ -199,38 +204,276 @@ static int check_string_rules(const struct mlc_field *f, const char *s, size_t l
 }
 
 /*
- * MLC_V_STR: a string, or a number turned into its JSON text (5 -> "5",
- * 0.5 -> "0.5"), as pydantic v1 coerces; booleans are refused.
+ * MLC_V_STR: a JSON string only.  Numbers and booleans are refused, as
+ * pydantic 2 refuses them for str fields of a JSON body.
  */
 static int check_str(const struct mlc_field *f, json_object *v, const struct loc *at,
 		     json_object *errors, json_object **out)
 {
-	json_object *s;
-
-	if (json_object_is_type(v, json_type_string)) {
-		s = json_object_get(v);
-	} else if (json_object_is_type(v, json_type_int) ||
-		   json_object_is_type(v, json_type_double)) {
-		s = need(json_object_new_string(
-			json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)));
-	} else {
+	if (!json_object_is_type(v, json_type_string)) {
 		add_error(errors, at, "str type expected", "type_error.str", NULL);
 		return -1;
 	}
-	if (check_string_rules(f, json_object_get_string(s), (size_t)json_object_get_string_len(s),
-			       v, at, errors) < 0) {
-		json_object_put(s);
+	if (check_string_rules(f, json_object_get_string(v), (size_t)json_object_get_string_len(v),
+			       v, at, errors) < 0)
 		return -1;
+	*out = json_object_get(v);
+	return 0;
+}
+
+/* ---- numbers written as text ---- */
+
+/*
+ * The byte length of the Unicode White_Space character that starts at s
+ * (at most len bytes), or 0: what Rust's str::trim, and so pydantic,
+ * strips around a number.  The text is valid UTF-8 (the JSON parser
+ * checked it), so matching the encoded bytes is enough.
+ */
+static size_t space_len(const unsigned char *s, size_t len)
+{
+	if (len >= 1 && ((s[0] >= 0x09 && s[0] <= 0x0D) || s[0] == 0x20))
+		return 1;
+	if (len >= 2 && s[0] == 0xC2 && (s[1] == 0x85 || s[1] == 0xA0))
+		return 2;
+	if (len < 3)
+		return 0;
+	if ((s[0] == 0xE1 && s[1] == 0x9A && s[2] == 0x80) ||			/* U+1680 */
+	    (s[0] == 0xE2 && s[1] == 0x80 &&
+	     (s[2] <= 0x8A || s[2] == 0xA8 || s[2] == 0xA9 || s[2] == 0xAF)) ||	/* U+2000.. */
+	    (s[0] == 0xE2 && s[1] == 0x81 && s[2] == 0x9F) ||			/* U+205F */
+	    (s[0] == 0xE3 && s[1] == 0x80 && s[2] == 0x80))			/* U+3000 */
+		return 3;
+	return 0;
+}
+
+/* Narrow [*s, *s + *len) to leave out white space at both ends. */
+static void trim_space(const char **s, size_t *len)
+{
+	const unsigned char *b = (const unsigned char *)*s;
+	size_t n = *len, k;
+
+	while (n && (k = space_len(b, n))) {
+		b += k;
+		n -= k;
 	}
-	*out = s;
+	for (;;) {
+		/* A space character ending the text is 1, 2 or 3 bytes long;
+		 * only a whole character can match, since b is valid UTF-8. */
+		for (k = 1; k <= 3 && k <= n; k++)
+			if (space_len(b + n - k, k) == k)
+				break;
+		if (k > 3 || k > n)
+			break;
+		n -= k;
+	}
+	*s = (const char *)b;
+	*len = n;
+}
+
+static int is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * An integer written as text, the way pydantic 2 reads a string for an
+ * int field: white space around it is ignored; then an optional sign,
+ * decimal digits (leading zeros allowed, single underscores may separate
+ * digits: "1_000"), and optionally a decimal point followed by zeros only
+ * ("1.0", "42.00").  "1.", "1.5", "1e3", "0x10", "1__0" and "" are not
+ * integers.  Returns 0 with *n set, or with *over
+ * set to +1 / -1 when the value is beyond the int64 range; -1 when the
+ * text is not an integer.
+ */
+static int int_from_text(const char *s, size_t len, long long *n, int *over)
+{
+	unsigned long long mag = 0, lim;
+	size_t i = 0;
+	int neg = 0;
+
+	*over = 0;
+	trim_space(&s, &len);
+	if (i < len && (s[i] == '+' || s[i] == '-'))
+		neg = s[i++] == '-';
+	lim = neg ? (unsigned long long)INT64_MAX + 1 : (unsigned long long)INT64_MAX;
+	for (;;) {
+		if (i >= len || !is_digit(s[i]))
+			return -1;
+		if (mag > (lim - (unsigned long long)(s[i] - '0')) / 10)
+			*over = neg ? -1 : 1;
+		else
+			mag = mag * 10 + (unsigned long long)(s[i] - '0');
+		i++;
+		if (i < len && s[i] == '_')
+			i++;			/* a digit must follow */
+		else if (i >= len || !is_digit(s[i]))
+			break;
+	}
+	if (i < len && s[i] == '.') {
+		if (++i >= len)
+			return -1;
+		while (i < len && s[i] == '0')
+			i++;
+	}
+	if (i != len)
+		return -1;
+	if (!*over)
+		*n = neg ? (long long)(0 - mag) : (long long)mag;
 	return 0;
 }
 
 /*
- * The integer value of v, when it has one: *over is set to +1 / -1 when
- * the value is integral but beyond the int64 range (a huge uint64 or a
- * double such as 1e300), where it is reported as breaking the implicit
- * bound rather than silently clamped.
+ * Whether s[0..len) is a float as Rust (and so pydantic 2) parses one:
+ *   [+-]? ( inf | infinity | nan | digits [. digits?] | . digits ) ([eE] [+-]? digits)?
+ * the words in any case; no white space, hex or underscores.
+ */
+static int float_syntax(const char *s, size_t len)
+{
+	static const char *const words[] = { "inf", "infinity", "nan" };
+	size_t i = 0, digits = 0;
+
+	if (i < len && (s[i] == '+' || s[i] == '-'))
+		i++;
+	for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++)
+		if (len - i == strlen(words[w]) && !strncasecmp(s + i, words[w], len - i))
+			return 1;
+	for (; i < len && is_digit(s[i]); i++)
+		digits++;
+	if (i < len && s[i] == '.')
+		for (i++; i < len && is_digit(s[i]); i++)
+			digits++;
+	if (!digits)
+		return 0;
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		size_t e0;
+
+		if (++i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (e0 = i; i < len && is_digit(s[i]); i++)
+			;
+		if (i == e0)
+			return 0;
+	}
+	return i == len;
+}
+
+/* s[0..len) as a double when float_syntax accepts it. */
+static int parse_float(const char *s, size_t len, double *d)
+{
+	char *copy;
+
+	if (!float_syntax(s, len))
+		return -1;
+	copy = mlc_xstrndup(s, len);
+	*d = strtod(copy, NULL);	/* the workers keep the "C" locale */
+	free(copy);
+	return 0;
+}
+
+/*
+ * A float written as text, as pydantic 2 reads a string for a float
+ * field: the text without surrounding white space, or else the text
+ * with single underscores between characters removed ("1_000.5").
+ * Returns 0 with *d set (possibly infinite or NaN: "inf", "1e400"), or
+ * -1 when the text is not a float.
+ */
+static int float_from_text(const char *s, size_t len, double *d)
+{
+	const char *t = s;
+	size_t tlen = len, i, k = 0;
+	char *plain;
+	int rc;
+
+	trim_space(&t, &tlen);
+	if (parse_float(t, tlen, d) == 0)
+		return 0;
+	if (!len || s[0] == '_' || s[len - 1] == '_' || !memchr(s, '_', len))
+		return -1;
+	plain = mlc_xmalloc(len);
+	for (i = 0; i < len; i++) {
+		if (s[i] != '_')
+			plain[k++] = s[i];
+		else if (s[i + 1] == '_')
+			break;
+	}
+	rc = i == len ? parse_float(plain, k, d) : -1;
+	free(plain);
+	return rc;
+}
+
+/*
+ * d written as Python's repr() writes a float, which is what the Python
+ * service returned for a number it had converted: the shortest digits
+ * that read back as d, fixed notation for exponents -4 to 15 ("16.0",
+ * "0.0001", "1000000000000000.0"), otherwise "1e+16", "1e-05".  d is
+ * finite; out has room for 64 bytes.
+ */
+static void float_repr(double d, char *out)
+{
+	char buf[40], digits[24], *m, *w = out;
+	int p, e, nd = 0, point, i;
+
+	for (p = 1; p < 17; p++) {
+		snprintf(buf, sizeof(buf), "%.*e", p - 1, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	snprintf(buf, sizeof(buf), "%.*e", p - 1, d);
+	m = buf;
+	if (*m == '-')
+		*w++ = *m++;
+	for (; *m && *m != 'e'; m++)
+		if (is_digit(*m))
+			digits[nd++] = *m;
+	e = atoi(m + 1);
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	point = e + 1;		/* digits before the decimal point */
+	if (e < -4 || e >= 16) {
+		*w++ = digits[0];
+		if (nd > 1) {
+			*w++ = '.';
+			memcpy(w, digits + 1, (size_t)nd - 1);
+			w += nd - 1;
+		}
+		sprintf(w, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+		return;
+	}
+	if (point <= 0) {
+		*w++ = '0';
+		*w++ = '.';
+		for (i = point; i < 0; i++)
+			*w++ = '0';
+		memcpy(w, digits, (size_t)nd);
+		w += nd;
+	} else {
+		for (i = 0; i < point; i++)
+			*w++ = i < nd ? digits[i] : '0';
+		*w++ = '.';
+		if (point >= nd)
+			*w++ = '0';
+		for (i = point; i < nd; i++)
+			*w++ = digits[i];
+	}
+	*w = '\0';
+}
+
+/* A converted number as a JSON double written the way Python writes it. */
+static json_object *new_float(double d)
+{
+	char text[64];
+
+	float_repr(d, text);
+	return need(json_object_new_double_s(d, text));
+}
+
+/* ---- integers, numbers, booleans ---- */
+
+/*
+ * The integer value of a JSON number v, when it has one: *over is set to
+ * +1 / -1 when the value is integral but beyond the int64 range (a huge
+ * uint64 or a double such as 1e300), where it is reported as breaking the
+ * implicit bound rather than silently clamped.
  */
 static int integral_value(json_object *v, long long *n, int *over)
 {
@@ -260,16 +503,27 @@ static int integral_value(json_object *v, long long *n, int *over)
 }
 
 /*
- * MLC_V_INT: a JSON integer, or a double with an integral value (3.0 ->
- * 3); 3.5, strings and booleans are refused.
+ * MLC_V_INT, pydantic 2's lax int: a JSON integer; a number with an
+ * integral value (3.0 -> 3); true / false (1 / 0); a string holding an
+ * integer (see int_from_text: " 1 ", "1.0", "1_000").  3.5, "1.5",
+ * "abc", lists and objects are refused.
  */
 static int check_int(const struct mlc_field *f, json_object *v, const struct loc *at,
 		     json_object *errors, json_object **out)
 {
 	long long n = 0;
-	int over;
+	int over = 0, rc;
 
-	if (integral_value(v, &n, &over) < 0) {
+	if (json_object_is_type(v, json_type_boolean)) {
+		n = json_object_get_boolean(v);
+		rc = 0;
+	} else if (json_object_is_type(v, json_type_string)) {
+		rc = int_from_text(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+				   &n, &over);
+	} else {
+		rc = integral_value(v, &n, &over);
+	}
+	if (rc < 0) {
 		add_error(errors, at, "value is not a valid integer", "type_error.integer", NULL);
 		return -1;
 	}
@@ -285,45 +539,115 @@ static int check_int(const struct mlc_field *f, json_object *v, const struct loc
 	return 0;
 }
 
-/* MLC_V_NUM: any JSON number, shared so that its original text stays. */
+/*
+ * MLC_V_NUM: a JSON number is shared, so that its original text stays
+ * (0.89 stays 0.89, 16 stays 16).  What pydantic 2's lax float also
+ * takes is converted to the float it gives, written as Python writes it:
+ * a string holding a float ("0.89" -> 0.89, " 16 " -> 16.0, "1_000" ->
+ * 1000.0) and true / false (1.0 / 0.0).  A string whose float is not
+ * finite ("inf", "nan", "1e400") has no JSON form and is refused.
+ */
 static int check_num(json_object *v, const struct loc *at, json_object *errors,
 		     json_object **out)
 {
-	if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) {
+	double d;
+
+	if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) {
+		*out = json_object_get(v);
+		return 0;
+	}
+	if (json_object_is_type(v, json_type_boolean)) {
+		*out = new_float(json_object_get_boolean(v) ? 1.0 : 0.0);
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string) ||
+	    float_from_text(json_object_get_string(v), (size_t)json_object_get_string_len(v),
+			    &d) < 0) {
 		add_error(errors, at, "value is not a valid float", "type_error.float", NULL);
 		return -1;
 	}
-	*out = json_object_get(v);
-	return 0;
-}
-
-static int check_bool(json_object *v, const struct loc *at, json_object *errors,
-		      json_object **out)
-{
-	if (!json_object_is_type(v, json_type_boolean)) {
-		add_error(errors, at, "value could not be parsed to a boolean", "type_error.bool", NULL);
+	if (!isfinite(d)) {
+		add_error(errors, at, "ensure this value is a finite number",
+			  "value_error.number.not_finite", NULL);
 		return -1;
 	}
-	*out = json_object_get(v);
+	*out = new_float(d);
 	return 0;
 }
 
 /*
- * MLC_V_STR_OR_BOOL: kept as given.  A string still obeys the field's
- * string constraints (max_len, choices, check) when it has any.
+ * A boolean as pydantic 2's lax bool reads one: true / false; the numbers
+ * 0 and 1 (also 0.0 and 1.0); the strings "0", "1" and, in any case,
+ * "f", "n", "no", "off", "false", "t", "y", "on", "yes", "true" (taken
+ * as they are: " true" is not a boolean).  Returns 0 or 1, or -1.
+ */
+static int bool_value(json_object *v)
+{
+	static const char *const no[] = { "0", "f", "n", "no", "off", "false" };
+	static const char *const yes[] = { "1", "t", "y", "on", "yes", "true" };
+	long long n;
+	int over;
+
+	if (json_object_is_type(v, json_type_boolean))
+		return json_object_get_boolean(v);
+	if (json_object_is_type(v, json_type_string)) {
+		const char *s = json_object_get_string(v);
+
+		if ((size_t)json_object_get_string_len(v) != strlen(s))
+			return -1;
+		for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+			if (!strcasecmp(s, no[i]))
+				return 0;
+			if (!strcasecmp(s, yes[i]))
+				return 1;
+		}
+		return -1;
+	}
+	if (integral_value(v, &n, &over) == 0 && !over && (n == 0 || n == 1))
+		return (int)n;
+	return -1;
+}
+
+/* MLC_V_BOOL: see bool_value; the result is a JSON boolean. */
+static int check_bool(json_object *v, const struct loc *at, json_object *errors,
+		      json_object **out)
+{
+	int b = bool_value(v);
+
+	if (b < 0) {
+		add_error(errors, at, "value could not be parsed to a boolean", "type_error.bool", NULL);
+		return -1;
+	}
+	*out = json_object_is_type(v, json_type_boolean) ? json_object_get(v)
+							 : need(json_object_new_boolean(b));
+	return 0;
+}
+
+/*
+ * MLC_V_STR_OR_BOOL: a string is kept as given and obeys the field's
+ * string constraints (max_len, choices, check); a boolean is kept; the
+ * numbers 0 and 1 become false and true, as pydantic 2 read them for a
+ * bool field.  Other numbers, lists and objects are refused.
  */
 static int check_str_or_bool(const struct mlc_field *f, json_object *v, const struct loc *at,
 			     json_object *errors, json_object **out)
 {
+	int b;
+
 	if (json_object_is_type(v, json_type_string)) {
 		if (check_string_rules(f, json_object_get_string(v),
 				       (size_t)json_object_get_string_len(v), v, at, errors) < 0)
 			return -1;
-	} else if (!json_object_is_type(v, json_type_boolean)) {
+		*out = json_object_get(v);
+		return 0;
+	}
+	if ((!json_object_is_type(v, json_type_boolean) && !json_object_is_type(v, json_type_int) &&
+	     !json_object_is_type(v, json_type_double)) || (b = bool_value(v)) < 0) {
 		add_error(errors, at, "value is not a valid string or boolean", "type_error.str", NULL);
 		return -1;
 	}
-	*out = json_object_get(v);
+	*out = json_object_is_type(v, json_type_boolean) ? json_object_get(v)
+							 : need(json_object_new_boolean(b));
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /*
- * validate.h - declarative validation of JSON bodies, producing errors in
- * the shape FastAPI (pydantic v1) clients already parse:
+ * validate.h - declarative validation of JSON bodies, accepting and
+ * converting values as pydantic 2 (lax mode) did, producing errors in the
+ * shape FastAPI (pydantic v1) clients already parse:
  *   {"loc": ["body", "hyperparameter", 0, "value"],
  *    "msg": "value is not a valid integer", "type": "type_error.integer"}
  * Every failing field is reported, not just the first.
@@ -11,11 +12,17 @@
 #include <json-c/json.h>
 
 enum mlc_vtype {
-	MLC_V_STR,	/* string; a JSON number is accepted and becomes its text (pydantic v1 coercion) */
-	MLC_V_INT,	/* JSON integer, or a double with an integral value (stored as int) */
-	MLC_V_NUM,	/* any JSON number, kept exactly as written (0.89 stays 0.89) */
-	MLC_V_BOOL,	/* true / false */
-	MLC_V_STR_OR_BOOL, /* a string or a boolean, kept as given (a string obeys the MLC_V_STR constraints) */
+	/* Conversions follow pydantic 2's lax mode for JSON input. */
+	MLC_V_STR,	/* a JSON string; numbers and booleans are refused */
+	MLC_V_INT,	/* an integer: a JSON integer, an integral number (3.0), true / false,
+			 * or a string holding an integer (" 1 ", "1.0", "1_000"); stored as int */
+	MLC_V_NUM,	/* a JSON number, kept exactly as written (0.89 stays 0.89); a string
+			 * holding a float or a boolean becomes that float ("0.89" -> 0.89,
+			 * "16" -> 16.0, true -> 1.0); not finite ("inf") is refused */
+	MLC_V_BOOL,	/* true / false, 0 / 1, "true" / "no" / "1" and the other words
+			 * pydantic reads as booleans; stored as a JSON boolean */
+	MLC_V_STR_OR_BOOL, /* a string kept as given (obeying the MLC_V_STR constraints), or a
+			 * boolean; 0 / 1 become false / true */
 	MLC_V_OBJ,	/* object validated with .fields (any object when .fields is NULL) */
 	MLC_V_LIST,	/* array whose items have type .item (and .fields when .item is MLC_V_OBJ);
 			 * items are never null and obey the field's min/max, choices and check */
@@ -45,7 +52,7 @@ struct mlc_field {
  * loc0 is the first element of every error's loc ("body" or "query").
  * Returns a new normalized object holding exactly the schema's fields
  * (absent optional fields as null unless partial; unknown keys dropped;
- * values coerced as described above), or NULL after appending one detail
+ * values converted as described above), or NULL after appending one detail
  * entry per failure to errors (a json array).  With partial nonzero,
  * required fields may be absent and absent fields are left out of the
  * result (for PATCH).  When in is not an object, a single error with

@@ -5,9 +5,12 @@
  * strings with choices and a format check, a string-or-boolean).
  *
  * Properties checked: a NULL result comes with at least one well-formed
- * error and a result with none; a full result has every schema field; and
+ * error and a result with none; a full result has every schema field;
  * validating a partial result again gives the same result (so handlers
- * may store normalized bodies and re-read them).
+ * may store normalized bodies and re-read them); and so does validating
+ * the result's JSON text parsed again (converted values, such as "1e16"
+ * for a number becoming 1e+16, are written as valid JSON that converts
+ * to itself).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -135,11 +138,12 @@ static json_object *run(json_object *in, int partial)
 	return res;
 }
 
-/* A partial result validates again to itself. */
+/* A partial result validates again to itself, as it is and as text. */
 static void check_idempotent(json_object *res)
 {
-	json_object *again = run(res, 1);
+	json_object *again = run(res, 1), *reread = NULL, *again2;
 	const char *a, *b;
+	char msg[256];
 
 	if (!again)
 		abort();
@@ -149,6 +153,18 @@ static void check_idempotent(json_object *res)
 		fprintf(stderr, "not idempotent:\n%s\n%s\n", a, b);
 		abort();
 	}
+	if (mlc_json_parse(a, strlen(a), &reread, msg, sizeof(msg)) < 0) {
+		fprintf(stderr, "the result is not valid JSON (%s):\n%s\n", msg, a);
+		abort();
+	}
+	again2 = run(reread, 1);
+	if (!again2 || strcmp(a, json_object_to_json_string_ext(again2, JSON_C_TO_STRING_PLAIN))) {
+		fprintf(stderr, "not idempotent through its text:\n%s\n%s\n", a,
+			again2 ? json_object_to_json_string_ext(again2, JSON_C_TO_STRING_PLAIN) : "NULL");
+		abort();
+	}
+	json_object_put(again2);
+	json_object_put(reread);
 	json_object_put(again);
 }
 

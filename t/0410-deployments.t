@@ -84,9 +84,24 @@ bare = t.add_model(t.minimal_model(), "a model without artifacts")
 r = mm.deploy(bare["modelid"])
 t.is_error(r, 409, "deploying a model that has no model file")
 t.like((t.body_of(r) or {}).get("detail", ""), r"upload", "the 409 says to upload a model file")
-gen = mm.deploy(model["modelid"], "")
+gen = t.post("/deployment/add", json={"modelid": model["modelid"], "ownerid": "agent-e2e", "deployment_id": "",
+                                     "placement": {"clusterID": "*", "node": "*", "continuum": 1},
+                                     "inference_data": "1"})
+if gen.status_code == 201:
+    t.defer(lambda: t.http("DELETE", "/deployment/" + gen.json()["deployment_id"], timeout=30))
 t.is_status(gen, 201, "an empty deployment_id is replaced by a generated one")
 t.like((t.body_of(gen) or {}).get("deployment_id", ""), t.UUID4_RE, "the generated deployment_id is a UUID")
+t.is_([(t.body_of(gen) or {}).get("inference_data"), ((t.body_of(gen) or {}).get("placement") or {}).get("continuum")],
+      [1, True], "inference_data \"1\" is stored as 1 and continuum 1 as true, as pydantic 2 converted them")
+t.is_(t.db_rows("SELECT inference_data FROM deployments WHERE deployment_id = %s",
+                (t.body_of(gen) or {}).get("deployment_id")), [{"inference_data": 1}],
+      "the deployments row holds inference_data 1")
+t.is_422(t.post("/deployment/add", json={"modelid": 5, "ownerid": "a", "placement": {"continuum": 2},
+                                         "inference_data": "yes"}),
+         [(("body", "modelid"), "str type expected", "type_error.str"),
+          (("body", "placement", "continuum"), "value is not a valid string or boolean", "type_error.str"),
+          (("body", "inference_data"), "value is not a valid integer", "type_error.integer")],
+         "a number for modelid, continuum 2 and inference_data \"yes\" are refused")
 
 # ---- failures with reasons ----
 bad = mm.register(reg, X, y, names, pickled=pickle.dumps(RaisesOnLoad(), protocol=4))

@@ -122,6 +122,59 @@ t.is_422(predict(dep, {"explain": True}), [(("body", "data"), "field required", 
          "a body without data")
 t.is_422(predict(dep, {"data": "5.1, 3.5"}), [(("body", "data"), None, "type_error.list")],
          "data that is a string")
+
+# ---- featurelists with values the document only gives as examples ----
+# The gateway reads the model's featurelist at every call, so patching it
+# changes how the next call's rows are checked (the runtime keeps its own).
+mpath = "/model/" + ridge["modelid"]
+fl = mm.featurelist(names)
+row = X[0].tolist()
+keyed = dict(zip(names, row))
+
+
+def with_featurelist(featurelist, what):
+    r = t.patch(mpath, json={"featurelist": featurelist})
+    if r.status_code != 200:
+        raise RuntimeError("cannot patch the featurelist (%s): %s" % (what, t.describe(r)))
+
+
+def row_shape(what):
+    return [(("body", "data"), "rows keyed by feature name need the model's input features, but " + what
+             + "; send rows as lists in feature order", "value_error.row_shape")]
+
+
+with_featurelist([dict(f, type="numeric") for f in fl[:-1]] + [dict(fl[-1], kind=7)],
+                 "type numeric, target of kind 7")
+t.ok(abs(((t.body_of(predict(dep, {"data": keyed})) or {}).get("prediction") or [0])[0]
+         - reg.predict(X[:1])[0]) < 1e-9,
+     "inputs of type \"numeric\" and a target of kind 7: an object row predicts (kind 7 is not an input)")
+t.is_422(predict(dep, {"data": row + [1.0]}), [(("body", "data"), "row has 11 values; the model takes 10 features",
+                                                 "value_error.row_length")],
+         "an entry of kind 7 does not count as an input")
+t.is_status(predict(dep, {"data": row[:2] + ["a string"] + row[3:]}), 502,
+            "a string for a feature of type \"numeric\" is left to the model (which fails: 502), not refused")
+with_featurelist(fl[:3] + [dict(fl[3], feature_name=None)] + fl[4:], "a nameless input")
+t.is_422(predict(dep, {"data": keyed}),
+         row_shape("its featurelist entry 3 is an input (kind 0) without a feature_name"),
+         "an input entry without a feature_name: an object row is refused, saying why")
+t.is_status(predict(dep, {"data": row}), 200, "while a list row of all 10 values predicts")
+t.is_422(predict(dep, {"data": row[:9]}), [(("body", "data"), "row has 9 values; the model takes 10 features",
+                                            "value_error.row_length")],
+         "the nameless input still counts: a row of 9 values is refused")
+with_featurelist(fl[:3] + [dict(fl[3], feature_name=names[0])] + fl[4:], "a name twice")
+t.is_422(predict(dep, {"data": keyed}), row_shape("its featurelist names the input feature 'age' twice"),
+         "a name given to two inputs: an object row is refused, saying why")
+t.is_status(predict(dep, {"data": row}), 200, "while a list row predicts")
+with_featurelist([dict(f, kind=2) for f in fl], "no inputs")
+t.is_422(predict(dep, {"data": keyed}), row_shape("its featurelist has no input features (entries of kind 0)"),
+         "a featurelist without inputs: an object row is refused, saying why")
+t.is_status(predict(dep, {"data": row}), 200, "while a list row predicts")
+with_featurelist(None, "none")
+t.is_422(predict(dep, {"data": [keyed, keyed]}),
+         [(("body", "data", i), "rows keyed by feature name need the model's input features, but the model "
+           "has no featurelist; send rows as lists in feature order", "value_error.row_shape") for i in (0, 1)],
+         "no featurelist: object rows are refused, saying why")
+with_featurelist(fl, "restored")
 t.is_error(predict("no-such-deployment", {"data": [1]}), 404, "predict on an unknown deployment")
 nodata = mm.register(reg, X, y, names, with_data=False)
 dep_nodata = deployed(nodata)
@@ -179,7 +232,7 @@ srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CSVHandler)
 threading.Thread(target=srv.serve_forever, daemon=True).start()
 port = srv.server_address[1]
 link_model = mm.register(reg, X, y, names)
-dep_link = deployed(link_model, inference_data=1, ownerid=owner + "-link")
+dep_link = deployed(link_model, inference_data="1", ownerid=owner + "-link")  # "1" as pydantic 2 took it
 allowed = "127.0.0.1" in os.environ.get("MLC_LINK_ALLOW_HOSTS", "").split(",")
 if not allowed:
     t.skip("a data link to a CSV served locally predicts every row", "MLC_LINK_ALLOW_HOSTS lacks 127.0.0.1")

@@ -181,13 +181,17 @@ t.defer(mlc_cmd, "up")  # whatever happens below, leave the instance running
 model = training_model(TRAIN_CODE)
 mid = model["modelid"]
 placement = {"clusterID": "*", "node": "n1", "continuum": "Edge"}
-r = start(mid, placement=placement)
+t.is_422(start(mid, placement={"node": 5}, redeploy="maybe"),
+         [(("body", "placement", "node"), "str type expected", "type_error.str"),
+          (("body", "redeploy"), "value could not be parsed to a boolean", "type_error.bool")],
+         "a number for placement.node and redeploy \"maybe\" are refused")
+r = start(mid, placement=placement, redeploy="no")
 t.is_status(r, 201, "POST /mltraining/add answers 201")
 body = t.body_of(r) or {}
 tid = body.get("deployment_id")
-t.is_({k: body.get(k) for k in ("modelid", "placement", "status")},
-      {"modelid": mid, "placement": placement, "status": "waiting"},
-      "the answer names the model, the placement and status waiting")
+t.is_({k: body.get(k) for k in ("modelid", "placement", "status", "redeploy")},
+      {"modelid": mid, "placement": placement, "status": "waiting", "redeploy": False},
+      "the answer names the model, the placement and status waiting (redeploy \"no\" stored as false)")
 t.ok(tid and tid == body.get("training_id"), "deployment_id is the training's id", body)
 st = wait_training(tid)
 t.is_((st or {}).get("status"), "completed", "the training completes", st)

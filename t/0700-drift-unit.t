@@ -326,6 +326,36 @@ t.is_(drift.model_features(json.dumps([
     "featurelist: entries with a name and kind 0 or absent, in order, typed")
 t.is_([drift.model_features(v) for v in (None, "null", "[]", "not json")], [[]] * 4,
       "featurelist: none gives no features")
+t.is_(drift.model_features([{"feature_name": "n", "type": "numeric", "kind": 0},
+                            {"feature_name": "e", "type": ""}, {"feature_name": "t", "kind": 7},
+                            {"feature_name": "x", "type": 5}, {"feature_name": "c", "type": "cont"}]),
+      [("n", "numeric"), ("e", ""), ("x", "cont"), ("c", "cont")],
+      "featurelist: a type other than cont/cat is kept to be decided; kind 7 is not an input")
+typed = pd.DataFrame({"n": [1.5, 2.0, 3.0], "i": [1, 2, 3], "s": ["a", "b", "a"],
+                      "b": [True, False, True], "m": ["1", "x", "2"]})
+decided, why = drift.decide_types([("n", "numeric"), ("i", "category"), ("s", "numeric"), ("b", ""),
+                                   ("m", "mixed"), ("gone", "numeric"), ("c", "cont"), ("k", "cat")],
+                                  typed)
+t.is_(decided, [("n", "cont"), ("i", "cont"), ("s", "cat"), ("b", "cat"), ("m", "cat"),
+                ("gone", "cont"), ("c", "cont"), ("k", "cat")],
+      "decide_types: numeric training columns are continuous, others (booleans too) categorical; "
+      "no column: continuous; cont/cat as declared")
+t.is_(sorted(why), ["b", "gone", "i", "m", "n", "s"], "decide_types: a note for each decided feature only")
+t.is_(why.get("n"), 'featurelist type "numeric" is neither "cont" nor "cat": taken as continuous, '
+      "because the training data's column is numeric", "decide_types: the note for a numeric column")
+t.is_(why.get("s"), 'featurelist type "numeric" is neither "cont" nor "cat": taken as categorical, '
+      "because the training data's column is not numeric", "decide_types: the note for a text column")
+t.like(why.get("gone") or "", "no column to decide from: taken as continuous",
+       "decide_types: the note when the training data lacks the column")
+r = drift.compute(pd.DataFrame({"n": np.arange(40.0), "s": ["a", "b"] * 20}),
+                  [[float(i), "a" if i % 3 else "b"] for i in range(30)],
+                  [("n", "numeric"), ("s", "label")], 2, ALPHA)
+t.is_([[x["type"], x["method"], x["n_infer"], x["note"]] for x in r],
+      [["cont", "ks", 30, None], ["cat", "chi2", 30, None]],
+      "compute(): types \"numeric\" and \"label\" are tested as the training columns say")
+t.like(r[1]["warning"] or "", 'type "label" .* taken as categorical', "compute(): and says so in warning")
+t.is_(drift.result_note(dict(r[1], note="too few")), r[1]["warning"] + "; too few",
+      "result_note: the type decision, then why a feature was not tested")
 t.is_([list(drift.drift_settings(v)) for v in (
     '[{"is_true": 1, "method": 1}]', '[{"is_true": 0, "method": 2}, {"is_true": 1, "method": 1}]',
     '[{"is_true": 0, "method": 2}]', None, "[]")],
@@ -639,6 +669,29 @@ else:
     sql("UPDATE drift_runs SET status = 'failed', reason = 'test' WHERE run_id = %s", taken)
     t.skip("fail_interrupted fails a run left running", "would touch the instance's runs")
     t.skip("... with a reason", "would touch the instance's runs")
+
+# Featurelist types other than cont/cat are decided from the training data,
+# and the metrics rows say so.
+TRAIN_T = pd.DataFrame({"num": np.round(rng.normal(0, 1, 200), 6),
+                        "txt": rng.choice(["red", "blue"], 200), "label": rng.integers(0, 2, 200)})
+T = add_model([{"feature_name": "num", "type": "numeric", "kind": 0},
+               {"feature_name": "txt", "type": "", "kind": 0},
+               {"feature_name": "label", "type": "cont", "kind": 7}], [{"is_true": 0, "method": 0}], TRAIN_T)
+add_ops(T, [json.dumps([[float(rng.normal()), str(rng.choice(["red", "blue"]))] for _ in range(4)])
+            for _ in range(5)], now())
+run_t = request(T)
+row, _ = carry_out(run_t)
+m = metrics(run_t)
+t.is_([row["status"], sorted(m), m.get("num", {}).get("type"), m.get("num", {}).get("method"),
+       m.get("txt", {}).get("type"), m.get("txt", {}).get("method"), m.get("txt", {}).get("n_infer")],
+      ["completed", ["num", "txt"], "cont", "mean_shift", "cat", "chi2", 20],
+      "types \"numeric\" and \"\" are tested as the training columns say (kind 7 is no input)")
+t.like(m.get("num", {}).get("note") or "", 'type "numeric" is neither "cont" nor "cat": taken as continuous',
+       "the metrics row's note says how the type was decided")
+t.like(m.get("txt", {}).get("note") or "", 'type "" is neither .* taken as categorical',
+       "... for the text column too")
+t.is_(metrics(run1)["a"]["note"], None, "a declared cont feature that was tested has no note")
+t.ok(any("taken as categorical" in line for line in LOG.lines), "the decision is logged too")
 
 # Without a featurelist the training columns but the last are the features.
 E = add_model(None, [{"is_true": 0, "method": 2}],

@@ -61,14 +61,19 @@ t.ok(by.get("bmi", {}).get("p_value", 1) < 0.05, "its p-value is below 0.05")
 t.is_((by.get("bmi", {}).get("n_infer"), by.get("bmi", {}).get("n_train")), (200, len(X)),
       "it counts every row of every batch and the whole training set")
 t.ok(all(m.get("window_start") and m.get("window_end") for m in res), "results record their window")
+t.ok(all("note" in m and m["note"] is None for m in res), "results carry a note, null when there is nothing to say",
+     [m.get("note", "absent") for m in res])
 only = t.body_of(t.get("/model/%s/drift" % mid, params={"feature": "bmi"})) or []
 t.is_([m["feature"] for m in only], ["bmi"], "?feature= filters the results")
 summary = t.body_of(t.get("/model/%s/drift/summary" % mid)) or []
 t.is_(sorted(m["feature"] for m in summary), sorted(names), "the summary has the latest result per feature")
 
-# The method follows the model's settings from the next run on.
-t.is_status(t.patch("/model/" + mid, json={"drift_detection": [{"is_true": 1, "method": 0}]}), 200,
-            "PATCH switches drift detection to method 0")
+# The method follows the model's settings from the next run on; a
+# featurelist type other than cont/cat is decided from the training data.
+fl = [dict(f, type="numeric") if f["feature_name"] == "bmi" else f for f in mm.featurelist(names)]
+t.is_status(t.patch("/model/" + mid, json={"drift_detection": [{"is_true": "1", "method": False}],
+                                           "featurelist": fl}), 200,
+            "PATCH switches drift detection to method 0 (sent as false) and types bmi \"numeric\"")
 for i in range(0, 40, 20):
     t.post("/deployment/%s/predict" % dep, json={"data": shifted[i:i + 20].tolist()})
 r = t.post("/model/%s/drift/run" % mid)
@@ -76,5 +81,10 @@ st = wait_run((t.body_of(r) or {}).get("run_id", ""))
 t.is_((st or {}).get("status"), "completed", "the second run completes")
 summary = {m["feature"]: m for m in t.body_of(t.get("/model/%s/drift/summary" % mid)) or []}
 t.is_(summary.get("bmi", {}).get("method"), "mean_shift", "the next run uses the new method (Welch's t-test)")
+t.is_([summary.get("bmi", {}).get("type"), summary.get("bmi", {}).get("note")],
+      ["cont", 'featurelist type "numeric" is neither "cont" nor "cat": taken as continuous, '
+       "because the training data's column is numeric"],
+      "bmi of type \"numeric\" is tested as continuous, and its note in the results says why")
+t.is_(summary.get("age", {}).get("note"), None, "a feature typed cont has no note")
 t.is_status(t.delete("/deployment/" + dep), 200, "stop the deployment")
 t.done()

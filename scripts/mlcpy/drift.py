@@ -54,13 +54,17 @@ values per feature whatever the data size.
 Features
 --------
 The input features are the featurelist entries with a feature_name and
-kind 0 or absent, in order, typed by their "type" ("cat", anything else
-numeric) - the rule the predict gateway uses.  Without any, the training
-CSV's columns except the last (taken to be the target) are used, in
-order, typed "cont" when pandas reads them as numbers and "cat"
-otherwise.  A feature missing from the training data, or left with fewer
-than 2 usable values on either side, still gets a drift_metrics row,
-with NULL statistic and p-value (and the reason in the log).
+kind 0 or absent, in order - the rule the predict gateway uses - typed by
+their "type": "cat" is categorical; "cont", null or absent continuous;
+any other type (the API stores whatever a client sent, "numeric",
+"categorical", "") is decided from the training data's column: "cont"
+when pandas reads it as numbers (booleans are not), "cat" otherwise, and
+the decision is kept in the metrics row's note.  Without any input
+feature, the training CSV's columns except the last (taken to be the
+target) are used, in order, typed the same way.  A feature missing from
+the training data, or left with fewer than 2 usable values on either
+side, still gets a drift_metrics row, with NULL statistic and p-value and
+the reason in its note (and in the log).
 
 Inference rows
 --------------
@@ -135,6 +139,7 @@ FETCH = 500              # rows per fetchmany
 FLUSH = 4096             # numeric rows converted to float64 at a time
 NAME_MAX = 255           # drift_metrics.feature
 REASON_MAX = 4000
+NOTE_MAX = 2000          # drift_metrics.note
 
 METHODS = {0: "mean_shift", 1: "mmd", 2: "ks"}
 METHOD_NAMES = {0: "mean-shift", 1: "MMD", 2: "Kolmogorov-Smirnov"}
@@ -215,10 +220,22 @@ def drift_settings(drift_detection):
     return False, None
 
 
+def declared_type(item):
+    """'cat' or 'cont' from a featurelist entry's type; any other string is
+    returned as it is (decide_types() settles it from the training data)."""
+    typ = item.get("type")
+    if typ == "cat":
+        return "cat"
+    if typ is None or typ == "cont" or not isinstance(typ, str):
+        return "cont"
+    return typ
+
+
 def model_features(featurelist):
     """The input features of a featurelist (text or parsed) as
-    [(name, 'cont'|'cat')]: entries with a non-empty feature_name whose kind
-    is 0 or absent, in order, duplicates dropped.  [] when there are none."""
+    [(name, type)]: entries with a non-empty feature_name whose kind is 0
+    or absent, in order, duplicates dropped; type is 'cont', 'cat' or a
+    type still to be decided (see declared_type).  [] when there are none."""
     items = _json(featurelist)
     out, seen = [], set()
     if not isinstance(items, list):
@@ -232,22 +249,59 @@ def model_features(featurelist):
         if kind is not None and _int(kind) != 0:
             continue
         seen.add(name)
-        out.append((name, "cat" if item.get("type") == "cat" else "cont"))
+        out.append((name, declared_type(item)))
     return out
+
+
+def _column_type(df, name):
+    """'cont' when the training column reads as numbers (not booleans), else
+    'cat'; None when there is no such column."""
+    import pandas as pd
+    if df is None or name not in df.columns:
+        return None
+    col = df[name]
+    if isinstance(col, pd.DataFrame):  # duplicated column name
+        col = col.iloc[:, 0]
+    return ("cont" if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+            else "cat")
+
+
+def decide_types(features, train_df):
+    """Settle the features whose type is neither 'cont' nor 'cat' from their
+    training column (see the module documentation).  Returns (features as
+    [(name, 'cont'|'cat')], {name: note saying what was decided})."""
+    out, notes = [], {}
+    for name, typ in features:
+        if typ in ("cont", "cat"):
+            out.append((name, typ))
+            continue
+        col = _column_type(train_df, name)
+        shown = json.dumps(typ, ensure_ascii=False)
+        if col is None:
+            out.append((name, "cont"))
+            notes[name] = ("featurelist type %s is neither \"cont\" nor \"cat\" and the training "
+                           "data has no column to decide from: taken as continuous" % shown)
+        else:
+            out.append((name, col))
+            notes[name] = ("featurelist type %s is neither \"cont\" nor \"cat\": taken as %s, "
+                           "because the training data's column is %s"
+                           % (shown, "continuous" if col == "cont" else "categorical",
+                              "numeric" if col == "cont" else "not numeric"))
+    return out, notes
 
 
 def _norm_features(features):
     """features as [(name, type)] from (name, type) pairs, featurelist-like
-    dicts or bare names (numeric)."""
+    dicts or bare names (numeric); types as declared_type() gives them."""
     out = []
     for f in features:
         if isinstance(f, str):
             out.append((f, "cont"))
         elif isinstance(f, dict):
-            out.append((str(f.get("feature_name")), "cat" if f.get("type") == "cat" else "cont"))
+            out.append((str(f.get("feature_name")), declared_type(f)))
         else:
             name, typ = f
-            out.append((str(name), "cat" if typ == "cat" else "cont"))
+            out.append((str(name), declared_type({"type": typ})))
     return out
 
 
@@ -524,9 +578,7 @@ def load_training(path, features):
                                  "but the last (the target) is a feature" % len(header))
             names = header[:-1]
             df = pd.read_csv(path, usecols=names)
-            features = [(n, "cont" if pd.api.types.is_numeric_dtype(df[n])
-                         and not pd.api.types.is_bool_dtype(df[n]) else "cat") for n in names]
-            return features, df
+            return [(n, _column_type(df, n)) for n in names], df
         present = [n for n, _ in features if n in header]
         cats = {n: str for n, t in features if t == "cat" and n in header}
         df = pd.read_csv(path, usecols=present, dtype=cats) if present else None
@@ -638,18 +690,21 @@ def compute(train_df, infer_rows, features, method, alpha, seed=0):
     """Test each feature for drift; pure (no I/O).
 
     train_df    pandas DataFrame with a column per feature (others ignored)
-    infer_rows  an InferenceSample, a 2-D numpy array, or an iterable of rows
-                (lists in feature order or dicts keyed by name) and/or
-                operations.data texts
-    features    [(name, 'cont'|'cat')] (or featurelist dicts, or names)
+    infer_rows  an InferenceSample (gathered for the features as
+                decide_types() settles them), a 2-D numpy array, or an
+                iterable of rows (lists in feature order or dicts keyed by
+                name) and/or operations.data texts
+    features    [(name, type)] (or featurelist dicts, or names); a type
+                other than 'cont'/'cat' is decided from train_df
     method      0 mean-shift, 1 MMD, 2 Kolmogorov-Smirnov (numeric features)
     alpha       significance level: drift_detected is p_value < alpha
     seed        seeds the MMD subsampling and permutations
 
-    Returns one dict per feature, in order: feature, type, method,
-    statistic, p_value (floats or None), drift_detected (bool), n_train,
-    n_infer, and note (why a feature was not tested, else None)."""
-    features = _norm_features(features)
+    Returns one dict per feature, in order: feature, type ('cont'|'cat'),
+    method, statistic, p_value (floats or None), drift_detected (bool),
+    n_train, n_infer, note (why a feature was not tested, else None) and
+    warning (how a declared type was settled, else None)."""
+    features, type_notes = decide_types(_norm_features(features), train_df)
     if method not in METHODS:
         raise DriftError("unknown drift detection method %r; use 0 (mean-shift), 1 (MMD) or "
                          "2 (Kolmogorov-Smirnov)" % (method,))
@@ -670,7 +725,8 @@ def compute(train_df, infer_rows, features, method, alpha, seed=0):
             infer = sample.numbers(j)
             n_train = train.size if train is not None else 0
             n_infer = infer.size
-        res.update(n_train=int(n_train), n_infer=int(n_infer), note=None)
+        res.update(n_train=int(n_train), n_infer=int(n_infer), note=None,
+                   warning=type_notes.get(name))
         if train is None:
             res["note"] = "the training data has no column '%s'" % name
         elif n_train < MIN_VALUES or n_infer < MIN_VALUES:
@@ -850,8 +906,9 @@ def check_model(conn, cfg, modelid, seed=0):
     if not arts:
         raise DriftError("model '%s' has no training data to compare with; upload it with "
                          "POST /model/%s/upload (file_kind=data)" % (modelid, modelid))
-    features, train_df = load_training(_artifact_path(cfg, arts[0]["path"]),
+    declared, train_df = load_training(_artifact_path(cfg, arts[0]["path"]),
                                        model_features(models[0]["featurelist"]))
+    features, _ = decide_types(declared, train_df)  # compute() says what it decided
     since = last_window_end(conn, modelid)
     conn.commit()
     sample, start, end = read_inference(conn, modelid, features, since, max_rows)
@@ -859,7 +916,7 @@ def check_model(conn, cfg, modelid, seed=0):
         sample, start, end = read_inference(conn, modelid, features, None, max_rows)
     if sample.rows < MIN_ROWS:
         raise DriftError("needs at least %d inference rows, has %d" % (MIN_ROWS, sample.rows))
-    results = compute(train_df, sample, features, method, alpha, seed)
+    results = compute(train_df, sample, declared, method, alpha, seed)
     return results, start, end, method
 
 
@@ -882,13 +939,20 @@ def _fail(conn, run_id, reason):
     conn.commit()
 
 
+def result_note(r):
+    """drift_metrics.note of a result: how its type was settled and why it
+    was not tested, or None."""
+    text = "; ".join(x for x in (r.get("warning"), r.get("note")) if x)
+    return _clip(text, NOTE_MAX) if text else None
+
+
 def _complete(conn, run_id, modelid, results, start, end):
     """Store the metrics and mark the run completed, in one transaction;
     False when the run was no longer 'running' (nothing stored)."""
     now = _now()
     rows = [(run_id, modelid, r["feature"][:NAME_MAX], r["type"], r["method"], r["statistic"],
              r["p_value"], 1 if r["drift_detected"] else 0, r["n_train"], r["n_infer"],
-             start, end, now) for r in results]
+             start, end, now, result_note(r)) for r in results]
     try:
         with conn.cursor() as cur:
             n = cur.execute("UPDATE drift_runs SET status = 'completed', reason = NULL, "
@@ -900,7 +964,8 @@ def _complete(conn, run_id, modelid, results, start, end):
             cur.executemany(
                 "INSERT INTO drift_metrics (run_id, modelid, feature, type, method, statistic, "
                 "p_value, drift_detected, n_train, n_infer, window_start, window_end, "
-                "timestamp) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+                "timestamp, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                rows)
         conn.commit()
     except Exception:
         conn.rollback()
@@ -937,6 +1002,8 @@ def run_one(conn, cfg, log, run_id, modelid=None):
         _say(log, subject, "the run was changed by someone else; results not stored")
         return None
     for r in results:
+        if r.get("warning"):
+            _say(log, subject, "feature '%s': %s", r["feature"], r["warning"])
         if r["note"]:
             _say(log, subject, "feature '%s' not tested: %s", r["feature"], r["note"])
     drifted = [r["feature"] for r in results if r["drift_detected"]]

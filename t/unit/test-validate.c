@@ -1,8 +1,9 @@
 /*
  * test-validate.c - mlc_validate against a schema shaped like the model
  * metadata: every pydantic v1 message and type, all failures reported at
- * once with their loc paths, partial mode, coercions, null handling, and
- * numbers keeping the text they were written with.
+ * once with their loc paths, partial mode, pydantic 2's lax conversions
+ * (hostile inputs included), null handling, and numbers keeping the text
+ * they were written with.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -162,10 +163,11 @@ static void test_required_and_null(void)
 static void test_str(void)
 {
 	passes_one("a string is kept", "{\"s\":\"x\"}", "{\"s\":\"x\"}");
-	passes_one("an integer becomes its text", "{\"s\":5}", "{\"s\":\"5\"}");
-	passes_one("a float becomes the text it was written as", "{\"s\":0.5}", "{\"s\":\"0.5\"}");
-	passes_one("an exponent stays as written", "{\"s\":1e3}", "{\"s\":\"1e3\"}");
+	fails_one("an integer is not a string", "{\"s\":5}", "s", "str type expected", "type_error.str");
+	fails_one("a float is not a string", "{\"s\":0.5}", "s", "str type expected", "type_error.str");
+	fails_one("an exponent is not a string", "{\"s\":1e3}", "s", "str type expected", "type_error.str");
 	passes_one("an empty string is a string", "{\"s\":\"\"}", "{\"s\":\"\"}");
+	passes_one("a numeric string stays a string", "{\"s\":\" 1.50 \"}", "{\"s\":\" 1.50 \"}");
 	fails_one("true is not a string", "{\"s\":true}", "s", "str type expected", "type_error.str");
 	fails_one("an object is not a string", "{\"s\":{}}", "s", "str type expected", "type_error.str");
 	fails_one("a list is not a string", "{\"s\":[\"x\"]}", "s", "str type expected", "type_error.str");
@@ -197,9 +199,9 @@ static void test_str_limits(void)
 	      "{\"modelname\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}", 1, NULL,
 	      "[{\"loc\":[\"body\",\"modelname\"],\"msg\":\"ensure this value has at most 10 characters\","
 	      "\"type\":\"value_error.any_str.max_length\",\"ctx\":{\"limit_value\":10}}]");
-	check("a coerced number obeys max_len", model_schema, "{\"modelname\":12345678901}", 1, NULL,
-	      "[{\"loc\":[\"body\",\"modelname\"],\"msg\":\"ensure this value has at most 10 characters\","
-	      "\"type\":\"value_error.any_str.max_length\",\"ctx\":{\"limit_value\":10}}]");
+	check("a number is refused before max_len is looked at", model_schema,
+	      "{\"modelname\":12345678901}", 1, NULL,
+	      "[{\"loc\":[\"body\",\"modelname\"],\"msg\":\"str type expected\",\"type\":\"type_error.str\"}]");
 	check("a permitted choice", model_schema, "{\"modelkind\":\"clustering\"}", 1,
 	      "{\"modelkind\":\"clustering\"}", "[]");
 	check("a value outside the choices", model_schema, "{\"modelkind\":\"Regressor\"}", 1, NULL,
@@ -207,12 +209,9 @@ static void test_str_limits(void)
 	      "\"msg\":\"unexpected value; permitted: 'classification', 'regression', 'clustering'\","
 	      "\"type\":\"value_error.const\",\"ctx\":{\"given\":\"Regressor\","
 	      "\"permitted\":[\"classification\",\"regression\",\"clustering\"]}}]");
-	check("choices report the value as given, before coercion", model_schema,
+	check("a number for a field with choices is not a string", model_schema,
 	      "{\"modelkind\":5}", 1, NULL,
-	      "[{\"loc\":[\"body\",\"modelkind\"],"
-	      "\"msg\":\"unexpected value; permitted: 'classification', 'regression', 'clustering'\","
-	      "\"type\":\"value_error.const\",\"ctx\":{\"given\":5,"
-	      "\"permitted\":[\"classification\",\"regression\",\"clustering\"]}}]");
+	      "[{\"loc\":[\"body\",\"modelkind\"],\"msg\":\"str type expected\",\"type\":\"type_error.str\"}]");
 	check("choices are case-sensitive", model_schema, "{\"modelkind\":\"Clustering\"}", 1, NULL,
 	      "[{\"loc\":[\"body\",\"modelkind\"],"
 	      "\"msg\":\"unexpected value; permitted: 'classification', 'regression', 'clustering'\","
@@ -228,10 +227,15 @@ static void test_int(void)
 	passes_one("a negative integer", "{\"i\":-7}", "{\"i\":-7}");
 	passes_one("int64 extremes", "{\"i\":-9223372036854775808}", "{\"i\":-9223372036854775808}");
 	fails_one("a fractional float", "{\"i\":3.5}", "i", "value is not a valid integer", "type_error.integer");
-	fails_one("true is not an integer", "{\"i\":true}", "i", "value is not a valid integer", "type_error.integer");
-	fails_one("false is not an integer", "{\"i\":false}", "i", "value is not a valid integer", "type_error.integer");
-	fails_one("a numeric string is not an integer", "{\"i\":\"5\"}", "i",
-		  "value is not a valid integer", "type_error.integer");
+	passes_one("true is the integer 1", "{\"i\":true}", "{\"i\":1}");
+	passes_one("false is the integer 0", "{\"i\":false}", "{\"i\":0}");
+	passes_one("a numeric string is an integer", "{\"i\":\"5\"}", "{\"i\":5}");
+	check("a numeric string obeys the bounds", model_schema, "{\"inference_data\":\"3\"}", 1, NULL,
+	      "[{\"loc\":[\"body\",\"inference_data\"],\"msg\":\"ensure this value is less than or equal to 2\","
+	      "\"type\":\"value_error.number.not_le\",\"ctx\":{\"limit_value\":2}}]");
+	check("true obeys the bounds", one_schema, "{\"neg\":true}", 1, NULL,
+	      "[{\"loc\":[\"body\",\"neg\"],\"msg\":\"ensure this value is less than or equal to -1\","
+	      "\"type\":\"value_error.number.not_le\",\"ctx\":{\"limit_value\":-1}}]");
 	fails_one("a list is not an integer", "{\"i\":[1]}", "i", "value is not a valid integer", "type_error.integer");
 	check("above uint64's int64 range without a bound", one_schema, "{\"i\":18446744073709551615}", 1, NULL,
 	      "[{\"loc\":[\"body\",\"i\"],\"msg\":\"ensure this value is less than or equal to 9223372036854775807\","
@@ -263,9 +267,9 @@ static void test_num(void)
 	passes_one("1.50 keeps its trailing zero", "{\"n\":1.50}", "{\"n\":1.50}");
 	passes_one("an integer is a number", "{\"n\":16}", "{\"n\":16}");
 	passes_one("a negative exponent", "{\"n\":-2.5E-3}", "{\"n\":-2.5E-3}");
-	fails_one("a numeric string is not a number", "{\"n\":\"0.89\"}", "n",
-		  "value is not a valid float", "type_error.float");
-	fails_one("true is not a number", "{\"n\":true}", "n", "value is not a valid float", "type_error.float");
+	passes_one("a numeric string is the number", "{\"n\":\"0.89\"}", "{\"n\":0.89}");
+	passes_one("true is the number 1.0", "{\"n\":true}", "{\"n\":1.0}");
+	fails_one("a word is not a number", "{\"n\":\"high\"}", "n", "value is not a valid float", "type_error.float");
 	fails_one("an object is not a number", "{\"n\":{}}", "n", "value is not a valid float", "type_error.float");
 
 	/* The normalized object itself, printed with json-c's default
@@ -289,16 +293,222 @@ static void test_num(void)
 	json_object_put(errors);
 }
 
+/*
+ * One value for field key of one_schema ("i" int, "n" number, "b" bool,
+ * "s" string): it converts to want (JSON text), or (want NULL) it is
+ * refused with exactly one error of type err.
+ */
+static void conv(const char *key, const char *value, const char *want, const char *err)
+{
+	char body[512], expect[512];
+	json_object *in, *errors, *res;
+
+	snprintf(body, sizeof(body), "{\"%s\":%s}", key, value);
+	in = parse(body);
+	errors = json_object_new_array();
+	res = mlc_validate(in, one_schema, "body", errors, 1);
+	if (want) {
+		snprintf(expect, sizeof(expect), "{\"%s\":%s}", key, want);
+		is_str(res ? print(res) : print(errors), expect, "%s: %s becomes %s", key, value, want);
+	} else {
+		json_object *e = json_object_array_get_idx(errors, 0), *type = NULL;
+
+		if (e)
+			json_object_object_get_ex(e, "type", &type);
+		if (!ok(!res && json_object_array_length(errors) == 1 && type &&
+			!strcmp(json_object_get_string(type), err), "%s: %s is refused (%s)", key, value, err))
+			diag("result %s, errors %s", res ? print(res) : "NULL", print(errors));
+	}
+	json_object_put(res);
+	json_object_put(errors);
+	json_object_put(in);
+}
+
+#define NOT_INT "type_error.integer"
+#define NOT_FLOAT "type_error.float"
+#define NOT_BOOL "type_error.bool"
+#define NOT_STR "type_error.str"
+#define NOT_FINITE "value_error.number.not_finite"
+#define NOT_LE "value_error.number.not_le"
+#define NOT_GE "value_error.number.not_ge"
+#define NO_NULL "type_error.none.not_allowed"
+
+/*
+ * pydantic 2's lax conversions for JSON input, field type by field type,
+ * on the values clients send by mistake or on purpose.
+ */
+static void test_conversions(void)
+{
+	static const struct {
+		const char *value, *i, *n, *b, *s;	/* want; "!type" = refused */
+	} rows[] = {
+		/* value               int        number      bool       string */
+		{ "\"1\"",             "1",       "1.0",      "true",    "\"1\"" },
+		{ "\" 1 \"",           "1",       "1.0",      "!" NOT_BOOL, "\" 1 \"" },
+		{ "\"\\t1\\n\"",       "1",       "1.0",      "!" NOT_BOOL, "\"\\t1\\n\"" },
+		{ "\"\\u00a01\\u3000\"", "1",     "1.0",      "!" NOT_BOOL, NULL },
+		{ "\"1.0\"",           "1",       "1.0",      "!" NOT_BOOL, "\"1.0\"" },
+		{ "\"42.000\"",        "42",      "42.0",     "!" NOT_BOOL, NULL },
+		{ "\"1.5\"",           "!" NOT_INT, "1.5",    "!" NOT_BOOL, "\"1.5\"" },
+		{ "\"1.\"",            "!" NOT_INT, "1.0",    "!" NOT_BOOL, NULL },
+		{ "\".5\"",            "!" NOT_INT, "0.5",    "!" NOT_BOOL, NULL },
+		{ "\"0.89\"",          "!" NOT_INT, "0.89",   "!" NOT_BOOL, NULL },
+		{ "\"-2.5E-3\"",       "!" NOT_INT, "-0.0025", "!" NOT_BOOL, NULL },
+		{ "\"1e3\"",           "!" NOT_INT, "1000.0", "!" NOT_BOOL, NULL },
+		{ "\"1E-5\"",          "!" NOT_INT, "1e-05",  "!" NOT_BOOL, NULL },
+		{ "\"1e16\"",          "!" NOT_INT, "1e+16",  "!" NOT_BOOL, NULL },
+		{ "\"1e15\"",          "!" NOT_INT, "1000000000000000.0", "!" NOT_BOOL, NULL },
+		{ "\"0.0001\"",        "!" NOT_INT, "0.0001", "!" NOT_BOOL, NULL },
+		{ "\"1e-400\"",        "!" NOT_INT, "0.0",    "!" NOT_BOOL, NULL },
+		{ "1.0",               "1",       "1.0",      "true",    "!" NOT_STR },
+		{ "1.5",               "!" NOT_INT, "1.5",    "!" NOT_BOOL, "!" NOT_STR },
+		{ "0",                 "0",       "0",        "false",   "!" NOT_STR },
+		{ "2",                 "2",       "2",        "!" NOT_BOOL, "!" NOT_STR },
+		{ "-1",                "-1",      "-1",       "!" NOT_BOOL, "!" NOT_STR },
+		{ "true",              "1",       "1.0",      "true",    "!" NOT_STR },
+		{ "false",             "0",       "0.0",      "false",   "!" NOT_STR },
+		{ "\"true\"",          "!" NOT_INT, "!" NOT_FLOAT, "true", "\"true\"" },
+		{ "\"False\"",         "!" NOT_INT, "!" NOT_FLOAT, "false", NULL },
+		{ "\"yes\"",           "!" NOT_INT, "!" NOT_FLOAT, "true", "\"yes\"" },
+		{ "\"OFF\"",           "!" NOT_INT, "!" NOT_FLOAT, "false", NULL },
+		{ "\"t\"",             "!" NOT_INT, "!" NOT_FLOAT, "true", NULL },
+		{ "\"n\"",             "!" NOT_INT, "!" NOT_FLOAT, "false", NULL },
+		{ "\"0\"",             "0",       "0.0",      "false",   NULL },
+		{ "\" true\"",         "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"2\"",             "2",       "2.0",      "!" NOT_BOOL, NULL },
+		{ "\"abc\"",           "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, "\"abc\"" },
+		{ "\"\"",              "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, "\"\"" },
+		{ "\" \"",             "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"1e400\"",         "!" NOT_INT, "!" NOT_FINITE, "!" NOT_BOOL, NULL },
+		{ "\"-1e400\"",        "!" NOT_INT, "!" NOT_FINITE, "!" NOT_BOOL, NULL },
+		{ "\"inf\"",           "!" NOT_INT, "!" NOT_FINITE, "!" NOT_BOOL, NULL },
+		{ "\"-Infinity\"",     "!" NOT_INT, "!" NOT_FINITE, "!" NOT_BOOL, NULL },
+		{ "\"NaN\"",           "!" NOT_INT, "!" NOT_FINITE, "!" NOT_BOOL, NULL },
+		{ "\"infinite\"",      "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"0x10\"",          "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, "\"0x10\"" },
+		{ "\"1_000\"",         "1000",    "1000.0",   "!" NOT_BOOL, "\"1_000\"" },
+		{ "\"1_000.5\"",       "!" NOT_INT, "1000.5", "!" NOT_BOOL, NULL },
+		{ "\"0_42\"",          "42",      "42.0",     "!" NOT_BOOL, NULL },
+		{ "\"4_2.0\"",         "42",      "42.0",     "!" NOT_BOOL, NULL },
+		{ "\" 1_000 \"",       "1000",    "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"1__000\"",        "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"_1\"",            "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"1_\"",            "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"1 000\"",         "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"01\"",            "1",       "1.0",      "!" NOT_BOOL, NULL },
+		{ "\"-01\"",           "-1",      "-1.0",     "!" NOT_BOOL, NULL },
+		{ "\"-0_1.00\"",       "-1",      "-1.0",     "!" NOT_BOOL, NULL },
+		{ "\"0-1\"",           "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"+5\"",            "5",       "5.0",      "!" NOT_BOOL, NULL },
+		{ "\"-0\"",            "0",       "-0.0",     "!" NOT_BOOL, NULL },
+		{ "\"+-1\"",           "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"--1\"",           "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"1e\"",            "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\".\"",             "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"1.0.0\"",         "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },
+		{ "\"1\\u0000\"",      "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, "!value_error.str.regex" },
+		{ "\"\\u0661\"",       "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },	/* Arabic-Indic 1 */
+		{ "\"\\uff11\"",       "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, NULL },	/* fullwidth 1 */
+		{ "\"123456789012345678\"", "123456789012345678", "1.2345678901234568e+17", "!" NOT_BOOL, NULL },
+		{ "\"9223372036854775807\"", "9223372036854775807", "9.223372036854776e+18", "!" NOT_BOOL, NULL },
+		{ "\"9223372036854775808\"", "!" NOT_LE, "9.223372036854776e+18", "!" NOT_BOOL, NULL },
+		{ "\"-9223372036854775808\"", "-9223372036854775808", "-9.223372036854776e+18", "!" NOT_BOOL, NULL },
+		{ "\"-9223372036854775809\"", "!" NOT_GE, NULL, "!" NOT_BOOL, NULL },
+		{ "\"99999999999999999999999999999999\"", "!" NOT_LE, "1e+32", "!" NOT_BOOL, NULL },
+		{ "9223372036854775808", "!" NOT_LE, "9223372036854775808", "!" NOT_BOOL, "!" NOT_STR },
+		{ "18446744073709551615", "!" NOT_LE, "18446744073709551615", "!" NOT_BOOL, "!" NOT_STR },
+		{ "-9223372036854775808", "-9223372036854775808", "-9223372036854775808", "!" NOT_BOOL, "!" NOT_STR },
+		{ "1e300",             "!" NOT_LE, "1e300",   "!" NOT_BOOL, "!" NOT_STR },
+		{ "1e-300",            "!" NOT_INT, "1e-300", "!" NOT_BOOL, "!" NOT_STR },
+		{ "null",              "!" NO_NULL, "!" NO_NULL, "!" NO_NULL, "!" NO_NULL },
+		{ "[]",                "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, "!" NOT_STR },
+		{ "[1]",               "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, "!" NOT_STR },
+		{ "{}",                "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, "!" NOT_STR },
+		{ "{\"a\":1}",         "!" NOT_INT, "!" NOT_FLOAT, "!" NOT_BOOL, "!" NOT_STR },
+	};
+	static const char *const keys[] = { "i", "n", "b", "s" };
+
+	for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+		const char *want[] = { rows[r].i, rows[r].n, rows[r].b, rows[r].s };
+
+		for (size_t k = 0; k < 4; k++) {
+			if (!want[k])
+				continue;
+			if (want[k][0] == '!')
+				conv(keys[k], rows[r].value, NULL, want[k] + 1);
+			else
+				conv(keys[k], rows[r].value, want[k], NULL);
+		}
+	}
+
+	/* A JSON number the parser cannot hold never reaches validation. */
+	json_object *o = NULL;
+	char msg[128];
+
+	ok(mlc_json_parse("{\"i\":1e400}", 11, &o, msg, sizeof(msg)) < 0 && !o,
+	   "1e400 as a JSON number is refused by the parser");
+	ok(mlc_json_parse("{\"i\":99999999999999999999}", 26, &o, msg, sizeof(msg)) < 0 && !o,
+	   "an integer beyond uint64 is refused by the parser");
+	check("the refusal of a bad integer string names no converted value", one_schema,
+	      "{\"i\":\"12abc\"}", 1, NULL,
+	      "[{\"loc\":[\"body\",\"i\"],\"msg\":\"value is not a valid integer\",\"type\":\"type_error.integer\"}]");
+	check("a float string that is not finite", one_schema, "{\"n\":\"inf\"}", 1, NULL,
+	      "[{\"loc\":[\"body\",\"n\"],\"msg\":\"ensure this value is a finite number\","
+	      "\"type\":\"value_error.number.not_finite\"}]");
+	check("a huge integer string against a maximum", model_schema, "{\"inference_data\":\"1e400\"}", 1, NULL,
+	      "[{\"loc\":[\"body\",\"inference_data\"],\"msg\":\"value is not a valid integer\","
+	      "\"type\":\"type_error.integer\"}]");
+	check("a long digit string against a maximum", model_schema,
+	      "{\"inference_data\":\"00000000000000000000000000000000001\"}", 1, "{\"inference_data\":1}", "[]");
+}
+
+/*
+ * A converted result printed, parsed again and validated again gives the
+ * same text: converted floats are written as valid JSON.
+ */
+static void test_converted_round_trip(void)
+{
+	static const char *const bodies[] = {
+		"{\"n\":\"0.89\",\"i\":\" 7 \",\"b\":\"yes\"}",
+		"{\"n\":\"1e16\"}", "{\"n\":\"-0\"}", "{\"n\":\"5e-324\"}", "{\"n\":\"1.7976931348623157e308\"}",
+		"{\"n\":\"0.1\"}", "{\"n\":\"123456.789e3\"}", "{\"n\":true}", "{\"n\":\"2.5e-5\"}",
+	};
+
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		json_object *in = parse(bodies[i]), *errors = json_object_new_array();
+		json_object *res = mlc_validate(in, one_schema, "body", errors, 1), *again = NULL, *res2;
+		char *text = strdup(res ? print(res) : "null");
+
+		again = parse(text);
+		res2 = again ? mlc_validate(again, one_schema, "body", errors, 1) : NULL;
+		is_str(res2 ? print(res2) : NULL, text, "%s converts to JSON that validates to itself", bodies[i]);
+		free(text);
+		json_object_put(res2);
+		json_object_put(again);
+		json_object_put(res);
+		json_object_put(errors);
+		json_object_put(in);
+	}
+}
+
 static void test_bool_and_str_or_bool(void)
 {
 	passes_one("true", "{\"b\":true}", "{\"b\":true}");
 	passes_one("false", "{\"b\":false}", "{\"b\":false}");
-	fails_one("1 is not a boolean", "{\"b\":1}", "b", "value could not be parsed to a boolean", "type_error.bool");
-	fails_one("\"true\" is not a boolean", "{\"b\":\"true\"}", "b",
+	passes_one("1 is true", "{\"b\":1}", "{\"b\":true}");
+	passes_one("\"true\" is true", "{\"b\":\"true\"}", "{\"b\":true}");
+	fails_one("2 is not a boolean", "{\"b\":2}", "b", "value could not be parsed to a boolean", "type_error.bool");
+	fails_one("\"maybe\" is not a boolean", "{\"b\":\"maybe\"}", "b",
 		  "value could not be parsed to a boolean", "type_error.bool");
 	passes_one("string or boolean: a string", "{\"sb\":\"Edge\"}", "{\"sb\":\"Edge\"}");
 	passes_one("string or boolean: a boolean", "{\"sb\":false}", "{\"sb\":false}");
 	fails_one("string or boolean: a number", "{\"sb\":5}", "sb",
+		  "value is not a valid string or boolean", "type_error.str");
+	passes_one("string or boolean: 1 is true", "{\"sb\":1}", "{\"sb\":true}");
+	passes_one("string or boolean: 0.0 is false", "{\"sb\":0.0}", "{\"sb\":false}");
+	passes_one("string or boolean: the string \"true\" stays a string", "{\"sb\":\"true\"}",
+		   "{\"sb\":\"true\"}");
+	fails_one("string or boolean: 0.5", "{\"sb\":0.5}", "sb",
 		  "value is not a valid string or boolean", "type_error.str");
 	fails_one("string or boolean: a list", "{\"sb\":[]}", "sb",
 		  "value is not a valid string or boolean", "type_error.str");
@@ -322,8 +532,11 @@ static void test_obj_and_list(void)
 	      "[{\"loc\":[\"body\",\"l\",1],\"msg\":\"value is not a valid integer\",\"type\":\"type_error.integer\"},"
 	      "{\"loc\":[\"body\",\"l\",3],\"msg\":\"none is not an allowed value\",\"type\":\"type_error.none.not_allowed\"},"
 	      "{\"loc\":[\"body\",\"l\",4],\"msg\":\"value is not a valid integer\",\"type\":\"type_error.integer\"}]");
-	check("list of strings coerces numbers", model_schema, "{\"modeltags\":[\"fast\",5,0.5]}", 1,
-	      "{\"modeltags\":[\"fast\",\"5\",\"0.5\"]}", "[]");
+	check("a list of strings refuses numbers", model_schema, "{\"modeltags\":[\"fast\",5,0.5,\"\"]}", 1,
+	      NULL,
+	      "[{\"loc\":[\"body\",\"modeltags\",1],\"msg\":\"str type expected\",\"type\":\"type_error.str\"},"
+	      "{\"loc\":[\"body\",\"modeltags\",2],\"msg\":\"str type expected\",\"type\":\"type_error.str\"}]");
+	passes_one("list items are converted", "{\"l\":[\"1\",true,\" 2 \",3.0]}", "{\"l\":[1,1,2,3]}");
 	check("a list at max_len", model_schema,
 	      "{\"hyperparameter\":[{\"parameter\":\"a\",\"value\":1},{\"parameter\":\"b\",\"value\":2},"
 	      "{\"parameter\":\"c\",\"value\":3}]}", 1,
@@ -366,7 +579,7 @@ static void test_many_failures(void)
 	      "\"modeltags\":[\"ok\",false],"
 	      "\"drift_detection\":[{\"is_true\":2},{\"is_true\":1,\"method\":1.5}],"
 	      "\"placement\":{\"clusterID\":\"*\",\"node\":\"*\",\"continuum\":3},"
-	      "\"explain\":\"yes\",\"inference_data\":1}", 0, NULL,
+	      "\"explain\":\"maybe\",\"inference_data\":\"1\"}", 0, NULL,
 	      "[{\"loc\":[\"body\",\"modelname\"],\"msg\":\"field required\",\"type\":\"value_error.missing\"},"
 	      "{\"loc\":[\"body\",\"modelkind\"],"
 	      "\"msg\":\"unexpected value; permitted: 'classification', 'regression', 'clustering'\","
@@ -458,12 +671,13 @@ static void test_errors_accumulate(void)
 	json_object_put(errors);
 
 	/* The input is not changed by validation. */
-	in = parse("{\"i\":3.0,\"s\":5,\"x\":1}");
+	in = parse("{\"i\":\"3.0\",\"s\":\"5\",\"n\":\"16\",\"b\":\"on\",\"x\":1}");
 	errors = json_object_new_array();
 	json_object *res = mlc_validate(in, one_schema, "body", errors, 1);
 
-	is_str(print(in), "{\"i\":3.0,\"s\":5,\"x\":1}", "the input is left as it was");
-	is_str(print(res), "{\"s\":\"5\",\"i\":3}", "while the result is normalized");
+	is_str(print(in), "{\"i\":\"3.0\",\"s\":\"5\",\"n\":\"16\",\"b\":\"on\",\"x\":1}",
+	       "the input is left as it was");
+	is_str(print(res), "{\"s\":\"5\",\"i\":3,\"n\":16.0,\"b\":true}", "while the result is converted");
 	json_object_put(res);
 	json_object_put(in);
 	json_object_put(errors);
@@ -476,6 +690,8 @@ int main(void)
 	test_str_limits();
 	test_int();
 	test_num();
+	test_conversions();
+	test_converted_round_trip();
 	test_bool_and_str_or_bool();
 	test_obj_and_list();
 	test_many_failures();
