@@ -296,9 +296,23 @@ for how in ("KILL QUERY", "KILL CONNECTION"):
     t.is_((status, len(json.loads(body or b"null") or []), ended), (200, 2, True),
           "after %s the worker's next list is whole (its database connection is usable)" % how)
 
+# The reader goes away in the middle of a list: the worker stops writing,
+# the rest of the result is read and dropped, and its connection serves
+# the next request.
+req = fcgi.Request(big_path, "GET", sock)
+select.select([req.sock], [], [], 10)
+req.sock.recv(4096)
+req.sock.close()
+status, _, body, ended = fetch(big_path, "limit=2")
+t.is_((status, len(json.loads(body or b"null") or []), ended), (200, 2, True),
+      "after a reader left in the middle of a list, the worker's next list is whole")
+
 with open(api_log, errors="replace") as f:
-    t.like(f.read(), r"response cut off: the database failed after \d+ rows of a list",
-           "the worker logs the list it cut off")
+    log = f.read()
+t.like(log, r"response cut off: the database failed after \d+ rows of a list",
+       "the worker logs the list it cut off")
+t.like(log, r"list not delivered: the connection to nginx failed after \d+ rows",
+       "the worker logs the list its reader left")
 
 # The same through nginx: the database connection of whichever worker runs
 # the list is killed while it streams.  The client may see the connection
