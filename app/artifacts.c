@@ -342,11 +342,13 @@ void mlc_h_model_files(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_param p[] = { MLC_PSTR(id) };
+	long skip, limit;
 
-	if (mlc_model_exists_or_404(r, id) < 0)
+	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0 ||
+	    mlc_model_exists_or_404(r, id) < 0)
 		return;
-	mlc_reply_rows(r, "SELECT " FILE_COLS " FROM artifacts WHERE modelid = ? "
-		       "ORDER BY filekind, version", p, 1, file_from_row);
+	mlc_reply_page(r, "SELECT " FILE_COLS " FROM artifacts WHERE modelid = ? "
+		       "ORDER BY filekind, version LIMIT ? OFFSET ?", p, 1, skip, limit, file_from_row);
 }
 
 struct download {

@@ -5,6 +5,10 @@
  * connection and kept in a small cache keyed by their text; losing the
  * connection drops the cache with it.  All text is exchanged as strings
  * (MYSQL_TYPE_STRING binds), which keeps DATETIME and DECIMAL exact.
+ *
+ * Results are read unbuffered (no mysql_stmt_store_result): each
+ * mysql_stmt_fetch takes the next row off the connection, so a result of
+ * any size costs one row of memory, and list replies stream it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +25,9 @@
 #define MAX_PARAMS 64
 #define MAX_COLS 32
 #define COL_INIT 512
+/* A column buffer grown past this for a long value is given back after
+ * the statement, so that one big row does not stay with the worker. */
+#define COL_KEEP (64 * 1024)
 
 struct stmt_entry {
 	char *sql;
@@ -31,6 +38,7 @@ struct mlc_db {
 	MYSQL *conn;
 	int in_txn;
 	unsigned long long insert_id;	/* AUTO_INCREMENT value of the last INSERT */
+	long long delivered;		/* rows the running statement gave its callback */
 	struct stmt_entry cache[STMT_CACHE];
 	size_t ncache;
 	/* Result buffers reused across statements. */
@@ -181,6 +189,19 @@ static void bind_params(MYSQL_BIND *b, const struct mlc_param *p, unsigned n,
 	}
 }
 
+static void shrink_columns(struct mlc_db *db, unsigned ncols)
+{
+	unsigned i;
+
+	for (i = 0; i < ncols && i < MAX_COLS; i++) {
+		if (db->colcap[i] > COL_KEEP) {
+			free(db->colbuf[i]);
+			db->colbuf[i] = NULL;
+			db->colcap[i] = 0;
+		}
+	}
+}
+
 /* Fetch every row of an executed statement into cb; grow column buffers
  * for values longer than they are. */
 static long long fetch_rows(struct mlc_db *db, MYSQL_STMT *st, unsigned ncols,
@@ -235,14 +256,27 @@ static long long fetch_rows(struct mlc_db *db, MYSQL_STMT *st, unsigned ncols,
 		if (grew && mysql_stmt_bind_result(st, b))
 			goto fail;
 		nrows++;
+		db->delivered++;
 		stop = cb ? cb(ctx, cols, lens, ncols) : 0;
 	}
+	/* With rows left (the callback stopped early), this reads and drops
+	 * them, so the connection is ready for the next statement. */
 	mysql_stmt_free_result(st);
+	shrink_columns(db, ncols);
 	return nrows;
 fail:
+	/* A row that could not be read (the server went away or sent an error
+	 * in the middle of the result) leaves its error on the connection,
+	 * not on the statement. */
 	*code = mysql_stmt_errno(st);
-	set_db_err(err, *code, mysql_stmt_error(st));
+	if (*code)
+		set_db_err(err, *code, mysql_stmt_error(st));
+	else if ((*code = mysql_errno(db->conn)))
+		set_db_err(err, *code, mysql_error(db->conn));
+	else
+		set_db_err(err, *code = CR_UNKNOWN_ERROR, "reading a row failed");
 	mysql_stmt_free_result(st);
+	shrink_columns(db, ncols);
 	return -1;
 }
 
@@ -258,6 +292,7 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 	unsigned ncols = 0;
 
 	*code = 0;
+	db->delivered = 0;
 	if (!db->conn && connect_db(db, err) < 0) {
 		*code = CR_CONNECTION_ERROR;
 		return -1;
@@ -297,6 +332,12 @@ long long mlc_db_exec(struct mlc_db *db, const char *sql,
 
 	if (rc >= 0 || !is_conn_error(code))
 		return rc;
+	/* Lost after rows went to the callback (a list may have streamed them
+	 * to a client already): running it again would hand them over twice. */
+	if (db->delivered) {
+		drop_connection(db);
+		return -1;
+	}
 	/* Lost while the server may have been executing it: a statement that
 	 * changes data may have been applied, so only reads are retried. */
 	if (code == CR_SERVER_LOST && strncmp(sql, "SELECT", 6)) {

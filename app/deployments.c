@@ -247,11 +247,11 @@ void mlc_h_deployment_all(struct mlc_req *r)
 {
 	long skip, limit;
 
-	if (mlc_paging_or_422(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, MLC_DEFAULT_LIMIT, &skip, &limit) < 0)
 		return;
-	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
-	mlc_reply_rows(r, "SELECT " DEPLOYMENT_COLS " FROM deployments "
-		       "ORDER BY created_at, deployment_id LIMIT ? OFFSET ?", p, 2, deployment_from_row);
+	mlc_reply_page(r, "SELECT " DEPLOYMENT_COLS " FROM deployments "
+		       "ORDER BY created_at, deployment_id LIMIT ? OFFSET ?", NULL, 0, skip, limit,
+		       deployment_from_row);
 }
 
 static int status_row(void *ctx, char **c, const unsigned long *l, unsigned n)
@@ -388,14 +388,16 @@ out:
 }
 
 /* Newest first: the order operations were recorded in, not the
- * client-supplied timestamps, which may arrive out of order. */
+ * client-supplied timestamps, which may arrive out of order.  Every one
+ * unless asked for less: the published API has no paging here. */
 void mlc_h_operations_by_owner(struct mlc_req *r)
 {
 	long skip, limit;
 
-	if (mlc_paging_or_422(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
 		return;
-	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")), MLC_PLONG(limit), MLC_PLONG(skip) };
-	mlc_reply_rows(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
-		       "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 3, operation_from_row);
+	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")) };
+	mlc_reply_page(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
+		       "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 1, skip, limit,
+		       operation_from_row);
 }

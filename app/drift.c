@@ -125,24 +125,27 @@ static json_object *metric_from_row(char **c)
 	return o;
 }
 
-/* GET /model/{id}/drift?skip&limit&feature=: results, newest first. */
+/* GET /model/{id}/drift?skip&limit&feature=: results, newest first; every
+ * one unless asked for less. */
 void mlc_h_drift_list(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id"), *feature = mlc_query_get(&r->query, "feature");
 	long skip, limit;
 
-	if (mlc_paging_or_422(r, &skip, &limit) < 0 || mlc_model_exists_or_404(r, id) < 0)
+	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0 ||
+	    mlc_model_exists_or_404(r, id) < 0)
 		return;
 	if (feature) {
-		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(feature), MLC_PLONG(limit), MLC_PLONG(skip) };
+		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(feature) };
 
-		mlc_reply_rows(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND "
-			      "feature = ? ORDER BY id DESC LIMIT ? OFFSET ?", p, 4, metric_from_row);
+		mlc_reply_page(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND "
+			       "feature = ? ORDER BY id DESC LIMIT ? OFFSET ?", p, 2, skip, limit,
+			       metric_from_row);
 	} else {
-		struct mlc_param p[] = { MLC_PSTR(id), MLC_PLONG(limit), MLC_PLONG(skip) };
+		struct mlc_param p[] = { MLC_PSTR(id) };
 
-		mlc_reply_rows(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? "
-			      "ORDER BY id DESC LIMIT ? OFFSET ?", p, 3, metric_from_row);
+		mlc_reply_page(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? "
+			       "ORDER BY id DESC LIMIT ? OFFSET ?", p, 1, skip, limit, metric_from_row);
 	}
 }
 
@@ -151,10 +154,12 @@ void mlc_h_drift_summary(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(id) };
+	long skip, limit;
 
-	if (mlc_model_exists_or_404(r, id) < 0)
+	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0 ||
+	    mlc_model_exists_or_404(r, id) < 0)
 		return;
-	mlc_reply_rows(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND id IN "
-		      "(SELECT MAX(id) FROM drift_metrics WHERE modelid = ? GROUP BY feature) "
-		      "ORDER BY feature", p, 2, metric_from_row);
+	mlc_reply_page(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND id IN "
+		       "(SELECT MAX(id) FROM drift_metrics WHERE modelid = ? GROUP BY feature) "
+		       "ORDER BY feature LIMIT ? OFFSET ?", p, 2, skip, limit, metric_from_row);
 }

@@ -2,11 +2,14 @@
  * http.c - FastCGI request input and JSON replies.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include "config.h"
 #include "http.h"
 #include "log.h"
 #include "validate.h"
@@ -232,15 +235,23 @@ static int query_long_err(struct mlc_req *r, const char *key, long def, long min
 			  long *out, json_object *errors)
 {
 	char msg[256];
-	int is_range = 0;
+	int is_range = 0, ge;
+	json_object *ctx;
 
 	if (!mlc_query_long(&r->query, key, def, min, max, out, msg, sizeof(msg), &is_range))
 		return 0;
+	ge = is_range && strstr(msg, "greater") != NULL;
 	mlc_validate_error(errors, msg,
 			   !is_range ? "type_error.integer"
-			   : strstr(msg, "greater") ? "value_error.number.not_ge"
-						    : "value_error.number.not_le",
+			   : ge ? "value_error.number.not_ge" : "value_error.number.not_le",
 			   "query", key, NULL);
+	if (is_range) {
+		/* pydantic gives a bound's value as ctx, as the body errors do. */
+		ctx = json_object_new_object();
+		json_object_object_add(ctx, "limit_value", json_object_new_int64(ge ? min : max));
+		json_object_object_add(json_object_array_get_idx(errors,
+					json_object_array_length(errors) - 1), "ctx", ctx);
+	}
 	return -1;
 }
 
@@ -257,19 +268,28 @@ int mlc_query_long_or_422(struct mlc_req *r, const char *key, long def,
 	return -1;
 }
 
-int mlc_paging_or_422(struct mlc_req *r, long *skip, long *limit)
+/* The largest skip or limit a client may give (2^40), whatever the
+ * configuration says. */
+#define PAGING_MAX (1L << 40)
+
+int mlc_paging_or_422(struct mlc_req *r, long def_limit, long *skip, long *limit)
 {
 	json_object *errors = json_object_new_array();
-	int bad = query_long_err(r, "skip", 0, 0, 1L << 40, skip, errors);
+	long max = mlc_config_long("MLC_MAX_LIMIT", 0);
+	int bad;
 
-	bad |= query_long_err(r, "limit", 100, 0, 1L << 40, limit, errors);
+	if (max <= 0 || max > PAGING_MAX)
+		max = PAGING_MAX;
+	else if (def_limit == MLC_NO_LIMIT || def_limit > max)
+		def_limit = max;
+	bad = query_long_err(r, "skip", 0, 0, PAGING_MAX, skip, errors);
+	/* MLC_NO_LIMIT is only ever a default: the query's range starts at 0. */
+	bad |= query_long_err(r, "limit", def_limit, 0, max, limit, errors);
 	if (bad) {
 		mlc_reply_422(r, errors);
 		return -1;
 	}
 	json_object_put(errors);
-	if (*limit > MLC_MAX_LIMIT)
-		*limit = MLC_MAX_LIMIT;
 	return 0;
 }
 
@@ -299,16 +319,8 @@ struct mlc_param mlc_json_param(json_object *v)
 
 struct row_sink {
 	mlc_row_json to_json;
-	json_object *out;	/* a list (every row) or the first row */
+	json_object *out;	/* the first row */
 };
-
-static int every_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
-{
-	struct row_sink *s = ctx;
-
-	json_object_array_add(s->out, s->to_json(cols));
-	return 0;
-}
 
 static int first_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
 {
@@ -318,18 +330,175 @@ static int first_row(void *ctx, char **cols, const unsigned long *lens, unsigned
 	return 1;
 }
 
+/* ---- streamed lists ---- */
+
+void mlc_reply_abort(struct mlc_req *r, const char *why)
+{
+	mlc_log("error", r->request_id, "response cut off: %s", why);
+	/* Whatever libfcgi still buffers is not worth sending.  Shutting the
+	 * socket down (rather than closing it) leaves the descriptor to
+	 * libfcgi, whose FCGX_Finish_r then fails to write the end-of-request
+	 * record and closes it.  nginx sees the stream end early ("upstream
+	 * prematurely closed") and ends the client's response without its
+	 * final chunk, so no client reads a shorter list as complete. */
+	if (r->fcgx->ipcFd >= 0)
+		shutdown(r->fcgx->ipcFd, SHUT_RDWR);
+	r->status = r->status ? r->status : 500;
+}
+
+struct list_out {
+	struct mlc_req *r;
+	mlc_row_json to_json;
+	const char *link;	/* "Link: ...\r\n" or "" */
+	long long rows;		/* rows written */
+	int lost;		/* writing to nginx failed: stop, send nothing more */
+};
+
+/* Write len bytes to the FastCGI stream (FCGX_PutStr takes an int). */
+static int put(struct list_out *o, const char *s, size_t len)
+{
+	while (len && !o->lost) {
+		int n = len > (1U << 30) ? 1 << 30 : (int)len;
+
+		if (FCGX_PutStr(s, n, o->r->fcgx->out) != n)
+			o->lost = 1;
+		s += n;
+		len -= (size_t)n;
+	}
+	return o->lost ? -1 : 0;
+}
+
+/* Status and headers, without a Content-Length: nginx sends the body
+ * chunked (HTTP/1.1) or closes the connection after it (HTTP/1.0). */
+static void list_head(struct list_out *o)
+{
+	struct mlc_req *r = o->r;
+	size_t cap = 128 + strlen(r->extra_header) + strlen(o->link);
+	char *head = mlc_xmalloc(cap);
+	int n = snprintf(head, cap, "Status: 200 OK\r\nContent-Type: application/json\r\n%s%s\r\n[",
+			 r->extra_header, o->link);
+
+	r->status = 200;
+	put(o, head, (size_t)n);
+	free(head);
+}
+
+static int stream_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct list_out *o = ctx;
+	json_object *row;
+	const char *s;
+	size_t len;
+
+	if (o->rows == 0)
+		list_head(o);
+	else
+		put(o, ",", 1);
+	row = o->to_json(cols);
+	s = json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN |
+					      JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	put(o, s, len);
+	json_object_put(row);
+	o->rows++;
+	/* Stopping early is safe: the database layer reads and discards the
+	 * rest of the result, so the connection is ready for the next
+	 * statement. */
+	return o->lost;
+}
+
+static void stream_list(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+			unsigned np, const char *link, mlc_row_json to_json)
+{
+	struct list_out o = { r, to_json, link ? link : "", 0, 0 };
+	struct mlc_err err = { 0, "" };
+	char why[sizeof(err.msg) + 64];
+
+	if (r->status) {
+		mlc_log("error", r->request_id, "second reply suppressed (list)");
+		return;
+	}
+	if (mlc_db_exec(r->db, sql, p, np, stream_row, &o, &err) < 0) {
+		if (o.rows == 0) {
+			/* Nothing went out yet: an ordinary error reply. */
+			mlc_reply_err(r, &err);
+			return;
+		}
+		snprintf(why, sizeof(why), "the database failed after %lld rows of a list: %s",
+			 o.rows, err.msg);
+		mlc_reply_abort(r, why);
+		return;
+	}
+	if (o.rows == 0)
+		list_head(&o);
+	put(&o, "]", 1);
+	if (o.lost)
+		mlc_log("warn", r->request_id, "list not delivered: the connection to nginx "
+			"failed after %lld rows", o.rows);
+}
+
 void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *p,
 		    unsigned np, mlc_row_json to_json)
 {
-	struct row_sink s = { to_json, json_object_new_array() };
-	struct mlc_err err = { 0, "" };
+	stream_list(r, sql, p, np, NULL, to_json);
+}
 
-	if (mlc_db_exec(r->db, sql, p, np, every_row, &s, &err) < 0) {
-		json_object_put(s.out);
-		mlc_reply_err(r, &err);
-		return;
+/* "SELECT 1 FROM <rest> LIMIT 1 OFFSET ?" for a page statement
+ * "SELECT <columns> FROM <rest> LIMIT ? OFFSET ?". */
+static char *probe_sql(const char *sql)
+{
+	static const char tail[] = " LIMIT ? OFFSET ?";
+	const char *from = strstr(sql, " FROM ");
+	size_t n = strlen(sql), t = sizeof(tail) - 1;
+	char *out;
+
+	/* The statements are fixed text of the handlers: a wrong shape is a
+	 * programming error, found by the first request to the route. */
+	if (strncmp(sql, "SELECT ", 7) || !from || n < t || strcmp(sql + n - t, tail))
+		mlc_die("a list statement must end in LIMIT ? OFFSET ?: %s", sql);
+	n -= t + (size_t)(from - sql);
+	out = mlc_xmalloc(n + 64);
+	snprintf(out, n + 64, "SELECT 1%.*s LIMIT 1 OFFSET ?", (int)n, from);
+	return out;
+}
+
+void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+		    unsigned np, long skip, long limit, mlc_row_json to_json)
+{
+	struct mlc_param *pp = mlc_xcalloc(np + 2, sizeof(*pp));
+	struct mlc_err err = { 0, "" };
+	char *link = NULL;
+	long long more = 0;
+
+	if (np)
+		memcpy(pp, p, np * sizeof(*pp));
+	/* Whether a row follows the page: one probe that stops at the first
+	 * row after it, not a count of the whole match.  It runs before the
+	 * rows, whose stream cannot add a header once it has started. */
+	if (limit > 0) {
+		char *probe = probe_sql(sql);
+
+		pp[np] = MLC_PLONG((long long)skip + limit);
+		more = mlc_db_exec(r->db, probe, pp, np + 1, NULL, NULL, &err);
+		free(probe);
+		if (more < 0) {
+			free(pp);
+			mlc_reply_err(r, &err);
+			return;
+		}
+		if (more) {
+			char *url = mlc_query_page_url(r->path, &r->query, skip + limit, limit);
+			size_t n = strlen(url) + 32;
+
+			link = mlc_xmalloc(n);
+			snprintf(link, n, "Link: <%s>; rel=\"next\"\r\n", url);
+			free(url);
+		}
 	}
-	mlc_reply_json(r, 200, s.out);
+	pp[np] = MLC_PLONG(limit == MLC_NO_LIMIT ? LLONG_MAX : limit);
+	pp[np + 1] = MLC_PLONG(skip);
+	stream_list(r, sql, pp, np + 2, link, to_json);
+	free(link);
+	free(pp);
 }
 
 int mlc_load_row(struct mlc_req *r, const char *sql, const struct mlc_param *p, unsigned np,

@@ -75,11 +75,16 @@ int mlc_query_long_or_422(struct mlc_req *r, const char *key, long def,
 			  long min, long max, long *out);
 
 /*
- * The skip and limit query parameters of list routes (defaults 0 and 100;
- * limit capped at MLC_MAX_LIMIT), or a 422 listing every bad one.
+ * The skip and limit query parameters of a list route: skip defaults to 0,
+ * limit to def_limit (MLC_NO_LIMIT: every row).  A limit above the
+ * configured maximum MLC_MAX_LIMIT (0, the default, sets none) is refused,
+ * never reduced; with a maximum set, a default above it becomes the
+ * maximum (the page then says when rows follow, see mlc_reply_page).
+ * Returns 0, or -1 after a 422 listing every bad parameter.
  */
-#define MLC_MAX_LIMIT 1000
-int mlc_paging_or_422(struct mlc_req *r, long *skip, long *limit);
+#define MLC_NO_LIMIT (-1L)
+#define MLC_DEFAULT_LIMIT 100L
+int mlc_paging_or_422(struct mlc_req *r, long def_limit, long *skip, long *limit);
 
 /*
  * "Value or reply" for bodies: r->body validated against schema (see
@@ -96,9 +101,34 @@ struct mlc_param mlc_json_param(json_object *v);
 /* Turns one result row into its JSON object (see mlc_db_exec for cols). */
 typedef json_object *(*mlc_row_json)(char **cols);
 
-/* 200 with a JSON list of every row of sql, mapped through to_json. */
+/*
+ * 200 with a JSON list of every row of sql, mapped through to_json.  The
+ * list is streamed: each row is written as it is fetched, so a worker holds
+ * one row at a time whatever the count, and the reply has no
+ * Content-Length.  An error before the first row is an ordinary error
+ * reply; after it, the response is cut off (see mlc_reply_abort).
+ */
 void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *p,
 		    unsigned np, mlc_row_json to_json);
+
+/*
+ * One page of a list, streamed as mlc_reply_rows does.  sql has the shape
+ * "SELECT <columns> FROM <rest> LIMIT ? OFFSET ?"; p holds its np other
+ * parameters, and limit (MLC_NO_LIMIT: every row) and skip are bound after
+ * them.  When the page is cut by limit, that is when a row follows it
+ * ("SELECT 1 FROM <rest> LIMIT 1 OFFSET skip+limit" finds one), the reply
+ * carries Link: <path?...&skip=NEXT&limit=LIMIT>; rel="next".
+ */
+void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+		    unsigned np, long skip, long limit, mlc_row_json to_json);
+
+/*
+ * End a reply whose head already went out so that the client cannot take
+ * it for a complete answer: the FastCGI connection is closed without its
+ * end-of-request record, and nginx drops the response without the last
+ * chunk.  Logs why.
+ */
+void mlc_reply_abort(struct mlc_req *r, const char *why);
 
 /* The first row of sql as JSON in *out (NULL when there is none), or -1
  * with err. */

@@ -226,27 +226,28 @@ void mlc_h_model_get(struct mlc_req *r)
 	reply_model_or_404(r, 200, mlc_param(r, "model_id"));
 }
 
+#define ALL_MODELS "SELECT " MODEL_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?"
+
+/* The published API pages /model/all (100 by default); getkind and search
+ * have no paging there, so they list every match unless asked for less. */
 void mlc_h_model_all(struct mlc_req *r)
 {
 	long skip, limit;
 
-	if (mlc_paging_or_422(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, MLC_DEFAULT_LIMIT, &skip, &limit) < 0)
 		return;
-	struct mlc_param p[] = { MLC_PLONG(limit), MLC_PLONG(skip) };
-	mlc_reply_rows(r, "SELECT " MODEL_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?",
-		       p, 2, model_from_row);
+	mlc_reply_page(r, ALL_MODELS, NULL, 0, skip, limit, model_from_row);
 }
 
 void mlc_h_model_getkind(struct mlc_req *r)
 {
 	long skip, limit;
 
-	if (mlc_paging_or_422(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
 		return;
-	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")),
-				 MLC_PLONG(limit), MLC_PLONG(skip) };
-	mlc_reply_rows(r, "SELECT " MODEL_COLS " FROM models WHERE modelkind = ? "
-		       "ORDER BY seq LIMIT ? OFFSET ?", p, 3, model_from_row);
+	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")) };
+	mlc_reply_page(r, "SELECT " MODEL_COLS " FROM models WHERE modelkind = ? "
+		       "ORDER BY seq LIMIT ? OFFSET ?", p, 1, skip, limit, model_from_row);
 }
 
 /*
@@ -256,12 +257,12 @@ void mlc_h_model_getkind(struct mlc_req *r)
  */
 void mlc_h_model_search(struct mlc_req *r)
 {
-	struct mlc_param p[MAX_SEARCH_TAGS + 2];
+	struct mlc_param p[MAX_SEARCH_TAGS];
 	char sql[512 + 3 * MAX_SEARCH_TAGS];
 	size_t i, ntags = 0, off;
 	long skip, limit;
 
-	if (mlc_paging_or_422(r, &skip, &limit) < 0)
+	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
 		return;
 	for (i = 0; i < r->query.n; i++) {
 		if (strcmp(r->query.pairs[i].key, "tags"))
@@ -279,8 +280,9 @@ void mlc_h_model_search(struct mlc_req *r)
 		}
 		p[ntags++] = MLC_PSTR(r->query.pairs[i].value);
 	}
+	/* Without tags every model matches. */
 	if (!ntags) {
-		mlc_h_model_all(r);
+		mlc_reply_page(r, ALL_MODELS, NULL, 0, skip, limit, model_from_row);
 		return;
 	}
 	off = (size_t)snprintf(sql, sizeof(sql), "SELECT " MODEL_COLS " FROM models "
@@ -288,9 +290,7 @@ void mlc_h_model_search(struct mlc_req *r)
 	for (i = 1; i < ntags; i++)
 		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ", ?");
 	snprintf(sql + off, sizeof(sql) - off, ")) ORDER BY seq LIMIT ? OFFSET ?");
-	p[ntags] = MLC_PLONG(limit);
-	p[ntags + 1] = MLC_PLONG(skip);
-	mlc_reply_rows(r, sql, p, (unsigned)ntags + 2, model_from_row);
+	mlc_reply_page(r, sql, p, (unsigned)ntags, skip, limit, model_from_row);
 }
 
 /* Append "col = ?, " for every field present in the partial update m. */

@@ -195,3 +195,65 @@ int mlc_query_long(const struct mlc_query *q, const char *key, long def,
 	*out = v;
 	return 0;
 }
+
+/* A growing string. */
+struct sbuf {
+	char *s;
+	size_t len, cap;
+};
+
+static void sb_add(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->s = mlc_xrealloc(b->s, b->cap);
+	}
+	memcpy(b->s + b->len, s, n);
+	b->len += n;
+	b->s[b->len] = '\0';
+}
+
+/* Percent-encode s into b; keep lists the characters besides the
+ * unreserved ones (RFC 3986) that stay as they are. */
+static void sb_encode(struct sbuf *b, const char *s, const char *keep)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char esc[3] = { '%', 0, 0 };
+
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    strchr("-._~", c) || (keep && strchr(keep, c))) {
+			sb_add(b, s, 1);
+		} else {
+			esc[1] = hex[c >> 4];
+			esc[2] = hex[c & 15];
+			sb_add(b, esc, 3);
+		}
+	}
+}
+
+char *mlc_query_page_url(const char *path, const struct mlc_query *q, long skip, long limit)
+{
+	struct sbuf b = { NULL, 0, 0 };
+	char num[64];
+
+	/* The path is percent-encoded already: '%' stays, and so do the other
+	 * characters a path segment may hold literally. */
+	sb_encode(&b, path, "%/!$&'()*+,;=:@");
+	sb_add(&b, "?", 1);
+	for (size_t i = 0; i < q->n; i++) {
+		const struct mlc_query_pair *p = &q->pairs[i];
+
+		if (!strcmp(p->key, "skip") || !strcmp(p->key, "limit"))
+			continue;
+		sb_encode(&b, p->key, NULL);
+		sb_add(&b, "=", 1);
+		sb_encode(&b, p->value, NULL);
+		sb_add(&b, "&", 1);
+	}
+	snprintf(num, sizeof(num), "skip=%ld&limit=%ld", skip, limit);
+	sb_add(&b, num, strlen(num));
+	return b.s;
+}

@@ -46,4 +46,14 @@ int mlc_query_long(const struct mlc_query *q, const char *key, long def,
 		   long min, long max, long *out, char *msg, size_t msglen,
 		   int *is_range);
 
+/*
+ * The URL of another page of the same list, for a Link header: path (the
+ * raw request path, still percent-encoded), then the pairs of q in order
+ * except skip and limit, re-encoded, then skip=SKIP&limit=LIMIT.  Every
+ * byte a header or a <URI-Reference> cannot carry (controls, space, '"',
+ * '<', '>', '\\', non-ASCII...) is percent-encoded, in the path too.
+ * Returns a new string.
+ */
+char *mlc_query_page_url(const char *path, const struct mlc_query *q, long skip, long limit);
+
 #endif

@@ -83,7 +83,7 @@ SEED_API_SECS=$(awk -v a="$SEED_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.
 run "GET /nginx-baseline (static)" /nginx-baseline
 run "GET /model/{id}" "/model/$MODEL_ID"
 run "GET /model/all?limit=100" "/model/all?limit=100"
-run "GET /model/getkind/bench-a" /model/getkind/bench-a
+run "GET /model/getkind/bench-a?limit=100" "/model/getkind/bench-a?limit=100"
 
 # ---- grow to $SEARCH_MODELS models with SQL ------------------------------------
 TOTAL=$(bench_sql -N -e "SELECT COUNT(*) FROM models")
@@ -114,7 +114,7 @@ fi
 FAST=$(bench_sql -N -e "SELECT COUNT(*) FROM model_tags WHERE tag = 'fast'")
 TOTAL=$(bench_sql -N -e "SELECT COUNT(*) FROM models")
 
-run "GET /model/search?tags=fast" "/model/search?tags=fast"
+run "GET /model/search?tags=fast&limit=100" "/model/search?tags=fast&limit=100"
 run "POST /model/add" /model/add "$BENCH_LIB/post-model.lua"
 
 # ---- inference operations: 1,000,000 stored, 1,000 owners ------------------------

@@ -1,7 +1,8 @@
 /*
  * fuzz-query.c - libFuzzer target for mlc_query_parse, mlc_query_get,
- * mlc_query_count and mlc_query_long.  The input, cut at its first NUL
- * byte as a C string would be, is the query string.
+ * mlc_query_count, mlc_query_long and mlc_query_page_url.  The input, cut
+ * at its first NUL byte as a C string would be, is the query string (and,
+ * for the page URL, the path too).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +44,30 @@ static void check_long(const struct mlc_query *q, const char *key)
 	}
 }
 
+/* The page URL is fit for a Link header whatever the request held, and
+ * its query parses again with skip and limit last. */
+static void check_page_url(const struct mlc_query *q, const char *path)
+{
+	char *url = mlc_query_page_url(path, q, 7, 3), *qs, msg[128];
+	struct mlc_query back;
+
+	for (const char *c = url; *c; c++)
+		if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || strchr("\"<>\\^`{|}", *c))
+			abort();
+	qs = strchr(url, '?');
+	if (!qs)
+		abort();
+	/* The re-encoded query may be longer than a request's own query
+	 * string may be, and then does not parse: nothing to compare. */
+	if (mlc_query_parse(&back, qs + 1, msg, sizeof(msg)) == 0) {
+		if (back.n < 2 || strcmp(back.pairs[back.n - 2].key, "skip") ||
+		    strcmp(back.pairs[back.n - 1].value, "3"))
+			abort();
+		mlc_query_release(&back);
+	}
+	free(url);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *qs = malloc(size + 1);
@@ -57,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		check_pairs(&q);
 		check_long(&q, "limit");
+		check_page_url(&q, qs);
 		if (q.n)
 			check_long(&q, q.pairs[0].key);
 	}

@@ -44,27 +44,32 @@ class Request:
             self.sock.sendall(_record(STDIN, chunk))
 
     def finish(self):
-        """End the body and read the reply: (status, headers dict, body bytes)."""
+        """End the body and read the reply: (status, headers dict, body bytes).
+        self.ended tells whether the reply closed with an end-request record
+        (a worker that cuts a reply off closes the connection without it)."""
         self.sock.sendall(_record(STDIN, b""))
-        out = b""
-        buf = b""
-        while True:
-            data = self.sock.recv(65536)
+        out = bytearray()
+        buf = bytearray()
+        self.ended = False
+        while not self.ended:
+            data = self.sock.recv(1 << 20)
             if not data:
                 break
             buf += data
-            while len(buf) >= 8:
-                _, rtype, _, clen, plen, _ = struct.unpack(">BBHHBB", buf[:8])
-                if len(buf) < 8 + clen + plen:
+            pos = 0
+            while len(buf) - pos >= 8:
+                _, rtype, _, clen, plen, _ = struct.unpack_from(">BBHHBB", buf, pos)
+                if len(buf) - pos < 8 + clen + plen:
                     break
-                content, buf = buf[8:8 + clen], buf[8 + clen + plen:]
                 if rtype == STDOUT:
-                    out += content
+                    out += buf[pos + 8:pos + 8 + clen]
                 elif rtype == END_REQUEST:
-                    self.sock.close()
-                    return _parse(out)
+                    self.ended = True
+                    break
+                pos += 8 + clen + plen
+            del buf[:pos]
         self.sock.close()
-        return _parse(out) if out else (None, {}, b"")
+        return _parse(bytes(out)) if out else (None, {}, b"")
 
 
 def _parse(out):

@@ -233,6 +233,75 @@ static void test_long(void)
 	mlc_query_release(&q);
 }
 
+/* The page URL for path and qs. */
+static char *page_url(const char *path, const char *qs, long skip, long limit)
+{
+	struct mlc_query q;
+	char msg[128];
+	char *url;
+
+	if (mlc_query_parse(&q, qs, msg, sizeof(msg)) < 0)
+		return NULL;
+	url = mlc_query_page_url(path, &q, skip, limit);
+	mlc_query_release(&q);
+	return url;
+}
+
+/* Whether every byte of s may stand in a Link header's <URI-Reference>. */
+static int link_safe(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f || strchr("\"<>\\^`{|}", *s))
+			return 0;
+	return 1;
+}
+
+static void test_page_url(void)
+{
+	struct mlc_query a, b;
+	char msg[128], *url, *qs;
+	const char *hostile = "tags=%0D%0ALink:%20x&tags=%3C%3E%22%5C&t%C3%BC=%FF%01+%2B&=v&k&skip=9";
+
+	url = page_url("/model/all", "", 100, 100);
+	is_str(url, "/model/all?skip=100&limit=100", "no query: skip and limit only");
+	free(url);
+	url = page_url("/model/all", "limit=5&skip=2&limit=7", 7, 5);
+	is_str(url, "/model/all?skip=7&limit=5", "every skip and limit of the request is replaced");
+	free(url);
+	url = page_url("/model/search", "tags=a&limit=2&tags=b+c&tags=d%26e", 2, 2);
+	is_str(url, "/model/search?tags=a&tags=b%20c&tags=d%26e&skip=2&limit=2",
+	       "repeated keys keep their order; values are re-encoded");
+	free(url);
+	url = page_url("/model/getkind/a%20b+c%2F%C3%BC", "limit=1", 1, 1);
+	is_str(url, "/model/getkind/a%20b+c%2F%C3%BC?skip=1&limit=1",
+	       "the raw path keeps its escapes and its literal '+'");
+	free(url);
+	url = page_url("/x/a b<>\"\xc3\xbc", "", 0, 1);
+	is_str(url, "/x/a%20b%3C%3E%22%C3%BC?skip=0&limit=1",
+	       "a raw space, '<', '>', '\"' or non-ASCII byte in the path is escaped");
+	free(url);
+
+	/* Hostile values: CR LF, '<', '>', '"', '\\', bytes above 0x7f and
+	 * controls all come out escaped, and the URL's query decodes to the
+	 * same pairs. */
+	url = page_url("/p", hostile, 30, 10);
+	ok(url && link_safe(url), "hostile values give a URL a header can carry: %s", url ? url : "(null)");
+	qs = url ? strchr(url, '?') + 1 : "";
+	if (ok(mlc_query_parse(&a, hostile, msg, sizeof(msg)) == 0 &&
+	       mlc_query_parse(&b, qs, msg, sizeof(msg)) == 0, "both query strings parse")) {
+		char *da = dump(&a), *db = dump(&b);
+
+		is_str(db, "tags=\r\nLink: x|tags=<>\"\\|t\xc3\xbc=\xff\x01 +|=v|k=|skip=30|limit=10",
+		       "the URL's query decodes to the request's pairs, skip and limit replaced");
+		ok(strstr(da, "skip=9") != NULL, "(the request had its own skip)");
+		free(da);
+		free(db);
+		mlc_query_release(&a);
+		mlc_query_release(&b);
+	}
+	free(url);
+}
+
 int main(void)
 {
 	test_basics();
@@ -240,5 +309,6 @@ int main(void)
 	test_decoding();
 	test_hostile();
 	test_long();
+	test_page_url();
 	return done_testing();
 }
