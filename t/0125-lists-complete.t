@@ -141,8 +141,10 @@ with t.db().cursor() as cur:
                 "SELECT %s, 'dep-lists', 'model-lists', CONCAT('[', seq, ']'), '[0]', UTC_TIMESTAMP(6) "
                 "FROM seq_1_to_10000", (owner,))
 t.defer(t.db_rows, "DELETE FROM operations WHERE ownerid = %s", owner)
-ops = [r["operationid"] for r in
-       t.db_rows("SELECT operationid FROM operations WHERE ownerid = %s ORDER BY operationid DESC", owner)]
+# The API shows operation_uuid as operationid; the integer key orders them.
+ops = [r["operation_uuid"] for r in
+       t.db_rows("SELECT operation_uuid FROM operations WHERE ownerid = %s ORDER BY operationid DESC",
+                 owner)]
 t.is_(len(ops), 10000, "setup: 10,000 operations of one owner")
 
 resp = t.get("/deployment/get/opos/" + owner)
