@@ -75,7 +75,20 @@ def load_model_file(path):
     except ImportError:  # python3-joblib comes with python3-sklearn
         with open(path, "rb") as f:
             return pickle.load(f)
-    return joblib.load(path)
+    try:
+        return joblib.load(path)
+    except KeyError as e:
+        # joblib unpickles with pickle's pure-Python Unpickler, which meets
+        # a byte that is no opcode as a KeyError from its dispatch table;
+        # say what pickle.load would.
+        tb = e.__traceback__
+        while tb.tb_next:
+            tb = tb.tb_next
+        code = tb.tb_frame.f_code
+        if (code.co_name == "load" and code.co_filename == pickle.__file__
+                and len(e.args) == 1 and isinstance(e.args[0], int)):
+            raise pickle.UnpicklingError("invalid load key, %r" % bytes([e.args[0] & 0xff])) from None
+        raise
 
 
 class Model:
