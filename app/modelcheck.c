@@ -314,8 +314,6 @@ static int decode(struct mlc_modelcheck *m, const unsigned char *p, size_t n)
 		take = n;
 		if (take > MLC_MODEL_SNIFF_MAX - m->fed)
 			take = (size_t)(MLC_MODEL_SNIFF_MAX - m->fed);
-		if (take > (1u << 30))
-			take = 1u << 30;	/* the decoders count in unsigned int */
 		used = take;
 		rc = decode_step(m, p, &used);
 		if (rc == D_ERROR)
