@@ -4,7 +4,8 @@
  *
  * The upload is never held in memory: body pieces go from libfcgi through
  * the multipart parser straight into a temporary file of the store while
- * SHA-256 and the format checks run over the same bytes.
+ * SHA-256 and the format checks (modelcheck.c, csvcheck.c) run over the
+ * same bytes.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -15,6 +16,7 @@
 #include "config.h"
 #include "csvcheck.h"
 #include "log.h"
+#include "modelcheck.h"
 #include "multipart.h"
 #include "routes.h"
 #include "stamp.h"
@@ -36,6 +38,7 @@ struct upload {
 	size_t kind_len;
 	int kind_too_long;
 	struct mlc_csv csv;
+	struct mlc_modelcheck model;
 	struct mlc_err err;
 };
 
@@ -69,6 +72,7 @@ static int up_data(void *ctx, const char *data, size_t len)
 
 	if (u->in_file) {
 		mlc_csv_feed(&u->csv, data, len);
+		mlc_modelcheck_feed(&u->model, data, len);
 		if (mlc_blob_write(&u->blob, data, len) < 0) {
 			mlc_err_set(&u->err, u->blob.write_errno == ENOSPC ? 507 : 500,
 				    "cannot write the upload: %s", strerror(u->blob.write_errno));
@@ -115,13 +119,6 @@ static void safe_name(const char *in, char *out, size_t cap)
 	out[n] = '\0';
 	if (!n)
 		snprintf(out, cap, "upload");
-}
-
-/* Pickle protocols 2 to 5 start with the PROTO opcode 0x80 and the
- * protocol number; every supported scikit-learn pickle does. */
-static int looks_like_pickle(const struct mlc_blob *b)
-{
-	return b->head_len >= 2 && b->head[0] == 0x80 && b->head[1] >= 2 && b->head[1] <= 5;
 }
 
 /* Read the whole body through the multipart parser.  Returns 0, or -1
@@ -172,29 +169,39 @@ out:
 	return -1;
 }
 
-/* Check the parts received; reply 422 listing every problem and return -1. */
+/* Check the parts received; reply 422 listing every problem (500 when the
+ * model check itself failed) and return -1. */
 static int check_upload(struct mlc_req *r, struct upload *u)
 {
-	json_object *errors = json_object_new_array();
+	json_object *errors;
 	const char *const *k;
-	int kind_ok = 0;
+	int kind_ok = 0, model_bad = 0;
 
+	for (k = file_kinds; *k && !u->kind_too_long; k++)
+		kind_ok |= u->kind_len && !strcmp(*k, u->kind);
+	if (u->file_parts && u->blob.size && kind_ok && !strcmp(u->kind, "model") &&
+	    mlc_modelcheck_finish(&u->model) < 0) {
+		if (u->model.internal) {
+			mlc_reply_detail(r, 500, "%s", mlc_modelcheck_error(&u->model));
+			return -1;
+		}
+		model_bad = 1;
+	}
+	errors = json_object_new_array();
 	if (!u->file_parts)
 		mlc_validate_error(errors, "field required", "value_error.missing", "body", "file", NULL);
 	if (!u->kind_len && !u->kind_too_long)
 		mlc_validate_error(errors, "field required", "value_error.missing",
 				   "body", "file_kind", NULL);
-	for (k = file_kinds; *k && !u->kind_too_long; k++)
-		kind_ok |= u->kind_len && !strcmp(*k, u->kind);
 	if ((u->kind_len || u->kind_too_long) && !kind_ok)
 		mlc_validate_error(errors,
 				   "unexpected value; permitted: 'model', 'data', 'code', 'env'",
 				   "value_error.const", "body", "file_kind", NULL);
 	if (u->file_parts && u->blob.size == 0)
 		mlc_validate_error(errors, "the file is empty", "value_error.empty", "body", "file", NULL);
-	else if (u->file_parts && kind_ok && !strcmp(u->kind, "model") && !looks_like_pickle(&u->blob))
-		mlc_validate_error(errors, "a model file must be a Python pickle (protocol 2 to 5); "
-				   "save it with pickle.dump", "value_error.pickle", "body", "file", NULL);
+	else if (model_bad)
+		mlc_validate_error(errors, mlc_modelcheck_error(&u->model), "value_error.pickle",
+				   "body", "file", NULL);
 	else if (u->file_parts && kind_ok && !strcmp(u->kind, "data") && mlc_csv_finish(&u->csv) < 0) {
 		char msg[320];
 
@@ -325,6 +332,7 @@ void mlc_h_model_upload(struct mlc_req *r)
 	u = mlc_xcalloc(1, sizeof(*u));
 	u->blob.fd = -1;
 	mlc_csv_init(&u->csv);
+	mlc_modelcheck_init(&u->model);
 	mp = mlc_mp_new(boundary, &cb, u);
 	if (stream_body(r, mp, u, max) == 0 && check_upload(r, u) == 0) {
 		file = store_upload(r, u, id, &err);
@@ -335,6 +343,7 @@ void mlc_h_model_upload(struct mlc_req *r)
 	}
 	mlc_mp_free(mp);
 	mlc_blob_discard(&u->blob);
+	mlc_modelcheck_free(&u->model);
 	free(u);
 }
 

@@ -105,14 +105,6 @@ int mlc_blob_write(struct mlc_blob *b, const char *data, size_t len)
 {
 	if (b->write_errno)
 		return -1;
-	if (b->head_len < sizeof(b->head)) {
-		size_t take = sizeof(b->head) - b->head_len;
-
-		if (take > len)
-			take = len;
-		memcpy(b->head + b->head_len, data, take);
-		b->head_len += take;
-	}
 	EVP_DigestUpdate(b->sha, data, len);
 	b->size += len;
 	if (b->buf_len + len > MLC_BLOB_BUFFER && flush_buffer(b) < 0)

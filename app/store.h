@@ -18,8 +18,6 @@ struct mlc_blob {
 	EVP_MD_CTX *sha;
 	unsigned long long size;
 	int write_errno;		/* first write error, 0 if none */
-	unsigned char head[8];		/* the first bytes, for format checks */
-	size_t head_len;
 	char *buf;			/* bytes not yet written: writes go out in */
 	size_t buf_len;			/* MLC_BLOB_BUFFER pieces, not per request read */
 };

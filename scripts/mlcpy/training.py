@@ -20,7 +20,8 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
      killed (the script is its pid 1: everything it started dies with it);
      stdout and stderr, merged, go to trainings.log (the last
      MLC_TRAIN_LOG_MAX bytes, also every few seconds while it runs);
-  4. take MLC_OUTPUT, or else the one *.pkl the script wrote, copy it out of
+  4. take MLC_OUTPUT, or else the one *.pkl or *.joblib file the script
+     wrote (pickle.dump or joblib.dump, plain or compressed), copy it out of
      the sandbox user's reach and load it in a second sandboxed run to check
      that it is a model (a pickle is code: the spooler never loads one);
   5. store it through the API, POST MLC_API_URL/model/{id}/upload
@@ -72,17 +73,25 @@ ROLL_GRACE = 2.0          # s the old runtime keeps serving after the switch
 LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle
 REQUIREMENTS_MAX = 1 << 20
 OUTPUT_NAME = "model.pkl"
+OUTPUT_SUFFIXES = (".pkl", ".joblib")  # the model file, when not at MLC_OUTPUT
 CHECK_MARK = "mlc-check: "
 
-# Run by the sandboxed python3 -I: load the pickle the training wrote and
-# say on its last line whether it is a model.  Never run by the spooler.
+# Run by the sandboxed python3 -I: load the model the training wrote as the
+# runtime does (joblib.load: a pickle or any file joblib.dump writes; see
+# runtime.load_model_file) and say on its last line whether it is a model.
+# Never run by the spooler.
 CHECK_CODE = r"""
 import pickle, sys
 def say(verdict, text):
     print("mlc-check: %s %s" % (verdict, " ".join(str(text).split())), flush=True)
 try:
-    with open(sys.argv[1], "rb") as f:
-        model = pickle.load(f)
+    try:
+        import joblib
+    except ImportError:
+        with open(sys.argv[1], "rb") as f:
+            model = pickle.load(f)
+    else:
+        model = joblib.load(sys.argv[1])
 except MemoryError:
     say("load-failed", "MemoryError: out of memory while unpickling")
     sys.exit(3)
@@ -591,12 +600,12 @@ class Job(threading.Thread):
         src = self.paths.output
         if not os.path.lexists(src):
             try:
-                pkls = sorted(n for n in os.listdir(job) if n.endswith(".pkl"))
+                pkls = sorted(n for n in os.listdir(job) if n.endswith(OUTPUT_SUFFIXES))
             except OSError:
                 pkls = []
             if len(pkls) != 1:
                 raise Failure("the training script wrote no model (expected $MLC_OUTPUT)%s" % (
-                    "; it wrote several .pkl files (%s): write the model to $MLC_OUTPUT"
+                    "; it wrote several model files (%s): write the model to $MLC_OUTPUT"
                     % ", ".join(pkls[:5]) if pkls else ""))
             src = os.path.join(job, pkls[0])
         name = "$MLC_OUTPUT" if src == self.paths.output else os.path.basename(src)
