@@ -525,3 +525,11 @@ def iso_micros(s):
     if not m:
         return s
     return "%s.%sZ" % (m.group(1), (m.group(2) or "").ljust(6, "0"))
+
+
+def project_version():
+    """The version in configure.ac's AC_INIT, which mlc-api reports."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    with open(os.path.join(root, "configure.ac"), encoding="utf-8") as f:
+        m = re.search(r"AC_INIT\(\[[^\]]*\],\s*\[([^\]]+)\]", f.read())
+    return m.group(1) if m else None
