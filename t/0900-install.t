@@ -462,6 +462,16 @@ t.like(read(logs["mlc-api"]), r"error req=- database schema is at version %d, .*
 t.db_admin("INSERT INTO schema_version VALUES (%d, '%s', UTC_TIMESTAMP(6))" % (NEWEST_N, NEWEST), db_name)
 status, body = health()
 t.is_(status, 200, "once the migration is recorded, GET /health answers 200 again without a restart", body)
+# A database no migration ran on (no schema_version table at all).
+t.db_admin("RENAME TABLE schema_version TO schema_version_t0900", db_name)
+r = init("restart")
+status, body = health()
+t.ok(status == 503 and ("database schema is at version 0, mlc-api %s needs version %d: migrations %s are not "
+                        "applied" % (VERSION, NEWEST_N, ", ".join(MIGRATIONS))) in body.decode(errors="replace"),
+     "without a schema_version table, GET /health answers 503 listing every migration", status, body)
+t.db_admin("RENAME TABLE schema_version_t0900 TO schema_version", db_name)
+status, body = health()
+t.is_(status, 200, "with the table back, GET /health answers 200", body)
 
 r = init("stop")
 t.is_(r.returncode, 0, "the init script stops the stack", r.stdout + r.stderr)
