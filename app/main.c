@@ -8,9 +8,15 @@
  * it first.  Workers still alive after MLC_SHUTDOWN_TIMEOUT seconds are
  * killed.
  *
- * usage: mlc-api [-c conf/mlconnector.conf]
+ * On SIGHUP the master reopens its log file (--log) and passes SIGHUP on to
+ * every worker.  Workers keep SIGHUP blocked, so it never interrupts a
+ * request or an accept(): each one takes it after its next accept() and
+ * reopens before it writes anything for that request.
+ *
+ * usage: mlc-api [-c conf/mlconnector.conf] [--log FILE] | --version
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +29,7 @@
 #include <fcgiapp.h>
 #include <mysql.h>
 
+#include "buildinfo.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -33,10 +40,16 @@
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t child_exited;
+static volatile sig_atomic_t reopen_requested;
 
 static void on_stop(int sig)
 {
 	stop_requested = 1;
+}
+
+static void on_reopen(int sig)
+{
+	reopen_requested = 1;
 }
 
 static void on_child(int sig)
@@ -54,6 +67,22 @@ static void set_handler(int sig, void (*fn)(int))
 	/* No SA_RESTART: a blocked accept() must return EINTR so that an
 	 * idle worker notices the stop request. */
 	sigaction(sig, &sa, NULL);
+}
+
+/* A worker inherits SIGHUP blocked from the master and keeps it so: a
+ * signal arriving while libfcgi reads a new connection's first records
+ * would fail that read (it does not retry on EINTR) and drop the request.
+ * The master's SIGHUP is collected here instead, after accept() and before
+ * the request is served, so the request's log lines go to the new file. */
+static void take_reopen_request(void)
+{
+	static const struct timespec no_wait = { 0, 0 };
+	sigset_t hup;
+
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	if (sigtimedwait(&hup, NULL, &no_wait) == SIGHUP)
+		mlc_log_reopen();
 }
 
 /* Serve requests until asked to stop. */
@@ -85,10 +114,12 @@ static int worker_main(int sock)
 		if (FCGX_Accept_r(&fcgx) < 0) {
 			if (stop_requested)
 				break;
+			take_reopen_request();
 			mlc_log("warn", NULL, "accept failed: %s", strerror(errno));
 			continue;
 		}
 		sigprocmask(SIG_BLOCK, &set, NULL);
+		take_reopen_request();
 		mlc_req_init(&req, &fcgx, db, curl);
 		mlc_dispatch(&req);
 		mlc_req_release(&req);
@@ -195,9 +226,35 @@ static void shutdown_workers(pid_t *pids, int n)
 	}
 }
 
+/* Tell the workers to reopen the log file; each takes it after its next
+ * accept() (see take_reopen_request). */
+static void reopen_logs(pid_t *pids, int n)
+{
+	int i;
+
+	mlc_log_reopen();
+	for (i = 0; i < n; i++)
+		if (pids[i] > 0)
+			kill(pids[i], SIGHUP);
+}
+
+static void usage(FILE *to, const char *prog)
+{
+	fprintf(to, "usage: %s [-c mlconnector.conf] [-l|--log FILE]\n"
+		"       %s --version\n", prog, prog);
+}
+
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "log", required_argument, NULL, 'l' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	const char *conf = getenv("MLC_CONF");
+	const char *log_file = NULL;
 	pid_t pids[MAX_WORKERS];
 	struct mlc_err err;
 	char default_sock[4096];
@@ -206,13 +263,32 @@ int main(int argc, char **argv)
 	sigset_t block, empty;
 	int opt, n, i, sock;
 
-	while ((opt = getopt(argc, argv, "c:")) != -1) {
-		if (opt != 'c') {
-			fprintf(stderr, "usage: %s [-c mlconnector.conf]\n", argv[0]);
+	while ((opt = getopt_long(argc, argv, "c:l:Vh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			conf = optarg;
+			break;
+		case 'l':
+			log_file = optarg;
+			break;
+		case 'V':
+			printf("mlc-api %s (database schema version %d)\n", MLC_VERSION,
+			       MLC_SCHEMA_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout, argv[0]);
+			return 0;
+		default:
+			usage(stderr, argv[0]);
 			return 2;
 		}
-		conf = optarg;
 	}
+	if (optind < argc) {
+		usage(stderr, argv[0]);
+		return 2;
+	}
+	if (log_file && mlc_log_open(log_file) < 0)
+		mlc_die("cannot open the log file %s: %s", log_file, strerror(errno));
 	if (conf && mlc_config_load(conf, &err) < 0)
 		mlc_die("%s", err.msg);
 	n = (int)mlc_config_long("MLC_WORKERS", 0);
@@ -241,21 +317,27 @@ int main(int argc, char **argv)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	set_handler(SIGTERM, on_stop);
 	set_handler(SIGINT, on_stop);
 	set_handler(SIGCHLD, on_child);
+	set_handler(SIGHUP, on_reopen);
 	signal(SIGPIPE, SIG_IGN);
 
 	for (i = 0; i < n; i++)
 		pids[i] = spawn_worker(sock);
-	mlc_log("info", NULL, "listening on %s with %d workers", path, n);
+	mlc_log("info", NULL, "mlc-api %s listening on %s with %d workers", MLC_VERSION, path, n);
 	sigemptyset(&empty);
 	while (!stop_requested) {
 		sigsuspend(&empty);
 		if (child_exited && !stop_requested) {
 			child_exited = 0;
 			respawn(pids, n, sock);
+		}
+		if (reopen_requested && !stop_requested) {
+			reopen_requested = 0;
+			reopen_logs(pids, n);
 		}
 	}
 	mlc_log("info", NULL, "stopping");
