@@ -665,12 +665,24 @@ t.is_(row(slow2_id).get("status"), "deployed", "a bundle left in cur/ by a dead 
 
 # A runtime that keeps crashing ends failed with its last words.
 crash_id = ids("crash")
-crash_code = ("import os, sys, threading\n"
+# It dies a second after its socket listens, so a slow start on a busy
+# machine still reaches /health first (a crash before that is another
+# failure, tested elsewhere).
+crash_code = ("import os, sys, threading, time\n"
               "def die():\n"
+              "    for _ in range(1200):\n"
+              "        try:\n"
+              "            with open('/proc/self/net/unix') as f:\n"
+              "                if 'runtime.sock' in f.read():\n"
+              "                    break\n"
+              "        except OSError:\n"
+              "            pass\n"
+              "        time.sleep(0.05)\n"
+              "    time.sleep(1.0)\n"
               "    sys.stderr.write('simulated crash %s\\n')\n"
               "    sys.stderr.flush()\n"
               "    os._exit(9)\n"
-              "threading.Timer(1.0, die).start()\n" % TAG)
+              "threading.Thread(target=die, daemon=True).start()\n" % TAG)
 deploy(crash_id, {"model.pkl": code_pkl(crash_code)})
 final = wait_for(lambda: row(crash_id).get("status") == "failed", 60, 0.2)
 r = row(crash_id)
