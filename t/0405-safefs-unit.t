@@ -367,6 +367,8 @@ if ROOT:
     os.chmod(os.path.dirname(art), 0o755)
     outside = mk(os.path.join(lroot, "outside.txt"), b"o", 0o644)
     os.symlink(outside, os.path.join(store, "m1", "link"))
+    linked = mk(os.path.join(lroot, "linked.txt"), b"l", 0o644)
+    os.link(linked, os.path.join(store, "m1", "hard"))
     t.like(raises(lay.ensure, start=True), r"^Unsafe: .*/var is owned by uid 65534 \(nobody\)",
            "layout: the old layout (MLC_VAR the service user's) is refused at start")
     changes = lay.ensure(repair=True)
@@ -374,7 +376,8 @@ if ROOT:
     t.is_(got, want, "layout: --prepare repairs owners and modes", changes)
     t.is_([owner_mode(art), owner_mode(os.path.dirname(art))], [nb + " 0640", nb + " 2750"],
           "layout: --prepare brings the store's files to 0640 and directories to 2750")
-    t.is_(owner_mode(outside), "0:0 0644", "layout: --prepare follows no link in the store")
+    t.is_([owner_mode(outside), owner_mode(linked)], ["0:0 0644", "0:0 0644"],
+          "layout: --prepare follows no symbolic link and changes no hard-linked file")
     t.ok(any("1 directories and 1 files" in c for c in changes), "layout: ... and says so",
          changes)
 

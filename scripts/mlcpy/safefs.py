@@ -159,7 +159,10 @@ def _parent(path, top, owners):
 def unlink(path, top, owners=None):
     """Remove the file (or symbolic link, or socket) path below top.  Returns
     False when it was not there; IsADirectoryError for a directory."""
-    pfd, name = _parent(path, top, owners)
+    try:
+        pfd, name = _parent(path, top, owners)
+    except FileNotFoundError:
+        return False
     try:
         os.unlink(name, dir_fd=pfd)
         return True
@@ -239,8 +242,8 @@ def _remove_at(pfd, name, path, errors):
                     # Too deep: move it up beside the others at the top.
                     moved += 1
                     try:
-                        os.rename(n, ".deep-%d-%d" % (os.getpid(), moved), src_dir_fd=fd,
-                                  dst_dir_fd=top_fd)
+                        os.rename(n, ".deep-%s-%d" % (os.urandom(6).hex(), moved),
+                                  src_dir_fd=fd, dst_dir_fd=top_fd)
                     except OSError as e:
                         errors.append(e)
                     continue
@@ -314,10 +317,13 @@ def open_file(path, owners=None):
 def fix_tree(fd, uid, gid, file_mode, dir_mode, depth=8, counts=None):
     """Give every directory and regular file below the open directory fd the
     owner uid:gid and mode dir_mode or file_mode (for bringing an existing
-    artifact store to its modes).  Symbolic links and special files are left
-    alone and never followed; deeper than `depth` levels nothing is changed.
-    Returns {"dirs": n, "files": n, "skipped": n}."""
+    artifact store to its modes).  Only entries owned by uid or by this
+    process's user are changed, and files only with a single link (a hard
+    link to some other file is left alone); symbolic links and special
+    files are never followed; deeper than `depth` levels nothing is
+    changed.  Returns {"dirs": n, "files": n, "skipped": n}."""
     counts = counts if counts is not None else {"dirs": 0, "files": 0, "skipped": 0}
+    mine = (uid, os.geteuid())
     for name in os.listdir(fd):
         try:
             efd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
@@ -325,7 +331,9 @@ def fix_tree(fd, uid, gid, file_mode, dir_mode, depth=8, counts=None):
             continue
         try:
             st = os.fstat(efd)
-            if stat.S_ISREG(st.st_mode):
+            if st.st_uid not in mine:
+                counts["skipped"] += 1
+            elif stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                 _set(efd, st, uid, gid, file_mode)
                 counts["files"] += 1
             elif stat.S_ISDIR(st.st_mode) and depth > 0:
