@@ -284,7 +284,8 @@ base_id = "base-" + TAG
 deploy(base_id, owner=svc)
 wait_for(lambda: row(base_id).get("status") in ("deployed", "failed"), 60)
 r0 = row(base_id)
-t.is_(r0.get("status"), "deployed", "a bundle written by the service user deploys", r0.get("reason"))
+t.is_(r0.get("status"), "deployed", "a bundle written by the service user deploys",
+      r0.get("reason"))
 base_pid = r0.get("runtime_pid")
 
 
