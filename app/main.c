@@ -298,7 +298,7 @@ int main(int argc, char **argv)
 		n = n <= 0 ? 1 : MAX_WORKERS;
 	path = mlc_config_get("MLC_SOCKET", NULL);
 	if (!path) {
-		snprintf(default_sock, sizeof(default_sock), "%s/run/mlc-api.sock",
+		snprintf(default_sock, sizeof(default_sock), "%s/api/mlc-api.sock",
 			 mlc_config_get("MLC_VAR", "var"));
 		path = default_sock;
 	}

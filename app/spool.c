@@ -23,15 +23,18 @@ static void spool_path(char *out, size_t cap, const char *sub, const char *name)
 		 name ? "/" : "", name ? name : "");
 }
 
+/* The spooler (root) creates the spool with its owners at start; these
+ * are for an instance whose spooler has not run yet.  cur/ is the
+ * spooler's alone and never made here. */
 static int ensure_dirs(void)
 {
-	static const char *const subs[] = { "", "tmp", "new", "cur" };
+	static const char *const subs[] = { "", "tmp", "new" };
 	char path[PATH_MAX];
 	size_t i;
 
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		spool_path(path, sizeof(path), subs[i], NULL);
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		if (mkdir(path, 0750) < 0 && errno != EEXIST)
 			return -1;
 	}
 	return 0;
@@ -86,7 +89,7 @@ static void tmp_path(char *path, size_t cap, const char *name)
 static int open_tmp(const char *name, char *path, size_t cap)
 {
 	tmp_path(path, cap, name);
-	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 }
 
 int mlc_spool_write(const char *name, json_object *manifest,

@@ -36,7 +36,9 @@ const char *mlc_store_root(void)
 	return root;
 }
 
-/* mkdir -p for the directories of path (not its last component). */
+/* mkdir -p for the directories of path (not its last component).  0750:
+ * the store's group (setgid, MLC_WEB_GROUP: nginx's) may enter, no one
+ * else (docs/OPERATIONS.md, State directory and permissions). */
 static int make_parents(char *path)
 {
 	char *p;
@@ -45,7 +47,7 @@ static int make_parents(char *path)
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		if (mkdir(path, 0750) < 0 && errno != EEXIST) {
 			*p = '/';
 			return -1;
 		}
@@ -65,8 +67,9 @@ int mlc_blob_open(struct mlc_blob *b, struct mlc_err *err)
 		b->tmp_path[0] = '\0';
 		return -1;
 	}
-	/* nginx serves downloads from the store and may run as another user. */
-	fchmod(b->fd, 0644);
+	/* nginx serves downloads from the store as another user, in the store's
+	 * group; nobody else may read training data and models. */
+	fchmod(b->fd, 0640);
 	b->buf = mlc_xmalloc(MLC_BLOB_BUFFER);
 	b->sha = EVP_MD_CTX_new();
 	if (!b->sha || !EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL))

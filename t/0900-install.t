@@ -117,9 +117,9 @@ for p in rendered:
 t.is_(left, {}, "no @placeholder@ is left in the files made from templates")
 
 api_unit = read(D("usr/lib/systemd/system/mlc-api.service"))
-t.ok("ExecStart=/usr/bin/mlc-api -c /etc/mlconnector/mlconnector.conf --log /var/lib/mlconnector/log/mlc-api.log"
+t.ok("ExecStart=/usr/bin/mlc-api -c /etc/mlconnector/mlconnector.conf --log /var/lib/mlconnector/log/service/mlc-api.log"
      in api_unit, "mlc-api.service runs /usr/bin/mlc-api with /etc/mlconnector/mlconnector.conf, "
-     "logging to /var/lib/mlconnector/log/mlc-api.log")
+     "logging to /var/lib/mlconnector/log/service/mlc-api.log")
 t.ok("ReadWritePaths=-/var/lib/mlconnector" in api_unit and "ProtectSystem=strict" in api_unit
      and "NoNewPrivileges=yes" in api_unit and "User=mlconnector" in api_unit,
      "mlc-api.service: user mlconnector, no new privileges, read-only system but the state directory")
@@ -140,7 +140,7 @@ t.ok(re.search(r"^MLC_VAR=/var/lib/mlconnector$", conf_example, re.M)
      and re.search(r"^MLC_DB_SOCKET=/run/mysqld/mysqld.sock$", conf_example, re.M),
      "the example configuration uses /var/lib/mlconnector and the MariaDB server's socket")
 site = read(D("usr/share/mlconnector/nginx/mlconnector-site.conf"))
-t.ok("server unix:/var/lib/mlconnector/run/mlc-api.sock;" in site
+t.ok("server unix:/var/lib/mlconnector/api/mlc-api.sock;" in site
      and "include /usr/share/mlconnector/nginx/mlconnector-locations.conf;" in site
      and "return 308 https://$host$request_uri;" in site and "listen 443 ssl;" in site
      and "ssl_certificate " in site,
@@ -413,7 +413,8 @@ else:
 # Log rotation with the installed logrotate file's postrotate commands (the
 # pid-file branch: no systemd here), or the init script's reopen-logs.
 pids = {n: pid_of(n) for n in ("mlc-api", "mlc-spooler", "mlc-drift")}
-logs = {n: os.path.join(var, "log", n + ".log") for n in pids}
+logs = {n: os.path.join(var, "log", *(() if n == "mlc-spooler" else ("service",)), n + ".log")
+        for n in pids}
 for n, p in logs.items():
     os.rename(p, p + ".1")
 rot = read(os.path.join(inst, "etc", "logrotate.d", "mlconnector"))

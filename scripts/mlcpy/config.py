@@ -21,6 +21,8 @@ DEFAULTS = {
     "MLC_RECONCILE_INTERVAL": "2",
     "MLC_BACKEND": "local",
     "MLC_RUNTIME_USER": "mlc-runtime",
+    "MLC_SERVICE_USER": "mlconnector",
+    "MLC_WEB_GROUP": "www-data",
     "MLC_RUNTIME_MEMORY": str(2 << 30),
     "MLC_RUNTIME_CPU": "1",
     "MLC_RUNTIME_PIDS": "512",

@@ -28,7 +28,6 @@ import datetime
 import errno
 import fcntl
 import os
-import shutil
 import signal
 import time
 import traceback
@@ -36,7 +35,7 @@ import traceback
 import pymysql
 
 from . import backend as backends
-from . import bundle, log, requirements, training
+from . import bundle, layout, log, requirements, safefs, training
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError
 
@@ -57,13 +56,24 @@ class LockHeld(Exception):
     pass
 
 
+def refusal(e, what="refusing to use the state directory"):
+    """The one log line for a state directory the spooler will not use."""
+    return ("%s: %s; root daemons never follow a symbolic link or use a directory another "
+            "user controls under MLC_VAR (put a root-owned directory there; mlc-spooler "
+            "--prepare sets owners and modes, see docs/OPERATIONS.md)" % (what, e))
+
+
 def take_lock(cfg, wait):
     """Hold $MLC_VAR/run/mlc-spooler.lock (flock) for the life of the
     process: one spooler per instance.  Waits up to `wait` seconds; raises
     LockHeld naming the lock.  Returns the open descriptor."""
-    os.makedirs(cfg.run_dir, exist_ok=True)
     path = os.path.join(cfg.run_dir, "mlc-spooler.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    dfd = safefs.open_beneath(cfg.var, ["run"])
+    try:
+        fd = os.open("mlc-spooler.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644, dir_fd=dfd)
+    finally:
+        os.close(dfd)
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -97,21 +107,36 @@ class Spooler:
         self.next_reconcile = 0.0
         self.spool = {d: os.path.join(cfg.spool, d) for d in ("tmp", "new", "cur", "rejected")}
         self.lock_fd = None
+        self.layout = layout.Layout(cfg)
+        self.bundle_owners = self.layout.bundle_owners()
         self.trainer = training.Trainer(self)
 
     # ---- setup ----
 
     def prepare(self):
-        """Create the spool and deployments directories; take the lock that
-        makes this the only spooler of the instance."""
-        for d in list(self.spool.values()) + [self.cfg.deployments, self.cfg.run_dir,
-                                              self.cfg.log_dir]:
-            os.makedirs(d, exist_ok=True)
+        """Create (or refuse, raising safefs.Unsafe) the state directories
+        (layout.py); take the lock that makes this the only spooler of the
+        instance."""
+        for note in self.layout.notes:
+            log.spooler(note)
+        for change in self.layout.ensure(start=True):
+            log.spooler(change)
         self.lock_fd = take_lock(self.cfg, 0)
         self.trainer.prepare()
         for name in os.listdir(self.cfg.deployments):
             if name.startswith("."):  # staging dirs of an interrupted extraction
-                shutil.rmtree(os.path.join(self.cfg.deployments, name), ignore_errors=True)
+                self.rmtree(os.path.join(self.cfg.deployments, name))
+
+    def rmtree(self, path):
+        """Remove path below MLC_VAR without following symbolic links
+        (best effort; Unsafe when the directories above it are not root's)."""
+        safefs.rmtree(path, self.cfg.var, ignore_errors=True)
+
+    def check_layout(self):
+        """Before every tick: the state directories are still root's (or
+        the service user's) and no symbolic link has replaced one."""
+        for change in self.layout.ensure():
+            log.spooler(change)
 
     def backend_for(self, row):
         return backends.get(row.get("backend") or self.default_backend, self.cfg)
@@ -177,6 +202,8 @@ class Spooler:
             self.db.close()
         except DbLockHeld as e:
             self._error("%s; waiting" % e)
+        except safefs.Unsafe as e:
+            self._error(refusal(e))
         except Exception as e:
             self._error("error in %s: %s: %s | %s" % (
                 step.__name__, type(e).__name__, e,
@@ -189,6 +216,7 @@ class Spooler:
         self.last_error = msg
 
     def tick(self):
+        self.check_layout()
         self.db.ensure()
         for b in {p.backend for p in self.pending.values()} | {self.local()}:
             b.reap()
@@ -210,14 +238,14 @@ class Spooler:
 
         def mtime(n):
             try:
-                return os.stat(os.path.join(self.spool[where], n)).st_mtime
+                return os.lstat(os.path.join(self.spool[where], n)).st_mtime
             except OSError:
                 return 0
         return sorted(names, key=lambda n: (mtime(n), n))
 
     def _bundle_exists(self, dep_id):
         name = "deploy-%s.tar.gz" % dep_id
-        return any(os.path.exists(os.path.join(self.spool[w], name))
+        return any(os.path.lexists(os.path.join(self.spool[w], name))
                    for w in ("tmp", "new", "cur"))
 
     def claim_new(self):
@@ -255,7 +283,7 @@ class Spooler:
         try:
             fn(*args)
             return False
-        except (pymysql.Error, DbLockHeld):
+        except (pymysql.Error, DbLockHeld, safefs.Unsafe):
             raise
         except Exception as e:
             log.deployment(dep_id, "internal error: %s: %s | %s", type(e).__name__, e,
@@ -282,13 +310,9 @@ class Spooler:
         except OSError:
             pass
 
-    @staticmethod
-    def _drop(path):
+    def _drop(self, path):
         if path:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            safefs.unlink(path, self.cfg.var)
 
     # ---- train jobs (see training.py) ----
 
@@ -335,21 +359,22 @@ class Spooler:
     def build(self, row, be, path):
         dep_id = row["deployment_id"]
         staging = os.path.join(self.cfg.deployments, ".%s.partial" % dep_id)
-        shutil.rmtree(staging, ignore_errors=True)
+        self.rmtree(staging)
         try:
-            job = bundle.unpack(path, staging, "deploy", dep_id, self.max_bundle)
+            job = bundle.unpack(path, staging, "deploy", dep_id, self.max_bundle,
+                                top=self.cfg.var, owners=self.bundle_owners)
         except bundle.BundleError as e:
             self.fail(dep_id, str(e), path, be)
             return
         missing, warnings = self.check_requirements(job, staging)
         if missing:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.rmtree(staging)
             self.fail(dep_id, "; ".join(missing), path, be)
             return
         for w in warnings:
             log.deployment(dep_id, "warning: %s", w)
         if not self.db.building(dep_id, "\n".join(warnings) or None):
-            shutil.rmtree(staging, ignore_errors=True)
+            self.rmtree(staging)
             self._drop(path)
             self.settle(dep_id)
             return
@@ -358,7 +383,7 @@ class Spooler:
             be.install(dep_id, staging)
             launch = be.launch(dep_id, "deploy")
         except (SandboxError, OSError) as e:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.rmtree(staging)
             self.fail(dep_id, "cannot start the runtime: %s" % e, path, be)
             return
         log.deployment(dep_id, "runtime starting (pid %s)", launch.pid)
@@ -582,6 +607,11 @@ def stop_runtimes(cfg):
     """`mlc-spooler --stop-runtimes`: stop every runtime of this instance
     (for `mlc down`, after the spooler itself has stopped), keeping their
     files and not touching the database; the next spooler resumes them."""
+    try:
+        layout.Layout(cfg).ensure()
+    except safefs.Unsafe as e:
+        log.spooler(refusal(e))
+        return 1
     take_lock(cfg, 15)  # a running spooler would start them again at once
     lb = backends.get("local", cfg)
     stopped = lb.stop_all()

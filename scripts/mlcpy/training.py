@@ -62,7 +62,7 @@ import uuid
 import pymysql
 
 from . import backend as backends
-from . import bundle, db, log, procs, requirements, sandbox
+from . import bundle, db, log, procs, requirements, safefs, sandbox
 
 MAX_ATTEMPTS = 3          # runs of one training across spooler restarts
 PROGRESS_EVERY = 3.0      # s between updates of trainings.log while running
@@ -161,8 +161,15 @@ def _read_json(path):
         return {}
 
 
-def _rmtree(path):
-    shutil.rmtree(path, ignore_errors=True)
+def _rmtree(cfg, path):
+    """Remove path below MLC_VAR, never following a symbolic link (the
+    script wrote what it liked in its job directory)."""
+    safefs.rmtree(path, cfg.var, ignore_errors=True)
+
+
+def _unlink(cfg, path):
+    """Remove a claimed bundle from spool/cur/."""
+    safefs.unlink(path, cfg.var)
 
 
 def _detail(body):
@@ -298,6 +305,13 @@ class Job(threading.Thread):
                 self._save_state()
             self.say("stopped with the spooler; it runs again from the start when a spooler "
                      "starts")
+        except safefs.Unsafe as e:
+            # Nothing is recorded: the bundle stays in spool/cur/ and the job
+            # runs again once the state directory is fit for use.
+            if self.counted:
+                self.state["attempts"] = max(0, self.state.get("attempts", 1) - 1)
+                self._save_state()
+            self.say("stopped: %s; it runs again once that is fixed", e)
         except Exception as e:
             self.say("internal error: %s: %s | %s", type(e).__name__, e,
                      " / ".join(traceback.format_exc().strip().splitlines()[-6:]))
@@ -332,22 +346,20 @@ class Job(threading.Thread):
             self.say("cannot write %s: %s", self.paths.state, e)
 
     def _drop_bundle(self):
-        try:
-            os.unlink(self.bundle)
-        except FileNotFoundError:
-            pass
+        _unlink(self.cfg, self.bundle)
 
     def cleanup(self, keep_result=False):
         """Remove the job directory and (unless a redeploy still needs the
         model) the private one; drop the bundle when nothing is left to do."""
-        _rmtree(self.paths.job)
+        _rmtree(self.cfg, self.paths.job)
         if not keep_result:
-            _rmtree(self.paths.private)
+            _rmtree(self.cfg, self.paths.private)
             self._drop_bundle()
 
     def fail(self, reason):
         self.trainer.kill_leftovers(self.paths, self.state)
-        _rmtree(self.paths.job)  # before the outcome shows: 'failed' means nothing is left
+        # Before the outcome shows: 'failed' means nothing is left.
+        _rmtree(self.cfg, self.paths.job)
         if self.ran:
             self.out.note("failed: %s" % reason)
         if self._db(self.db.failed, self.id, reason, self.out.text() if self.ran else None):
@@ -388,8 +400,8 @@ class Job(threading.Thread):
         attempts = int(self.state.get("attempts", 0))
         if attempts >= MAX_ATTEMPTS:
             raise Failure("interrupted by a spooler restart %d times; start it again" % attempts)
-        _rmtree(self.paths.job)
-        _rmtree(self.paths.private)
+        _rmtree(self.cfg, self.paths.job)
+        _rmtree(self.cfg, self.paths.private)
         self.state = {"attempts": attempts + 1}
         self._save_state()
         self.counted = True
@@ -410,7 +422,7 @@ class Job(threading.Thread):
             self.out.note("warning: %s" % w)
         self.train(row)
         model = self.take_model()
-        _rmtree(self.paths.job)
+        _rmtree(self.cfg, self.paths.job)
         kind = self.check_model(model)
         self.out.note("the script wrote a %s model (%d bytes); storing it through the API"
                       % (kind, os.path.getsize(model)))
@@ -423,7 +435,8 @@ class Job(threading.Thread):
         os.makedirs(self.paths.private, mode=0o700, exist_ok=True)
         try:
             job = bundle.unpack(self.bundle, self.paths.inputs, "train", self.id,
-                                self.trainer.max_bundle)
+                                self.trainer.max_bundle, top=self.cfg.var,
+                                owners=self.trainer.spooler.bundle_owners)
         except bundle.BundleError as e:
             raise Failure(str(e)) from None
         if job.get("modelid") != row["modelid"]:
@@ -763,14 +776,14 @@ class RollItem:
             self.give_up("backend '%s' cannot switch runtimes" % self.be.name)
             return
         staging = os.path.join(sp.cfg.deployments, ".%s@%d.partial" % (self.dep, roll.version))
-        _rmtree(staging)
+        _rmtree(sp.cfg, staging)
         try:
             os.mkdir(staging, 0o755)
             self.stage(staging)
             self.key = self.be.install_generation(self.dep, roll.version, staging)
             self.launch = self.be.launch(self.dep, "redeploy", key=self.key)
         except (sandbox.SandboxError, OSError, ValueError) as e:
-            _rmtree(staging)
+            _rmtree(sp.cfg, staging)
             self.give_up("cannot start a runtime for version %d: %s" % (roll.version, e))
             return
         log.deployment(self.dep, "redeploy: starting a runtime for model version %d (pid %s)",
@@ -912,11 +925,8 @@ class Roll:
                   if self.failures else None)
         self.trainer.db.note(self.id, text, reason, self.trainer.log_max)
         _event(self.id, "redeploy done%s", ": " + reason if reason else "")
-        _rmtree(self.paths.private)
-        try:
-            os.unlink(self.bundle)
-        except FileNotFoundError:
-            pass
+        _rmtree(self.trainer.cfg, self.paths.private)
+        _unlink(self.trainer.cfg, self.bundle)
         self.done = True
 
     def abort(self):
@@ -1008,7 +1018,7 @@ class Trainer:
         row = self.db.get(training_id)
         if row is None:
             try:
-                age = time.time() - os.stat(path).st_mtime
+                age = time.time() - os.lstat(path).st_mtime
             except OSError:
                 return False
             if age > LOST_BUNDLE_AFTER:
@@ -1021,7 +1031,7 @@ class Trainer:
         if row["status"] in ("completed", "failed"):
             _event(training_id, "already %s; bundle discarded", row["status"])
             try:
-                os.unlink(path)
+                os.unlink(path)  # a name in spool/new/; unlink never follows it
             except FileNotFoundError:
                 pass
             return False
@@ -1040,13 +1050,10 @@ class Trainer:
             _event(training_id, "failed: %s", reason)
         paths = Paths(self.cfg, training_id)
         self.kill_leftovers(paths, _read_json(paths.state))
-        _rmtree(paths.job)
-        _rmtree(paths.private)
+        _rmtree(self.cfg, paths.job)
+        _rmtree(self.cfg, paths.private)
         if path:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            _unlink(self.cfg, path)
 
     # ---- every tick ----
 
@@ -1067,7 +1074,7 @@ class Trainer:
     def _bundle_where(self, training_id):
         name = bundle_name(training_id)
         where = [d for d in ("new", "cur")
-                 if os.path.exists(os.path.join(self.spooler.spool[d], name))]
+                 if os.path.lexists(os.path.join(self.spooler.spool[d], name))]
         try:
             if any(n.startswith(name) for n in os.listdir(self.spooler.spool["tmp"])):
                 where.append("tmp")
@@ -1101,12 +1108,12 @@ class Trainer:
             except FileNotFoundError:
                 continue
             for name in names:
-                if self.handles(name) or os.path.exists(os.path.join(cur, bundle_name(name))):
+                if self.handles(name) or os.path.lexists(os.path.join(cur, bundle_name(name))):
                     continue
                 paths = Paths(self.cfg, name)
                 self.kill_leftovers(paths, _read_json(paths.state))
                 _event(name, "removing leftover files %s", os.path.join(base, name))
-                _rmtree(os.path.join(base, name))
+                _rmtree(self.cfg, os.path.join(base, name))
 
     def kill_leftovers(self, paths, state):
         """Kill what is left of a training's sandboxes: the recorded pid 1
