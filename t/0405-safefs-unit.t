@@ -315,7 +315,8 @@ if ROOT:
     want = {"": "0:0 0755", "spool": "0:0 0755", "spool/tmp": nb + " 0750",
             "spool/new": nb + " 0750", "spool/cur": "0:0 0700", "spool/rejected": "0:0 0700",
             "deployments": "0:0 0755", "training": "0:0 0755", "run": "0:0 0755",
-            "run/training": "0:0 0700", "log": "0:0 0755", "api": nb + " 0750",
+            "run/training": "0:0 0700", "log": "0:0 0755", "log/service": nb + " 0750",
+            "api": nb + " 0750",
             "artifacts": nb + " 2750"}
     got = {k: owner_mode(os.path.join(var, k) if k else var) for k in want}
     t.is_(got, want, "layout: a new state directory gets the owners and modes of the table")

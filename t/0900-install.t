@@ -6,6 +6,7 @@
 # log reopening, and the refusal to serve a database that lacks the newest
 # migration.
 import glob
+import grp
 import os
 import re
 import shutil
@@ -224,7 +225,7 @@ for d in ("run", "log", "artifacts", "spool/tmp", "spool/new", "spool/cur"):
 # instance's MLC_* variables, which would override the file.
 env = {k: v for k, v in os.environ.items() if not k.startswith(("MLC_", "ASAN_", "UBSAN_"))}
 env.update(MLC_USER="root", MLC_GROUP="root")
-sock = os.path.join(var, "run", "mlc-api.sock")
+sock = os.path.join(var, "api", "mlc-api.sock")
 
 
 def run(*argv):
@@ -373,6 +374,9 @@ if os.access(nginx, os.X_OK) and openssl:
     with open(os.path.join(ng, "site.conf"), "w") as f:
         f.write(text)
     with open(os.path.join(ng, "nginx.conf"), "w") as f:
+        # nginx's workers reach the socket through api/'s group (MLC_WEB_GROUP),
+        # as www-data does in production.
+        f.write("user nobody %s;\n" % grp.getgrgid(os.stat(os.path.join(var, "api")).st_gid).gr_name)
         f.write("pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n"
                 "  client_body_temp_path %s/tmp/body;\n  fastcgi_temp_path %s/tmp/fastcgi;\n"
                 "  proxy_temp_path %s/tmp/proxy;\n  uwsgi_temp_path %s/tmp/uwsgi;\n"
