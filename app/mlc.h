@@ -35,7 +35,8 @@ void mlc_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn
  * avail > 0 bytes, or 0 with *bad the offset in s of the first byte that
  * makes it invalid (avail when the input ends inside the sequence).
  * mlc_utf8_check: len when s[0..len) is all valid, else the offset of
- * the first offending byte (len when it ends inside a sequence).
+ * the first offending byte (of the first byte of a sequence the input
+ * ends inside).
  * mlc_utf8_trim: cut a NUL-terminated string before an incomplete
  * sequence at its end, as truncating a message to a buffer leaves.
  */

@@ -81,7 +81,7 @@ size_t mlc_utf8_check(const char *s, size_t len)
 
 	while (i < len) {
 		if (!(n = mlc_utf8_seq(s + i, len - i, &bad)))
-			return i + bad;
+			return bad < len - i ? i + bad : i;	/* cut short: its first byte */
 		i += n;
 	}
 	return len;

@@ -258,7 +258,8 @@ static void test_utf8(void)
 	char s[16];
 
 	is_int(mlc_utf8_check(BIN("a\xc3\xa9\xf0\x9f\x98\x80")), 7, "valid UTF-8 is valid to its end");
-	is_int(mlc_utf8_check(BIN("ab\xc3")), 3, "a sequence cut by the end: the end");
+	is_int(mlc_utf8_check(BIN("ab\xc3")), 2, "a sequence cut by the end: its first byte");
+	is_int(mlc_utf8_check(BIN("ab\xf0\x9f\x98")), 2, "a 4-byte sequence cut by the end: its first byte");
 	is_int(mlc_utf8_check(BIN("ab\xe0\x9f\x80")), 3, "an overlong 3-byte form: its second byte");
 	is_int(mlc_utf8_check(BIN("\x80")), 0, "a continuation byte alone: itself");
 	strcpy(s, "ab\xe2\x82");
