@@ -24,7 +24,9 @@
 #include "log.h"
 
 #define STMT_CACHE 64
-#define MAX_PARAMS 64
+#define MAX_PARAMS MLC_DB_MAX_PARAMS
+/* Columns are fixed by each statement's text, never by a request: a
+ * statement with more is a programming error found by its first use. */
 #define MAX_COLS 32
 #define COL_INIT 512
 /* A column buffer grown past this for a long value is given back after
@@ -358,6 +360,18 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 
 	*code = 0;
 	db->delivered = 0;
+	/* The bind arrays above hold MAX_PARAMS: more is refused before
+	 * anything is bound, as an error of this request, not of the worker.
+	 * Handlers bound their request-dependent counts below it statically
+	 * (see models.c), so this is a second line of defence. */
+	if (nparams > MAX_PARAMS) {
+		mlc_log("error", NULL, "statement with %u parameters refused (at most %d): %.200s",
+			nparams, MAX_PARAMS, sql);
+		mlc_err_set(err, 500, "the statement has %u parameters, more than the %d "
+			    "the service binds", nparams, MAX_PARAMS);
+		*code = CR_UNKNOWN_ERROR;
+		return -1;
+	}
 	if (!db->conn) {
 		if (connect_db(db, err) < 0) {
 			*code = CR_CONNECTION_ERROR;
@@ -368,7 +382,10 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 	}
 	if (!(st = get_stmt(db, sql, code, err)))
 		return -1;
-	if (nparams > MAX_PARAMS || nparams != mysql_stmt_param_count(st))
+	/* The placeholders of the fixed statement text and the parameters
+	 * its handler passes disagree: a programming error (placeholders are
+	 * only ever generated together with their parameters). */
+	if (nparams != mysql_stmt_param_count(st))
 		mlc_die("statement takes %lu parameters, given %u: %s",
 			mysql_stmt_param_count(st), nparams, sql);
 	bind_params(b, params, nparams, lens, nulls);

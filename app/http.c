@@ -166,6 +166,9 @@ void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A long message (one quoting a runtime's, say) is cut to the buffer:
+	 * never in the middle of a character. */
+	mlc_utf8_trim(msg);
 	json_object_object_add(o, "detail", json_object_new_string(msg));
 	if (status >= 500)
 		mlc_log("error", r->request_id, "%d %s", status, msg);

@@ -118,7 +118,9 @@ void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *
  * them.  When the page is cut by limit, that is when a row follows it
  * ("SELECT 1 FROM <rest> LIMIT 1 OFFSET skip+limit" finds one), the reply
  * carries Link: <path?...&skip=NEXT&limit=LIMIT>; rel="next".
+ * The statements bind np + MLC_PAGE_PARAMS parameters in all.
  */
+#define MLC_PAGE_PARAMS 2
 void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
 		    unsigned np, long skip, long limit, mlc_row_json to_json);
 
