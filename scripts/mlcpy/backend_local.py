@@ -35,6 +35,7 @@ import json
 import os
 import stat
 import subprocess
+import threading
 import time
 
 from . import backend, log, procs, safefs, sandbox, unixhttp
@@ -80,6 +81,9 @@ class LocalBackend(backend.Backend):
         self.user = cfg.get("MLC_RUNTIME_USER")
         self._ids = None
         self.children = {}  # launcher pid -> Popen, reaped by reap()
+        # The spooler calls this backend from several threads, one per
+        # deployment; cgroup directories are shared between deployments.
+        self._cgroups_lock = threading.Lock()
 
     # ---- paths and small files ----
 
@@ -247,7 +251,8 @@ class LocalBackend(backend.Backend):
         self._check_paths(key)
         self._unlink(self.sock(key))
         log_fd, offset = self._open_log(dep_id, kind)
-        cgroups, enforced = self.cgroups.prepare(key)
+        with self._cgroups_lock:
+            cgroups, enforced = self.cgroups.prepare(key)
         limits = sandbox.limiter(
             self.memory, cgroups,
             nice=self.cgroups.cpus > 0 and "cpu" not in enforced,
@@ -395,7 +400,8 @@ class LocalBackend(backend.Backend):
             if _isdir(self.dir(key)):
                 self._clear_state(key)
                 self._unlink(self.sock(key))
-            self.cgroups.release(key)
+            with self._cgroups_lock:
+                self.cgroups.release(key)
         return gone
 
     def stop(self, dep_id):
@@ -481,10 +487,12 @@ class LocalBackend(backend.Backend):
                 if key and "/" not in key:
                     yield pid, key, args[0] == sandbox.BWRAP
 
-    def strays(self, keep):
+    def strays(self, keep, busy=None):
         stopped = []
         for pid, key, unstarted in self._runtimes_on_host():
             dep_id = dep_of(key)
+            if busy is not None and busy(dep_id):
+                continue  # being started or stopped right now
             st = self._read_state(key) if dep_id in keep else {}
             if st.get("pid") == pid and procs.alive(pid, st.get("start")):
                 continue
@@ -502,4 +510,4 @@ class LocalBackend(backend.Backend):
     def reap(self):
         for pid, popen in list(self.children.items()):
             if popen.poll() is not None:
-                del self.children[pid]
+                self.children.pop(pid, None)

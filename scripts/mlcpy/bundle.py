@@ -23,8 +23,13 @@ import zlib
 
 from . import safefs
 
-ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-NAME_RE = re.compile(r"^(deploy|train)-([A-Za-z0-9._-]{1,64})\.tar\.gz$")
+# Job ids (deployment ids, and training ids, which are UUIDs): the rule of
+# app/validate.c mlc_is_deployment_id, tested with it against the shared
+# examples of t/fixtures/deployment-ids.txt.  No id starts with a dot, so
+# no id is ".", ".." or one of the spooler's dot-named staging directories.
+ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+ID_RE = re.compile(r"^" + ID + r"\Z")
+NAME_RE = re.compile(r"^(deploy|train)-(" + ID + r")\.tar\.gz\Z")
 MEMBER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -55,7 +60,7 @@ class BundleError(Exception):
 def parse_name(filename):
     """('deploy'|'train', id) for a spool file name, or None."""
     m = NAME_RE.match(filename)
-    if not m or m.group(2) in (".", ".."):
+    if not m:
         return None
     return m.group(1), m.group(2)
 

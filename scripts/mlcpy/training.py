@@ -71,7 +71,6 @@ UPLOAD_TIMEOUT = 600      # s for one upload request
 UPLOAD_RETRY_FOR = 60     # s to keep retrying while the API does not answer
 ROLL_GRACE = 2.0          # s the old runtime keeps serving after the switch
 LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle
-REQUIREMENTS_MAX = 1 << 20
 OUTPUT_NAME = "model.pkl"
 OUTPUT_SUFFIXES = (".pkl", ".joblib")  # the model file, when not at MLC_OUTPUT
 CHECK_MARK = "mlc-check: "
@@ -445,16 +444,13 @@ class Job(threading.Thread):
         return job
 
     def check_requirements(self, job):
+        """(missing, warnings) for the bundle's requirements.txt, if any
+        (checked in a child process with a deadline, see requirements.py)."""
         env = job["files"].get("env")
         if not env:
             return [], []
-        with open(os.path.join(self.paths.inputs, env["name"]), "rb") as f:
-            text = f.read(REQUIREMENTS_MAX).decode("utf-8", "replace")
-        missing, warnings = requirements.check(text)
-        # requirements.check speaks of runtimes; the same holds for trainings.
-        return [m.replace("runtimes cannot install packages, so use a model built with the "
-                          "installed ones", "trainings run without network and cannot "
-                          "install packages; use the installed ones") for m in missing], warnings
+        return requirements.check_file(os.path.join(self.paths.inputs, env["name"]),
+                                       subject="trainings")
 
     def prepare_job_dir(self):
         """The sandbox's job directory: the inputs (root-owned, read-only for
@@ -738,7 +734,9 @@ class RollItem:
     """One deployment moving onto the new version: start a runtime for it in
     a new directory, wait until it answers /health, switch the row to it in
     one UPDATE, let the old runtime finish what it serves for ROLL_GRACE
-    seconds, then stop it and remove its directory."""
+    seconds, then stop it and remove its directory.  Starting, polling and
+    stopping runtimes run as tasks of the spooler's Workers (one step of a
+    deployment at a time), so that the loop never waits on them."""
 
     def __init__(self, roll, row):
         self.roll, self.row = roll, row
@@ -746,10 +744,25 @@ class RollItem:
         self.state = "new"
         self.be = self.launch = self.key = self.old_key = self.ready = None
         self.until = 0.0
+        self.waiting = False
 
     @property
     def done(self):
         return self.state in ("done", "failed")
+
+    def _task(self, what, fn, then):
+        """Run fn as the deployment's task, then(task) on the loop's thread;
+        False when another step of the deployment is under way."""
+        workers = self.roll.trainer.spooler.workers
+        if workers.busy(self.dep):
+            return False
+
+        def done(task):
+            self.waiting = False
+            then(task)
+        self.waiting = True
+        workers.submit(self.dep, what, fn, done)
+        return True
 
     def note(self, text, failure=False):
         self.roll.notes.append("deployment %s: %s" % (self.dep, text))
@@ -758,10 +771,14 @@ class RollItem:
         log.deployment(self.dep, "redeploy: %s", text)
 
     def give_up(self, why):
-        if self.key and self.be is not None:
-            if self.launch is not None:
-                self.be.cancel(self.launch)
-            self.be.remove_key(self.key)
+        key, launch, be = self.key, self.launch, self.be
+        if key and be is not None:
+            def clean():
+                if launch is not None:
+                    be.cancel(launch)
+                be.remove_key(key)
+            if not self._task("cleanup", clean, lambda task: None):
+                clean()
         self.note("stays on version %d: %s" % (self.row["model_version"], why), failure=True)
         self.state = "failed"
 
@@ -776,18 +793,30 @@ class RollItem:
             self.give_up("backend '%s' cannot switch runtimes" % self.be.name)
             return
         staging = os.path.join(sp.cfg.deployments, ".%s@%d.partial" % (self.dep, roll.version))
-        _rmtree(sp.cfg, staging)
-        try:
-            os.mkdir(staging, 0o755)
-            self.stage(staging)
-            self.key = self.be.install_generation(self.dep, roll.version, staging)
-            self.launch = self.be.launch(self.dep, "redeploy", key=self.key)
-        except (sandbox.SandboxError, OSError, ValueError) as e:
-            _rmtree(sp.cfg, staging)
-            self.give_up("cannot start a runtime for version %d: %s" % (roll.version, e))
+
+        def start():
+            key = None
+            try:
+                _rmtree(sp.cfg, staging)
+                os.mkdir(staging, 0o755)
+                self.stage(staging)
+                key = self.be.install_generation(self.dep, roll.version, staging)
+                return key, self.be.launch(self.dep, "redeploy", key=key), None
+            except (sandbox.SandboxError, OSError, ValueError) as e:
+                _rmtree(sp.cfg, staging)
+                return key, None, e
+        self._task("redeploy", start, self._begun)
+
+    def _begun(self, task):
+        if task.error is not None:
+            self.give_up("internal error in mlc-spooler; see the spooler log")
+            return
+        self.key, self.launch, error = task.result
+        if error is not None:
+            self.give_up("cannot start a runtime for version %d: %s" % (self.roll.version, error))
             return
         log.deployment(self.dep, "redeploy: starting a runtime for model version %d (pid %s)",
-                       roll.version, self.launch.pid)
+                       self.roll.version, self.launch.pid)
         self.state = "starting"
 
     def stage(self, staging):
@@ -824,20 +853,17 @@ class RollItem:
 
     def step(self):
         sp, version = self.roll.trainer.spooler, self.roll.version
+        if self.waiting:
+            return
         if self.state == "new":
-            self.begin()
+            if not sp.busy(self.dep):
+                self.begin()
+            return
         if self.state == "starting":
-            result = self.be.poll(self.launch)
-            if result is None:
-                return
-            if isinstance(result, backends.Failed):
-                self.launch = None
-                self.give_up("its runtime for version %d did not start: %s"
-                             % (version, result.reason))
-                return
-            self.ready, self.state = result, "ready"
+            self._task("poll", lambda: self.be.poll(self.launch), self._polled)
+            return
         if self.state == "ready":
-            if self.dep in sp.pending:
+            if sp.busy(self.dep):
                 return  # the old runtime is being restarted; switch once that settled
             row = sp.db.get(self.dep)
             if (row is None or row["status"] != "deployed" or row["desired"] != "running"
@@ -858,15 +884,34 @@ class RollItem:
             self.until = time.monotonic() + ROLL_GRACE
             self.state = "grace"
         if self.state == "grace" and time.monotonic() >= self.until:
-            self.retire()
+            self._task("retire", self._retire_old, self._retired)
 
-    def retire(self):
+    def _polled(self, task):
+        result = task.result
+        if task.error is not None:
+            result = backends.Failed("internal error in mlc-spooler; see the spooler log", "")
+        if result is None:
+            return
+        if isinstance(result, backends.Failed):
+            self.launch = None
+            self.give_up("its runtime for version %d did not start: %s"
+                         % (self.roll.version, result.reason))
+            return
+        self.ready, self.state = result, "ready"
+
+    def _retire_old(self):
         if self.old_key and self.old_key != self.key:
             self.be.remove_key(self.old_key)
             self.be.skip_log(self.key)
+
+    def _retired(self, task):
         self.note("version %d -> %d (runtime pid %d)" % (
             self.row["model_version"], self.roll.version, self.ready.pid))
         self.state = "done"
+
+    def retire(self):
+        self._retire_old()
+        self._retired(None)
 
     def abort(self):
         """The spooler stops: an unswitched new runtime goes (the next
