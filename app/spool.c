@@ -13,6 +13,7 @@
 #include <archive_entry.h>
 
 #include "config.h"
+#include "log.h"
 #include "spool.h"
 
 #define COPY_CHUNK 65536
@@ -23,15 +24,42 @@ static void spool_path(char *out, size_t cap, const char *sub, const char *name)
 		 name ? "/" : "", name ? name : "");
 }
 
+/* fsync the directory holding path. */
+static int fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* The spool's directories; one made here is fsynced in its parent, so
+ * that a bundle renamed into it is not lost with the directory entry. */
 static int ensure_dirs(void)
 {
 	static const char *const subs[] = { "", "tmp", "new", "cur" };
 	char path[PATH_MAX];
 	size_t i;
+	int rc;
 
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		spool_path(path, sizeof(path), subs[i], NULL);
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		rc = mkdir(path, 0755);
+		if ((rc < 0 && errno != EEXIST) || (rc == 0 && fsync_parent(path) < 0))
 			return -1;
 	}
 	return 0;
@@ -156,12 +184,14 @@ int mlc_spool_publish(const char *name, struct mlc_err *err)
 		mlc_err_set(err, 500, "cannot publish the job bundle: %s", strerror(errno));
 		return -1;
 	}
+	/* The bundle is in new/ now whatever happens: the caller's row says
+	 * it is waiting, so a failed fsync is logged, not undone. */
 	spool_path(dir, sizeof(dir), "new", NULL);
-	fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd >= 0) {
-		fsync(fd);
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		mlc_log("warn", NULL, "spool: cannot fsync %s: %s", dir, strerror(errno));
+	if (fd >= 0)
 		close(fd);
-	}
 	return 0;
 }
 
