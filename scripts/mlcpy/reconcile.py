@@ -17,7 +17,9 @@ and every MLC_RECONCILE_INTERVAL seconds (and at start) a reconcile pass
     crashing,
   - removes files and processes no deployment wants (also the runtime of
     an older model version a redeploy left behind) and those of trainings
-    that are over.
+    that are over;
+and every MLC_TMP_CLEAN_INTERVAL seconds the leftovers of dead requests in
+artifacts/.tmp and spool/tmp (older than MLC_TMP_MAX_AGE; tmpclean.py).
 
 A bundle leaves cur/ only once its outcome is in the database, so a
 spooler killed at any point leaves either the bundle (processed again, and
@@ -36,7 +38,7 @@ import traceback
 import pymysql
 
 from . import backend as backends
-from . import bundle, log, requirements, training
+from . import bundle, log, requirements, tmpclean, training
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError
 
@@ -98,6 +100,7 @@ class Spooler:
         self.spool = {d: os.path.join(cfg.spool, d) for d in ("tmp", "new", "cur", "rejected")}
         self.lock_fd = None
         self.trainer = training.Trainer(self)
+        self.cleaner = tmpclean.Cleaner(cfg, log.spooler)
 
     # ---- setup ----
 
@@ -199,6 +202,7 @@ class Spooler:
         if time.monotonic() >= self.next_reconcile:
             self.reconcile()
             self.next_reconcile = time.monotonic() + self.reconcile_interval
+        self.cleaner.tick()
 
     # ---- bundles ----
 
