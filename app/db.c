@@ -466,6 +466,11 @@ void mlc_db_rollback(struct mlc_db *db)
 	db->in_txn = 0;
 }
 
+void mlc_db_disconnect(struct mlc_db *db)
+{
+	drop_connection(db);
+}
+
 int mlc_db_ping(struct mlc_db *db, struct mlc_err *err)
 {
 	return mlc_db_exec(db, "SELECT 1", NULL, 0, NULL, NULL, err) < 0 ? -1 : 0;

@@ -59,6 +59,10 @@ int mlc_db_begin(struct mlc_db *db, struct mlc_err *err);
 int mlc_db_commit(struct mlc_db *db, struct mlc_err *err);
 void mlc_db_rollback(struct mlc_db *db);
 
+/* Close the connection (the server rolls back an open transaction); the
+ * next statement connects again. */
+void mlc_db_disconnect(struct mlc_db *db);
+
 /* Check the connection (reconnecting if needed). */
 int mlc_db_ping(struct mlc_db *db, struct mlc_err *err);
 

@@ -11,6 +11,7 @@
 #include "caps.h"
 #include "jobs.h"
 #include "jsonutil.h"
+#include "log.h"
 #include "routes.h"
 #include "spool.h"
 #include "stamp.h"
@@ -101,10 +102,35 @@ static const char *training_owner(json_object *m)
 }
 
 /*
+ * After a COMMIT that failed: whether the training row landed, looked up
+ * on a new connection once the model row lock shows that the server has
+ * finished the old transaction.  1 yes, 0 no, -1 cannot tell.
+ */
+static int training_landed(struct mlc_req *r, const char *modelid, const char *id)
+{
+	struct mlc_param key[] = { MLC_PSTR(modelid) }, p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	long long n;
+
+	mlc_db_rollback(r->db);
+	if (mlc_db_begin(r->db, &err) < 0)
+		return -1;
+	n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
+			NULL, NULL, &err);
+	if (n >= 0)
+		n = mlc_db_exec(r->db, "SELECT 1 FROM trainings WHERE training_id = ?", p, 1,
+				NULL, NULL, &err);
+	mlc_db_rollback(r->db);
+	return n < 0 ? -1 : n > 0;
+}
+
+/*
  * Insert the 'waiting' row unless a training of the model is waiting or
  * running (the model row is locked so that two requests cannot both pass
  * that check) or a cap on trainings is reached (err 409).  *busy receives
- * the id of the one in the way.
+ * the id of the one in the way.  Returns 0, -1 with err, or -2 with err
+ * when the COMMIT's outcome is unknown (the row may be there: the bundle
+ * must be published all the same).
  */
 static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 			   const struct mlc_job_src *s, const char *now, char busy[65],
@@ -135,9 +161,19 @@ static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 	}
 	if (mlc_db_exec(r->db, "INSERT INTO trainings (training_id, modelid, ownerid, placement, "
 			"redeploy, status, code_version, data_version, created_at, updated_at) "
-			"VALUES (?, ?, ?, ?, ?, 'waiting', ?, ?, ?, ?)", p, 9, NULL, NULL, err) < 0 ||
-	    mlc_db_commit(r->db, err) < 0)
+			"VALUES (?, ?, ?, ?, ?, 'waiting', ?, ?, ?, ?)", p, 9, NULL, NULL, err) < 0)
 		goto fail;
+	if (mlc_db_commit(r->db, err) < 0) {
+		/* Lost with its answer, the commit may have landed all the same. */
+		switch (training_landed(r, modelid, id)) {
+		case 1:
+			return 0;
+		case 0:
+			return -1;
+		default:
+			return -2;
+		}
+	}
 	return 0;
 fail:
 	mlc_db_rollback(r->db);
@@ -149,7 +185,9 @@ void mlc_h_training_add(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_job_src src;
 	char id[37], now[32], bundle[96], busy[65];
+	struct mlc_err ignored;
 	const char *modelid;
+	int rc = 0;
 	json_object *m = mlc_body_or_422(r, training_schema, 0);
 
 	if (!m)
@@ -170,8 +208,14 @@ void mlc_h_training_add(struct mlc_req *r)
 				 src.file[MLC_ART_CODE].version ? "data" : "code", modelid,
 				 src.file[MLC_ART_CODE].version ? "data" : "code");
 	else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
-		 insert_training(r, m, id, &src, now, busy, &err) < 0) {
-		mlc_spool_discard(bundle);
+		 (rc = insert_training(r, m, id, &src, now, busy, &err)) < 0) {
+		/* Unknown outcome: the spooler sets aside a bundle without a row
+		 * and fails a row without a bundle, so publishing is safe. */
+		if (rc == -2 && mlc_spool_publish(bundle, &ignored) == 0)
+			mlc_log("warn", NULL, "training %s: the commit's outcome is unknown; its bundle "
+				"is published all the same", id);
+		else
+			mlc_spool_discard(bundle);
 		mlc_reply_err(r, &err);
 	} else if (busy[0]) {
 		mlc_spool_discard(bundle);
@@ -179,7 +223,6 @@ void mlc_h_training_add(struct mlc_req *r)
 				 modelid, busy);
 	} else if (mlc_spool_publish(bundle, &err) < 0) {
 		struct mlc_param p[] = { MLC_PSTR(id) };
-		struct mlc_err ignored;
 
 		mlc_db_exec(r->db, "DELETE FROM trainings WHERE training_id = ?", p, 1, NULL, NULL,
 			    &ignored);

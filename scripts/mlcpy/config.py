@@ -34,6 +34,8 @@ DEFAULTS = {
     "MLC_TRAIN_TIMEOUT": "600",
     "MLC_TRAIN_LOG_MAX": str(256 << 10),
     "MLC_TRAIN_MAX_JOBS": "2",
+    "MLC_TMP_MAX_AGE": "3600",
+    "MLC_TMP_CLEAN_INTERVAL": "600",
     # Keys of the C side the spooler needs too (for MLC_API_URL's default).
     "MLC_HOST": "127.0.0.1",
     "MLC_PORT": "8090",

@@ -17,7 +17,9 @@ and every MLC_RECONCILE_INTERVAL seconds (and at start) a reconcile pass
     crashing,
   - removes files and processes no deployment wants (also the runtime of
     an older model version a redeploy left behind) and those of trainings
-    that are over.
+    that are over;
+and every MLC_TMP_CLEAN_INTERVAL seconds the leftovers of dead requests in
+artifacts/.tmp and spool/tmp (older than MLC_TMP_MAX_AGE; tmpclean.py).
 
 A bundle leaves cur/ only once its outcome is in the database, so a
 spooler killed at any point leaves either the bundle (processed again, and
@@ -46,7 +48,7 @@ import traceback
 import pymysql
 
 from . import backend as backends
-from . import bundle, layout, log, requirements, safefs, training
+from . import bundle, layout, log, requirements, safefs, tmpclean, training
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError
 
@@ -177,6 +179,7 @@ class Spooler:
         self.bundle_owners = self.layout.bundle_owners()
         self.workers = Workers()
         self.trainer = training.Trainer(self)
+        self.cleaner = tmpclean.Cleaner(cfg, log.spooler)
 
     # ---- setup ----
 
@@ -313,6 +316,7 @@ class Spooler:
         if time.monotonic() >= self.next_reconcile:
             self.reconcile()
             self.next_reconcile = time.monotonic() + self.reconcile_interval
+        self.cleaner.tick()
 
     # ---- bundles ----
 

@@ -37,7 +37,11 @@ next one kills what is left of the job's sandbox and runs the job again
 from scratch, at most MAX_ATTEMPTS runs in all (then it fails: "interrupted
 by a spooler restart; start it again").  Re-running is chosen because it is
 cheap to get right: nothing of a killed run is reused except a model it had
-already stored (state.json "uploaded"), so that no version is stored twice.
+already stored (state.json "uploaded"), so that no version is stored twice;
+and should the spooler die between the upload and noting it there, or the
+API's answer be lost, the upload sent again carries the same
+Idempotency-Key (training-<id>) and is answered with the version stored the
+first time.
 A SIGTERM to the spooler (mlc down) stops running jobs the same way without
 counting a run.  A completed training whose redeploy was interrupted
 redeploys again; deployments already on the version are skipped.
@@ -185,9 +189,18 @@ def _detail(body):
     return " ".join(str(body).split())[:500] or "no detail"
 
 
-def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT):
+def idempotency_key(training_id):
+    """The Idempotency-Key of a training's model upload: one per training,
+    so that every retry of it stores at most one version."""
+    return "training-%s" % training_id
+
+
+def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT, key=None):
     """POST path as the model's next `model` file to the API, streamed as
-    multipart/form-data; returns (HTTP status, parsed JSON body or bytes)."""
+    multipart/form-data; returns (HTTP status, parsed JSON body or bytes).
+    With key, the request carries it as its Idempotency-Key: sent again
+    (after a lost answer, or by a spooler that restarted), the upload is
+    answered with the version the first one stored."""
     u = urllib.parse.urlsplit(api_url)
     boundary = "mlc-spooler-" + uuid.uuid4().hex
     head = ("--%s\r\nContent-Disposition: form-data; name=\"file_kind\"\r\n\r\nmodel\r\n"
@@ -203,6 +216,8 @@ def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT):
         conn.putheader("Content-Type", "multipart/form-data; boundary=%s" % boundary)
         conn.putheader("Content-Length", str(len(head) + size + len(tail)))
         conn.putheader("User-Agent", "mlc-spooler")
+        if key:
+            conn.putheader("Idempotency-Key", key)
         conn.endheaders()
         conn.send(head)
         with open(path, "rb") as f:
@@ -389,6 +404,11 @@ class Job(threading.Thread):
             return
         self.state = _read_json(self.paths.state)
         self.trainer.kill_leftovers(self.paths, self.state)
+        if not self.state.get("uploaded"):
+            # Killed after the upload landed but before noting it in state.json.
+            stored = self._db(self.db.stored_version, row["modelid"], idempotency_key(self.id))
+            if stored:
+                self.state["uploaded"] = stored
         if self.state.get("uploaded"):
             # Killed after storing the model but before recording it.
             self.ran = True
@@ -690,7 +710,7 @@ class Job(threading.Thread):
             if self.stop.is_set():
                 raise Interrupted()
             try:
-                status, body = upload(url, modelid, model)
+                status, body = upload(url, modelid, model, key=idempotency_key(self.id))
             except (OSError, http.client.HTTPException) as e:
                 if time.monotonic() > give_up:
                     raise Failure("cannot store the trained model: the API at %s does not answer "
