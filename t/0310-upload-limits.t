@@ -102,7 +102,7 @@ t.like(reply.split(b"\r\n", 1)[0].decode(), r" 413 ", "a declared body over MLC_
 t.like(reply.decode("latin-1"), r'\{"detail":', "the 413 body is JSON")
 
 # ... and the worker itself refuses it too (for nginx setups without the limit).
-sock = os.path.join(var, "run", "mlc-api.sock")
+sock = os.environ.get("MLC_SOCKET") or os.path.join(var, "api", "mlc-api.sock")
 status, headers, body = fcgi.request(sock, up, "POST", b"x" * 10,
                                      content_type="multipart/form-data; boundary=b")
 t.is_(status, 422, "the worker parses a small malformed body (sanity check of the direct path)")

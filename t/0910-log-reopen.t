@@ -133,7 +133,9 @@ t.is_(t.get("/health").status_code, 200, "the API still answers after the second
 # ---- mlc-spooler and mlc-drift ----------------------------------------------
 
 for name in ("mlc-spooler", "mlc-drift"):
-    path = os.path.join(logdir, name + ".log")
+    # mlc-drift runs as the service user and logs where that user may
+    # create files: log/service/.
+    path = os.path.join(logdir, *(("service",) if name == "mlc-drift" else ()), name + ".log")
     try:
         pid = read_pid(name)
     except (OSError, ValueError):
