@@ -9,8 +9,16 @@
  * For deployments with inference_data 1 the rows may instead come from a
  * CSV at an http(s) URL, which the worker fetches (the runtime has no
  * network) under size, time and address limits.
+ *
+ * Predict runs in the slow pool (see main.c).  At most
+ * MLC_PREDICT_MAX_PER_DEPLOYMENT calls of one deployment run at once
+ * (slots, pool.h); a call beyond them is refused at once with 429, so one
+ * slow model or data server cannot hold every slow worker.  A runtime that
+ * does not answer within MLC_PREDICT_TIMEOUT gets 504, and the call is
+ * recorded as a failed operation.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +29,8 @@
 #include "config.h"
 #include "csvcheck.h"
 #include "jsonutil.h"
+#include "log.h"
+#include "pool.h"
 #include "routes.h"
 #include "stamp.h"
 #include "validate.h"
@@ -354,10 +364,14 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
+/* call_runtime's answer when the runtime took longer than
+ * MLC_PREDICT_TIMEOUT: the caller records the call and replies 504. */
+#define RUNTIME_TIMED_OUT (-2)
+
 /*
  * POST body to the runtime's /predict on its unix socket.  Returns the
- * HTTP status with the reply in *out (caller frees), or -1 after
- * replying 502/503/504 naming the deployment.
+ * HTTP status with the reply in *out (caller frees), RUNTIME_TIMED_OUT
+ * without replying, or -1 after replying 502/503 naming the deployment.
  */
 static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoint,
 			 const char *body, struct sink *out)
@@ -394,7 +408,7 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 		mlc_reply_detail(r, 503, "deployment '%s' is not answering (its runtime is "
 				 "restarting); try again shortly", dep);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		mlc_reply_detail(r, 504, "deployment '%s' did not answer within %ld s", dep, timeout);
+		return RUNTIME_TIMED_OUT;
 	else if (out->overflow)
 		mlc_reply_detail(r, 502, "deployment '%s' sent a reply over the %zu byte limit",
 				 dep, out->max);
@@ -537,6 +551,9 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 				 "refused (allow the host with MLC_LINK_ALLOW_HOSTS)", lc.refused);
 	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
 		mlc_reply_detail(r, 413, "data_link content exceeds %zu bytes", out->max);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		mlc_reply_detail(r, 504, "data_link did not finish sending within %ld s "
+				 "(MLC_LINK_TIMEOUT)", timeout);
 	else if (rc != CURLE_OK)
 		mlc_reply_detail(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
 	else if (status != 200)
@@ -550,6 +567,81 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- sharing the slow pool ---- */
+
+/* At most this many predict calls of one deployment at a time (0 or
+ * absent: half the slow pool, at least 1). */
+static int max_per_deployment(void)
+{
+	long n = mlc_config_long("MLC_PREDICT_MAX_PER_DEPLOYMENT", 0);
+
+	if (n <= 0)
+		n = mlc_pool_size(1) / 2;
+	return n < 1 ? 1 : n > MLC_MAX_WORKERS ? MLC_MAX_WORKERS : (int)n;
+}
+
+/*
+ * Take one of the deployment's slots into *fd, or reply 429 (all taken)
+ * and return -1.  A slot file that cannot be used is logged and the call
+ * goes on unlimited: the limit protects the other deployments, it is not
+ * worth refusing every call for.
+ */
+static int take_slot(struct mlc_req *r, const char *dep, int *fd)
+{
+	char dir[4096], name[128];
+	int n = max_per_deployment(), rc;
+
+	snprintf(dir, sizeof(dir), "%s/run/slots", mlc_config_get("MLC_VAR", "var"));
+	snprintf(name, sizeof(name), "predict-%s", dep);
+	rc = mlc_slot_take(dir, name, n, fd);
+	if (rc >= 0)
+		return 0;
+	if (rc == MLC_SLOTS_FULL) {
+		mlc_reply_header(r, "Retry-After: 1");
+		mlc_reply_detail(r, 429, "deployment '%s' is already answering %d predict calls, "
+				 "its most at once (MLC_PREDICT_MAX_PER_DEPLOYMENT); try again shortly",
+				 dep, n);
+		return -1;
+	}
+	mlc_log("error", r->request_id, "predict slots of '%s' in %s unusable (%s); "
+		"the call is not limited", dep, dir, strerror(errno));
+	return 0;
+}
+
+/*
+ * The runtime did not answer in time: record the call as an operation
+ * whose result says so (the rows were sent, and the model may have acted
+ * on them), and reply 504 with the operation's id.  For a data link the
+ * rows are the runtime's to parse, so data is null.
+ */
+static void reply_timeout(struct mlc_req *r, const char *dep, const char *owner,
+			  const struct target *t, json_object *rows)
+{
+	long timeout = mlc_config_long("MLC_PREDICT_TIMEOUT", 30);
+	json_object *result = json_object_new_object(), *o;
+	struct mlc_err err = { 0, "" };
+	char msg[256], now[32], opid[37];
+
+	snprintf(msg, sizeof(msg), "deployment '%s' did not answer within %ld s "
+		 "(MLC_PREDICT_TIMEOUT)", dep, timeout);
+	json_object_object_add(result, "error", json_object_new_string("timeout"));
+	json_object_object_add(result, "status", json_object_new_int(504));
+	json_object_object_add(result, "detail", json_object_new_string(msg));
+	mlc_now_utc(now);
+	if (mlc_record_operation(r, owner, dep, t->modelid, rows, result, now, opid, &err) < 0) {
+		mlc_log("error", r->request_id, "the timed-out call of '%s' was not recorded: %s",
+			dep, err.msg);
+		opid[0] = '\0';
+	}
+	json_object_put(result);
+	mlc_log("warn", r->request_id, "%s", msg);
+	o = json_object_new_object();
+	json_object_object_add(o, "detail", json_object_new_string(msg));
+	if (opid[0])
+		json_object_object_add(o, "operationid", json_object_new_string(opid));
+	mlc_reply_json(r, 504, o);
 }
 
 /* ---- the route ---- */
@@ -630,7 +722,7 @@ void mlc_h_predict(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct target t;
 	char now[32], opid[37];
-	int batch = 0, explain;
+	int batch = 0, explain, slot = -1;
 	long status;
 
 	if (!(m = mlc_body_or_422(r, predict_schema, 0))) {
@@ -653,6 +745,8 @@ void mlc_h_predict(struct mlc_req *r)
 				 t.reason[0] ? ": " : "", t.reason);
 		goto out;
 	}
+	if (take_slot(r, dep, &slot) < 0)
+		goto out;
 	feature_names(t.featurelist, &f);
 	if (link && !t.inference_data) {
 		mlc_reply_422_at(r, "data_link", "value_error.inference_data",
@@ -677,6 +771,12 @@ void mlc_h_predict(struct mlc_req *r)
 	req = runtime_request(rows, fetched.buf ? fetched.buf : "", explain, &f);
 	status = call_runtime(r, dep, t.endpoint,
 			      json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &reply);
+	owner = json_object_object_get(m, "ownerid") ?
+		json_object_get_string(json_object_object_get(m, "ownerid")) : t.ownerid;
+	if (status == RUNTIME_TIMED_OUT) {
+		reply_timeout(r, dep, owner, &t, rows);
+		goto out;
+	}
 	if (status < 0)
 		goto out;
 	if (status != 200 || !(answer = reply.buf ? json_tokener_parse(reply.buf) : NULL)) {
@@ -689,8 +789,6 @@ void mlc_h_predict(struct mlc_req *r)
 		json_object_object_del(answer, "data");
 		batch = 1;
 	}
-	owner = json_object_object_get(m, "ownerid") ?
-		json_object_get_string(json_object_object_get(m, "ownerid")) : t.ownerid;
 	mlc_now_utc(now);
 	if (mlc_record_operation(r, owner, dep, t.modelid, rows,
 				 json_object_object_get(answer, "prediction"), now, opid, &err) < 0) {
@@ -703,6 +801,7 @@ void mlc_h_predict(struct mlc_req *r)
 	mlc_reply_json(r, 200, answer);
 	answer = NULL;
 out:
+	mlc_slot_release(&slot);
 	json_object_put(answer);
 	json_object_put(errors);
 	json_object_put(req);
