@@ -12,8 +12,9 @@
  *
  * Predict runs in the slow pool (see main.c).  At most
  * MLC_PREDICT_MAX_PER_DEPLOYMENT calls of one deployment run at once
- * (slots, pool.h); a call beyond them is refused at once with 429, so one
- * slow model or data server cannot hold every slow worker.  A runtime that
+ * (slots, pool.h); a call beyond them waits a quarter of a second for one
+ * and is then refused with 429, so one slow model or data server cannot
+ * hold every slow worker.  A runtime that
  * does not answer within MLC_PREDICT_TIMEOUT gets 504, and the call is
  * recorded as a failed operation.
  */
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <curl/curl.h>
 
 #include "config.h"
@@ -582,20 +584,30 @@ static int max_per_deployment(void)
 	return n < 1 ? 1 : n > MLC_MAX_WORKERS ? MLC_MAX_WORKERS : (int)n;
 }
 
+/* How long a call waits for one of its deployment's slots before the
+ * 429: a fast model frees one within milliseconds, so a burst of calls
+ * queues briefly instead of being refused. */
+#define SLOT_WAIT_MS 250
+#define SLOT_POLL_MS 5
+
 /*
- * Take one of the deployment's slots into *fd, or reply 429 (all taken)
- * and return -1.  A slot file that cannot be used is logged and the call
- * goes on unlimited: the limit protects the other deployments, it is not
- * worth refusing every call for.
+ * Take one of the deployment's slots into *fd, or reply 429 (all taken
+ * for SLOT_WAIT_MS) and return -1.  A slot file that cannot be used is
+ * logged and the call goes on unlimited: the limit protects the other
+ * deployments, it is not worth refusing every call for.
  */
 static int take_slot(struct mlc_req *r, const char *dep, int *fd)
 {
+	static const struct timespec poll = { 0, SLOT_POLL_MS * 1000000L };
 	char dir[4096], name[128];
-	int n = max_per_deployment(), rc;
+	int n = max_per_deployment(), rc, waited = 0;
 
 	snprintf(dir, sizeof(dir), "%s/run/slots", mlc_config_get("MLC_VAR", "var"));
 	snprintf(name, sizeof(name), "predict-%s", dep);
-	rc = mlc_slot_take(dir, name, n, fd);
+	while ((rc = mlc_slot_take(dir, name, n, fd)) == MLC_SLOTS_FULL && waited < SLOT_WAIT_MS) {
+		nanosleep(&poll, NULL);
+		waited += SLOT_POLL_MS;
+	}
 	if (rc >= 0)
 		return 0;
 	if (rc == MLC_SLOTS_FULL) {
