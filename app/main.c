@@ -50,7 +50,6 @@
 #include "pool.h"
 #include "routes.h"
 
-
 /* One pool: a socket and the workers accepting on it. */
 struct pool {
 	const char *name;
