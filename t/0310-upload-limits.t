@@ -138,7 +138,8 @@ if not mounted:
     t.skip("the full-disk upload leaves no file", "cannot mount a tmpfs here (needs root)")
 else:
     sock2 = os.path.join(var, "run", "t0310.sock")
-    env = dict(os.environ, MLC_SOCKET=sock2, MLC_ARTIFACTS=mnt, MLC_WORKERS="1")
+    env = dict(os.environ, MLC_SOCKET=sock2, MLC_ARTIFACTS=mnt, MLC_WORKERS="1", MLC_SLOW_WORKERS="1")
+    env.pop("MLC_SLOW_SOCKET", None)
     master = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(os.environ["MLC_ROOT"], "app", "mlc-api"), "-c",
                                os.environ["MLC_CONF"]], env=env, stderr=subprocess.DEVNULL)
     try:
