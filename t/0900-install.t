@@ -150,7 +150,7 @@ t.ok("include /usr/share/mlconnector/conf/nginx/mlconnector-fastcgi.conf;"
      in read(D("usr/share/mlconnector/nginx/mlconnector-locations.conf")),
      "the installed locations include the installed FastCGI parameters")
 locs = read(D("usr/share/mlconnector/nginx/mlconnector-locations.conf"))
-t.ok("server unix:/var/lib/mlconnector/run/mlc-api-slow.sock;" in site
+t.ok("server unix:/var/lib/mlconnector/api/mlc-api-slow.sock;" in site
      and "limit_conn_zone $binary_remote_addr zone=mlc_slow:10m;" in site
      and "fastcgi_pass mlc_api_slow;" in locs and "limit_conn mlc_slow 16;" in locs
      and "client_body_timeout 65s;" in locs,
