@@ -83,7 +83,7 @@ t.ok(os.path.isfile(log), "mlc-api writes log/mlc-api.log")
 # deployment stops): a worker reopens the file when it takes a request, so
 # every worker of both pools must get some.
 results, errors, stop = [], [], threading.Event()
-slow_sock = os.path.join(rundir, "mlc-api-slow.sock")
+slow_sock = os.path.join(os.path.dirname(os.environ["MLC_SOCKET"]), "mlc-api-slow.sock")
 
 
 def client():
