@@ -66,6 +66,20 @@ for page in PAGES:
     t.is_((r.status_code, r.headers.get("Location")), (307, page),
           "GET %s/ redirects to %s (307, relative Location)" % (page, page))
 
+# Without the copy in the state directory (no npm when the instance was
+# set up), the pages say so; the document is still there.
+ui_dir = os.path.join(var, "nginx", "ui")
+os.rename(ui_dir, ui_dir + ".away")
+try:
+    for page in PAGES:
+        r = t.get(page)
+        t.ok(r.status_code == 404 and "the browser pages (/docs, /redoc, /dashboard) are not installed"
+             in ((t.body_of(r) or {}).get("detail") or ""),
+             "without the pages' files, GET %s answers 404 saying they are not installed" % page, t.describe(r))
+    t.is_(t.get("/openapi.json").status_code, 200, "while /openapi.json still answers")
+finally:
+    os.rename(ui_dir + ".away", ui_dir)
+
 r = t.get("/docs/API.md")
 t.ok(r.status_code == 200 and "## Routes" in r.text, "the text documents stay under /docs/ (GET /docs/API.md)")
 t.is_(t.get("/docs/openapi.json").status_code, 200, "and /docs/openapi.json")
@@ -197,6 +211,8 @@ t.ok(abs(sum(vals) + float((dash.get("shapInfo") or "").split("base value ")[-1]
          - base_out) < 1e-6 if vals else False,
      "base value + the bars add up to the model's prediction for that row")
 t.is_(dash.get("tokenStored"), "dash-test-token", "the token field keeps the token in sessionStorage")
+t.is_(dash.get("docsWithStoredToken"), ["/health Bearer dash-test-token"],
+      "/docs in the same tab is authorized with it: \"Try it out\" sends it")
 sent = dash.get("tokenSent") or []
 t.ok(sent and all(a == "Bearer dash-test-token" for a in sent),
      "with a token, every request of the dashboard carries Authorization: Bearer (%d requests)" % len(sent),
