@@ -81,6 +81,7 @@ expected = {
     "usr/share/mlconnector/nginx/mlconnector-locations.conf",
     "usr/share/mlconnector/conf/nginx/mlconnector-locations.conf.in",
     "usr/share/mlconnector/conf/nginx/mlconnector-fastcgi.conf",
+    "usr/share/mlconnector/conf/nginx/mlconnector-ui.conf",
     "usr/share/doc/mlconnector/README.md",
     "usr/share/doc/mlconnector/INSTALL",
 }
