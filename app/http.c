@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "config.h"
+#include "conf.h"
 #include "http.h"
 #include "log.h"
 #include "validate.h"

@@ -18,7 +18,7 @@
 #include <strings.h>
 #include <curl/curl.h>
 
-#include "config.h"
+#include "conf.h"
 #include "csvcheck.h"
 #include "jsonutil.h"
 #include "log.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "cors.h"
 #include "jsonutil.h"
 #include "log.h"

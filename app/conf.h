@@ -1,5 +1,5 @@
 /*
- * config.h - the KEY=value configuration shared with scripts/mlc and the
+ * conf.h - the KEY=value configuration shared with scripts/mlc and the
  * Python parts.  An environment variable of the same name overrides the
  * file; the file overrides the built-in default.
  */
