@@ -286,19 +286,7 @@ def ids(prefix):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
 
 
-# ---- units: config, requirements, bundle ------------------------------------------
-
-conf = os.path.join(VAR, "unit.conf")
-with open(conf, "w") as f:
-    f.write("# comment\nMLC_A=plain\nexport MLC_B=\"quoted value\"\nMLC_C='single'\n"
-            "MLC_D=\nMLC_VAR=rel/var\n")
-c = mconfig.Config(mconfig.parse_file(conf), "/srv/mlc", {"MLC_C": "from-env", "MLC_A": ""})
-t.is_([c.get("MLC_A"), c.get("MLC_B"), c.get("MLC_C"), c.get("MLC_D", "dflt")],
-      ["plain", "quoted value", "from-env", "dflt"],
-      "config: quotes stripped, export accepted, non-empty env wins, empty means default")
-t.is_(c.var, "/srv/mlc/rel/var", "config: a relative MLC_VAR is relative to the project root")
-t.is_([c.get("MLC_SPOOL_POLL"), c.get("MLC_RUNTIME_MAX_RESTARTS"), c.get("MLC_RUNTIME_USER")],
-      ["0.2", "5", "mlc-runtime"], "config: defaults of the spooler's keys")
+# ---- units: requirements, bundle ------------------------------------------------
 
 have = {"numpy": ("numpy", "1.24.2"), "scikit-learn": ("scikit-learn", "1.2.1")}
 miss, warn = mreq.check("# a comment\n\nscikit_learn>=1.0  # inline\nnumpy==1.24.2\n"
