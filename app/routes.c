@@ -43,6 +43,12 @@ static const struct mlc_route routes[] = {
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
+const struct mlc_route *mlc_routes(size_t *n)
+{
+	*n = NROUTES;
+	return routes;
+}
+
 /* Python writes tuples with ( ), and so does one of the published
  * examples: say how JSON writes a list when that is what went wrong. */
 static void add_hint(const char *buf, size_t len, char *msg, size_t cap)
