@@ -39,6 +39,8 @@ except ImportError as e:
 from mlcpy import config as mconfig, drift  # noqa: E402
 from mlcdrift import ALPHA, close, one  # noqa: E402
 
+T0 = time.monotonic()
+
 
 # ---- level and power -----------------------------------------------------------
 #
