@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "csvcheck.h"
 #include "log.h"
 #include "modelcheck.h"

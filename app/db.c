@@ -19,7 +19,7 @@
 #include <mysqld_error.h>
 
 #include "buildinfo.h"
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "log.h"
 

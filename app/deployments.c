@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "jobs.h"
 #include "jsonutil.h"
 #include "caps.h"

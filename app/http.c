@@ -12,7 +12,7 @@
 #include <sys/time.h>
 #include <time.h>
 
-#include "config.h"
+#include "conf.h"
 #include "http.h"
 #include "log.h"
 #include "validate.h"

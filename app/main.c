@@ -43,7 +43,7 @@
 #include <mysql.h>
 
 #include "buildinfo.h"
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "http.h"
 #include "log.h"

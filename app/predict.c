@@ -28,7 +28,7 @@
 #include <time.h>
 #include <curl/curl.h>
 
-#include "config.h"
+#include "conf.h"
 #include "csvcheck.h"
 #include "jsonutil.h"
 #include "log.h"

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "cors.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -42,6 +42,12 @@ static const struct mlc_route routes[] = {
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const struct mlc_route *mlc_routes(size_t *n)
+{
+	*n = NROUTES;
+	return routes;
+}
 
 /* Python writes tuples with ( ), and so does one of the published
  * examples: say how JSON writes a list when that is what went wrong. */

@@ -17,6 +17,10 @@ typedef void (*mlc_handler)(struct mlc_req *r);
 
 void mlc_dispatch(struct mlc_req *r);
 
+/* The service's route table, in the order mlc_dispatch matches it, and
+ * its length in *n (for the tests: t/unit/test-router.c). */
+const struct mlc_route *mlc_routes(size_t *n);
+
 /* health.c */
 void mlc_h_health(struct mlc_req *r);
 

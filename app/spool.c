@@ -12,7 +12,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include "config.h"
+#include "conf.h"
 #include "log.h"
 #include "spool.h"
 #include "store.h"

@@ -358,7 +358,7 @@ for attempt in range(5):
 t.ok(not any(o.startswith("SHORT") for o in outcomes),
      "through nginx, a list whose database connection is killed never arrives as a shorter list", outcomes)
 if any(o.startswith(("cut off", "unparseable")) for o in outcomes):
-    t.ok(True, "through nginx, the killed list reached the client cut off: %s" % outcomes[-1])
+    t.note("through nginx, the killed list reached the client cut off: %s" % outcomes[-1])
 else:
     t.skip("through nginx, the killed list reached the client cut off",
            "the kill never landed mid-list: %s" % ", ".join(outcomes))

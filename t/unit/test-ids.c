@@ -1,7 +1,7 @@
 /*
  * test-ids.c - the deployment-id rule (mlc_is_deployment_id) against the
  * shared examples in t/fixtures/deployment-ids.txt, which the spooler's
- * Python rule is tested against too (t/0405-spooler-rules-unit.t).
+ * Python rule is tested against too (t/0010-unit-bundle.t).
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,20 +1,17 @@
 #!/usr/bin/python3
-# mlcpy.safefs, mlcpy.layout and the bundle reader without an instance:
-# removal never follows a symbolic link (not at the top, not on the way,
+# mlcpy.safefs and mlcpy.layout without an instance: removal never follows a symbolic link (not at the top, not on the way,
 # not inside the tree, not while the tree changes under it), directories
 # of another owner or open to others are refused, a spool file that is a
 # link, a FIFO, a device or a hard link is refused before it is read, and
 # the state directory is created with its owners and modes and refused
 # (or repaired) when it is not.  Checks that need another owner run as
 # root only.
-import io
 import os
 import pwd
 import signal
 import socket
 import stat
 import sys
-import tarfile
 import tempfile
 import threading
 
@@ -23,7 +20,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 import mlctap as t  # noqa: E402
 
-from mlcpy import bundle, config, layout, safefs  # noqa: E402
+from mlcpy import config, layout, safefs  # noqa: E402
 
 ROOT = os.geteuid() == 0
 NOBODY = pwd.getpwnam("nobody")
@@ -231,66 +228,6 @@ else:
     t.skip("open_file: devices and owners", "needs root")
 with open(target, "rb") as f:
     t.is_(f.read(), b"secret", "open_file: the link and hard link targets are unchanged")
-
-# ---- bundles ------------------------------------------------------------------
-
-
-def tar_with(path, members):
-    with tarfile.open(path, "w:gz") as tar:
-        for ti, data in members:
-            if data is not None:
-                ti.size = len(data)
-            tar.addfile(ti, io.BytesIO(data) if data is not None else None)
-    return path
-
-
-def member(name, type_=tarfile.REGTYPE, **kw):
-    ti = tarfile.TarInfo(name)
-    ti.type = type_
-    for k, v in kw.items():
-        setattr(ti, k, v)
-    return ti
-
-
-bdir = os.path.join(BASE, "bundles")
-os.mkdir(bdir)
-for title, ti, data, pattern in [
-        ("a character device", member("model.pkl", tarfile.CHRTYPE, devmajor=1, devminor=3),
-         None, r"member 'model\.pkl' is a device"),
-        ("a block device", member("model.pkl", tarfile.BLKTYPE, devmajor=8, devminor=0),
-         None, r"member 'model\.pkl' is a device"),
-        ("a FIFO", member("model.pkl", tarfile.FIFOTYPE), None, r"is a fifo"),
-        ("a hard link", member("model.pkl", tarfile.LNKTYPE, linkname="/etc/passwd"), None,
-         r"is a hard link"),
-        ("a symbolic link", member("data.csv", tarfile.SYMTYPE, linkname="/etc/shadow"), None,
-         r"is a symbolic link"),
-        ("a directory", member("sub", tarfile.DIRTYPE), None, r"is a directory"),
-        ("a '..' name", member("../escape"), b"x", r"not a plain top-level file name"),
-        ("an absolute name", member(os.path.join(BASE, "escape")), b"x",
-         r"not a plain top-level file name")]:
-    path = tar_with(os.path.join(bdir, "deploy-x.tar.gz"), [(ti, data)])
-    dest = os.path.join(bdir, "out")
-    got = raises(bundle.unpack, path, dest, "deploy", "x", 1 << 20)
-    t.like(got, r"^BundleError: bundle rejected: .*" + pattern, "bundle: %s member is rejected"
-           % title)
-    os.unlink(path)
-t.ok(not os.path.exists(os.path.join(bdir, "out")) and not os.path.exists(
-     os.path.join(BASE, "escape")) and not os.path.exists(os.path.join(BASE, "..", "escape")),
-     "bundle: nothing is left behind or written outside")
-
-good = tar_with(os.path.join(BASE, "real.tar.gz"), [(member("job.json"), b"{}")])
-os.symlink(good, os.path.join(bdir, "deploy-y.tar.gz"))
-got = raises(bundle.unpack, os.path.join(bdir, "deploy-y.tar.gz"), os.path.join(bdir, "out"),
-             "deploy", "y", 1 << 20)
-t.like(got, r"^BundleError: bundle rejected: deploy-y\.tar\.gz is a symbolic link \(to ",
-       "bundle: a bundle that is a symbolic link is rejected before it is read")
-os.link(good, os.path.join(bdir, "deploy-z.tar.gz"))
-got = raises(bundle.unpack, os.path.join(bdir, "deploy-z.tar.gz"), os.path.join(bdir, "out"),
-             "deploy", "z", 1 << 20)
-t.like(got, r"^BundleError: bundle rejected: deploy-z\.tar\.gz has 2 hard links",
-       "bundle: a bundle with a second hard link is rejected")
-t.ok(os.path.isfile(good) and not os.path.exists(os.path.join(bdir, "out")),
-     "bundle: the link targets stay, no output directory")
 
 # ---- layout ---------------------------------------------------------------------
 

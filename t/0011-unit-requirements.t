@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-# Rules of the spooler that need no instance: requirements.txt checks with
-# python3-packaging (hostile files fail fast, with a reason), and the
-# deployment-id rule against the examples the C rule is tested against too
-# (t/fixtures/deployment-ids.txt, t/unit/test-ids.c).
+# mlcpy.requirements without an instance: requirements.txt checks with
+# python3-packaging (names normalised, markers, options, URLs), hostile
+# files fail fast with a reason, and the check in a child interpreter
+# keeps its deadline.
 import os
 import sys
 import tempfile
@@ -14,27 +14,9 @@ import mlctap as t  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "scripts"))
 try:
-    from mlcpy import bundle as mbundle, requirements as mreq  # noqa: E402
+    from mlcpy import requirements as mreq  # noqa: E402
 except ImportError as e:
-    t.skip_all("needs python3-packaging (%s)" % e)
-
-# ---- deployment ids: one rule, one fixture ------------------------------------------
-
-examples = []
-with open(os.path.join(HERE, "fixtures", "deployment-ids.txt"), encoding="utf-8") as f:
-    for line in f.read().split("\n"):
-        if line and not line.startswith("#"):
-            verdict, _, dep_id = line.partition("\t")
-            examples.append((verdict == "ok", dep_id))
-t.ok(len(examples) > 20, "the shared fixture has examples (%d)" % len(examples))
-wrong = [d for want, d in examples if bool(mbundle.ID_RE.match(d)) != want]
-t.is_(wrong, [], "bundle.ID_RE agrees with every example of t/fixtures/deployment-ids.txt")
-wrong = [d for want, d in examples
-         if (mbundle.parse_name("deploy-%s.tar.gz" % d) == ("deploy", d)) != want]
-t.is_(wrong, [], "a spool bundle name holds an id exactly when the id follows the rule")
-t.is_([mbundle.parse_name(n) for n in ("deploy-..tar.gz", "deploy-...tar.gz", "deploy-.x.tar.gz",
-                                       "deploy-x.tar.gz\n", "train-x/y.tar.gz")],
-      [None] * 5, "dot names, a trailing newline and slashes are no bundle names")
+    t.bail_out("needs the Debian package python3-packaging (%s)" % e)
 
 # ---- requirements ---------------------------------------------------------------------
 
