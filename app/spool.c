@@ -139,9 +139,11 @@ int mlc_spool_write(const char *name, json_object *manifest,
 	close(fd);
 	return 0;
 arc_fail:
+	/* libarchive's own text ("Write error") does not say why. */
 	e = archive_errno(a);
-	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s",
-		    archive_error_string(a) ? archive_error_string(a) : "unknown error");
+	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s%s%s%s",
+		    archive_error_string(a) ? archive_error_string(a) : "unknown error",
+		    e > 0 ? " (" : "", e > 0 ? strerror(e) : "", e > 0 ? ")" : "");
 	goto cleanup;
 sys_fail:
 	e = errno;
