@@ -12,7 +12,9 @@
 #   no file within the caps takes more than a few seconds.
 # Example counts are bounded (MLC_PROP_EXAMPLES, default 400).
 import os
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 
@@ -21,6 +23,10 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 import mlctap as t  # noqa: E402
 
+# Hypothesis keeps caches in ./.hypothesis unless told otherwise: not in the tree.
+_hypothesis_dir = tempfile.mkdtemp(prefix="mlc-hypothesis.")
+t.defer(shutil.rmtree, _hypothesis_dir, True)
+os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = _hypothesis_dir
 try:
     from hypothesis import HealthCheck, given, settings, strategies as st
 except ImportError:
