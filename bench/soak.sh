@@ -37,6 +37,6 @@ printf 'soak: instance at %s (state in %s), %s connections for %s s\n' "$BASE_UR
 		"$(grep -cE '\[(error|crit|alert|emerg)\]' "$MLC_VAR/log/nginx-error.log" 2>/dev/null || true)"
 	grep -hE ' error |\[(error|crit|alert|emerg)\]' "$MLC_VAR/log/mlc-api.log" \
 		"$MLC_VAR/log/nginx-error.log" 2>/dev/null | sed -E 's/^[^ ]+ //' | cut -c1-160 | sort | uniq -c \
-		| sort -rn | head -10
+		| sort -rn | head -10 || true
 } | tee -a "$OUT/report.txt"
 printf 'soak: report in %s/report.txt\n' "$OUT" >&2
