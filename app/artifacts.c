@@ -132,7 +132,10 @@ static int stream_body(struct mlc_req *r, struct mlc_mp *mp, struct upload *u,
 	unsigned long long total = 0;
 	int n, rc = 0;
 
-	while ((n = FCGX_GetStr(buf, CHUNK, r->fcgx->in)) > 0) {
+	/* mlc_body_read applies the idle timeout and the minimum rate: an
+	 * upload that stalls or crawls is abandoned (408) instead of holding
+	 * the worker for as long as the client likes. */
+	while ((n = mlc_body_read(r, buf, CHUNK)) > 0) {
 		total += (unsigned long long)n;
 		if (total > max) {
 			mlc_reply_detail(r, 413, "upload exceeds the limit of %llu bytes", max);
@@ -141,6 +144,10 @@ static int stream_body(struct mlc_req *r, struct mlc_mp *mp, struct upload *u,
 		rc = mlc_mp_feed(mp, buf, (size_t)n);
 		if (rc)
 			break;
+	}
+	if (n < 0) {
+		mlc_reply_body_cut(r);
+		goto out;
 	}
 	if (!rc && r->content_length >= 0 && total < (unsigned long long)r->content_length) {
 		mlc_reply_detail(r, 400, "the request body ended after %llu of %lld bytes",

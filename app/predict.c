@@ -9,19 +9,30 @@
  * For deployments with inference_data 1 the rows may instead come from a
  * CSV at an http(s) URL, which the worker fetches (the runtime has no
  * network) under size, time and address limits.
+ *
+ * Predict runs in the slow pool (see main.c).  At most
+ * MLC_PREDICT_MAX_PER_DEPLOYMENT calls of one deployment run at once
+ * (slots, pool.h); a call beyond them waits a quarter of a second for one
+ * and is then refused with 429, so one slow model or data server cannot
+ * hold every slow worker.  A runtime that
+ * does not answer within MLC_PREDICT_TIMEOUT gets 504, and the call is
+ * recorded as a failed operation.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <curl/curl.h>
 
 #include "config.h"
 #include "csvcheck.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "pool.h"
 #include "routes.h"
 #include "runtime_answer.h"
 #include "stamp.h"
@@ -566,6 +577,9 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 				 "refused (allow the host with MLC_LINK_ALLOW_HOSTS)", lc.refused);
 	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
 		mlc_reply_detail(r, 413, "data_link content exceeds %zu bytes", out->max);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		mlc_reply_detail(r, 504, "data_link did not finish sending within %ld s "
+				 "(MLC_LINK_TIMEOUT)", timeout);
 	else if (rc != CURLE_OK)
 		mlc_reply_detail(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
 	else if (status != 200)
@@ -582,6 +596,57 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 		mlc_reply_422_at(r, "data_link", "value_error.csv", "data_link is not UTF-8 text: %s", why);
 		return -1;
 	}
+	return 0;
+}
+
+/* ---- sharing the slow pool ---- */
+
+/* At most this many predict calls of one deployment at a time (0 or
+ * absent: half the slow pool, at least 1). */
+static int max_per_deployment(void)
+{
+	long n = mlc_config_long("MLC_PREDICT_MAX_PER_DEPLOYMENT", 0);
+
+	if (n <= 0)
+		n = mlc_pool_size(1) / 2;
+	return n < 1 ? 1 : n > MLC_MAX_WORKERS ? MLC_MAX_WORKERS : (int)n;
+}
+
+/* How long a call waits for one of its deployment's slots before the
+ * 429: a fast model frees one within milliseconds, so a burst of calls
+ * queues briefly instead of being refused. */
+#define SLOT_WAIT_MS 250
+#define SLOT_POLL_MS 5
+
+/*
+ * Take one of the deployment's slots into *fd, or reply 429 (all taken
+ * for SLOT_WAIT_MS) and return -1.  A slot file that cannot be used is
+ * logged and the call goes on unlimited: the limit protects the other
+ * deployments, it is not worth refusing every call for.
+ */
+static int take_slot(struct mlc_req *r, const char *dep, int *fd)
+{
+	static const struct timespec poll = { 0, SLOT_POLL_MS * 1000000L };
+	char dir[4096], name[128];
+	int n = max_per_deployment(), rc, waited = 0;
+
+	snprintf(dir, sizeof(dir), "%s/run/slots", mlc_config_get("MLC_VAR", "var"));
+	snprintf(name, sizeof(name), "predict-%s", dep);
+	while ((rc = mlc_slot_take(dir, name, n, fd)) == MLC_SLOTS_FULL && waited < SLOT_WAIT_MS) {
+		nanosleep(&poll, NULL);
+		waited += SLOT_POLL_MS;
+	}
+	if (rc >= 0)
+		return 0;
+	if (rc == MLC_SLOTS_FULL) {
+		mlc_reply_header(r, "Retry-After: 1");
+		mlc_reply_detail(r, 429, "deployment '%s' is already answering %d predict calls, "
+				 "its most at once (MLC_PREDICT_MAX_PER_DEPLOYMENT); try again shortly",
+				 dep, n);
+		return -1;
+	}
+	mlc_log("error", r->request_id, "predict slots of '%s' in %s unusable (%s); "
+		"the call is not limited", dep, dir, strerror(errno));
 	return 0;
 }
 
@@ -661,6 +726,7 @@ static void reply_failed_call(struct mlc_req *r, const char *owner, const char *
 	char now[32], opid[37];
 
 	json_object_object_add(result, "error", json_object_new_string(f->detail));
+	json_object_object_add(result, "status", json_object_new_int(f->code));
 	mlc_now_utc(now);
 	if (mlc_record_operation(r, owner, dep, modelid, rows, result, now, opid, &err) < 0) {
 		mlc_log("error", r->request_id, "the failed call of deployment %s was not recorded: %s",
@@ -685,7 +751,7 @@ void mlc_h_predict(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct target t;
 	char now[32], opid[37];
-	int batch = 0, explain;
+	int batch = 0, explain, slot = -1;
 	long status;
 
 	if (!(m = mlc_body_or_422(r, predict_schema, 0))) {
@@ -708,6 +774,8 @@ void mlc_h_predict(struct mlc_req *r)
 				 t.reason[0] ? ": " : "", t.reason);
 		goto out;
 	}
+	if (take_slot(r, dep, &slot) < 0)
+		goto out;
 	feature_names(t.featurelist, &f);
 	if (link && !t.inference_data) {
 		mlc_reply_422_at(r, "data_link", "value_error.inference_data",
@@ -780,6 +848,7 @@ void mlc_h_predict(struct mlc_req *r)
 	mlc_reply_json(r, 200, answer);
 	answer = NULL;
 out:
+	mlc_slot_release(&slot);
 	json_object_put(answer);
 	json_object_put(errors);
 	json_object_put(req);

@@ -175,7 +175,7 @@ for mode, what, detail in MODEL_CALLS:
     body = t.is_error(r, 502, "a model that %s" % what)
     t.like(body.get("detail"), detail % dep, "a model that %s: the detail says what was wrong" % what)
     data, result = operation(body.get("operationid"))
-    t.is_((data, result), ([row], {"error": body.get("detail")}),
+    t.is_((data, result), ([row], {"error": body.get("detail"), "status": 502}),
           "a model that %s: the call is recorded as failed, its rows and the detail as result {\"error\": ...}" % what)
 
 # Non-finite numbers are no JSON: the runtime sends them as null.
@@ -222,7 +222,7 @@ else:
         body = t.is_error(r, 502, "a data link and %s" % what)
         t.like(body.get("detail"), detail % dep_link, "a data link and %s: the detail says so" % what)
         data, result = operation(body.get("operationid"))
-        t.is_((data, result), (None, {"error": body.get("detail")}),
+        t.is_((data, result), (None, {"error": body.get("detail"), "status": 502}),
               "a data link and %s: recorded as failed (the rows the runtime read are unknown)" % what)
     t.is_422(predict(dep_link, {"data_link": base + "/latin1.csv"}),
              [(("body", "data_link"), "data_link is not UTF-8 text: line 2 has a byte that is not UTF-8 (0xe9)",

@@ -81,6 +81,7 @@ expected = {
     "usr/share/mlconnector/nginx/mlconnector-locations.conf",
     "usr/share/mlconnector/conf/nginx/mlconnector-locations.conf.in",
     "usr/share/mlconnector/conf/nginx/mlconnector-fastcgi.conf",
+    "usr/share/mlconnector/conf/nginx/mlconnector-ui.conf",
     "usr/share/doc/mlconnector/README.md",
     "usr/share/doc/mlconnector/INSTALL",
 }
@@ -149,6 +150,13 @@ t.ok("server unix:/var/lib/mlconnector/api/mlc-api.sock;" in site
 t.ok("include /usr/share/mlconnector/conf/nginx/mlconnector-fastcgi.conf;"
      in read(D("usr/share/mlconnector/nginx/mlconnector-locations.conf")),
      "the installed locations include the installed FastCGI parameters")
+locs = read(D("usr/share/mlconnector/nginx/mlconnector-locations.conf"))
+t.ok("server unix:/var/lib/mlconnector/api/mlc-api-slow.sock;" in site
+     and "limit_conn_zone $binary_remote_addr zone=mlc_slow:10m;" in site
+     and "fastcgi_pass mlc_api_slow;" in locs and "limit_conn mlc_slow 16;" in locs
+     and "client_body_timeout 65s;" in locs,
+     "the site declares the slow pool's upstream and the per-address zone, and the locations use "
+     "them with the shipped limits (16 slow requests per address, uploads idle 60 + 5 s)")
 
 # A second install keeps an edited configuration; uninstall removes
 # everything else and keeps it.
