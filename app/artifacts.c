@@ -299,30 +299,17 @@ static int stored_row(void *ctx, char **cols, const unsigned long *lens, unsigne
 
 #ifdef MLC_TEST_HOOKS
 /*
- * Test builds only (the AddressSanitizer binary of `mlc test`), with
- * MLC_TEST_HOOKS=1 in the environment: when the file
+ * Test builds only (see mlc_test_hook): when the file
  * $MLC_VAR/test-lost-commit exists, the next upload's COMMIT is "lost" -
  * its connection is closed right after COMMIT ("landed": the row is in)
  * or instead of it ("lost": the server rolls back) and the worker sees a
- * lost connection either way.  The first worker to remove the file takes
- * it.  Returns 'l', 'n' or 0.
+ * lost connection either way.  Returns 'l', 'n' or 0.
  */
 static int test_lost_commit(void)
 {
-	const char *on = getenv("MLC_TEST_HOOKS");
-	char path[PATH_MAX], c = 0;
-	FILE *f;
+	char c = 0;
 
-	if (!on || strcmp(on, "1"))
-		return 0;
-	snprintf(path, sizeof(path), "%s/test-lost-commit", mlc_config_get("MLC_VAR", "var"));
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fread(&c, 1, 1, f) != 1)
-		c = 0;
-	fclose(f);
-	if (unlink(path) < 0)
+	if (!mlc_test_hook("lost-commit", NULL, &c))
 		return 0;
 	return c == 'l' ? 'l' : 'n';
 }

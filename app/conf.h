@@ -38,4 +38,17 @@ long mlc_config_long(const char *key, long def);
 
 void mlc_config_release(void);
 
+#ifdef MLC_TEST_HOOKS
+/*
+ * Fault injection, compiled only into the test build (app/mlc-api-asan)
+ * and active only with MLC_TEST_HOOKS=1 in the environment: the hook
+ * `name` is armed by a file $MLC_VAR/test-<name>.  When it exists and
+ * `match` starts with its content (or match is NULL), this process removes
+ * it - the first one to do so takes the hook - and 1 is returned with the
+ * content's first byte in *first (when first is not NULL).  Otherwise 0.
+ */
+int mlc_test_hook(const char *name, const char *match, char *first);
+#endif
+
+
 #endif

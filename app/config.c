@@ -9,6 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef MLC_TEST_HOOKS
+#include <limits.h>
+#include <unistd.h>
+#endif
 
 #include "conf.h"
 
@@ -229,3 +233,30 @@ void mlc_config_release(void)
 	entries = NULL;
 	nentries = 0;
 }
+
+#ifdef MLC_TEST_HOOKS
+int mlc_test_hook(const char *name, const char *match, char *first)
+{
+	const char *on = getenv("MLC_TEST_HOOKS");
+	char path[PATH_MAX], buf[256];
+	size_t n;
+	FILE *f;
+
+	if (!on || strcmp(on, "1"))
+		return 0;
+	snprintf(path, sizeof(path), "%s/test-%s", mlc_config_get("MLC_VAR", "var"), name);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	if (match && strncmp(match, buf, strlen(buf)))
+		return 0;
+	if (unlink(path) < 0)
+		return 0;
+	if (first)
+		*first = buf[0];
+	return 1;
+}
+#endif

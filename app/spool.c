@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -138,9 +139,11 @@ int mlc_spool_write(const char *name, json_object *manifest,
 	close(fd);
 	return 0;
 arc_fail:
+	/* libarchive's own text ("Write error") does not say why. */
 	e = archive_errno(a);
-	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s",
-		    archive_error_string(a) ? archive_error_string(a) : "unknown error");
+	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s%s%s%s",
+		    archive_error_string(a) ? archive_error_string(a) : "unknown error",
+		    e > 0 ? " (" : "", e > 0 ? strerror(e) : "", e > 0 ? ")" : "");
 	goto cleanup;
 sys_fail:
 	e = errno;
@@ -157,6 +160,17 @@ cleanup:
 int mlc_spool_publish(const char *name, struct mlc_err *err)
 {
 	char from[PATH_MAX], to[PATH_MAX];
+
+#ifdef MLC_TEST_HOOKS
+	/* The worker dies between the row's COMMIT and publishing its
+	 * bundle, as by kill -9 (test builds, see mlc_test_hook):
+	 * $MLC_VAR/test-kill-before-publish holds the start of the bundle's
+	 * name, e.g. "deploy-<id>". */
+	if (mlc_test_hook("kill-before-publish", name, NULL)) {
+		mlc_log("warn", NULL, "test hook: killed before publishing %s", name);
+		raise(SIGKILL);
+	}
+#endif
 
 	tmp_path(from, sizeof(from), name);
 	spool_path(to, sizeof(to), "new", name);

@@ -1,7 +1,12 @@
 #!/usr/bin/python3
 # With MariaDB stopped the API answers 503 JSON instead of failing or
 # hanging; once MariaDB is back, the very next requests succeed without
-# restarting the API.
+# restarting the API.  Then the same under load: clients keep adding
+# models, uploading files and reading while MariaDB stops and starts;
+# every answer is a 2xx or a 503, no write answered 2xx is missing
+# afterwards, and the invariants of t/lib/mlcfaults.py hold.
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +15,7 @@ import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mlctap as t
+import mlcfaults as f
 
 t.need_instance("MLC_ROOT", "MLC_VAR", "MLC_DB_SOCKET", "MLC_DB_USER", "MLC_DB_NAME", exclusive=True)
 if os.environ.get("MLC_DB_HOST"):
@@ -89,5 +95,95 @@ t.is_status(after, 201, "POST /model/add works again after the outage")
 if after.status_code == 201:
     t.defer(t.delete, "/model/" + after.json()["modelid"])
 t.is_(api_pid(), pid_before, "the API was not restarted (same mlc-api master pid, still running)")
+
+# ---- the same under load ------------------------------------------------------------------
+
+target = t.add_model(t.minimal_model(), "setup: a model to upload to under load")["modelid"]
+prefix = t.uniq("load")
+
+
+def op_add(c, i, out):
+    name = "%s-%d" % (prefix, i)
+    status, body = c.request("POST", "/model/add", json.dumps(t.minimal_model(modelname=name)),
+                             {"Content-Type": "application/json"})
+    out.append({"op": "add", "name": name, "status": status, "body": body})
+
+
+def op_upload(c, i, out):
+    data = ("print(%d)\n" % i).encode()
+    ctype, head, tail, _ = f.multipart("code", "c%d.py" % i, data)
+    status, body = c.request("POST", "/model/%s/upload" % target, head + data + tail,
+                             {"Content-Type": ctype})
+    out.append({"op": "upload", "sha256": hashlib.sha256(data).hexdigest(), "status": status,
+                "body": body})
+
+
+def op_get(c, i, out):
+    status, body = c.request("GET", "/model/" + target)
+    out.append({"op": "get", "status": status, "body": body})
+
+
+def decoded(r):
+    try:
+        return json.loads(r["body"])
+    except (TypeError, ValueError):
+        return None
+
+
+load = f.Load([op_add, op_upload, op_get, op_add], threads=4).start()
+time.sleep(1.5)
+stop_at = time.monotonic()
+rc, out = mlc("db-stop")
+t.ok(rc == 0, "under load: scripts/mlc db-stop stops MariaDB", out)
+time.sleep(2)
+start_at = time.monotonic()
+rc, out = mlc("db-start")
+t.ok(rc == 0, "under load: scripts/mlc db-start starts MariaDB again", out)
+f.wait_until(lambda: t.get("/health", timeout=5).status_code == 200, 20, 0.2)
+back_at = time.monotonic()
+time.sleep(2)
+results = load.stop()
+t.db_close()  # the test's own connection went with the server
+for r in results:
+    if r["op"] == "add" and r["status"] == 201:
+        t.defer(t.delete, "/model/" + ((decoded(r) or {}).get("modelid") or "none"))
+
+codes = {}
+for r in results:
+    codes[r["status"]] = codes.get(r["status"], 0) + 1
+t.note("under load: %d requests, statuses %s" % (len(results), codes))
+odd = [r for r in results if r["status"] not in (200, 201, 503)]
+t.ok(not odd, "under load: every answer is a 2xx or a 503 (%d requests)" % len(results),
+     *["%s -> %s %s" % (r["op"], r["status"], r.get("error") or r.get("body")) for r in odd[:10]])
+down = [r for r in results if r["status"] == 503]
+t.ok(down, "under load: requests during the outage got 503", codes)
+t.ok(all((decoded(r) or {}).get("detail", "").startswith("database unavailable") for r in down),
+     "under load: every 503 says the database is unavailable",
+     *[r["body"] for r in down if not (decoded(r) or {}).get("detail", "").startswith("database unavailable")][:5])
+t.ok(any(r["status"] in (200, 201) and r["at"] < stop_at for r in results)
+     and any(r["status"] in (200, 201) and r["at"] > back_at for r in results),
+     "under load: requests succeeded before the outage and after it")
+late = [r for r in results if r["at"] > back_at + 1.0 and r["status"] not in (200, 201)]
+t.ok(not late, "under load: once /health answers again, every request succeeds",
+     *["%s -> %s" % (r["op"], r["status"]) for r in late[:10]])
+
+added = [r for r in results if r["op"] == "add" and r["status"] == 201]
+missing = [r["name"] for r in added
+           if t.db_rows("SELECT modelid FROM models WHERE modelname = %s", r["name"])
+           != [{"modelid": (decoded(r) or {}).get("modelid")}]]
+t.ok(added and not missing, "under load: every model add answered 201 (%d) is stored" % len(added),
+     *missing[:10])
+stored = [r for r in results if r["op"] == "upload" and r["status"] == 201]
+lost = [r for r in stored
+        if t.db_rows("SELECT sha256 FROM artifacts WHERE fileid = %s",
+                     (decoded(r) or {}).get("fileid")) != [{"sha256": r["sha256"]}]]
+t.ok(stored and not lost, "under load: every upload answered 201 (%d) is stored with its bytes"
+     % len(stored), *[r["body"] for r in lost[:10]])
+refused = [r["name"] for r in results if r["op"] == "add" and r["status"] == 503]
+landed = [n for n in refused if t.db_rows("SELECT 1 FROM models WHERE modelname = %s", n)]
+t.note("under load: %d model adds refused with 503, %d of them landed all the same (a COMMIT "
+       "whose answer was lost when the server went away)" % (len(refused), len(landed)))
+f.check("after the outage under load")
+t.is_(api_pid(), pid_before, "after the outage under load: the API was not restarted")
 
 t.done()

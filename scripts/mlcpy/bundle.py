@@ -14,6 +14,7 @@ opened with safefs.open_file: a symbolic link, a FIFO, a device or a hard
 link to another file is refused before anything is read from it.
 """
 
+import gzip
 import hashlib
 import json
 import os
@@ -148,7 +149,10 @@ def extract(path, dest_dir, max_total, allowed=None, owners=None):
         src.close()
         raise BundleError("cannot create %s: %s" % (dest_dir, e.strerror)) from None
     try:
-        with tarfile.open(fileobj=src, mode="r|gz") as tar:
+        # gzip, not tarfile's own "r|gz": Python 3.11's stream reader
+        # raises AttributeError on a gzip header with the FEXTRA flag.
+        with gzip.GzipFile(fileobj=src, mode="rb") as gz, \
+                tarfile.open(fileobj=gz, mode="r|") as tar:
             for member in tar:
                 _check_member(member, seen, allowed)
                 total += member.size
@@ -177,6 +181,8 @@ def load_job(dest_dir):
             job = json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
         raise BundleError("bundle rejected: job.json is not valid JSON: %s" % e) from None
+    except RecursionError:
+        raise BundleError("bundle rejected: job.json is nested too deeply") from None
     if not isinstance(job, dict):
         raise BundleError("bundle rejected: job.json is not a JSON object")
     return job

@@ -66,7 +66,7 @@ import uuid
 import pymysql
 
 from . import backend as backends
-from . import bundle, db, log, procs, requirements, safefs, sandbox
+from . import bundle, db, log, procs, requirements, safefs, sandbox, testhooks
 
 MAX_ATTEMPTS = 3          # runs of one training across spooler restarts
 PROGRESS_EVERY = 3.0      # s between updates of trainings.log while running
@@ -446,6 +446,9 @@ class Job(threading.Thread):
         self.out.note("the script wrote a %s model (%d bytes); storing it through the API"
                       % (kind, os.path.getsize(model)))
         version = self.store(row["modelid"], model)
+        # Test builds: the spooler dies between the upload's 201 and
+        # noting it in state.json (t/0950-faults.t).
+        testhooks.kill_here(self.cfg.var, "kill-after-upload", lambda m: self.say("%s", m))
         self.state["uploaded"] = version
         self._save_state()
         self.finish(row, version)
@@ -1137,15 +1140,15 @@ class Trainer:
     # ---- reconcile ----
 
     def _bundle_where(self, training_id):
+        """Where the training's bundle is: spool/new/, spool/cur/.  One
+        still in spool/tmp/ does not count: the API publishes it right
+        after the row's COMMIT, so one left there belongs to a worker that
+        died in between (the temp cleaner removes it), and counting it kept
+        the row waiting, and the model from being trained, for
+        MLC_TMP_MAX_AGE instead of LOST_BUNDLE_AFTER."""
         name = bundle_name(training_id)
-        where = [d for d in ("new", "cur")
-                 if os.path.lexists(os.path.join(self.spooler.spool[d], name))]
-        try:
-            if any(n.startswith(name) for n in os.listdir(self.spooler.spool["tmp"])):
-                where.append("tmp")
-        except FileNotFoundError:
-            pass
-        return where
+        return [d for d in ("new", "cur")
+                if os.path.lexists(os.path.join(self.spooler.spool[d], name))]
 
     def reconcile(self):
         """Trainings that can no longer end by themselves fail with a
