@@ -898,7 +898,7 @@ class RollItem:
                 self.give_up("it changed meanwhile")
                 return
             self.row = row
-            log.deployment(self.dep, "now serves model version %d at %s (pid %d); the runtime "
+            log.deployment(self.dep, "now serves model version %d at %s (pid %s); the runtime "
                            "of version %d stops in %g s", version, self.ready.endpoint,
                            self.ready.pid, row["model_version"], ROLL_GRACE)
             self.until = time.monotonic() + ROLL_GRACE
@@ -925,7 +925,7 @@ class RollItem:
             self.be.skip_log(self.key)
 
     def _retired(self, task):
-        self.note("version %d -> %d (runtime pid %d)" % (
+        self.note("version %d -> %d (runtime pid %s)" % (
             self.row["model_version"], self.roll.version, self.ready.pid))
         self.state = "done"
 
