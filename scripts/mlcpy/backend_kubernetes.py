@@ -166,15 +166,14 @@ def pod_problem(pods):
                 if waiting.get("reason") not in FAIL_WAITING:
                     continue
                 last = (cs.get("lastState") or {}).get("terminated") or {}
-                parts = []
+                who = "%s %s" % (label, cs.get("name"))
                 if last:
-                    parts.append("exited with status %s" % last.get("exitCode"))
-                    msg = " ".join(str(last.get("message") or "").split())
-                    if msg:
-                        parts.append(msg.splitlines()[-1][-600:] if msg else "")
-                elif waiting.get("message"):
-                    parts.append(" ".join(str(waiting["message"]).split())[:600])
-                detail = "%s %s %s" % (label, cs.get("name"), ": ".join(parts) or "")
+                    msg = " ".join(str(last.get("message") or "").split())[-600:]
+                    detail = "%s exited with status %s%s" % (who, last.get("exitCode"),
+                                                             ": " + msg if msg else "")
+                else:
+                    msg = " ".join(str(waiting.get("message") or "").split())[:600]
+                    detail = "%s%s" % (who, ": " + msg if msg else "")
                 return waiting["reason"], "%s: %s" % (waiting["reason"], detail.strip())
     return None
 
