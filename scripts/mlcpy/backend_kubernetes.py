@@ -73,7 +73,7 @@ class Cluster:
         self.net = client.NetworkingV1Api(api)
         self.batch = client.BatchV1Api(api)
 
-    def _call(self, what, fn, *args, missing_ok=False, **kw):
+    def _call(self, what, fn, *args, missing_ok=False, raw=False, **kw):
         kw.update(_preload_content=False, _request_timeout=REQUEST_TIMEOUT)
         try:
             resp = fn(*args, **kw)
@@ -93,6 +93,8 @@ class Cluster:
                 " (context %s)" % self.context if self.context else "", what,
                 " ".join(str(e).split())[:300])) from None
         data = resp.data
+        if raw:
+            return data or b""
         return json.loads(data) if data else {}
 
     # ---- per kind: (api, singular suffix) ----
@@ -143,6 +145,13 @@ class Cluster:
         return self._call("replace %s %s" % (kind, name), getattr(api, "replace_" + op), name,
                           self.namespace, obj)
 
+    def logs(self, pod, container, limit=1 << 18):
+        """The tail of a container's log (bytes; b"" when there is none)."""
+        out = self._call("read the log of pod %s" % pod, self.core.read_namespaced_pod_log, pod,
+                         self.namespace, container=container, limit_bytes=limit,
+                         missing_ok=True, raw=True)
+        return out or b""
+
     def delete(self, kind, name):
         api, op = self._ops(kind)
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
@@ -168,7 +177,11 @@ def pod_problem(pods):
                 last = (cs.get("lastState") or {}).get("terminated") or {}
                 who = "%s %s" % (label, cs.get("name"))
                 if last:
-                    msg = " ".join(str(last.get("message") or "").split())[-600:]
+                    # The message is the log's tail (FallbackToLogsOnError):
+                    # its last line says why.
+                    lines = [ln.strip() for ln in str(last.get("message") or "").splitlines()
+                             if ln.strip()]
+                    msg = lines[-1][-600:] if lines else ""
                     detail = "%s exited with status %s%s" % (who, last.get("exitCode"),
                                                              ": " + msg if msg else "")
                 else:
@@ -398,6 +411,8 @@ class KubernetesBackend(RemoteBackend):
         """Delete the objects (in the current context's namespace and in
         every context a recorded deployment uses) of deployments that are
         not in keep; returns their ids."""
+        if not os.path.exists(self.kubeconfig):
+            return []  # nothing was ever deployed with it (deployments fail and say why)
         contexts = {None} | {self._read_state(d).get("context") for d in self.present()}
         stopped = []
         sel = "%s=%s,%s=%s" % (km.L_MANAGED, km.MANAGED_BY, km.L_INSTANCE,

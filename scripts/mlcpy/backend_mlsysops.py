@@ -276,6 +276,8 @@ class MlsysopsBackend(RemoteBackend):
         with a record here are touched)."""
         stopped = []
         mine = self.present()
+        if not mine:
+            return stopped
         for dep_id, (state, _) in self.list_all().items():
             if dep_id in mine and dep_id not in keep and not (busy and busy(dep_id)) \
                     and state not in ("Removed", "To_be_removed"):

@@ -49,6 +49,7 @@ DEFAULTS = {
     "MLC_KUBE_SERVICE_TYPE": "ClusterIP",
     "MLC_KUBE_START_TIMEOUT": "600",
     "MLC_NORTHBOUND_URL": "",
+    "MLC_TRAIN_BACKEND": "local",
     # Keys of the C side the spooler needs too (for MLC_API_URL's default).
     "MLC_HOST": "127.0.0.1",
     "MLC_PORT": "8090",

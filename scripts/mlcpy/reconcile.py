@@ -346,6 +346,8 @@ class Spooler:
         for name in self._bundle_names("new"):
             if self.stopping:
                 return
+            if name.startswith(training.OUTPUT_PREFIX):
+                continue  # a remote training's model, taken by its job (training_kube.py)
             parsed = bundle.parse_name(name)
             if parsed is None:
                 self._reject(name, "new", "not a job bundle name")

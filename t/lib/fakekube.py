@@ -60,7 +60,7 @@ KINDS = {  # url segment -> (kind, api prefix)
 }
 PATH_RE = re.compile(r"^(?:/clusters/(?P<cluster>[^/]+))?(?P<prefix>/api/v1|/apis/[^/]+/v1)"
                      r"/namespaces/(?P<ns>[^/]+)/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?"
-                     r"(?P<sub>/status)?$")
+                     r"(?P<sub>/status|/log)?$")
 
 
 def free_port():
@@ -184,9 +184,10 @@ class FakeKube:
                 pass
 
             def _reply(self, status, obj):
-                data = json.dumps(obj).encode()
+                raw = isinstance(obj, bytes)
+                data = obj if raw else json.dumps(obj).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/plain" if raw else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -273,6 +274,12 @@ class FakeKube:
                 return 200, {"kind": kind + "List", "apiVersion": "v1",
                              "metadata": {"resourceVersion": str(next(self.rv))}, "items": items}
             key = (cluster, kind, ns, name)
+            if method == "GET" and m.group("sub") == "/log":
+                st = self.pods.get((cluster, ns, name))
+                if st is None:
+                    return self._404(kind, name)
+                runner = st.get("runners", {}).get("main")
+                return 200, runner.output if runner else b"fake log line\n"
             if method == "GET":
                 obj = self.objects.get(key)
                 return (200, copy.deepcopy(obj)) if obj else self._404(kind, name)
