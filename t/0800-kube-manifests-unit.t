@@ -21,6 +21,12 @@ import mlctap as t  # noqa: E402
 from mlcpy import config, kubemanifest as km  # noqa: E402
 from mlcpy import backend as B  # noqa: E402
 from mlcpy import backend_mlsysops as bm  # noqa: E402
+from mlcpy import log as mlog  # noqa: E402
+
+# The backends' log lines (stderr) are kept for the checks instead.
+LOGGED = []
+mlog.event = lambda subject, message, *args: LOGGED.append(
+    "%s: %s" % (subject, message % args if args else message))
 
 # ---- object names ----
 for dep_id in ("a", "A", "Dep_1.x", "x" * 64, "9-lives", "-.-"):
@@ -327,6 +333,8 @@ else:
     os.unlink(os.path.join(var, "kubernetes", "lost-1.json"))  # a record lost
     stopped = be.strays({"keep-1"})
     t.is_(stopped, ["lost-1"], "strays() deletes the objects of a deployment no row wants")
+    t.ok("deployment lost-1: kubernetes: deleting stray objects (no deployment wants them)"
+         in LOGGED, "and says so in the log")
     t.is_(sorted({n for _, _, n in fk.all_objects("mlconnector.io/instance=t0800")
                   if not n.startswith(km.object_name("keep-1"))}), [],
           "only the wanted deployment's objects remain")
@@ -335,6 +343,29 @@ else:
     t.ok(lists and all(sel and "mlconnector.io/instance=t0800" in sel for sel in lists),
          "every pod listing is narrowed to this instance's labels", lists[:3])
     be.remove("keep-1")
+
+    # The cluster API unreachable: removal waits and says why; nothing is lost.
+    dead = fakekube.free_port()
+    kc2 = os.path.join(var, "kube", "dead")
+    with open(kc2, "w") as f:
+        json.dump({"apiVersion": "v1", "kind": "Config", "current-context": "d",
+                   "clusters": [{"name": "d", "cluster": {"server": "http://127.0.0.1:%d" % dead}}],
+                   "users": [{"name": "u", "user": {"token": "x"}}],
+                   "contexts": [{"name": "d", "context": {"cluster": "d", "user": "u"}}]}, f)
+    be2 = bk.KubernetesBackend(config.Config({"MLC_VAR": var, "MLC_KUBECONFIG": kc2}, ROOT, {}))
+    be2.tokens = Tokens()
+    be2._write_state("down-1", {"context": None})
+    t.is_(be2.remove("down-1"), False, "with the cluster API unreachable, remove() is not done")
+    t.ok(any(ln.startswith("deployment down-1: kubernetes: cannot remove it yet (trying again): "
+                           "Kubernetes API unreachable") for ln in LOGGED),
+         "and logs why", LOGGED[-2:])
+    t.is_(be2.present(), {"down-1"}, "its record stays for the next try")
+    try:
+        be2.observe("down-1")
+        t.ok(False, "observe() with the cluster away raises an OSError for the spooler")
+    except OSError as e:
+        t.like(str(e), r"unreachable", "observe() with the cluster away raises an OSError for the "
+               "spooler, which counts no crash")
 
 # ---- the mlsysops backend against the fake Northbound API ----
 var2 = tempfile.mkdtemp(prefix="t0800-nb-")

@@ -388,23 +388,10 @@ class KubernetesBackend(RemoteBackend):
                 c.delete(kind, obj)
         return not left
 
-    def stop(self, dep_id):
+    def release(self, dep_id):
         st = self._read_state(dep_id)
         gone = self._delete_objects(self.cluster(st.get("context")), dep_id)
-        self.backoff.pop(dep_id, None)
         self.seen_restarts.pop(dep_id, None)
-        return gone
-
-    def remove(self, dep_id, keep_log=False):
-        """Delete the deployment's objects, its credential, bundle and
-        record; False while some object is still there (the spooler asks
-        again next tick)."""
-        gone = self.stop(dep_id)
-        self.drop_credential(dep_id, log.deployment)
-        if gone:
-            self.forget(dep_id)
-        else:
-            log.deployment(dep_id, "kubernetes: objects still being deleted; looking again")
         return gone
 
     def strays(self, keep, busy=None):

@@ -254,21 +254,11 @@ class MlsysopsBackend(RemoteBackend):
             self.request("DELETE", "/ml/remove/" + urllib.parse.quote(dep_id, safe=""),
                          missing_ok=True)
             self.removing.add(dep_id)
+            log.deployment(dep_id, "mlsysops: removal requested")
         return False
 
-    def stop(self, dep_id):
+    def release(self, dep_id):
         return self._remove_request(dep_id)
-
-    def remove(self, dep_id, keep_log=False):
-        gone = self._remove_request(dep_id)
-        self.drop_credential(dep_id, log.deployment)
-        self.backoff.pop(dep_id, None)
-        if gone:
-            self.forget(dep_id)
-        else:
-            log.deployment(dep_id, "mlsysops: removal requested; waiting for MLSysOps to "
-                           "finish it")
-        return gone
 
     def strays(self, keep, busy=None):
         """Deployments this spooler sent that MLSysOps still runs but no

@@ -23,8 +23,12 @@ import os
 import secrets
 import tarfile
 import threading
+import time
 
-from . import backend, db, safefs
+from . import backend, db, log, safefs
+
+RETRY_AFTER = 5.0     # s before a failed removal is tried again
+LOOK_AGAIN = 1.0      # s before looking again at a removal under way
 
 DEPLOY_FILES = ["job.json", "model.pkl", "data.csv", "requirements.txt"]
 TRAIN_FILES = ["job.json", "code.py", "data.csv", "requirements.txt"]
@@ -71,6 +75,7 @@ class RemoteBackend(backend.Backend):
         self.bundle_dir = os.path.join(cfg.var, "bundles")
         self.tokens = JobTokens(cfg)
         self.backoff = {}        # dep_id -> restart_after (time.time())
+        self._next_try = {}      # dep_id -> when remove() may ask the cluster again
 
     def _state_path(self, dep_id):
         return os.path.join(self.state_dir, dep_id + ".json")
@@ -153,6 +158,37 @@ class RemoteBackend(backend.Backend):
         """Remove the bundle and the record (once nothing runs)."""
         safefs.unlink(self.bundle_path("deploy", dep_id), self.cfg.var)
         safefs.unlink(self._state_path(dep_id), self.cfg.var)
+
+    def release(self, dep_id):
+        """Delete what the cluster runs for the deployment; True once
+        nothing of it is left (subclasses)."""
+        raise NotImplementedError
+
+    def stop(self, dep_id):
+        return self.release(dep_id)
+
+    def remove(self, dep_id, keep_log=False):
+        """Delete what the cluster runs for the deployment, then its
+        credential, bundle and record; False while something is left (the
+        spooler asks again every tick: the cluster is asked at most every
+        LOOK_AGAIN s, or RETRY_AFTER s after an error)."""
+        now = time.monotonic()
+        if self._next_try.get(dep_id, 0) > now:
+            return False
+        try:
+            gone = self.release(dep_id)
+        except OSError as e:
+            self._next_try[dep_id] = now + RETRY_AFTER
+            log.deployment(dep_id, "%s: cannot remove it yet (trying again): %s", self.name, e)
+            return False
+        self.backoff.pop(dep_id, None)
+        if not gone:
+            self._next_try[dep_id] = now + LOOK_AGAIN
+            return False
+        self._next_try.pop(dep_id, None)
+        self.drop_credential(dep_id, log.deployment)
+        self.forget(dep_id)
+        return True
 
     def present(self):
         try:

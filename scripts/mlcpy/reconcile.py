@@ -175,6 +175,7 @@ class Spooler:
         self.errors = 0
         self.next_reconcile = 0.0
         self.next_sweep = {}        # remote backend name -> when to look for strays next
+        self.unobserved = {}        # deployment id -> why its backend cannot see it now
         self.spool = {d: os.path.join(cfg.spool, d) for d in ("tmp", "new", "cur", "rejected")}
         self.lock_fd = None
         self.layout = layout.Layout(cfg)
@@ -740,7 +741,17 @@ class Spooler:
         except backends.Unavailable as e:
             self.fail(dep_id, str(e), None, None)
             return
-        seen = be.observe(dep_id, version=row["model_version"])
+        try:
+            seen = be.observe(dep_id, version=row["model_version"])
+        except OSError as e:
+            # A remote backend's cluster is unreachable: the runtime may well
+            # serve on; nothing is counted, it is looked at again next pass.
+            if self.unobserved.get(dep_id) != str(e):
+                log.deployment(dep_id, "cannot see the runtime: %s", e)
+            self.unobserved[dep_id] = str(e)
+            return
+        if self.unobserved.pop(dep_id, None) is not None:
+            log.deployment(dep_id, "the runtime can be seen again")
         if isinstance(seen, backends.Running):
             if row["runtime_pid"] != seen.pid or row["endpoint"] != seen.endpoint:
                 self.db.runtime(dep_id, seen.endpoint, seen.pid, row["restarts"])
