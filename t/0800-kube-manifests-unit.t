@@ -223,6 +223,17 @@ t.is_(bm.parse_status("{'status': 'deployed', 'timestamp': 't', 'local_endpoint'
 t.is_(bm.parse_status("Deployment_Failed")[0], "Deployment_Failed", "a bare status word is read")
 t.is_(bm.parse_status("{'status': __import__('os')}")[0], "{'status': __import__('os')}",
       "a status that is not a literal is only text (never evaluated)")
+for hostile in ("{" * 200000, "{'status': 'deployed', 'x': " + "[" * 5000 + "]" * 5000 + "}",
+                "{'status': " + "1" * 100000 + "}", "{'status': 'deployed'" + " " * 70000 + "}"):
+    got = bm.parse_status(hostile)
+    t.ok(isinstance(got[0], str) and len(got[0]) <= 200,
+         "a hostile status string (%d characters) is read without harm" % len(hostile))
+t.is_(bm.parse_status("{'status': 'deployed', 'global_endpoint': 'evil.example/x?y#:80', "
+                      "'local_endpoint': '10.0.0.1:8080'}")[1].get("global_endpoint"), None,
+      "an endpoint that is not host:port is dropped")
+t.is_(bm.MlsysopsBackend.endpoint(bm.parse_status(
+    "{'status': 'deployed', 'global_endpoint': 'a b:1', 'local_endpoint': '10.0.0.1:8080'}")[1]),
+      "http://10.0.0.1:8080", "the local endpoint is used instead")
 
 # ---- configured or not ----
 cfg0 = config.Config({"MLC_VAR": "/nonexistent"}, ROOT, {})

@@ -29,6 +29,7 @@ else http://<local_endpoint>.
 import ast
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -38,6 +39,7 @@ from . import backend, kubemanifest as km, log
 from .backend_remote import DEPLOY_FILES, RemoteBackend
 
 REQUEST_TIMEOUT = 15
+STATUS_MAX = 65536  # characters of one status string that are parsed
 COMPONENT = "ml-comp"
 
 
@@ -53,12 +55,22 @@ def parse_status(raw):
     else:
         text = str(raw or "").strip()
         try:
-            info = ast.literal_eval(text) if text.startswith("{") else {"status": text}
-        except (ValueError, SyntaxError):
-            info = {"status": text}
+            # Literals only (never evaluated as code), of a bounded size.
+            info = ast.literal_eval(text) if text.startswith("{") and \
+                len(text) <= STATUS_MAX else {"status": text[:STATUS_MAX]}
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            info = {"status": text[:200]}
         if not isinstance(info, dict):
             info = {"status": text}
-    return str(info.get("status") or "").strip(), info
+    for key in ("local_endpoint", "global_endpoint"):
+        v = info.get(key)
+        # host:port, nothing else (it becomes the URL the API calls).
+        if v is not None and not (isinstance(v, str) and
+                                  re.match(r"^[A-Za-z0-9.\-]+:[0-9]{1,5}$|^\[[0-9A-Fa-f:.]+\]:"
+                                           r"[0-9]{1,5}$", v)):
+            info = dict(info)
+            del info[key]
+    return str(info.get("status") or "").strip()[:200], info
 
 
 def description(dep_id, placement, image, command, env, port=km.PORT, name="mlconnector"):
