@@ -176,6 +176,7 @@ class Spooler:
         self.next_reconcile = 0.0
         self.next_sweep = {}        # remote backend name -> when to look for strays next
         self.unobserved = {}        # deployment id -> why its backend cannot see it now
+        self.sweeping = set()       # (backend, id) whose leftovers are being removed (logged)
         self.spool = {d: os.path.join(cfg.spool, d) for d in ("tmp", "new", "cur", "rejected")}
         self.lock_fd = None
         self.layout = layout.Layout(cfg)
@@ -807,14 +808,18 @@ class Spooler:
         objects of this instance that belong to no wanted deployment."""
         now = time.monotonic()
         for be in backends.remote(self.cfg):
-            present = be.present() - set(self.pending) - self.workers.keys()
+            held = be.present()
+            self.sweeping = {(n, d) for n, d in self.sweeping if n != be.name or d in held}
+            present = held - set(self.pending) - self.workers.keys()
             rows = self.db.existing(present) if present else {}
             for dep_id in sorted(present):
                 row = rows.get(dep_id)
                 if row is None or row["status"] in ("failed", "stopped") or \
                         (row["backend"] or "local") != be.name:
-                    log.deployment(dep_id, "removing what %s still holds (%s)", be.name,
-                                   "no row" if row is None else "status %s" % row["status"])
+                    if (be.name, dep_id) not in self.sweeping:
+                        self.sweeping.add((be.name, dep_id))
+                        log.deployment(dep_id, "removing what %s still holds (%s)", be.name,
+                                       "no row" if row is None else "status %s" % row["status"])
                     self.workers.submit(dep_id, "cleanup", lambda be=be, dep_id=dep_id:
                                         be.remove(dep_id, keep_log=True))
             key = STRAYS + "-" + be.name
