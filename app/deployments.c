@@ -38,6 +38,12 @@ static const struct mlc_field placement_fields[] = {
 	{ .name = NULL }
 };
 
+/* The deployment backends (docs/SCALING.md). */
+static int known_backend(const char *s)
+{
+	return !strcmp(s, "local") || !strcmp(s, "kubernetes") || !strcmp(s, "mlsysops");
+}
+
 static const struct mlc_field deployment_schema[] = {
 	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
 	{ .name = "ownerid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 255 },
@@ -48,8 +54,45 @@ static const struct mlc_field deployment_schema[] = {
 	  .check_msg = "string does not match regex \"" MLC_DEPLOYMENT_ID_REGEX "\"" },
 	{ .name = "inference_data", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
 	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 },
+	{ .name = "backend", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 16,
+	  .check = known_backend,
+	  .check_msg = "backend must be one of: local, kubernetes, mlsysops" },
 	{ .name = NULL }
 };
+
+/*
+ * The backend a deployment asks for (its "backend", else MLC_BACKEND), or
+ * NULL after a 422 when this installation cannot use it: kubernetes needs
+ * MLC_KUBECONFIG, mlsysops MLC_NORTHBOUND_URL (the spooler's rule, see
+ * scripts/mlcpy/backend.py configured()).
+ */
+static const char *backend_or_422(struct mlc_req *r, json_object *m)
+{
+	json_object *b = json_object_object_get(m, "backend");
+	const char *name = b ? json_object_get_string(b) : mlc_config_get("MLC_BACKEND", "local");
+	const char *key = NULL;
+
+	if (!name || !*name)
+		name = "local";
+	if (!strcmp(name, "kubernetes"))
+		key = "MLC_KUBECONFIG";
+	else if (!strcmp(name, "mlsysops"))
+		key = "MLC_NORTHBOUND_URL";
+	else if (strcmp(name, "local"))
+		key = "MLC_BACKEND";	/* an installation default that names no backend */
+	if (key && (!strcmp(key, "MLC_BACKEND") || !*mlc_config_get(key, ""))) {
+		if (!strcmp(key, "MLC_BACKEND"))
+			mlc_reply_422_at(r, "backend", "value_error.backend",
+					 "this installation's MLC_BACKEND '%s' is not a backend; "
+					 "use local, kubernetes or mlsysops", name);
+		else
+			mlc_reply_422_at(r, "backend", "value_error.backend",
+					 "backend '%s' is not configured on this installation "
+					 "(%s is not set)", name, key);
+		return NULL;
+	}
+	return name;
+}
 
 static int valid_timestamp(const char *s)
 {
@@ -73,7 +116,7 @@ static const struct mlc_field operation_schema[] = {
 /* ---- rows ---- */
 
 #define DEPLOYMENT_COLS "deployment_id, modelid, model_version, ownerid, placement, " \
-	"inference_data, status, reason, warnings, endpoint, created_at, updated_at"
+	"inference_data, status, reason, warnings, endpoint, created_at, updated_at, backend"
 
 static json_object *str_or_null(const char *s)
 {
@@ -96,6 +139,7 @@ static json_object *deployment_from_row(char **c)
 	json_object_object_add(o, "endpoint", str_or_null(c[9]));
 	json_object_object_add(o, "created_at", mlc_iso_time(c[10]));
 	json_object_object_add(o, "updated_at", mlc_iso_time(c[11]));
+	json_object_object_add(o, "backend", json_object_new_string(c[12]));
 	return o;
 }
 
@@ -133,7 +177,8 @@ static int write_bundle(json_object *m, const char *id, const struct mlc_job_src
 /* Insert the 'waiting' row, replacing a stopped deployment of the same id
  * (ids of stopped deployments may be reused). */
 static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
-			     const struct mlc_job_src *s, const char *now, struct mlc_err *err)
+			     const char *backend, const struct mlc_job_src *s, const char *now,
+			     struct mlc_err *err)
 {
 	json_object *pl = json_object_object_get(m, "placement");
 	const char *pls = pl ? json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN) : NULL;
@@ -145,7 +190,7 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 		MLC_PSTR(json_object_get_string(json_object_object_get(m, "ownerid"))),
 		pls ? MLC_PSTR(pls) : MLC_PNULL,
 		MLC_PLONG(json_object_get_int(json_object_object_get(m, "inference_data"))),
-		MLC_PSTR(mlc_config_get("MLC_BACKEND", "local")),
+		MLC_PSTR(backend),
 		MLC_PSTR(now), MLC_PSTR(now),
 	};
 
@@ -190,11 +235,15 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_job_src src;
 	char id[65], now[32], bundle[96];
-	const char *given, *modelid;
+	const char *given, *modelid, *backend;
 	json_object *m = mlc_body_or_422(r, deployment_schema, 0);
 
 	if (!m)
 		return;
+	if (!(backend = backend_or_422(r, m))) {
+		json_object_put(m);
+		return;
+	}
 	memset(&src, 0, sizeof(src));
 	given = json_object_get_string(json_object_object_get(m, "deployment_id"));
 	if (given && *given)
@@ -204,7 +253,7 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	modelid = json_object_get_string(json_object_object_get(m, "modelid"));
 	mlc_now_utc(now);
 	snprintf(bundle, sizeof(bundle), "deploy-%s.tar.gz", id);
-	if (!socket_path_fits(id)) {
+	if (!strcmp(backend, "local") && !socket_path_fits(id)) {
 		mlc_reply_422_at(r, "deployment_id", "value_error.any_str.max_length",
 				 "deployment_id is too long for this installation: the runtime's socket "
 				 "path %s/deployments/<id>/runtime.sock must stay within %d bytes",
@@ -220,7 +269,7 @@ void mlc_h_deployment_add(struct mlc_req *r)
 		mlc_reply_detail(r, 409, "model '%s' has no model file; upload one with "
 				 "POST /model/%s/upload (file_kind=model) first", modelid, modelid);
 	} else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
-		   insert_deployment(r, m, id, &src, now, &err) < 0) {
+		   insert_deployment(r, m, id, backend, &src, now, &err) < 0) {
 		mlc_spool_discard(bundle);
 		mlc_reply_err(r, &err);
 	} else if (mlc_spool_publish(bundle, &err) < 0) {

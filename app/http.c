@@ -154,6 +154,12 @@ void mlc_reply_empty(struct mlc_req *r, int status, const char *location)
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
 		     const char *sha256)
 {
+	mlc_reply_accel_in(r, "/_artifacts/", relpath, filename, sha256);
+}
+
+void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *relpath,
+			const char *filename, const char *sha256)
+{
 	char head[1536 + sizeof(r->extra_header)];
 	int n;
 
@@ -163,9 +169,12 @@ void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filenam
 	n = snprintf(head, sizeof(head),
 		     "Status: 200 OK\r\nContent-Type: application/octet-stream\r\n"
 		     "Content-Disposition: attachment; filename=\"%s\"\r\n"
-		     "X-Checksum-SHA256: %s\r\nX-Content-Type-Options: nosniff\r\n"
-		     "X-Accel-Redirect: /_artifacts/%s\r\n%s\r\n",
-		     filename, sha256, relpath, r->extra_header);
+		     "%s%s%sX-Content-Type-Options: nosniff\r\n"
+		     "X-Accel-Redirect: %s%s\r\n%s\r\n",
+		     filename, sha256 ? "X-Checksum-SHA256: " : "", sha256 ? sha256 : "",
+		     sha256 ? "\r\n" : "", location, relpath, r->extra_header);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		n = (int)sizeof(head) - 1;
 	FCGX_PutStr(head, n, r->fcgx->out);
 }
 

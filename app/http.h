@@ -63,6 +63,10 @@ void mlc_reply_empty(struct mlc_req *r, int status, const char *location);
  */
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
 		     const char *sha256);
+/* The same for a file under another internal nginx location ("/_bundles/");
+ * sha256 may be NULL (no X-Checksum-SHA256 header). */
+void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *relpath,
+			const char *filename, const char *sha256);
 /* Add a response header line to the next reply (e.g. "Allow: GET"). */
 void mlc_reply_header(struct mlc_req *r, const char *line);
 

@@ -3,9 +3,10 @@
  * deployment's model runtime.
  *
  * The worker checks the rows against the model's featurelist, forwards
- * them as one 2-D list to the runtime over its unix socket (libcurl, one
- * keep-alive handle per worker), records the call as an inference
- * operation, and returns the runtime's answer with the operation's id.
+ * them as one 2-D list to the runtime over its unix socket or, for a
+ * remote backend, its http(s) URL (libcurl, one keep-alive handle per
+ * worker), records the call as an inference operation, and returns the
+ * runtime's answer with the operation's id.
  * For deployments with inference_data 1 the rows may instead come from a
  * CSV at an http(s) URL, which the worker fetches (the runtime has no
  * network) under size, time and address limits.
@@ -404,14 +405,21 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 	CURL *c = r->curl;
 	CURLcode rc;
 
-	if (strncmp(endpoint, "unix:", 5)) {
+	/* A remote runtime (kubernetes, mlsysops) answers at http(s)://. */
+	int remote = !strncmp(endpoint, "http://", 7) || !strncmp(endpoint, "https://", 8);
+	char url[640];
+
+	if (strncmp(endpoint, "unix:", 5) && !remote) {
 		FAIL(f, 503, "deployment '%s' has no runtime endpoint yet", dep);
 		return -1;
 	}
+	snprintf(url, sizeof(url), "%s/predict", remote ? endpoint : "http://runtime");
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, endpoint + 5);
-	curl_easy_setopt(c, CURLOPT_URL, "http://runtime/predict");
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, remote ? NULL : endpoint + 5);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
@@ -429,7 +437,7 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 	curl_slist_free_all(hdrs);
 	if (rc == CURLE_OK)
 		return status;
-	if (rc == CURLE_COULDNT_CONNECT)
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
 		FAIL(f, 503, "deployment '%s' is not answering (its runtime is restarting); "
 		     "try again shortly", dep);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)

@@ -33,10 +33,13 @@ static const struct mlc_route routes[] = {
 	{ "GET",    "/deployment/get/opos/{ownerid}", mlc_h_operations_by_owner, 0 },
 	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, MLC_R_DEPLOYMENT_ID },
 	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON | MLC_R_DEPLOYMENT_ID },
+	{ "GET",    "/deployment/{deployment_id}/bundle", mlc_h_deployment_bundle, MLC_R_DEPLOYMENT_ID },
 	{ "POST",   "/mltraining/add",            mlc_h_training_add, MLC_R_JSON },
 	{ "GET",    "/mltraining/all",            mlc_h_training_all, 0 },
 	{ "GET",    "/mltraining/status/{training_id}", mlc_h_training_status, 0 },
 	{ "GET",    "/mltraining/{training_id}/log", mlc_h_training_log, 0 },
+	{ "GET",    "/mltraining/{training_id}/bundle", mlc_h_training_bundle, 0 },
+	{ "PUT",    "/mltraining/{training_id}/model", mlc_h_training_model, 0 },
 	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON | MLC_R_MODEL_ID },
 	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, MLC_R_MODEL_ID },
 };

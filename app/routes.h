@@ -63,6 +63,11 @@ void mlc_h_training_status(struct mlc_req *r);
 void mlc_h_training_all(struct mlc_req *r);
 void mlc_h_training_log(struct mlc_req *r);
 
+/* jobfiles.c: the files remote runtimes and trainings fetch and send */
+void mlc_h_deployment_bundle(struct mlc_req *r);
+void mlc_h_training_bundle(struct mlc_req *r);
+void mlc_h_training_model(struct mlc_req *r);
+
 /* drift.c */
 void mlc_h_drift_run(struct mlc_req *r);
 void mlc_h_drift_list(struct mlc_req *r);

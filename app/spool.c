@@ -157,6 +157,19 @@ cleanup:
 	return -1;
 }
 
+int mlc_spool_create(const char *name, struct mlc_err *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (ensure_dirs() < 0 || (fd = open_tmp(name, path, sizeof(path))) < 0) {
+		mlc_err_set(err, errno == ENOSPC ? 507 : 500, "cannot create %s in the spool: %s",
+			    name, strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
 int mlc_spool_publish(const char *name, struct mlc_err *err)
 {
 	char from[PATH_MAX], to[PATH_MAX];

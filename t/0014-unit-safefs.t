@@ -6,6 +6,8 @@
 # the state directory is created with its owners and modes and refused
 # (or repaired) when it is not.  Checks that need another owner run as
 # root only.
+import grp
+import io
 import os
 import pwd
 import signal
@@ -254,6 +256,8 @@ if ROOT:
             "deployments": "0:0 0755", "training": "0:0 0755", "run": "0:0 0755",
             "run/training": "0:0 0700", "log": "0:0 0755", "log/service": nb + " 0750",
             "api": nb + " 0750",
+            "kubernetes": "0:0 0700", "mlsysops": "0:0 0700",
+            "bundles": "0:%d 0750" % grp.getgrnam("nogroup").gr_gid,
             "artifacts": nb + " 2750"}
     got = {k: owner_mode(os.path.join(var, k) if k else var) for k in want}
     t.is_(got, want, "layout: a new state directory gets the owners and modes of the table")

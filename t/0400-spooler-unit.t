@@ -76,6 +76,9 @@ if why:
 
 ENV = dict(os.environ, MLC_VAR=VAR, MLC_DB_NAME=DB_NAME, MLC_SPOOL_POLL="0.1",
            MLC_RECONCILE_INTERVAL="0.5", MLC_RUNTIME_BACKOFF="0.2")
+# This spooler has no remote backend configured (a row asking for one fails).
+for _key in ("MLC_KUBECONFIG", "MLC_NORTHBOUND_URL"):
+    ENV.pop(_key, None)
 CFG = mconfig.load(ROOT, ENV)
 _db = None
 
@@ -534,7 +537,7 @@ t.like(row(link_id).get("reason"), r"member 'data\.csv' is a symbolic link",
        "bundle with a symlink member: failed, named")
 t.like(row(sha_id).get("reason"), r"'model\.pkl' does not match its SHA-256",
        "bundle whose model does not match its SHA-256: failed")
-t.like(row(kube_id).get("reason"), r"backend 'kubernetes' is not available",
+t.like(row(kube_id).get("reason"), r"backend 'kubernetes' is not available: set MLC_KUBECONFIG",
        "a deployment for a backend this spooler lacks: failed, named")
 t.is_([bundle_left(x) for x in (boom_id, evil_id, sha_id)], [[], [], []],
       "failed bundles leave the spool")

@@ -27,7 +27,7 @@ import stat
 
 from .safefs import DIR_FLAGS, Unsafe, check_dir, describe, fix_tree, user
 
-ROOT, SERVICE, WEB = "root", "service", "web"
+ROOT, SERVICE, WEB, ROOT_WEB = "root", "service", "web", "root-web"
 
 # (path below MLC_VAR, owner, mode, used by the spooler), parents first.
 DIRS = (
@@ -43,6 +43,11 @@ DIRS = (
     ("run/training", ROOT, 0o700, True),
     ("log", ROOT, 0o755, True),
     ("log/service", SERVICE, 0o750, False),
+    # The remote backends (kubernetes, mlsysops): their records of the
+    # deployments, and the bundles nginx sends to the clusters' pods.
+    ("kubernetes", ROOT, 0o700, True),
+    ("mlsysops", ROOT, 0o700, True),
+    ("bundles", ROOT_WEB, 0o750, True),
     ("api", WEB, 0o750, False),
 )
 STORE_MODE, STORE_FILE_MODE = 0o2750, 0o640
@@ -98,6 +103,8 @@ class Layout:
             return self.uid, self.gid, (self.uid,)
         if kind == SERVICE:
             return self.svc_uid, self.svc_gid, (self.svc_uid, self.uid)
+        if kind == ROOT_WEB:
+            return self.uid, self.web_gid, (self.uid,)
         return self.svc_uid, self.web_gid, (self.svc_uid, self.uid)
 
     # ---- checks ----

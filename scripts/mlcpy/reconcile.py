@@ -56,6 +56,7 @@ STABLE_AFTER = 600        # s a runtime must have served for its crash count to 
 BACKOFF_MAX = 60          # s, longest wait before restarting a crashed runtime
 LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle in the spool
 STRAYS = "*strays"        # the Workers key of the stray-runtime sweep (no id starts with '*')
+REMOTE_SWEEP_EVERY = 60   # s between looks for stray objects in clusters (remote backends)
 SHUTDOWN_WAIT = 20.0      # s a stopping spooler waits for the tasks under way
 
 
@@ -173,6 +174,9 @@ class Spooler:
         self.last_error = None
         self.errors = 0
         self.next_reconcile = 0.0
+        self.next_sweep = {}        # remote backend name -> when to look for strays next
+        self.unobserved = {}        # deployment id -> why its backend cannot see it now
+        self.sweeping = set()       # (backend, id) whose leftovers are being removed (logged)
         self.spool = {d: os.path.join(cfg.spool, d) for d in ("tmp", "new", "cur", "rejected")}
         self.lock_fd = None
         self.layout = layout.Layout(cfg)
@@ -344,6 +348,8 @@ class Spooler:
         for name in self._bundle_names("new"):
             if self.stopping:
                 return
+            if name.startswith(training.OUTPUT_PREFIX):
+                continue  # a remote training's model, taken by its job (training_kube.py)
             parsed = bundle.parse_name(name)
             if parsed is None:
                 self._reject(name, "new", "not a job bundle name")
@@ -459,7 +465,7 @@ class Spooler:
         if row["status"] == "building":
             launch = be.adopt(dep_id)
             if launch is not None:
-                log.deployment(dep_id, "adopting runtime pid %d started before a spooler restart",
+                log.deployment(dep_id, "adopting runtime pid %s started before a spooler restart",
                                launch.pid)
                 self.pending[dep_id] = Pending(launch, be, "deploy", path)
                 return
@@ -593,7 +599,7 @@ class Spooler:
             self.fail(dep_id, result.reason, p.bundle, p.backend)
             return
         if self.db.deployed(dep_id, result.endpoint, result.pid):
-            log.deployment(dep_id, "deployed at %s (pid %d)", result.endpoint, result.pid)
+            log.deployment(dep_id, "deployed at %s (pid %s)", result.endpoint, result.pid)
         else:
             log.deployment(dep_id, "runtime ready but the deployment changed meanwhile")
             if self.db.get(dep_id) is None:
@@ -611,7 +617,7 @@ class Spooler:
             self.count_crash(row, p.backend, result.detail or result.reason, 0)
             return
         self.db.runtime(dep_id, result.endpoint, result.pid, row["restarts"])
-        log.deployment(dep_id, "runtime %s (pid %d)", "restarted" if p.kind == "restart"
+        log.deployment(dep_id, "runtime %s (pid %s)", "restarted" if p.kind == "restart"
                        else "resumed", result.pid)
 
     def start_again(self, row, be, kind):
@@ -736,7 +742,17 @@ class Spooler:
         except backends.Unavailable as e:
             self.fail(dep_id, str(e), None, None)
             return
-        seen = be.observe(dep_id, version=row["model_version"])
+        try:
+            seen = be.observe(dep_id, version=row["model_version"])
+        except OSError as e:
+            # A remote backend's cluster is unreachable: the runtime may well
+            # serve on; nothing is counted, it is looked at again next pass.
+            if self.unobserved.get(dep_id) != str(e):
+                log.deployment(dep_id, "cannot see the runtime: %s", e)
+            self.unobserved[dep_id] = str(e)
+            return
+        if self.unobserved.pop(dep_id, None) is not None:
+            log.deployment(dep_id, "the runtime can be seen again")
         if isinstance(seen, backends.Running):
             if row["runtime_pid"] != seen.pid or row["endpoint"] != seen.endpoint:
                 self.db.runtime(dep_id, seen.endpoint, seen.pid, row["restarts"])
@@ -783,6 +799,34 @@ class Spooler:
             # Deployments with a task under way are left alone: a runtime
             # being started has not recorded itself yet.
             self.workers.submit(STRAYS, "strays", lambda: lb.strays(keep, self.workers.busy))
+        self.sweep_remote(keep)
+
+    def sweep_remote(self, keep):
+        """The same for the remote backends (kubernetes, mlsysops): records
+        of deployments no row wants are removed with everything they run,
+        and every REMOTE_SWEEP_EVERY seconds the cluster is searched for
+        objects of this instance that belong to no wanted deployment."""
+        now = time.monotonic()
+        for be in backends.remote(self.cfg):
+            held = be.present()
+            self.sweeping = {(n, d) for n, d in self.sweeping if n != be.name or d in held}
+            present = held - set(self.pending) - self.workers.keys()
+            rows = self.db.existing(present) if present else {}
+            for dep_id in sorted(present):
+                row = rows.get(dep_id)
+                if row is None or row["status"] in ("failed", "stopped") or \
+                        (row["backend"] or "local") != be.name:
+                    if (be.name, dep_id) not in self.sweeping:
+                        self.sweeping.add((be.name, dep_id))
+                        log.deployment(dep_id, "removing what %s still holds (%s)", be.name,
+                                       "no row" if row is None else "status %s" % row["status"])
+                    self.workers.submit(dep_id, "cleanup", lambda be=be, dep_id=dep_id:
+                                        be.remove(dep_id, keep_log=True))
+            key = STRAYS + "-" + be.name
+            if now >= self.next_sweep.get(be.name, 0) and not self.workers.busy(key):
+                self.next_sweep[be.name] = now + REMOTE_SWEEP_EVERY
+                self.workers.submit(key, "strays", lambda be=be: be.strays(keep,
+                                                                          self.workers.busy))
 
     @staticmethod
     def _pruned(task, version):

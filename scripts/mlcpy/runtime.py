@@ -402,6 +402,26 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         os.chmod(path, 0o666)  # the API's workers connect as another user
 
 
+class TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """The runtime on a TCP port (--listen): inside a Kubernetes pod, where
+    the gateway reaches it through the deployment's Service."""
+    daemon_threads = True
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(self, address, model):
+        self.model = model
+        super().__init__(address, Handler)
+
+
+def parse_listen(text):
+    """(host, port) of a --listen HOST:PORT (or PORT: every address)."""
+    host, sep, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("--listen takes HOST:PORT, e.g. 0.0.0.0:8080")
+    return (host.strip("[]") if sep else "0.0.0.0") or "0.0.0.0", int(port)
+
+
 def _remove_stale(path):
     try:
         if stat.S_ISSOCK(os.lstat(path).st_mode):
@@ -410,7 +430,7 @@ def _remove_stale(path):
         pass
 
 
-def serve(deployment_dir):
+def serve(deployment_dir, listen=None):
     # Each connection has a thread; a small stack keeps many kept-alive
     # connections well inside RLIMIT_AS (the default reserves 8 MiB each).
     threading.stack_size(THREAD_STACK)
@@ -419,8 +439,14 @@ def serve(deployment_dir):
     except LoadError as e:
         say("model failed to load: %s" % e)
         return EXIT_LOAD_FAILED
-    sock = os.path.join(deployment_dir, "runtime.sock")
-    server = Server(sock, model)
+    if listen:
+        sock = None
+        server = TCPServer(listen, model)
+        where = "%s:%d" % listen
+    else:
+        sock = os.path.join(deployment_dir, "runtime.sock")
+        server = Server(sock, model)
+        where = sock
     stop = threading.Event()
 
     def on_term(signum, frame):
@@ -431,12 +457,13 @@ def serve(deployment_dir):
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     say("runtime %s: serving %s on %s" % (model.deployment_id, type(model.estimator).__name__,
-                                          sock))
+                                          where))
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
-        _remove_stale(sock)
+        if sock:
+            _remove_stale(sock)
     say("runtime %s: stopped" % model.deployment_id)
     return 0
 
@@ -444,5 +471,11 @@ def serve(deployment_dir):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="mlc-runtime", description="serve one deployed model")
     ap.add_argument("--dir", required=True, help="the deployment directory")
+    ap.add_argument("--listen", metavar="HOST:PORT",
+                    help="answer on this TCP address instead of <dir>/runtime.sock")
     args = ap.parse_args(argv)
-    return serve(os.path.abspath(args.dir))
+    try:
+        listen = parse_listen(args.listen) if args.listen else None
+    except ValueError as e:
+        ap.error(str(e))
+    return serve(os.path.abspath(args.dir), listen)

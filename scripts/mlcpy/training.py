@@ -78,6 +78,7 @@ LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle
 OUTPUT_NAME = "model.pkl"
 OUTPUT_SUFFIXES = (".pkl", ".joblib")  # the model file, when not at MLC_OUTPUT
 CHECK_MARK = "mlc-check: "
+OUTPUT_PREFIX = "model-"  # spool/new/model-<id>.pkl: a remote training's model (PUT by its pod)
 
 # Run by the sandboxed python3 -I: load the model the training wrote as the
 # runtime does (joblib.load: a pickle or any file joblib.dump writes; see
@@ -439,8 +440,14 @@ class Job(threading.Thread):
                           "restart" % (attempts + 1, MAX_ATTEMPTS))
         for w in warnings:
             self.out.note("warning: %s" % w)
-        self.train(row)
-        model = self.take_model()
+        if self.trainer.remote:
+            # A Kubernetes Job runs the script; its pod sends the model
+            # back through the API (training_kube.py).
+            from . import training_kube
+            model = training_kube.run(self, row)
+        else:
+            self.train(row)
+            model = self.take_model()
         _rmtree(self.cfg, self.paths.job)
         kind = self.check_model(model)
         self.out.note("the script wrote a %s model (%d bytes); storing it through the API"
@@ -625,11 +632,13 @@ class Job(threading.Thread):
             self.db.close()
             self.say("cannot update the log (%s)", e)
 
-    def take_model(self):
+    def take_model(self, src=None, uid=None):
         """Find the model the script wrote and copy it where the sandbox user
-        cannot change it; returns the copy's path."""
-        job, uid = self.paths.job, self.trainer.ids()[0]
-        src = self.paths.output
+        cannot change it; returns the copy's path.  (A remote training's
+        model: src, a file owned by uid.)"""
+        job = self.paths.job
+        if src is None:
+            src, uid = self.paths.output, self.trainer.ids()[0]
         if not os.path.lexists(src):
             try:
                 pkls = sorted(n for n in os.listdir(job) if n.endswith(OUTPUT_SUFFIXES))
@@ -654,7 +663,7 @@ class Job(threading.Thread):
         digest = hashlib.sha256()
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != uid:
+            if not stat.S_ISREG(st.st_mode) or (uid is not None and st.st_uid != uid):
                 raise Failure("the model the training script wrote (%s) is not a regular file "
                               "of the training" % name)
             if st.st_size > limit:
@@ -901,7 +910,7 @@ class RollItem:
                 self.give_up("it changed meanwhile")
                 return
             self.row = row
-            log.deployment(self.dep, "now serves model version %d at %s (pid %d); the runtime "
+            log.deployment(self.dep, "now serves model version %d at %s (pid %s); the runtime "
                            "of version %d stops in %g s", version, self.ready.endpoint,
                            self.ready.pid, row["model_version"], ROLL_GRACE)
             self.until = time.monotonic() + ROLL_GRACE
@@ -928,7 +937,7 @@ class RollItem:
             self.be.skip_log(self.key)
 
     def _retired(self, task):
-        self.note("version %d -> %d (runtime pid %d)" % (
+        self.note("version %d -> %d (runtime pid %s)" % (
             self.row["model_version"], self.roll.version, self.ready.pid))
         self.state = "done"
 
@@ -1026,6 +1035,8 @@ class Trainer:
                                        cfg.number("MLC_RUNTIME_PIDS", int),
                                        cfg.var + "#training")
         self.user = cfg.get("MLC_RUNTIME_USER")
+        # MLC_TRAIN_BACKEND=kubernetes: the scripts run as Kubernetes Jobs.
+        self.remote = cfg.get("MLC_TRAIN_BACKEND") == "kubernetes"
         self._ids = None
         self._lock = threading.Lock()
         self.jobs = {}
