@@ -57,6 +57,7 @@ SPOOLER = os.path.join(ROOT, "scripts", "mlc-spooler")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from mlcpy import bundle as mbundle, config as mconfig, requirements as mreq  # noqa: E402
 from mlcpy import unixhttp  # noqa: E402
+from mlcpy import sandbox as msandbox  # noqa: E402
 
 INSTANCE_VAR = os.environ["MLC_VAR"]
 VAR = tempfile.mkdtemp(prefix="su.", dir=INSTANCE_VAR)
@@ -404,7 +405,7 @@ t.ok("MLC_DB" not in environ and "MLC_VAR" not in environ,
 with open("/proc/%d/cgroup" % ridge_pid) as f:
     cg = f.read()
 cpu_groups = [ln for ln in cg.splitlines() if ln.split(":")[1] in ("cpu", "cpu,cpuacct", "")
-              and ln.endswith("/" + ridge_id)]
+              and ln.endswith("/" + msandbox.cgroup_leaf("mlc-dep-", ridge_id))]
 if cpu_groups:
     leaf = "/sys/fs/cgroup/" + ("cpu" if ":cpu:" in cpu_groups[0] else "") + \
         cpu_groups[0].split(":", 2)[2]
@@ -489,15 +490,17 @@ def forks():
 forks()
 res["uid"] = os.getuid()
 res["pids"] = len([p for p in os.listdir("/proc") if p.isdigit()])
-with open(os.path.join(%(dir)r, "probe.json"), "w") as fh:
+with open("/tmp/probe.json", "w") as fh:
     json.dump(res, fh)
 """ % {"port": port, "db": SOCK, "targets": targets, "conf": conf_path,
-       "other": dep_dir(ridge_id), "dir": dep_dir(probe_id)}
+       "other": dep_dir(ridge_id)}
 deploy(probe_id, {"model.pkl": code_pkl(probe_code)})
 spooler_once()
 t.is_(row(probe_id).get("status"), "deployed", "sandbox: the probing pickle deployed (it ran)")
 try:
-    with open(os.path.join(dep_dir(probe_id), "probe.json")) as f:
+    # The deployment directory is read-only in the sandbox: the probe left
+    # its findings in its own /tmp, which root sees through /proc.
+    with open("/proc/%d/root/tmp/probe.json" % row(probe_id).get("runtime_pid", 0)) as f:
         probe = json.load(f)
 except (OSError, ValueError) as e:
     probe = {"error": str(e)}

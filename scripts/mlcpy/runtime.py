@@ -2,7 +2,10 @@
 inside the sandbox as `mlc-runtime --dir <deployment dir>`.
 
 It loads model.pkl once, optionally a background sample of data.csv, and
-answers HTTP/1.1 (keep-alive) on the unix socket <dir>/runtime.sock:
+answers HTTP/1.1 (keep-alive) on the unix socket <dir>/runtime.sock (in
+the sandbox, the spooler creates it and passes it bound, as the file
+descriptor named by MLC_LISTEN_FD: the deployment directory is read-only
+there; the runtime listens once the model is loaded):
 
   GET  /health   200 {"status": "ok", "deployment_id", "model", "n_features",
                       "feature_names"}
@@ -30,6 +33,7 @@ import os
 import pickle
 import resource
 import signal
+import socket
 import socketserver
 import stat
 import sys
@@ -366,8 +370,15 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, path, model):
+    def __init__(self, path, model, fd=None):
         self.model = model
+        if fd is not None:
+            # Bound by the spooler; listen() (server_activate) makes it answer.
+            super().__init__(path, Handler, bind_and_activate=False)
+            self.socket.close()
+            self.socket = socket.socket(fileno=fd)
+            self.server_activate()
+            return
         _remove_stale(path)
         super().__init__(path, Handler)
         os.chmod(path, 0o666)  # the API's workers connect as another user
@@ -391,7 +402,8 @@ def serve(deployment_dir):
         say("model failed to load: %s" % e)
         return EXIT_LOAD_FAILED
     sock = os.path.join(deployment_dir, "runtime.sock")
-    server = Server(sock, model)
+    fd = os.environ.get("MLC_LISTEN_FD")
+    server = Server(sock, model, int(fd) if fd else None)
     stop = threading.Event()
 
     def on_term(signum, frame):
@@ -407,7 +419,8 @@ def serve(deployment_dir):
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
-        _remove_stale(sock)
+        if not fd:
+            _remove_stale(sock)
     say("runtime %s: stopped" % model.deployment_id)
     return 0
 
