@@ -372,8 +372,9 @@ class LocalBackend(backend.Backend):
             return backend.Failed("runtime exited before answering /health: %s" % line, line)
         code = launch.popen.returncode if launch.popen is not None else None
         return backend.Failed("runtime exited before answering /health (exit status %s) without "
-                              "an error message; see %s"
+                              "an error message%s; see %s"
                               % ("unknown" if code is None else code,
+                                 self.cgroups.tasks_note(launch.key),
                                  self.log_path(launch.dep_id)), "")
 
     def poll(self, launch):
@@ -386,6 +387,9 @@ class LocalBackend(backend.Backend):
         if oom:
             self.cancel(launch)
             return backend.Failed("runtime did not start: %s" % oom, oom)
+        dropped = self._trim_log(dep_id)
+        if dropped > 0:
+            launch.log_offset = max(0, (launch.log_offset or 0) - dropped)
         if self._socket_ok(key):
             h = unixhttp.health(self.sock(key), timeout=0.5)
             if h is not None and h.get("status") == "ok":
@@ -394,9 +398,9 @@ class LocalBackend(backend.Backend):
             self.cancel(launch)
             line = self._log_tail(dep_id, launch.log_offset)
             return backend.Failed("runtime did not answer GET /health within %g s "
-                                  "(MLC_RUNTIME_START_TIMEOUT)%s"
-                                  % (self.start_timeout, "; last output: " + line if line else ""),
-                                  line)
+                                  "(MLC_RUNTIME_START_TIMEOUT)%s%s"
+                                  % (self.start_timeout, self.cgroups.tasks_note(key),
+                                     "; last output: " + line if line else ""), line)
         return None
 
     def cancel(self, launch):

@@ -54,9 +54,14 @@ THREAD_STACK = 2 << 20
 
 
 def say(msg):
-    """One line on stderr (the spooler keeps it in the runtime's log)."""
-    sys.stderr.write(" ".join(str(msg).split()) + "\n")
-    sys.stderr.flush()
+    """One line on stderr (the spooler keeps it in the runtime's log).  A
+    full log (EFBIG at MLC_RUNTIME_LOG_MAX, until the spooler cuts it back)
+    loses the line rather than stopping the runtime."""
+    try:
+        sys.stderr.write(" ".join(str(msg).split()) + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
 
 
 class LoadError(Exception):

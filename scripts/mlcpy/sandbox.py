@@ -325,6 +325,26 @@ class Cgroups:
             pass
         return 0
 
+    def tasks_capped(self, key):
+        """Whether the sandbox's pids group refused a fork or thread."""
+        if "pids" not in self.bases:
+            return False
+        try:
+            with open(os.path.join(self.leaf("pids", key), "pids.events")) as f:
+                for line in f:
+                    k, _, v = line.partition(" ")
+                    if k == "max":
+                        return int(v) > 0
+        except (OSError, ValueError):
+            pass
+        return False
+
+    def tasks_note(self, key):
+        """'' or a note for a failure reason: the sandbox hit its task limit."""
+        if self.tasks_capped(key):
+            return "; it reached its task limit (%d, MLC_RUNTIME_PIDS)" % self.pids
+        return ""
+
     def out_of_memory(self):
         """The reason given when the memory group's limit was hit."""
         return "out of memory (limit %s, MLC_RUNTIME_MEMORY)" % size_text(self.memory)
@@ -669,11 +689,13 @@ def sandboxed_pid(popen, timeout):
 
 def processes():
     """(pid, argv) of every process that is a sandbox's program or one of
-    its stages: the program itself (python3), the setpriv stage that
-    starts bwrap, or a sandbox's first process that never got to exec
-    (bwrap inside a new pid namespace).  bwrap launchers outside the
-    namespace are left out: they end with their program.  Callers tell
-    theirs apart by the argv's tail."""
+    its stages: the program itself (python3, pid 1 of its pid namespace),
+    the setpriv stage that starts bwrap, or a sandbox's first process that
+    never got to exec (bwrap inside a new pid namespace).  bwrap launchers
+    outside the namespace are left out: they end with their program; so
+    are the program's own children (a model's worker processes carry the
+    runtime's command line): they end with it.  Callers tell theirs apart
+    by the argv's tail."""
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -682,6 +704,8 @@ def processes():
         if len(args) < 2 or args[0] not in (PYTHON, SETPRIV, BWRAP):
             continue
         if args[0] == BWRAP and not procs.in_child_pid_namespace(pid):
+            continue
+        if args[0] == PYTHON and procs.ns_pid(pid) != (1, True):
             continue
         yield pid, args
 
