@@ -673,7 +673,9 @@ crash_code = ("import os, sys, threading\n"
               "    sys.stderr.write('simulated crash %s\\n')\n"
               "    sys.stderr.flush()\n"
               "    os._exit(9)\n"
-              "threading.Timer(1.0, die).start()\n" % TAG)
+              # Long enough for the model (scikit-learn's import) to load
+              # and answer first on a busy machine.
+              "threading.Timer(3.0, die).start()\n" % TAG)
 deploy(crash_id, {"model.pkl": code_pkl(crash_code)})
 final = wait_for(lambda: row(crash_id).get("status") == "failed", 60, 0.2)
 r = row(crash_id)

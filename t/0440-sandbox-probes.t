@@ -9,7 +9,7 @@
 # nothing outside the sandbox changes.
 #
 # Like t/0400, a private spooler runs on a private state directory and a
-# private database, with small limits: 256 MiB of memory, 64 tasks, a
+# private database, with small limits: 512 MiB of memory, 64 tasks, a
 # 1 MiB runtime log, 16 MiB for a training's files, 8 MiB of /tmp.
 import base64
 import hashlib
@@ -67,7 +67,8 @@ DB_NAME = "%s_sp_%d" % (os.environ["MLC_DB_NAME"], os.getpid())
 DB_USER = os.environ["MLC_DB_USER"]
 SOCK = os.environ["MLC_DB_SOCKET"]
 TAG = uuid.uuid4().hex[:8]
-MEMORY, PIDS, LOG_MAX, DISK, TMP = 256 << 20, 64, 1 << 20, 16 << 20, 8 << 20
+MEMORY, PIDS, LOG_MAX, DISK, TMP = 512 << 20, 64, 1 << 20, 16 << 20, 8 << 20
+CHILD = 200 << 20  # memory of each of 4 processes: 4 * CHILD > MEMORY > CHILD + a runtime
 
 why = t.private_database(DB_NAME)
 if why:
@@ -126,7 +127,8 @@ def wait_for(cond, timeout=30, step=0.1):
 
 
 def bundle(path, job, files):
-    tmp = path + ".tmp"
+    """Write the bundle into spool/tmp and rename it to `path`, as the API does."""
+    tmp = os.path.join(spool_dir("tmp"), os.path.basename(path))
     with tarfile.open(tmp, "w:gz") as tar:
         for n, data in [("job.json", json.dumps(job).encode())] + list(files.items()):
             ti = tarfile.TarInfo(n)
@@ -153,7 +155,6 @@ def deploy(dep_id, model_pkl):
     job = {"type": "deploy", "deployment_id": dep_id, "modelid": str(uuid.uuid4()),
            "model_version": 1, "ownerid": "tester", "files": {
                "model": file_spec("model.pkl", model_pkl)}}
-    spool_dir("tmp")
     bundle(os.path.join(spool_dir("new"), "deploy-%s.tar.gz" % dep_id), job,
            {"model.pkl": model_pkl})
 
@@ -636,19 +637,19 @@ spread = ("import os, time\n"
           "for i in range(4):\n"
           "    pid = os.fork()\n"
           "    if pid == 0:\n"
-          "        buf = bytes([1]) * (100 << 20)\n"
+          "        buf = bytes([1]) * %d\n"
           "        time.sleep(60)\n"
           "        os._exit(0)\n"
           "    kids.append(pid)\n"
           "for pid in kids:\n"
-          "    os.waitpid(pid, 0)\n")
+          "    os.waitpid(pid, 0)\n" % CHILD)
 mem_id = ids("mem")
 if HAVE_MEMCG:
     deploy(mem_id, code_pkl(spread))
     wait_for(lambda: row(mem_id).get("status") in ("deployed", "failed"), 90)
     r = row(mem_id)
     t.is_(r.get("status"), "failed", "memory spread over 4 processes: the deployment fails", r)
-    t.like(r.get("reason") or "", r"out of memory \(limit 256 MiB, MLC_RUNTIME_MEMORY\)",
+    t.like(r.get("reason") or "", r"out of memory \(limit 512 MiB, MLC_RUNTIME_MEMORY\)",
            "memory spread: the reason says out of memory and names the limit")
     t.ok(host_ok(), "memory spread: the instance's API and database keep answering")
     t.ok(wait_for(lambda: not [p for p in sandbox_pids() if mem_id.encode() in
@@ -660,10 +661,10 @@ else:
 # The same once serving: the runtime is restarted (with the usual back-off)
 # and, crashing again, fails with the reason.
 late_id = ids("late")
-late = ("import os, threading, time\n"
-        "def hog():\n"
-        "    time.sleep(2)\n" + "".join("    " + ln + "\n" for ln in spread.splitlines()))
-late += "threading.Thread(target=hog, daemon=True).start()\n"
+late = ("import threading\n"
+        "def hog():\n" + "".join("    " + ln + "\n" for ln in
+                                  ["import os, time", "time.sleep(2)"] + spread.splitlines()[1:])
+        + "threading.Thread(target=hog, daemon=True).start()\n")
 if HAVE_MEMCG:
     deploy(late_id, code_pkl(late))
     served = wait_for(lambda: row(late_id).get("status") == "deployed", 60)
@@ -673,7 +674,7 @@ if HAVE_MEMCG:
          "memory spread while serving: restarted once, then failed (MLC_RUNTIME_MAX_RESTARTS "
          "2)", r)
     t.like(r.get("reason") or "",
-           r"^runtime keeps crashing: out of memory \(limit 256 MiB, MLC_RUNTIME_MEMORY\)$",
+           r"^runtime keeps crashing: out of memory \(limit 512 MiB, MLC_RUNTIME_MEMORY\)$",
            "memory spread while serving: the reason says out of memory")
 else:
     t.skip("memory spread while serving ends the sandbox", NO_MEMCG)
@@ -744,7 +745,7 @@ if HAVE_MEMCG:
     r = training(tmem_id)
     t.is_(r.get("status"), "failed", "a training spreading memory over 4 processes: failed")
     t.like(r.get("reason") or "",
-           r"^the training script ran out of memory \(limit 256 MiB, MLC_RUNTIME_MEMORY\)$",
+           r"^the training script ran out of memory \(limit 512 MiB, MLC_RUNTIME_MEMORY\)$",
            "... the reason says out of memory and names the limit")
 else:
     t.skip("a training spreading memory is capped", NO_MEMCG)
