@@ -21,5 +21,6 @@ Modules, one concern each:
 
 mlc-runtime imports only `runtime` and `explain` (and so only the standard
 library, numpy, pandas and scikit-learn): nothing that knows where the
-database or the config is.
+database or the config is.  The sandbox holds copies of just these files
+(sandbox.RUNTIME_FILES): a new import of the runtime must be added there.
 """
