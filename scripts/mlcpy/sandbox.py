@@ -352,13 +352,26 @@ class Cgroups:
     def release(self, key):
         """Remove the sandbox's groups (once its processes are gone), and
         the instance's group when that was the last one (rmdir of a
-        non-empty group fails, which is what keeps the others)."""
+        non-empty group fails, which is what keeps the others).  The
+        launcher outside the sandbox may take a moment to follow its
+        program: a busy group is tried again for up to a second."""
+        deadline = time.monotonic() + 1.0
         for c in self.bases:
-            for d in (self.leaf(c, key), os.path.dirname(self.leaf(c, key))):
+            leaf = self.leaf(c, key)
+            while True:
                 try:
-                    os.rmdir(d)
+                    os.rmdir(leaf)
+                except OSError as e:
+                    if e.errno == errno.EBUSY and time.monotonic() < deadline:
+                        time.sleep(0.02)
+                        continue
+                    if e.errno != errno.ENOENT:
+                        break
+                try:
+                    os.rmdir(os.path.dirname(leaf))
                 except OSError:
-                    break
+                    pass
+                break
 
 
 # ---- the seccomp filter ----------------------------------------------------------
@@ -577,7 +590,6 @@ class Command:
         for p in extra:
             if not os.path.isabs(p):
                 raise SandboxError("MLC_SANDBOX_PATHS: %r is not an absolute path" % p)
-            argv += ["--ro-bind-try", p, p]
             roots.append(os.path.realpath(p))
         # A synthetic /etc.
         etc = {
@@ -600,10 +612,15 @@ class Command:
                 argv += ["--ro-bind", path, path]
         argv += ["--proc", "/proc", "--dev", "/dev",
                  "--perms", "1777", "--size", str(tmp_size), "--tmpfs", "/tmp"]
+        for p in extra:
+            argv += ["--ro-bind-try", p, p]
         # The instance's own files, where a bound directory holds them.
+        ro_top, covered = [], list(roots)
         for kind, path in hidden_paths(cfg, roots):
             if kind == "dir":
-                argv += ["--perms", "0755", "--tmpfs", path]
+                argv += ["--perms", "0755", "--size", str(64 * KiB), "--tmpfs", path]
+                ro_top += ["--remount-ro", path]
+                covered.append(path)
             else:
                 argv += ["--ro-bind", "/dev/null", path]
         if program is None:
@@ -616,14 +633,13 @@ class Command:
             program = runtime_program(cfg, work_dir)
         # The work directory.  bwrap makes the directories above it (0755,
         # owned by the sandbox user): in the root, which ends read-only, or,
-        # for a work directory under /tmp (MLC_VAR there), in a tmpfs of
-        # their own that ends read-only too.
-        ro_top = []
-        if _under(work_dir, "/tmp"):
+        # for a work directory under /tmp (MLC_VAR there) or a hidden path,
+        # in a small tmpfs that ends read-only too.
+        if _under(work_dir, "/tmp") and not any(_under(work_dir, c) for c in covered):
             top = "/".join(work_dir.split("/")[:3])
             if top != work_dir.rstrip("/"):
                 argv += ["--perms", "0755", "--size", str(64 * KiB), "--tmpfs", top]
-                ro_top = ["--remount-ro", top]
+                ro_top += ["--remount-ro", top]
         if write_from:
             argv += ["--bind", write_from, work_dir]
         else:
