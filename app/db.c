@@ -11,18 +11,22 @@
  * any size costs one row of memory, and list replies stream it.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <mysql.h>
 #include <errmsg.h>
 #include <mysqld_error.h>
 
+#include "buildinfo.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
 
 #define STMT_CACHE 64
-#define MAX_PARAMS 64
+#define MAX_PARAMS MLC_DB_MAX_PARAMS
+/* Columns are fixed by each statement's text, never by a request: a
+ * statement with more is a programming error found by its first use. */
 #define MAX_COLS 32
 #define COL_INIT 512
 /* A column buffer grown past this for a long value is given back after
@@ -282,6 +286,69 @@ fail:
 
 static long long exec_once(struct mlc_db *db, const char *sql,
 			   const struct mlc_param *params, unsigned nparams,
+			   mlc_row_cb cb, void *ctx, unsigned *code, struct mlc_err *err);
+
+static int version_row(void *ctx, char **cols, const unsigned long *lens, unsigned ncols)
+{
+	*(long *)ctx = cols[0] ? strtol(cols[0], NULL, 10) : 0;
+	return 1;
+}
+
+/*
+ * A new connection serves only when the database has every migration this
+ * binary was built with (sql/NNN-*.sql, see buildinfo.h): code built for a
+ * newer schema would fail on missing tables and columns in ways that are
+ * hard to read.  When the schema is behind, the connection is dropped (so
+ * the next statement checks again: running the migrations needs no
+ * restart) and err names what to apply.  *code stays 0 then: no retry.
+ */
+static int check_schema(struct mlc_db *db, unsigned *code, struct mlc_err *err)
+{
+	static const struct {
+		int version;
+		const char *name;
+	} migrations[] = { MLC_MIGRATIONS };
+	static long logged = -1;
+	char names[300] = "";
+	size_t i, len = 0, missing = 0;
+	long have = 0;
+
+	if (exec_once(db, "SELECT COALESCE(MAX(version), 0) FROM schema_version", NULL, 0,
+		      version_row, &have, code, err) < 0) {
+		if (*code != ER_NO_SUCH_TABLE) {
+			drop_connection(db);
+			return -1;
+		}
+		have = 0;	/* a database no migration ran on */
+	}
+	*code = 0;
+	if (have >= MLC_SCHEMA_VERSION)
+		return 0;
+	for (i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
+		if (migrations[i].version <= have)
+			continue;
+		if (len < sizeof(names))
+			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
+						missing ? ", " : "", migrations[i].name);
+		missing++;
+	}
+	if (len >= sizeof(names))
+		memcpy(names + sizeof(names) - 4, "...", 4);
+	mlc_err_set(err, 503, "database schema is at version %ld, mlc-api %s needs version %d: "
+		    "%s %s %s not applied; run the migrations (mlc migrate)", have, MLC_VERSION,
+		    MLC_SCHEMA_VERSION, missing == 1 ? "migration" : "migrations", names,
+		    missing == 1 ? "is" : "are");
+	if (logged != have) {
+		/* Once per worker and version, not once per request. */
+		mlc_log("error", NULL, "%s", err->msg);
+		logged = have;
+	}
+	drop_connection(db);
+	return -1;
+}
+
+static long long exec_once(struct mlc_db *db, const char *sql,
+			   const struct mlc_param *params, unsigned nparams,
 			   mlc_row_cb cb, void *ctx, unsigned *code, struct mlc_err *err)
 {
 	MYSQL_BIND b[MAX_PARAMS];
@@ -293,13 +360,32 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 
 	*code = 0;
 	db->delivered = 0;
-	if (!db->conn && connect_db(db, err) < 0) {
-		*code = CR_CONNECTION_ERROR;
+	/* The bind arrays above hold MAX_PARAMS: more is refused before
+	 * anything is bound, as an error of this request, not of the worker.
+	 * Handlers bound their request-dependent counts below it statically
+	 * (see models.c), so this is a second line of defence. */
+	if (nparams > MAX_PARAMS) {
+		mlc_log("error", NULL, "statement with %u parameters refused (at most %d): %.200s",
+			nparams, MAX_PARAMS, sql);
+		mlc_err_set(err, 500, "the statement has %u parameters, more than the %d "
+			    "the service binds", nparams, MAX_PARAMS);
+		*code = CR_UNKNOWN_ERROR;
 		return -1;
+	}
+	if (!db->conn) {
+		if (connect_db(db, err) < 0) {
+			*code = CR_CONNECTION_ERROR;
+			return -1;
+		}
+		if (check_schema(db, code, err) < 0)
+			return -1;
 	}
 	if (!(st = get_stmt(db, sql, code, err)))
 		return -1;
-	if (nparams > MAX_PARAMS || nparams != mysql_stmt_param_count(st))
+	/* The placeholders of the fixed statement text and the parameters
+	 * its handler passes disagree: a programming error (placeholders are
+	 * only ever generated together with their parameters). */
+	if (nparams != mysql_stmt_param_count(st))
 		mlc_die("statement takes %lu parameters, given %u: %s",
 			mysql_stmt_param_count(st), nparams, sql);
 	bind_params(b, params, nparams, lens, nulls);
@@ -378,6 +464,11 @@ void mlc_db_rollback(struct mlc_db *db)
 	if (db->conn && db->in_txn)
 		mlc_db_exec(db, "ROLLBACK", NULL, 0, NULL, NULL, &ignored);
 	db->in_txn = 0;
+}
+
+void mlc_db_disconnect(struct mlc_db *db)
+{
+	drop_connection(db);
 }
 
 int mlc_db_ping(struct mlc_db *db, struct mlc_err *err)

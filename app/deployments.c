@@ -16,6 +16,7 @@
 #include "config.h"
 #include "jobs.h"
 #include "jsonutil.h"
+#include "caps.h"
 #include "routes.h"
 #include "spool.h"
 #include "stamp.h"
@@ -24,16 +25,10 @@
 
 /* ---- schemas ---- */
 
-static int valid_deployment_id(const char *s)
+/* Empty means "generate one"; anything else follows the one id rule. */
+static int valid_given_id(const char *s)
 {
-	size_t n = 0;
-
-	/* Empty means "generate one". */
-	for (; *s; s++, n++)
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
-			return 0;
-	return n <= 64;
+	return !*s || mlc_is_deployment_id(s);
 }
 
 static const struct mlc_field placement_fields[] = {
@@ -49,8 +44,8 @@ static const struct mlc_field deployment_schema[] = {
 	{ .name = "placement", .type = MLC_V_OBJ, .flags = MLC_F_REQUIRED | MLC_F_NULLABLE,
 	  .fields = placement_fields },
 	{ .name = "deployment_id", .type = MLC_V_STR, .flags = MLC_F_NULLABLE,
-	  .check = valid_deployment_id,
-	  .check_msg = "string does not match regex \"^[A-Za-z0-9._-]{1,64}$\"" },
+	  .check = valid_given_id,
+	  .check_msg = "string does not match regex \"" MLC_DEPLOYMENT_ID_REGEX "\"" },
 	{ .name = "inference_data", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
 	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 },
 	{ .name = NULL }
@@ -155,11 +150,15 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	};
 
 	long long model_rows = 0;
+	int over = 0;
 
+	/* The caps are counted after the model row's lock and before any
+	 * other read (see mlc_cap_check), in the transaction that inserts. */
 	if (mlc_db_begin(r->db, err) < 0 ||
 	    (model_rows = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? "
 				      "LOCK IN SHARE MODE", &p[1], 1, NULL, NULL, err)) < 0 ||
 	    (!model_rows && (mlc_err_set(err, 404, "model '%s' not found", p[1].s), 1)) ||
+	    (over = mlc_cap_check(r->db, MLC_CAP_DEPLOYMENTS, p[3].s, 1, err)) < 0 ||
 	    mlc_db_exec(r->db, "DELETE FROM deployments WHERE deployment_id = ? "
 			"AND status = 'stopped'", del, 1, NULL, NULL, err) < 0 ||
 	    mlc_db_exec(r->db, "INSERT INTO deployments (deployment_id, modelid, model_version, "
@@ -168,7 +167,7 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 			"'running', ?, ?)", p, 9, NULL, NULL, err) < 0 ||
 	    mlc_db_commit(r->db, err) < 0) {
 		mlc_db_rollback(r->db);
-		if (err->code == 409)
+		if (err->code == 409 && !over)
 			mlc_err_set(err, 409, "deployment '%s' already exists", id);
 		return -1;
 	}
@@ -210,7 +209,10 @@ void mlc_h_deployment_add(struct mlc_req *r)
 				 "deployment_id is too long for this installation: the runtime's socket "
 				 "path %s/deployments/<id>/runtime.sock must stay within %d bytes",
 				 mlc_config_get("MLC_VAR", "var"), SOCKET_PATH_MAX);
-	} else if (mlc_job_src_load(r->db, modelid, &src, &err) < 0) {
+	} else if (mlc_cap_check(r->db, MLC_CAP_DEPLOYMENTS,
+				   json_object_get_string(json_object_object_get(m, "ownerid")), 0,
+				   &err) < 0 ||
+		   mlc_job_src_load(r->db, modelid, &src, &err) < 0) {
 		mlc_reply_err(r, &err);
 	} else if (!src.found) {
 		mlc_reply_detail(r, 404, "model '%s' not found", modelid);

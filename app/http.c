@@ -3,11 +3,14 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 
 #include "config.h"
 #include "http.h"
@@ -25,11 +28,13 @@ static const char *reason_phrase(int status)
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
@@ -70,6 +75,13 @@ void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void
 
 void mlc_req_release(struct mlc_req *r)
 {
+	/* A kept connection's next request starts without a deadline. */
+	if (r->body_timed && r->fcgx->ipcFd >= 0) {
+		struct timeval none = { 0, 0 };
+
+		setsockopt(r->fcgx->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		r->body_timed = 0;
+	}
 	free(r->path);
 	mlc_query_release(&r->query);
 	if (r->body)
@@ -166,6 +178,9 @@ void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A long message (one quoting a runtime's, say) is cut to the buffer:
+	 * never in the middle of a character. */
+	mlc_utf8_trim(msg);
 	json_object_object_add(o, "detail", json_object_new_string(msg));
 	if (status >= 500)
 		mlc_log("error", r->request_id, "%d %s", status, msg);
@@ -201,6 +216,138 @@ void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err)
 	mlc_reply_detail(r, code, "%s", err->msg);
 }
 
+/* ---- reading the body under deadlines ---- */
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Every read libfcgi makes on the connection from now on fails with
+ * EAGAIN after this long without data. */
+static void set_read_timeout(struct mlc_req *r, double seconds)
+{
+	struct timeval tv;
+
+	if (seconds < 0.001)
+		seconds = 0.001;
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	if (setsockopt(r->fcgx->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
+		r->body_timed = 1;
+}
+
+static int readable_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+static int body_cut(struct mlc_req *r, int slow, long idle, long rate)
+{
+	double took = now_mono() - r->body_start;
+
+	if (slow)
+		snprintf(r->body_cut, sizeof(r->body_cut), "the request body arrived at %.0f "
+			 "bytes/s on average, below the minimum of %ld bytes/s; abandoned after "
+			 "%lld bytes in %.0f s", took > 0 ? (double)r->body_read / took : 0.0, rate,
+			 r->body_read, took);
+	else
+		snprintf(r->body_cut, sizeof(r->body_cut), "no part of the request body arrived "
+			 "for %ld s; abandoned after %lld bytes in %.0f s", idle, r->body_read, took);
+	mlc_log("warn", r->request_id, "%s %s: %s", r->method, r->path, r->body_cut);
+	return -1;
+}
+
+/*
+ * libfcgi's FCGX_GetStr only returns once it has every byte asked for (or
+ * the stream ended), reading as often as it takes: a client sending one
+ * byte a second would hold it for hours.  So only bytes libfcgi already
+ * holds are taken in bulk; when it holds none, one byte is asked for, which
+ * makes it fill its buffer with one read (or very few, for a record header
+ * split across reads) under a receive timeout set just before: the time
+ * left until the idle deadline or, if sooner, until the moment the body's
+ * average rate would fall below the minimum.  More is read within one call
+ * only while the connection has data ready, so the deadlines are checked
+ * at least once per buffer.
+ */
+int mlc_body_read(struct mlc_req *r, char *buf, size_t cap)
+{
+	FCGX_Stream *in = r->fcgx->in;
+	long idle = mlc_config_long("MLC_UPLOAD_IDLE_TIMEOUT", 60);
+	long rate = mlc_config_long("MLC_UPLOAD_MIN_RATE", 1024);
+	size_t got = 0;
+	double wait, due, took;
+	int n, slow, err;
+
+	if (r->body_cut[0])
+		return -1;
+	if (idle <= 0)
+		idle = 60;
+	if (cap > INT_MAX)
+		cap = INT_MAX;
+	if (!r->body_start)
+		r->body_start = r->body_last = now_mono();
+	while (got < cap) {
+		long avail = (long)(in->stop - in->rdNext);
+
+		if (avail > 0) {
+			n = FCGX_GetStr(buf + got, (int)((size_t)avail < cap - got ? (size_t)avail
+							  : cap - got), in);
+			got += (size_t)(n > 0 ? n : 0);
+			continue;
+		}
+		if (in->isClosed || (got && !readable_now(r->fcgx->ipcFd)))
+			break;
+		wait = (double)idle;
+		slow = 0;
+		if (rate > 0) {
+			due = (double)(r->body_read + (long long)got) / (double)rate;
+			due = r->body_start + (due > (double)idle ? due : (double)idle);
+			if (due - now_mono() < wait) {
+				wait = due - now_mono();
+				slow = 1;
+			}
+		}
+		if (wait <= 0) {
+			r->body_read += (long long)got;
+			return body_cut(r, 1, idle, rate);
+		}
+		set_read_timeout(r, wait);
+		n = FCGX_GetStr(buf + got, 1, in);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		err = FCGX_GetError(in);
+		if (err == EAGAIN || err == EWOULDBLOCK) {
+			/* Silent for the whole idle time: the idle deadline, even
+			 * when the rate's fell at the same moment. */
+			r->body_read += (long long)got;
+			if (got || now_mono() - r->body_last < (double)idle - 0.05)
+				return body_cut(r, slow, idle, rate);
+			return body_cut(r, 0, idle, rate);
+		}
+		break;	/* the end, or the connection failed */
+	}
+	r->body_read += (long long)got;
+	if (got)
+		r->body_last = now_mono();
+	took = now_mono() - r->body_start;
+	if (got && rate > 0 && took > (double)idle && (double)r->body_read < (double)rate * took)
+		return body_cut(r, 1, idle, rate);
+	return (int)got;
+}
+
+void mlc_reply_body_cut(struct mlc_req *r)
+{
+	mlc_reply_detail(r, 408, "%s", r->body_cut);
+}
+
 int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *len)
 {
 	size_t want, got = 0;
@@ -219,8 +366,13 @@ int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *le
 	want = (size_t)r->content_length;
 	b = mlc_xmalloc(want + 1);
 	while (got < want) {
-		n = FCGX_GetStr(b + got, (int)(want - got), r->fcgx->in);
-		if (n <= 0)
+		n = mlc_body_read(r, b + got, want - got);
+		if (n < 0) {
+			free(b);
+			mlc_reply_body_cut(r);
+			return -1;
+		}
+		if (n == 0)
 			break;
 		got += (size_t)n;
 	}

@@ -94,19 +94,6 @@ static int is_model_id(const char *s)
 	return s[36] == '\0';
 }
 
-/* Deployment ids are [A-Za-z0-9._-]{1,64}: anything else names none (and
- * a trailing space must not find one, as MariaDB's comparison would). */
-static int is_deployment_id(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if (!((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
-		      (s[n] >= '0' && s[n] <= '9') || s[n] == '.' || s[n] == '_' || s[n] == '-'))
-			return 0;
-	return n >= 1 && n <= 64;
-}
-
 /* A path without a route that would have one without its trailing
  * slashes gets a 307 there, query kept, as FastAPI's redirect_slashes
  * answers; 307 keeps the method and body. */
@@ -244,7 +231,9 @@ void mlc_dispatch(struct mlc_req *r)
 		return;
 	}
 	if ((r->match.route->flags & MLC_R_DEPLOYMENT_ID) &&
-	    !is_deployment_id(mlc_param(r, "deployment_id"))) {
+	    !mlc_is_deployment_id(mlc_param(r, "deployment_id"))) {
+		/* No deployment has an id outside the rule (and a trailing
+		 * space must not find one, as MariaDB's comparison would). */
 		mlc_reply_detail(r, 404, "deployment '%s' not found", mlc_param(r, "deployment_id"));
 		return;
 	}

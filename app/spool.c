@@ -13,7 +13,9 @@
 #include <archive_entry.h>
 
 #include "config.h"
+#include "log.h"
 #include "spool.h"
+#include "store.h"
 
 #define COPY_CHUNK 65536
 
@@ -23,15 +25,22 @@ static void spool_path(char *out, size_t cap, const char *sub, const char *name)
 		 name ? "/" : "", name ? name : "");
 }
 
+/* The spooler (root) creates the spool with its owners at start; these
+ * are for an instance whose spooler has not run yet.  cur/ is the
+ * spooler's alone and never made here.  One made here is fsynced in its
+ * parent, so that a bundle renamed into it is not lost with the directory
+ * entry. */
 static int ensure_dirs(void)
 {
-	static const char *const subs[] = { "", "tmp", "new", "cur" };
+	static const char *const subs[] = { "", "tmp", "new" };
 	char path[PATH_MAX];
 	size_t i;
+	int rc;
 
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		spool_path(path, sizeof(path), subs[i], NULL);
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		rc = mkdir(path, 0750);
+		if ((rc < 0 && errno != EEXIST) || (rc == 0 && mlc_fsync_parent(path) < 0))
 			return -1;
 	}
 	return 0;
@@ -86,7 +95,7 @@ static void tmp_path(char *path, size_t cap, const char *name)
 static int open_tmp(const char *name, char *path, size_t cap)
 {
 	tmp_path(path, cap, name);
-	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 }
 
 int mlc_spool_write(const char *name, json_object *manifest,
@@ -147,8 +156,7 @@ cleanup:
 
 int mlc_spool_publish(const char *name, struct mlc_err *err)
 {
-	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
-	int fd;
+	char from[PATH_MAX], to[PATH_MAX];
 
 	tmp_path(from, sizeof(from), name);
 	spool_path(to, sizeof(to), "new", name);
@@ -156,12 +164,11 @@ int mlc_spool_publish(const char *name, struct mlc_err *err)
 		mlc_err_set(err, 500, "cannot publish the job bundle: %s", strerror(errno));
 		return -1;
 	}
-	spool_path(dir, sizeof(dir), "new", NULL);
-	fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+	/* The bundle is in new/ now whatever happens: the caller's row says
+	 * it is waiting, so a failed fsync is logged, not undone. */
+	if (mlc_fsync_parent(to) < 0)
+		mlc_log("warn", NULL, "spool: cannot fsync the directory of %s: %s", to,
+			strerror(errno));
 	return 0;
 }
 

@@ -141,8 +141,10 @@ with t.db().cursor() as cur:
                 "SELECT %s, 'dep-lists', 'model-lists', CONCAT('[', seq, ']'), '[0]', UTC_TIMESTAMP(6) "
                 "FROM seq_1_to_10000", (owner,))
 t.defer(t.db_rows, "DELETE FROM operations WHERE ownerid = %s", owner)
-ops = [r["operationid"] for r in
-       t.db_rows("SELECT operationid FROM operations WHERE ownerid = %s ORDER BY operationid DESC", owner)]
+# The API shows operation_uuid as operationid; the integer key orders them.
+ops = [r["operation_uuid"] for r in
+       t.db_rows("SELECT operation_uuid FROM operations WHERE ownerid = %s ORDER BY operationid DESC",
+                 owner)]
 t.is_(len(ops), 10000, "setup: 10,000 operations of one owner")
 
 resp = t.get("/deployment/get/opos/" + owner)
@@ -171,7 +173,8 @@ t.is_(([o.get("operationid") for o in listing(resp, "opos second half")], next_u
 # resident size shows what the code holds, not what ASan holds back.
 sock = os.path.join(var, "run", "t0125.sock")
 api_log = os.path.join(log_dir, "t0125-mlc-api.log")
-env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="1", MLC_MAX_LIMIT="200")
+env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="1", MLC_SLOW_WORKERS="1", MLC_MAX_LIMIT="200")
+env.pop("MLC_SLOW_SOCKET", None)
 env["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4"]))
 api_bin = os.environ.get("MLC_API_BIN") or os.path.join(os.environ["MLC_ROOT"], "app", "mlc-api")
 with open(api_log, "ab") as logf:

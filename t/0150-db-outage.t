@@ -75,7 +75,8 @@ while time.monotonic() < deadline:
     time.sleep(0.2)
 t.ok(resp is not None and resp.status_code == 200,
      "GET /health answers 200 within 20 s of MariaDB starting again", t.describe(resp) if resp is not None else "no answer")
-t.is_(t.body_of(resp) if resp is not None else None, {"status": "ok", "database": "ok"},
+t.is_(t.body_of(resp) if resp is not None else None,
+      {"status": "ok", "database": "ok", "version": t.project_version()},
       "GET /health reports the database ok again")
 
 codes = [t.get("/model/all", params={"limit": 1}).status_code for _ in range(20)]

@@ -668,14 +668,36 @@ t.is_(row(slow2_id).get("status"), "deployed", "a bundle left in cur/ by a dead 
 
 # A runtime that keeps crashing ends failed with its last words.
 crash_id = ids("crash")
-crash_code = ("import os, sys, threading\n"
+# It dies a second after its socket listens, so a slow start on a busy
+# machine still reaches /health first (a crash before that is another
+# failure, tested elsewhere).  The socket is the one the spooler bound and
+# passed as MLC_LISTEN_FD (it was made outside the sandbox's network
+# namespace, so /proc/net/unix inside does not list it): it listens once
+# SO_ACCEPTCONN is set.
+crash_code = ("import os, socket, sys, threading, time\n"
+              "def listening():\n"
+              "    fd = os.environ.get('MLC_LISTEN_FD')\n"
+              "    if fd:\n"
+              "        s = socket.socket(fileno=os.dup(int(fd)))\n"
+              "        try:\n"
+              "            return s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)\n"
+              "        finally:\n"
+              "            s.close()\n"
+              "    with open('/proc/self/net/unix') as f:\n"
+              "        return 'runtime.sock' in f.read()\n"
               "def die():\n"
+              "    for _ in range(1200):\n"
+              "        try:\n"
+              "            if listening():\n"
+              "                break\n"
+              "        except OSError:\n"
+              "            pass\n"
+              "        time.sleep(0.05)\n"
+              "    time.sleep(1.0)\n"
               "    sys.stderr.write('simulated crash %s\\n')\n"
               "    sys.stderr.flush()\n"
               "    os._exit(9)\n"
-              # Long enough for the model (scikit-learn's import) to load
-              # and answer first on a busy machine.
-              "threading.Timer(3.0, die).start()\n" % TAG)
+              "threading.Thread(target=die, daemon=True).start()\n" % TAG)
 deploy(crash_id, {"model.pkl": code_pkl(crash_code)})
 final = wait_for(lambda: row(crash_id).get("status") == "failed", 60, 0.2)
 r = row(crash_id)

@@ -477,6 +477,13 @@ t.is_(row(victim_id).get("status"), "deployed", "a plain model deploys under the
 victim_sha = hashlib.sha256(open(os.path.join(dep_dir(victim_id), "model.pkl"), "rb")
                             .read()).hexdigest()
 victim_sock = os.path.join(dep_dir(victim_id), "runtime.sock")
+# mlc-api's two FastCGI sockets, in the instance's api/ by default; the
+# slow pool's is MLC_SLOW_SOCKET, else MLC_SOCKET with -slow before .sock.
+FASTCGI = os.environ.get("MLC_SOCKET") or os.path.join(INSTANCE_VAR, "api", "mlc-api.sock")
+FASTCGI_SLOW = os.environ.get("MLC_SLOW_SOCKET") or (
+    FASTCGI[:-len(".sock")] + "-slow.sock" if FASTCGI.endswith(".sock") else FASTCGI + "-slow")
+t.ok(all(os.path.exists(p) for p in (FASTCGI, FASTCGI_SLOW)),
+     "the instance's FastCGI sockets are there on the host (%s, %s)" % (FASTCGI, FASTCGI_SLOW))
 
 escape = {"project": os.path.join(ROOT, "escape-" + TAG),
           "instance var": os.path.join(INSTANCE_VAR, "escape-" + TAG),
@@ -489,11 +496,14 @@ escape = {"project": os.path.join(ROOT, "escape-" + TAG),
 def params(work_dir):
     return {"other_model": os.path.join(dep_dir(victim_id), "model.pkl"),
             "write": dict(escape, **{"own directory": os.path.join(work_dir, "w-" + TAG)}),
-            "unix": {"database": SOCK, "fastcgi": os.environ.get("MLC_SOCKET", ""),
-                     "other runtime": victim_sock},
+            "unix": P_UNIX,
             "tcp": {"nginx": int(os.environ.get("MLC_PORT", "0") or 0),
                     "host listener": listener.getsockname()[1]},
             "x86": x86_helper}
+
+
+P_UNIX = {"database": SOCK, "fastcgi": FASTCGI, "fastcgi slow": FASTCGI_SLOW,
+          "other runtime": victim_sock}
 
 
 def blocked(probe, key, errnos=("EPERM",)):
@@ -541,9 +551,10 @@ def check_escapes(probe, who):
              not os.path.exists(escape[name]),
              "%s: writing %s (%s) fails, nothing appears" % (who, name, escape[name]),
              probe.get("write " + name))
-    for name in ("database", "fastcgi", "other runtime"):
-        t.ok(not probe.get("connect " + name, "ok").startswith("ok"),
-             "%s: the %s socket is out of reach" % (who, name), probe.get("connect " + name))
+    for name in ("database", "fastcgi", "fastcgi slow", "other runtime"):
+        t.ok(blocked(probe, "connect " + name, ("ENOENT",)),
+             "%s: the %s socket is not there (%s)" % (who, name, P_UNIX[name]),
+             probe.get("connect " + name))
     for name in ("nginx", "host listener"):
         t.ok(blocked(probe, "tcp " + name, ("ECONNREFUSED",)),
              "%s: TCP to the host's 127.0.0.1 (%s) is refused (its own loopback)" % (who, name),

@@ -378,6 +378,41 @@ except drift.DriftError as e:
     t.like(str(e), "cannot read the training data", "an unreadable training file is a DriftError "
            "naming the problem")
 
+# The training sample (MLC_DRIFT_TRAIN_ROWS): chunked, uniform, in file
+# order, the same on every call.
+big = os.path.join(tmp, "big.csv")
+pd.DataFrame({"i": np.arange(1000), "c": ["k%d" % (i % 7) for i in range(1000)],
+              "target": 0}).to_csv(big, index=False)
+chunk, drift.TRAIN_CHUNK = drift.TRAIN_CHUNK, 64      # many chunks, sample across them
+try:
+    feats, df, total = drift.load_training_sample(big, [("i", "cont"), ("c", "cat")], 100)
+    again = drift.load_training_sample(big, [("i", "cont"), ("c", "cat")], 100)[1]
+    t.is_([len(df), total, df["i"].is_unique, bool((df["i"].diff().dropna() > 0).all()),
+           df["c"].dtype == object],
+          [100, 1000, True, True, True],
+          "load_training_sample: 100 distinct rows of 1000, in file order, categories as text")
+    t.ok(df.equals(again), "... the same rows on every call (a seeded sample)")
+    t.is_(list(df["c"]), ["k%d" % (i % 7) for i in df["i"]], "... whole rows, columns kept together")
+    means = [drift.load_training_sample(big, [("i", "cont")], 100, seed)[1]["i"].mean()
+             for seed in range(40)]
+    # A uniform sample of 100 of 0..999 has mean 499.5, sd 27.4; over 40
+    # seeds the average is within 3 sd (13) of it; the first rows would
+    # give 49.5.
+    t.ok(abs(np.mean(means) - 499.5) < 13, "... drawn uniformly from the whole file, not its head",
+         np.mean(means))
+    whole = drift.load_training_sample(big, [("i", "cont")], 1000)
+    t.is_([len(whole[1]), whole[2], list(whole[1]["i"][:3])], [1000, 1000, [0, 1, 2]],
+          "a file with no more rows than the cap is read whole")
+    feats, df, total = drift.load_training_sample(big, [], 10)
+    t.is_([[list(f) for f in feats], len(df), total], [[["i", "cont"], ["c", "cat"]], 10, 1000],
+          "without a featurelist the sample is of every column but the last")
+    with open(os.path.join(tmp, "head.csv"), "w") as f:
+        f.write("i,target\n")
+    t.is_(len(drift.load_training_sample(os.path.join(tmp, "head.csv"), [("i", "cont")], 10)[1]), 0,
+          "a training file with a header only gives an empty sample")
+finally:
+    drift.TRAIN_CHUNK = chunk
+
 t.note("unit checks: %.1f s" % (time.monotonic() - T0))
 
 # ---- with a database ------------------------------------------------------------------
@@ -669,6 +704,49 @@ else:
     sql("UPDATE drift_runs SET status = 'failed', reason = 'test' WHERE run_id = %s", taken)
     t.skip("fail_interrupted fails a run left running", "would touch the instance's runs")
     t.skip("... with a reason", "would touch the instance's runs")
+
+# Leases: a run whose claimant renews its lease is never failed as
+# interrupted; the claimant renews while a check outlasts the lease.
+if PRIVATE:
+    live = request(A)
+    sql("UPDATE drift_runs SET status = 'running', claimed_by = 'elsewhere:1:abc', "
+        "lease_until = UTC_TIMESTAMP(6) + INTERVAL 1 MINUTE WHERE run_id = %s", live)
+    t.is_(drift.fail_interrupted(CONN, LOG), 0, "fail_interrupted leaves a run with a live lease alone")
+    sql("UPDATE drift_runs SET lease_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND WHERE run_id = %s",
+        live)
+    t.is_(drift.fail_interrupted(CONN, LOG), 1, "... and fails it once the lease has expired")
+    t.like(sql("SELECT reason FROM drift_runs WHERE run_id = %s", live)[0]["reason"],
+           "^interrupted: mlc-drift process elsewhere:1:abc stopped", "... naming the claimant")
+
+    sql("UPDATE models SET drift_detection = %s WHERE modelid = %s",
+        json.dumps([{"is_true": 0, "method": 2}]), A)   # method 9 from above fails the run
+    slow_run = request(A)
+    seen = {}
+    real_check = drift.check_model
+
+    def slow_check(conn, cfg, modelid, seed=0):
+        first = sql("SELECT lease_until, claimed_by FROM drift_runs WHERE run_id = %s", slow_run)[0]
+        time.sleep(1.6)                           # > the lease of 0.6 s
+        other = mdb.connect(CFG)
+        try:
+            seen["failed_meanwhile"] = drift.fail_interrupted(other, LOG)
+        finally:
+            other.close()
+        later = sql("SELECT lease_until FROM drift_runs WHERE run_id = %s", slow_run)[0]
+        seen["renewed"] = later["lease_until"] > first["lease_until"]
+        seen["claimed_by"] = first["claimed_by"]
+        return real_check(conn, cfg, modelid, seed)
+
+    drift.check_model = slow_check
+    try:
+        status = drift.run_one(CONN, cfg_with(MLC_DRIFT_LEASE="0.6"), LOG, slow_run)
+    finally:
+        drift.check_model = real_check
+    t.is_([status, seen.get("failed_meanwhile"), seen.get("renewed"), seen.get("claimed_by")],
+          ["completed", 0, True, drift.owner()],
+          "a check that outlasts its lease: renewed meanwhile, not failed by another look, completed")
+else:
+    t.skip("lease checks", "need the private database")
 
 # Featurelist types other than cont/cat are decided from the training data,
 # and the metrics rows say so.

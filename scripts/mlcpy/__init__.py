@@ -4,6 +4,8 @@ mlc-runtime.
 Modules, one concern each:
 
   config        conf/mlconnector.conf plus environment overrides
+  safefs        file operations under MLC_VAR that never follow a symlink
+  layout        who owns what in MLC_VAR; created and checked by the spooler
   log           one-line event logging
   db            the few deployments-table transitions the spooler may write
   bundle        safe extraction and verification of spool job bundles

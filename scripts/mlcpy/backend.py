@@ -83,9 +83,11 @@ class Backend:
         """Ids of the deployments this backend holds files or processes for."""
         raise NotImplementedError
 
-    def strays(self, keep):
+    def strays(self, keep, busy=None):
         """Stop runtimes that belong to no deployment in `keep` (a set of
-        ids) or are not the recorded process; returns what was stopped."""
+        ids) or are not the recorded process, except those of deployments
+        for which busy(id) is true (a step under way); returns what was
+        stopped."""
         raise NotImplementedError
 
     def reap(self):

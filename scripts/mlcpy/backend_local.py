@@ -36,18 +36,26 @@ start time, same boot).
 
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
+import threading
 import time
 
-from . import backend, log, procs, sandbox, unixhttp
+from . import backend, log, procs, safefs, sandbox, unixhttp
 
 SOCKET_MAX = 107  # sizeof(sun_path) - 1
 
 
 GEN_SEP = "@"
+
+
+def _isdir(path):
+    """A directory, not a symbolic link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def dep_of(key):
@@ -81,6 +89,9 @@ class LocalBackend(backend.Backend):
         self.user = cfg.get("MLC_RUNTIME_USER")
         self._ids = None
         self.children = {}  # launcher pid -> Popen, reaped by reap()
+        # The spooler calls this backend from several threads, one per
+        # deployment; cgroup directories are shared between deployments.
+        self._cgroups_lock = threading.Lock()
 
     # ---- paths and small files ----
 
@@ -95,7 +106,7 @@ class LocalBackend(backend.Backend):
         when that directory exists, else <id>."""
         if version is not None:
             key = "%s%s%d" % (dep_id, GEN_SEP, int(version))
-            if os.path.isdir(self.dir(key)):
+            if _isdir(self.dir(key)):
                 return key
         return dep_id
 
@@ -106,7 +117,7 @@ class LocalBackend(backend.Backend):
         except FileNotFoundError:
             return []
         return sorted(n for n in names if dep_of(n) == dep_id and not n.startswith(".")
-                      and os.path.isdir(self.dir(n)))
+                      and _isdir(self.dir(n)))
 
     def dir(self, key):
         return os.path.join(self.root, key)
@@ -150,14 +161,13 @@ class LocalBackend(backend.Backend):
         for name in ("runtime.state", "runtime.pid"):
             self._unlink(os.path.join(self.dir(key), name))
 
-    @staticmethod
-    def _unlink(path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:
-            shutil.rmtree(path, ignore_errors=True)
+    def _unlink(self, path):
+        """Remove a file (or whatever is there) below MLC_VAR; nothing on
+        the way is followed (safefs)."""
+        self._rmtree(path)
+
+    def _rmtree(self, path, ignore_errors=True):
+        safefs.rmtree(path, self.cfg.var, ignore_errors=ignore_errors)
 
     def _log_tail(self, dep_id, offset):
         """The last non-empty line the runtime wrote since offset ('' if none)."""
@@ -181,9 +191,9 @@ class LocalBackend(backend.Backend):
         if os.path.lexists(final) or self.keys(dep_id):
             self.stop(dep_id)
             for key in self.keys(dep_id):
-                shutil.rmtree(self.dir(key), ignore_errors=True)
+                self._rmtree(self.dir(key))
             if os.path.lexists(final):
-                shutil.rmtree(final)
+                self._rmtree(final, ignore_errors=False)
         self._place(staging_dir, final)
         return final
 
@@ -314,7 +324,8 @@ class LocalBackend(backend.Backend):
             cmd.close()
             listener.close()
             raise
-        cgroups, enforced = self.cgroups.prepare(key)
+        with self._cgroups_lock:
+            cgroups, enforced = self.cgroups.prepare(key)
         oom_base = self.cgroups.oom_kills(key)
         limits = sandbox.limiter(
             self.memory, cgroups,
@@ -483,10 +494,11 @@ class LocalBackend(backend.Backend):
                 log.deployment(dep_id, "runtime pid %d did not die after SIGKILL", pid)
                 gone = False
         if gone:
-            if os.path.isdir(self.dir(key)):
+            if _isdir(self.dir(key)):
                 self._clear_state(key)
                 self._unlink(self.sock(key))
-            self.cgroups.release(key)
+            with self._cgroups_lock:
+                self.cgroups.release(key)
         return gone
 
     def stop(self, dep_id):
@@ -500,7 +512,7 @@ class LocalBackend(backend.Backend):
     def remove_key(self, key):
         """Stop the runtime of one directory and delete that directory."""
         gone = self.stop_key(key)
-        shutil.rmtree(self.dir(key), ignore_errors=True)
+        self._rmtree(self.dir(key))
         return gone
 
     def skip_log(self, key):
@@ -519,8 +531,8 @@ class LocalBackend(backend.Backend):
     def remove(self, dep_id, keep_log=False):
         gone = self.stop(dep_id)
         for key in self.keys(dep_id):
-            shutil.rmtree(self.dir(key), ignore_errors=True)
-        shutil.rmtree(self.dir(dep_id), ignore_errors=True)
+            self._rmtree(self.dir(key))
+        self._rmtree(self.dir(dep_id))
         if not keep_log:
             self._unlink(self.log_path(dep_id))
         return gone
@@ -553,7 +565,7 @@ class LocalBackend(backend.Backend):
         except FileNotFoundError:
             return set()
         return {n for n in names if not n.startswith(".")
-                and os.path.isdir(os.path.join(self.root, n))}
+                and _isdir(os.path.join(self.root, n))}
 
     def present(self):
         return {dep_of(k) for k in self.present_keys()}
@@ -572,10 +584,12 @@ class LocalBackend(backend.Backend):
                 if key and "/" not in key:
                     yield pid, key, args[0] == sandbox.BWRAP
 
-    def strays(self, keep):
+    def strays(self, keep, busy=None):
         stopped = []
         for pid, key, unstarted in self._runtimes_on_host():
             dep_id = dep_of(key)
+            if busy is not None and busy(dep_id):
+                continue  # being started or stopped right now
             st = self._read_state(key) if dep_id in keep else {}
             if st.get("pid") == pid and procs.alive(pid, st.get("start")):
                 continue
@@ -593,4 +607,4 @@ class LocalBackend(backend.Backend):
     def reap(self):
         for pid, popen in list(self.children.items()):
             if popen.poll() is not None:
-                del self.children[pid]
+                self.children.pop(pid, None)

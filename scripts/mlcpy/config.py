@@ -21,6 +21,8 @@ DEFAULTS = {
     "MLC_RECONCILE_INTERVAL": "2",
     "MLC_BACKEND": "local",
     "MLC_RUNTIME_USER": "mlc-runtime",
+    "MLC_SERVICE_USER": "mlconnector",
+    "MLC_WEB_GROUP": "www-data",
     "MLC_RUNTIME_MEMORY": str(2 << 30),
     "MLC_RUNTIME_CPU": "1",
     "MLC_RUNTIME_PIDS": "512",
@@ -35,6 +37,8 @@ DEFAULTS = {
     "MLC_TRAIN_LOG_MAX": str(256 << 10),
     "MLC_TRAIN_MAX_JOBS": "2",
     "MLC_TRAIN_DISK": str(1 << 30),
+    "MLC_TMP_MAX_AGE": "3600",
+    "MLC_TMP_CLEAN_INTERVAL": "600",
     # Keys of the C side the spooler needs too (for MLC_API_URL's default).
     "MLC_HOST": "127.0.0.1",
     "MLC_PORT": "8090",

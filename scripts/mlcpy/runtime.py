@@ -1,11 +1,12 @@
 """The model runtime: one process per deployment, started by the spooler
 inside the sandbox as `mlc-runtime --dir <deployment dir>`.
 
-It loads model.pkl once, optionally a background sample of data.csv, and
-answers HTTP/1.1 (keep-alive) on the unix socket <dir>/runtime.sock (in
-the sandbox, the spooler creates it and passes it bound, as the file
-descriptor named by MLC_LISTEN_FD: the deployment directory is read-only
-there; the runtime listens once the model is loaded):
+It loads model.pkl once (with joblib.load: a pickle, or any file
+joblib.dump writes, plain or compressed), optionally a background sample of
+data.csv, and answers HTTP/1.1 (keep-alive) on the unix socket
+<dir>/runtime.sock (in the sandbox, the spooler creates it and passes it
+bound, as the file descriptor named by MLC_LISTEN_FD: the deployment
+directory is read-only there; the runtime listens once the model is loaded):
 
   GET  /health   200 {"status": "ok", "deployment_id", "model", "n_features",
                       "feature_names"}
@@ -70,6 +71,35 @@ class LoadError(Exception):
 
 # ---- the model -------------------------------------------------------------
 
+def load_model_file(path):
+    """The object in a model file.  joblib.load reads plain pickles and
+    every file joblib.dump writes: a pickle with numpy array buffers inline
+    after its wrapper objects (which pickle.load cannot read), or that
+    stream compressed with zlib, gzip, bz2, xz or lzma, told apart by the
+    first bytes (the upload check in app/modelcheck.c accepts the same).
+    Either way unpickling runs the file's code: only ever inside the
+    sandbox, whose memory limit also stops a decompression bomb."""
+    try:
+        import joblib
+    except ImportError:  # python3-joblib comes with python3-sklearn
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    try:
+        return joblib.load(path)
+    except KeyError as e:
+        # joblib unpickles with pickle's pure-Python Unpickler, which meets
+        # a byte that is no opcode as a KeyError from its dispatch table;
+        # say what pickle.load would.
+        tb = e.__traceback__
+        while tb.tb_next:
+            tb = tb.tb_next
+        code = tb.tb_frame.f_code
+        if (code.co_name == "load" and code.co_filename == pickle.__file__
+                and len(e.args) == 1 and isinstance(e.args[0], int)):
+            raise pickle.UnpicklingError("invalid load key, %r" % bytes([e.args[0] & 0xff])) from None
+        raise
+
+
 class Model:
     """What the runtime serves: the unpickled estimator and its metadata."""
 
@@ -95,8 +125,7 @@ class Model:
     def _load(self):
         path = os.path.join(self.dir, "model.pkl")
         try:
-            with open(path, "rb") as f:
-                est = pickle.load(f)
+            est = load_model_file(path)
         except MemoryError:
             raise LoadError("MemoryError: out of memory while unpickling (the runtime's "
                             "memory limit is %s; MLC_RUNTIME_MEMORY)" % _memory_limit()) from None

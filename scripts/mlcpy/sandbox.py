@@ -500,8 +500,10 @@ def hidden_paths(cfg, roots):
             os.path.join(cfg.root, "scripts"), cfg.artifacts]
     if not cfg.get("MLC_DB_HOST"):
         dirs.append(os.path.dirname(cfg.db_socket()))
-    if cfg.get("MLC_SOCKET"):
-        dirs.append(os.path.dirname(cfg.get("MLC_SOCKET")))
+    # mlc-api's sockets (the slow pool's defaults to beside MLC_SOCKET).
+    for key in ("MLC_SOCKET", "MLC_SLOW_SOCKET"):
+        if cfg.get(key):
+            dirs.append(os.path.dirname(cfg.get(key)))
     out, seen = [], []
     for d in sorted({os.path.realpath(p) for p in dirs if p}, key=len):
         if (not os.path.isdir(d) or d == "/" or any(_under(d, s) for s in seen)

@@ -23,7 +23,8 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
      killed (the script is its pid 1: everything it started dies with it);
      stdout and stderr, merged, go to trainings.log (the last
      MLC_TRAIN_LOG_MAX bytes, also every few seconds while it runs);
-  4. take MLC_OUTPUT, or else the one *.pkl the script wrote, copy it out of
+  4. take MLC_OUTPUT, or else the one *.pkl or *.joblib file the script
+     wrote (pickle.dump or joblib.dump, plain or compressed), copy it out of
      the sandbox user's reach and load it in a second sandboxed run to check
      that it is a model (a pickle is code: the spooler never loads one); the
      check sees a fresh job directory holding only a read-only link to it;
@@ -40,7 +41,11 @@ next one kills what is left of the job's sandbox and runs the job again
 from scratch, at most MAX_ATTEMPTS runs in all (then it fails: "interrupted
 by a spooler restart; start it again").  Re-running is chosen because it is
 cheap to get right: nothing of a killed run is reused except a model it had
-already stored (state.json "uploaded"), so that no version is stored twice.
+already stored (state.json "uploaded"), so that no version is stored twice;
+and should the spooler die between the upload and noting it there, or the
+API's answer be lost, the upload sent again carries the same
+Idempotency-Key (training-<id>) and is answered with the version stored the
+first time.
 A SIGTERM to the spooler (mlc down) stops running jobs the same way without
 counting a run.  A completed training whose redeploy was interrupted
 redeploys again; deployments already on the version are skipped.
@@ -65,7 +70,7 @@ import uuid
 import pymysql
 
 from . import backend as backends
-from . import bundle, db, log, procs, requirements, sandbox
+from . import bundle, db, log, procs, requirements, safefs, sandbox
 
 MAX_ATTEMPTS = 3          # runs of one training across spooler restarts
 PROGRESS_EVERY = 3.0      # s between updates of trainings.log while running
@@ -74,19 +79,26 @@ UPLOAD_TIMEOUT = 600      # s for one upload request
 UPLOAD_RETRY_FOR = 60     # s to keep retrying while the API does not answer
 ROLL_GRACE = 2.0          # s the old runtime keeps serving after the switch
 LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle
-REQUIREMENTS_MAX = 1 << 20
 OUTPUT_NAME = "model.pkl"
+OUTPUT_SUFFIXES = (".pkl", ".joblib")  # the model file, when not at MLC_OUTPUT
 CHECK_MARK = "mlc-check: "
 
-# Run by the sandboxed python3 -I: load the pickle the training wrote and
-# say on its last line whether it is a model.  Never run by the spooler.
+# Run by the sandboxed python3 -I: load the model the training wrote as the
+# runtime does (joblib.load: a pickle or any file joblib.dump writes; see
+# runtime.load_model_file) and say on its last line whether it is a model.
+# Never run by the spooler.
 CHECK_CODE = r"""
 import pickle, sys
 def say(verdict, text):
     print("mlc-check: %s %s" % (verdict, " ".join(str(text).split())), flush=True)
 try:
-    with open(sys.argv[1], "rb") as f:
-        model = pickle.load(f)
+    try:
+        import joblib
+    except ImportError:
+        with open(sys.argv[1], "rb") as f:
+            model = pickle.load(f)
+    else:
+        model = joblib.load(sys.argv[1])
 except MemoryError:
     say("load-failed", "MemoryError: out of memory while unpickling")
     sys.exit(3)
@@ -158,9 +170,17 @@ def _read_json(path):
         return {}
 
 
-def _rmtree(path):
-    sandbox.unmount_under(path)  # a job directory's tmpfs
-    shutil.rmtree(path, ignore_errors=True)
+def _rmtree(cfg, path):
+    """Remove path below MLC_VAR, never following a symbolic link (the
+    script wrote what it liked in its job directory), after detaching the
+    job directory's tmpfs."""
+    sandbox.unmount_under(path)
+    safefs.rmtree(path, cfg.var, ignore_errors=True)
+
+
+def _unlink(cfg, path):
+    """Remove a claimed bundle from spool/cur/."""
+    safefs.unlink(path, cfg.var)
 
 
 def _detail(body):
@@ -177,9 +197,18 @@ def _detail(body):
     return " ".join(str(body).split())[:500] or "no detail"
 
 
-def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT):
+def idempotency_key(training_id):
+    """The Idempotency-Key of a training's model upload: one per training,
+    so that every retry of it stores at most one version."""
+    return "training-%s" % training_id
+
+
+def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT, key=None):
     """POST path as the model's next `model` file to the API, streamed as
-    multipart/form-data; returns (HTTP status, parsed JSON body or bytes)."""
+    multipart/form-data; returns (HTTP status, parsed JSON body or bytes).
+    With key, the request carries it as its Idempotency-Key: sent again
+    (after a lost answer, or by a spooler that restarted), the upload is
+    answered with the version the first one stored."""
     u = urllib.parse.urlsplit(api_url)
     boundary = "mlc-spooler-" + uuid.uuid4().hex
     head = ("--%s\r\nContent-Disposition: form-data; name=\"file_kind\"\r\n\r\nmodel\r\n"
@@ -195,6 +224,8 @@ def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT):
         conn.putheader("Content-Type", "multipart/form-data; boundary=%s" % boundary)
         conn.putheader("Content-Length", str(len(head) + size + len(tail)))
         conn.putheader("User-Agent", "mlc-spooler")
+        if key:
+            conn.putheader("Idempotency-Key", key)
         conn.endheaders()
         conn.send(head)
         with open(path, "rb") as f:
@@ -296,6 +327,13 @@ class Job(threading.Thread):
                 self._save_state()
             self.say("stopped with the spooler; it runs again from the start when a spooler "
                      "starts")
+        except safefs.Unsafe as e:
+            # Nothing is recorded: the bundle stays in spool/cur/ and the job
+            # runs again once the state directory is fit for use.
+            if self.counted:
+                self.state["attempts"] = max(0, self.state.get("attempts", 1) - 1)
+                self._save_state()
+            self.say("stopped: %s; it runs again once that is fixed", e)
         except Exception as e:
             self.say("internal error: %s: %s | %s", type(e).__name__, e,
                      " / ".join(traceback.format_exc().strip().splitlines()[-6:]))
@@ -330,22 +368,20 @@ class Job(threading.Thread):
             self.say("cannot write %s: %s", self.paths.state, e)
 
     def _drop_bundle(self):
-        try:
-            os.unlink(self.bundle)
-        except FileNotFoundError:
-            pass
+        _unlink(self.cfg, self.bundle)
 
     def cleanup(self, keep_result=False):
         """Remove the job directory and (unless a redeploy still needs the
         model) the private one; drop the bundle when nothing is left to do."""
-        _rmtree(self.paths.job)
+        _rmtree(self.cfg, self.paths.job)
         if not keep_result:
-            _rmtree(self.paths.private)
+            _rmtree(self.cfg, self.paths.private)
             self._drop_bundle()
 
     def fail(self, reason):
         self.trainer.kill_leftovers(self.paths, self.state)
-        _rmtree(self.paths.job)  # before the outcome shows: 'failed' means nothing is left
+        # Before the outcome shows: 'failed' means nothing is left.
+        _rmtree(self.cfg, self.paths.job)
         if self.ran:
             self.out.note("failed: %s" % reason)
         if self._db(self.db.failed, self.id, reason, self.out.text() if self.ran else None):
@@ -376,6 +412,11 @@ class Job(threading.Thread):
             return
         self.state = _read_json(self.paths.state)
         self.trainer.kill_leftovers(self.paths, self.state)
+        if not self.state.get("uploaded"):
+            # Killed after the upload landed but before noting it in state.json.
+            stored = self._db(self.db.stored_version, row["modelid"], idempotency_key(self.id))
+            if stored:
+                self.state["uploaded"] = stored
         if self.state.get("uploaded"):
             # Killed after storing the model but before recording it.
             self.ran = True
@@ -386,8 +427,8 @@ class Job(threading.Thread):
         attempts = int(self.state.get("attempts", 0))
         if attempts >= MAX_ATTEMPTS:
             raise Failure("interrupted by a spooler restart %d times; start it again" % attempts)
-        _rmtree(self.paths.job)
-        _rmtree(self.paths.private)
+        _rmtree(self.cfg, self.paths.job)
+        _rmtree(self.cfg, self.paths.private)
         self.state = {"attempts": attempts + 1}
         self._save_state()
         self.counted = True
@@ -408,7 +449,7 @@ class Job(threading.Thread):
             self.out.note("warning: %s" % w)
         self.train(row)
         model = self.take_model()
-        _rmtree(self.paths.job)
+        _rmtree(self.cfg, self.paths.job)
         kind = self.check_model(model)
         self.out.note("the script wrote a %s model (%d bytes); storing it through the API"
                       % (kind, os.path.getsize(model)))
@@ -421,7 +462,8 @@ class Job(threading.Thread):
         os.makedirs(self.paths.private, mode=0o700, exist_ok=True)
         try:
             job = bundle.unpack(self.bundle, self.paths.inputs, "train", self.id,
-                                self.trainer.max_bundle)
+                                self.trainer.max_bundle, top=self.cfg.var,
+                                owners=self.trainer.spooler.bundle_owners)
         except bundle.BundleError as e:
             raise Failure(str(e)) from None
         if job.get("modelid") != row["modelid"]:
@@ -430,16 +472,13 @@ class Job(threading.Thread):
         return job
 
     def check_requirements(self, job):
+        """(missing, warnings) for the bundle's requirements.txt, if any
+        (checked in a child process with a deadline, see requirements.py)."""
         env = job["files"].get("env")
         if not env:
             return [], []
-        with open(os.path.join(self.paths.inputs, env["name"]), "rb") as f:
-            text = f.read(REQUIREMENTS_MAX).decode("utf-8", "replace")
-        missing, warnings = requirements.check(text)
-        # requirements.check speaks of runtimes; the same holds for trainings.
-        return [m.replace("runtimes cannot install packages, so use a model built with the "
-                          "installed ones", "trainings run without network and cannot "
-                          "install packages; use the installed ones") for m in missing], warnings
+        return requirements.check_file(os.path.join(self.paths.inputs, env["name"]),
+                                       subject="trainings")
 
     def prepare_job_dir(self):
         """The sandbox's job directory: the inputs (root-owned, 0644, bound
@@ -639,14 +678,14 @@ class Job(threading.Thread):
         src = self.paths.written
         if not os.path.lexists(src):
             try:
-                pkls = sorted(n for n in os.listdir(job) if n.endswith(".pkl"))
+                pkls = sorted(n for n in os.listdir(job) if n.endswith(OUTPUT_SUFFIXES))
             except OSError:
                 pkls = []
             if len(pkls) != 1 and self.disk_full():
                 raise Failure(self.disk_full())
             if len(pkls) != 1:
                 raise Failure("the training script wrote no model (expected $MLC_OUTPUT)%s" % (
-                    "; it wrote several .pkl files (%s): write the model to $MLC_OUTPUT"
+                    "; it wrote several model files (%s): write the model to $MLC_OUTPUT"
                     % ", ".join(pkls[:5]) if pkls else ""))
             src = os.path.join(job, pkls[0])
         name = "$MLC_OUTPUT" if src == self.paths.written else os.path.basename(src)
@@ -697,7 +736,7 @@ class Job(threading.Thread):
         timeout = max(CHECK_TIMEOUT_MIN, self.trainer.start_timeout)
         # The sandbox user cannot reach the private copy: a fresh, root-owned
         # job directory holds a link to it (or a copy), read-only there.
-        _rmtree(self.paths.job)
+        _rmtree(self.cfg, self.paths.job)
         os.makedirs(self.cfg.training, mode=0o755, exist_ok=True)
         os.mkdir(self.paths.job, 0o755)
         try:
@@ -711,7 +750,7 @@ class Job(threading.Thread):
                                            self.paths.job, sandbox.environment(self.paths.job),
                                            timeout, out)
         finally:
-            _rmtree(self.paths.job)
+            _rmtree(self.cfg, self.paths.job)
         if timed_out:
             raise Failure("the model the training script wrote did not load within %g s" % timeout)
         verdicts = [ln for ln in out.text().splitlines() if ln.startswith(CHECK_MARK)]
@@ -736,7 +775,7 @@ class Job(threading.Thread):
             if self.stop.is_set():
                 raise Interrupted()
             try:
-                status, body = upload(url, modelid, model)
+                status, body = upload(url, modelid, model, key=idempotency_key(self.id))
             except (OSError, http.client.HTTPException) as e:
                 if time.monotonic() > give_up:
                     raise Failure("cannot store the trained model: the API at %s does not answer "
@@ -780,7 +819,9 @@ class RollItem:
     """One deployment moving onto the new version: start a runtime for it in
     a new directory, wait until it answers /health, switch the row to it in
     one UPDATE, let the old runtime finish what it serves for ROLL_GRACE
-    seconds, then stop it and remove its directory."""
+    seconds, then stop it and remove its directory.  Starting, polling and
+    stopping runtimes run as tasks of the spooler's Workers (one step of a
+    deployment at a time), so that the loop never waits on them."""
 
     def __init__(self, roll, row):
         self.roll, self.row = roll, row
@@ -788,10 +829,25 @@ class RollItem:
         self.state = "new"
         self.be = self.launch = self.key = self.old_key = self.ready = None
         self.until = 0.0
+        self.waiting = False
 
     @property
     def done(self):
         return self.state in ("done", "failed")
+
+    def _task(self, what, fn, then):
+        """Run fn as the deployment's task, then(task) on the loop's thread;
+        False when another step of the deployment is under way."""
+        workers = self.roll.trainer.spooler.workers
+        if workers.busy(self.dep):
+            return False
+
+        def done(task):
+            self.waiting = False
+            then(task)
+        self.waiting = True
+        workers.submit(self.dep, what, fn, done)
+        return True
 
     def note(self, text, failure=False):
         self.roll.notes.append("deployment %s: %s" % (self.dep, text))
@@ -800,10 +856,14 @@ class RollItem:
         log.deployment(self.dep, "redeploy: %s", text)
 
     def give_up(self, why):
-        if self.key and self.be is not None:
-            if self.launch is not None:
-                self.be.cancel(self.launch)
-            self.be.remove_key(self.key)
+        key, launch, be = self.key, self.launch, self.be
+        if key and be is not None:
+            def clean():
+                if launch is not None:
+                    be.cancel(launch)
+                be.remove_key(key)
+            if not self._task("cleanup", clean, lambda task: None):
+                clean()
         self.note("stays on version %d: %s" % (self.row["model_version"], why), failure=True)
         self.state = "failed"
 
@@ -818,18 +878,30 @@ class RollItem:
             self.give_up("backend '%s' cannot switch runtimes" % self.be.name)
             return
         staging = os.path.join(sp.cfg.deployments, ".%s@%d.partial" % (self.dep, roll.version))
-        _rmtree(staging)
-        try:
-            os.mkdir(staging, 0o755)
-            self.stage(staging)
-            self.key = self.be.install_generation(self.dep, roll.version, staging)
-            self.launch = self.be.launch(self.dep, "redeploy", key=self.key)
-        except (sandbox.SandboxError, OSError, ValueError) as e:
-            _rmtree(staging)
-            self.give_up("cannot start a runtime for version %d: %s" % (roll.version, e))
+
+        def start():
+            key = None
+            try:
+                _rmtree(sp.cfg, staging)
+                os.mkdir(staging, 0o755)
+                self.stage(staging)
+                key = self.be.install_generation(self.dep, roll.version, staging)
+                return key, self.be.launch(self.dep, "redeploy", key=key), None
+            except (sandbox.SandboxError, OSError, ValueError) as e:
+                _rmtree(sp.cfg, staging)
+                return key, None, e
+        self._task("redeploy", start, self._begun)
+
+    def _begun(self, task):
+        if task.error is not None:
+            self.give_up("internal error in mlc-spooler; see the spooler log")
+            return
+        self.key, self.launch, error = task.result
+        if error is not None:
+            self.give_up("cannot start a runtime for version %d: %s" % (self.roll.version, error))
             return
         log.deployment(self.dep, "redeploy: starting a runtime for model version %d (pid %s)",
-                       roll.version, self.launch.pid)
+                       self.roll.version, self.launch.pid)
         self.state = "starting"
 
     def stage(self, staging):
@@ -866,20 +938,17 @@ class RollItem:
 
     def step(self):
         sp, version = self.roll.trainer.spooler, self.roll.version
+        if self.waiting:
+            return
         if self.state == "new":
-            self.begin()
+            if not sp.busy(self.dep):
+                self.begin()
+            return
         if self.state == "starting":
-            result = self.be.poll(self.launch)
-            if result is None:
-                return
-            if isinstance(result, backends.Failed):
-                self.launch = None
-                self.give_up("its runtime for version %d did not start: %s"
-                             % (version, result.reason))
-                return
-            self.ready, self.state = result, "ready"
+            self._task("poll", lambda: self.be.poll(self.launch), self._polled)
+            return
         if self.state == "ready":
-            if self.dep in sp.pending:
+            if sp.busy(self.dep):
                 return  # the old runtime is being restarted; switch once that settled
             row = sp.db.get(self.dep)
             if (row is None or row["status"] != "deployed" or row["desired"] != "running"
@@ -900,15 +969,34 @@ class RollItem:
             self.until = time.monotonic() + ROLL_GRACE
             self.state = "grace"
         if self.state == "grace" and time.monotonic() >= self.until:
-            self.retire()
+            self._task("retire", self._retire_old, self._retired)
 
-    def retire(self):
+    def _polled(self, task):
+        result = task.result
+        if task.error is not None:
+            result = backends.Failed("internal error in mlc-spooler; see the spooler log", "")
+        if result is None:
+            return
+        if isinstance(result, backends.Failed):
+            self.launch = None
+            self.give_up("its runtime for version %d did not start: %s"
+                         % (self.roll.version, result.reason))
+            return
+        self.ready, self.state = result, "ready"
+
+    def _retire_old(self):
         if self.old_key and self.old_key != self.key:
             self.be.remove_key(self.old_key)
             self.be.skip_log(self.key)
+
+    def _retired(self, task):
         self.note("version %d -> %d (runtime pid %d)" % (
             self.row["model_version"], self.roll.version, self.ready.pid))
         self.state = "done"
+
+    def retire(self):
+        self._retire_old()
+        self._retired(None)
 
     def abort(self):
         """The spooler stops: an unswitched new runtime goes (the next
@@ -967,11 +1055,8 @@ class Roll:
                   if self.failures else None)
         self.trainer.db.note(self.id, text, reason, self.trainer.log_max)
         _event(self.id, "redeploy done%s", ": " + reason if reason else "")
-        _rmtree(self.paths.private)
-        try:
-            os.unlink(self.bundle)
-        except FileNotFoundError:
-            pass
+        _rmtree(self.trainer.cfg, self.paths.private)
+        _unlink(self.trainer.cfg, self.bundle)
         self.done = True
 
     def abort(self):
@@ -1063,7 +1148,7 @@ class Trainer:
         row = self.db.get(training_id)
         if row is None:
             try:
-                age = time.time() - os.stat(path).st_mtime
+                age = time.time() - os.lstat(path).st_mtime
             except OSError:
                 return False
             if age > LOST_BUNDLE_AFTER:
@@ -1076,7 +1161,7 @@ class Trainer:
         if row["status"] in ("completed", "failed"):
             _event(training_id, "already %s; bundle discarded", row["status"])
             try:
-                os.unlink(path)
+                os.unlink(path)  # a name in spool/new/; unlink never follows it
             except FileNotFoundError:
                 pass
             return False
@@ -1095,13 +1180,10 @@ class Trainer:
             _event(training_id, "failed: %s", reason)
         paths = Paths(self.cfg, training_id)
         self.kill_leftovers(paths, _read_json(paths.state))
-        _rmtree(paths.job)
-        _rmtree(paths.private)
+        _rmtree(self.cfg, paths.job)
+        _rmtree(self.cfg, paths.private)
         if path:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            _unlink(self.cfg, path)
 
     # ---- every tick ----
 
@@ -1122,7 +1204,7 @@ class Trainer:
     def _bundle_where(self, training_id):
         name = bundle_name(training_id)
         where = [d for d in ("new", "cur")
-                 if os.path.exists(os.path.join(self.spooler.spool[d], name))]
+                 if os.path.lexists(os.path.join(self.spooler.spool[d], name))]
         try:
             if any(n.startswith(name) for n in os.listdir(self.spooler.spool["tmp"])):
                 where.append("tmp")
@@ -1156,12 +1238,12 @@ class Trainer:
             except FileNotFoundError:
                 continue
             for name in names:
-                if self.handles(name) or os.path.exists(os.path.join(cur, bundle_name(name))):
+                if self.handles(name) or os.path.lexists(os.path.join(cur, bundle_name(name))):
                     continue
                 paths = Paths(self.cfg, name)
                 self.kill_leftovers(paths, _read_json(paths.state))
                 _event(name, "removing leftover files %s", os.path.join(base, name))
-                _rmtree(os.path.join(base, name))
+                _rmtree(self.cfg, os.path.join(base, name))
 
     def kill_leftovers(self, paths, state):
         """Kill what is left of a training's sandboxes: the recorded pid 1

@@ -534,3 +534,12 @@ def api_time(s):
     (datetime.fromisoformat, which before 3.11 refuses a 'Z')."""
     import datetime
     return datetime.datetime.fromisoformat(s)
+
+
+
+def project_version():
+    """The version in configure.ac's AC_INIT, which mlc-api reports."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    with open(os.path.join(root, "configure.ac"), encoding="utf-8") as f:
+        m = re.search(r"AC_INIT\(\[[^\]]*\],\s*\[([^\]]+)\]", f.read())
+    return m.group(1) if m else None
