@@ -431,20 +431,22 @@ for name, port in P["tcp"].items():
                                                                       timeout=3).close())
 # /tmp is a tmpfs of fixed size (files of 256 KiB: a runtime's single
 # files are capped by RLIMIT_FSIZE as well).
-def fill():
+def fill(d):
     n = 0
     try:
         while n < 1 << 30:
-            with open("/tmp/fill.%d" % n, "wb") as fh:
+            with open("%s/fill.%d" % (d, n), "wb") as fh:
                 fh.write(b"x" * (256 << 10))
             n += 1
     finally:
         for i in range(n + 1):
             try:
-                os.unlink("/tmp/fill.%d" % i)
+                os.unlink("%s/fill.%d" % (d, i))
             except OSError:
                 pass
-attempt("fill /tmp", fill)
+attempt("fill /tmp", lambda: fill("/tmp"))
+# /dev/shm likewise (POSIX semaphores: multiprocessing, joblib).
+attempt("fill /dev/shm", lambda: fill("/dev/shm"))
 # i386 and x32 system calls.
 if P.get("x86"):
     with open("/tmp/x86", "wb") as fh:
@@ -474,6 +476,9 @@ deploy(victim_id, RIDGE_PKL)
 wait_for(lambda: row(victim_id).get("status") in ("deployed", "failed"), 60)
 t.is_(row(victim_id).get("status"), "deployed", "a plain model deploys under the probe limits",
       row(victim_id).get("reason"))
+t.ok("serial mode" not in log_of(victim_id),
+     "its runtime log has no warning from joblib about /dev/shm (semaphores work)",
+     log_of(victim_id)[-1000:])
 victim_sha = hashlib.sha256(open(os.path.join(dep_dir(victim_id), "model.pkl"), "rb")
                             .read()).hexdigest()
 victim_sock = os.path.join(dep_dir(victim_id), "runtime.sock")
@@ -561,6 +566,9 @@ def check_escapes(probe, who):
              probe.get("tcp " + name))
     t.ok(blocked(probe, "fill /tmp", ("ENOSPC",)),
          "%s: /tmp fills up (ENOSPC at MLC_RUNTIME_TMP_SIZE)" % who, probe.get("fill /tmp"))
+    t.ok(blocked(probe, "fill /dev/shm", ("ENOSPC",)),
+         "%s: /dev/shm is writable and fills up (ENOSPC at MLC_RUNTIME_TMP_SIZE)" % who,
+         probe.get("fill /dev/shm"))
     if x86_helper:
         for arch in ("i386", "x32"):
             t.is_(probe.get(arch), "ok: %d" % -signal.SIGSYS,

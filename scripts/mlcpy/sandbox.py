@@ -40,7 +40,7 @@ Mounts (the root is an empty tmpfs, remounted read-only at the end):
                        alternatives/, python3*/, localtime, mime.types
   /proc, /dev          the proc of the new pid namespace; a minimal /dev,
                        read-only (device nodes and pts stay usable)
-  /tmp                 a fresh tmpfs of MLC_RUNTIME_TMP_SIZE bytes, mode 1777
+  /dev/shm, /tmp       fresh tmpfs of MLC_RUNTIME_TMP_SIZE bytes each, mode 1777
   /run/mlc-scripts     copies of the runtime's own code (runtimes only)
   work directory       the deployment directory, read-only: the runtime
                        gets its listening socket as a file descriptor; or
@@ -612,7 +612,11 @@ class Command:
                 argv += ["--symlink", os.readlink(path), path]
             elif os.path.exists(path):
                 argv += ["--ro-bind", path, path]
+        # /dev/shm: POSIX semaphores and shared memory (multiprocessing;
+        # joblib, which scikit-learn imports, warns without them).  A tmpfs
+        # of its own stays writable when /dev is remounted read-only.
         argv += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "1777", "--size", str(tmp_size), "--tmpfs", "/dev/shm",
                  "--perms", "1777", "--size", str(tmp_size), "--tmpfs", "/tmp"]
         for p in extra:
             argv += ["--ro-bind-try", p, p]
