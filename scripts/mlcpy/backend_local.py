@@ -186,7 +186,8 @@ class LocalBackend(backend.Backend):
 
     def install(self, dep_id, staging_dir):
         """Replace the deployment directory with the verified staging one,
-        owned so that only the socket can be created by the runtime."""
+        owned by root (group of the runtime user, 1771) and read-only in the
+        sandbox; the spooler binds the runtime's socket there."""
         final = self.dir(dep_id)
         if os.path.lexists(final) or self.keys(dep_id):
             self.stop(dep_id)
