@@ -57,6 +57,7 @@ SPOOLER = os.path.join(ROOT, "scripts", "mlc-spooler")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from mlcpy import config as mconfig  # noqa: E402
 from mlcpy import unixhttp  # noqa: E402
+from mlcpy import sandbox as msandbox  # noqa: E402
 
 INSTANCE_VAR = os.environ["MLC_VAR"]
 VAR = tempfile.mkdtemp(prefix="su.", dir=INSTANCE_VAR)
@@ -364,7 +365,7 @@ t.ok("MLC_DB" not in environ and "MLC_VAR" not in environ,
 with open("/proc/%d/cgroup" % ridge_pid) as f:
     cg = f.read()
 cpu_groups = [ln for ln in cg.splitlines() if ln.split(":")[1] in ("cpu", "cpu,cpuacct", "")
-              and ln.endswith("/" + ridge_id)]
+              and ln.endswith("/" + msandbox.cgroup_leaf("mlc-dep-", ridge_id))]
 if cpu_groups:
     leaf = "/sys/fs/cgroup/" + ("cpu" if ":cpu:" in cpu_groups[0] else "") + \
         cpu_groups[0].split(":", 2)[2]
@@ -449,15 +450,17 @@ def forks():
 forks()
 res["uid"] = os.getuid()
 res["pids"] = len([p for p in os.listdir("/proc") if p.isdigit()])
-with open(os.path.join(%(dir)r, "probe.json"), "w") as fh:
+with open("/tmp/probe.json", "w") as fh:
     json.dump(res, fh)
 """ % {"port": port, "db": SOCK, "targets": targets, "conf": conf_path,
-       "other": dep_dir(ridge_id), "dir": dep_dir(probe_id)}
+       "other": dep_dir(ridge_id)}
 deploy(probe_id, {"model.pkl": code_pkl(probe_code)})
 spooler_once()
 t.is_(row(probe_id).get("status"), "deployed", "sandbox: the probing pickle deployed (it ran)")
 try:
-    with open(os.path.join(dep_dir(probe_id), "probe.json")) as f:
+    # The deployment directory is read-only in the sandbox: the probe left
+    # its findings in its own /tmp, which root sees through /proc.
+    with open("/proc/%d/root/tmp/probe.json" % row(probe_id).get("runtime_pid", 0)) as f:
         probe = json.load(f)
 except (OSError, ValueError) as e:
     probe = {"error": str(e)}
@@ -627,14 +630,26 @@ t.is_(row(slow2_id).get("status"), "deployed", "a bundle left in cur/ by a dead 
 crash_id = ids("crash")
 # It dies a second after its socket listens, so a slow start on a busy
 # machine still reaches /health first (a crash before that is another
-# failure, tested elsewhere).
-crash_code = ("import os, sys, threading, time\n"
+# failure, tested elsewhere).  The socket is the one the spooler bound and
+# passed as MLC_LISTEN_FD (it was made outside the sandbox's network
+# namespace, so /proc/net/unix inside does not list it): it listens once
+# SO_ACCEPTCONN is set.
+crash_code = ("import os, socket, sys, threading, time\n"
+              "def listening():\n"
+              "    fd = os.environ.get('MLC_LISTEN_FD')\n"
+              "    if fd:\n"
+              "        s = socket.socket(fileno=os.dup(int(fd)))\n"
+              "        try:\n"
+              "            return s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)\n"
+              "        finally:\n"
+              "            s.close()\n"
+              "    with open('/proc/self/net/unix') as f:\n"
+              "        return 'runtime.sock' in f.read()\n"
               "def die():\n"
               "    for _ in range(1200):\n"
               "        try:\n"
-              "            with open('/proc/self/net/unix') as f:\n"
-              "                if 'runtime.sock' in f.read():\n"
-              "                    break\n"
+              "            if listening():\n"
+              "                break\n"
               "        except OSError:\n"
               "            pass\n"
               "        time.sleep(0.05)\n"

@@ -31,4 +31,6 @@ mlc-runtime imports only `runtime` and `explain` (and so only the standard
 library, numpy, pandas and scikit-learn): nothing that knows where the
 database or the config is.  The cluster image (conf/kubernetes/Dockerfile)
 holds those two plus `bundle` and `safefs` (scripts/mlc-kube-fetch).
+The sandbox holds copies of just these files
+(sandbox.RUNTIME_FILES): a new import of the runtime must be added there.
 """

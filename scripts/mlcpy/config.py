@@ -37,10 +37,13 @@ DEFAULTS = {
     "MLC_RUNTIME_MAX_RESTARTS": "5",
     "MLC_RUNTIME_BACKOFF": "1",
     "MLC_RUNTIME_TMP_SIZE": str(64 << 20),
+    "MLC_RUNTIME_LOG_MAX": str(64 << 20),
+    "MLC_SANDBOX_PATHS": "",
     "MLC_BUNDLE_MAX_SIZE": str(4 << 30),
     "MLC_TRAIN_TIMEOUT": "600",
     "MLC_TRAIN_LOG_MAX": str(256 << 10),
     "MLC_TRAIN_MAX_JOBS": "2",
+    "MLC_TRAIN_DISK": str(1 << 30),
     "MLC_TMP_MAX_AGE": "3600",
     "MLC_TMP_CLEAN_INTERVAL": "600",
     # Deployment backends beyond this host (docs/SCALING.md).

@@ -3,7 +3,10 @@ inside the sandbox as `mlc-runtime --dir <deployment dir>`.
 
 It loads model.pkl once (with joblib.load: a pickle, or any file
 joblib.dump writes, plain or compressed), optionally a background sample of
-data.csv, and answers HTTP/1.1 (keep-alive) on the unix socket <dir>/runtime.sock:
+data.csv, and answers HTTP/1.1 (keep-alive) on the unix socket
+<dir>/runtime.sock (in the sandbox, the spooler creates it and passes it
+bound, as the file descriptor named by MLC_LISTEN_FD: the deployment
+directory is read-only there; the runtime listens once the model is loaded):
 
   GET  /health   200 {"status": "ok", "deployment_id", "model", "n_features",
                       "feature_names"}
@@ -31,6 +34,7 @@ import os
 import pickle
 import resource
 import signal
+import socket
 import socketserver
 import stat
 import sys
@@ -51,9 +55,14 @@ THREAD_STACK = 2 << 20
 
 
 def say(msg):
-    """One line on stderr (the spooler keeps it in the runtime's log)."""
-    sys.stderr.write(" ".join(str(msg).split()) + "\n")
-    sys.stderr.flush()
+    """One line on stderr (the spooler keeps it in the runtime's log).  A
+    full log (EFBIG at MLC_RUNTIME_LOG_MAX, until the spooler cuts it back)
+    loses the line rather than stopping the runtime."""
+    try:
+        sys.stderr.write(" ".join(str(msg).split()) + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
 
 
 class LoadError(Exception):
@@ -395,8 +404,15 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, path, model):
+    def __init__(self, path, model, fd=None):
         self.model = model
+        if fd is not None:
+            # Bound by the spooler; listen() (server_activate) makes it answer.
+            super().__init__(path, Handler, bind_and_activate=False)
+            self.socket.close()
+            self.socket = socket.socket(fileno=fd)
+            self.server_activate()
+            return
         _remove_stale(path)
         super().__init__(path, Handler)
         os.chmod(path, 0o666)  # the API's workers connect as another user
@@ -439,13 +455,15 @@ def serve(deployment_dir, listen=None):
     except LoadError as e:
         say("model failed to load: %s" % e)
         return EXIT_LOAD_FAILED
+    fd = None
     if listen:
         sock = None
         server = TCPServer(listen, model)
         where = "%s:%d" % listen
     else:
         sock = os.path.join(deployment_dir, "runtime.sock")
-        server = Server(sock, model)
+        fd = os.environ.get("MLC_LISTEN_FD")
+        server = Server(sock, model, int(fd) if fd else None)
         where = sock
     stop = threading.Event()
 
@@ -462,7 +480,7 @@ def serve(deployment_dir, listen=None):
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
-        if sock:
+        if sock and not fd:
             _remove_stale(sock)
     say("runtime %s: stopped" % model.deployment_id)
     return 0

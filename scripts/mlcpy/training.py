@@ -14,7 +14,10 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
   3. run `python3 <job>/code.py <job>/data.csv` in the job directory
      $MLC_VAR/training/<id>/ inside the runtime sandbox (sandbox.py: the
      runtime user, no network, memory/CPU/task limits, read-only system,
-     the job directory the only writable one), with MLC_MODEL_ID, MLC_DATA
+     the job directory the only writable one: inside the sandbox it is
+     <job>/work/, a tmpfs of MLC_TRAIN_DISK bytes the spooler mounts on the
+     host, with the inputs bound read-only over empty files of the same
+     names), with MLC_MODEL_ID, MLC_DATA
      and MLC_OUTPUT (<job>/model.pkl) in its environment, for at most
      MLC_TRAIN_TIMEOUT seconds, after which the sandbox's pid namespace is
      killed (the script is its pid 1: everything it started dies with it);
@@ -23,7 +26,8 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
   4. take MLC_OUTPUT, or else the one *.pkl or *.joblib file the script
      wrote (pickle.dump or joblib.dump, plain or compressed), copy it out of
      the sandbox user's reach and load it in a second sandboxed run to check
-     that it is a model (a pickle is code: the spooler never loads one);
+     that it is a model (a pickle is code: the spooler never loads one); the
+     check sees a fresh job directory holding only a read-only link to it;
   5. store it through the API, POST MLC_API_URL/model/{id}/upload
      (file_kind=model), the code path of every upload; the version it
      answers becomes trainings.produced_version, status completed;
@@ -130,7 +134,8 @@ class Paths:
     """Where one training's files live."""
 
     def __init__(self, cfg, training_id):
-        self.job = os.path.join(cfg.training, training_id)        # the sandbox's, 1771
+        self.job = os.path.join(cfg.training, training_id)        # the sandbox's work dir
+        self.work = os.path.join(self.job, "work")                # its writable part (tmpfs)
         self.private = os.path.join(cfg.run_dir, "training", training_id)  # root only
         self.inputs = os.path.join(self.private, "inputs")        # the unpacked bundle
         self.result = os.path.join(self.private, "model")         # the checked model
@@ -138,13 +143,14 @@ class Paths:
         self.state = os.path.join(self.private, "state.json")
         self.code = os.path.join(self.job, "code.py")
         self.data = os.path.join(self.job, "data.csv")
-        self.output = os.path.join(self.job, OUTPUT_NAME)
+        self.output = os.path.join(self.job, OUTPUT_NAME)         # as the sandbox sees it
+        self.written = os.path.join(self.work, OUTPUT_NAME)       # the same, on the host
 
     def mine(self, args):
         """args (a command line) is this training's sandbox: the script
         (`python3 <job>/code.py <job>/data.csv`, or a stage before it) or
-        the model check (`... <result>/model.pkl`)."""
-        return (args[-2:] == [self.code, self.data]) or args[-1] == self.model
+        the model check (`... <job>/model.pkl`)."""
+        return (args[-2:] == [self.code, self.data]) or args[-1] in (self.model, self.output)
 
 
 def _write_json(path, obj):
@@ -167,7 +173,9 @@ def _read_json(path):
 
 def _rmtree(cfg, path):
     """Remove path below MLC_VAR, never following a symbolic link (the
-    script wrote what it liked in its job directory)."""
+    script wrote what it liked in its job directory), after detaching the
+    job directory's tmpfs."""
+    sandbox.unmount_under(path)
     safefs.rmtree(path, cfg.var, ignore_errors=True)
 
 
@@ -483,12 +491,22 @@ class Job(threading.Thread):
                                        subject="trainings")
 
     def prepare_job_dir(self):
-        """The sandbox's job directory: the inputs (root-owned, read-only for
-        the script) and room for what the script writes (mode 1771, group of
-        the runtime user, as a deployment directory)."""
+        """The sandbox's job directory: the inputs (root-owned, 0644, bound
+        read-only into the sandbox) and work/, a tmpfs of MLC_TRAIN_DISK
+        bytes for what the script writes (mode 1771, group of the runtime
+        user), which the sandbox sees as the job directory itself.  Returns
+        the read-only binds."""
         _, gid = self.trainer.ids()
         os.makedirs(self.cfg.training, mode=0o755, exist_ok=True)
-        os.mkdir(self.paths.job, 0o700)
+        os.mkdir(self.paths.job, 0o755)
+        os.mkdir(self.paths.work, 0o700)
+        try:
+            sandbox.mount_tmpfs(self.paths.work, self.trainer.disk, 0, gid)
+        except OSError as e:
+            raise Failure("cannot mount the training's file space (a tmpfs of MLC_TRAIN_DISK "
+                          "bytes on %s): %s; the spooler must run as root"
+                          % (self.paths.work, e.strerror)) from None
+        binds = []
         for name in ("code.py", "data.csv", "requirements.txt"):
             src = os.path.join(self.paths.inputs, name)
             if not os.path.exists(src):
@@ -499,22 +517,36 @@ class Job(threading.Thread):
             except OSError:
                 shutil.copyfile(src, dst)
             os.chmod(dst, 0o644)
-        os.chown(self.paths.job, 0, gid)
-        os.chmod(self.paths.job, 0o1771)
+            # An empty root-owned file in the tmpfs to bind it over.
+            os.close(os.open(os.path.join(self.paths.work, name),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+            binds.append((dst, dst))
+        return binds
+
+    def disk_full(self):
+        """The reason when the script filled its file space, else None."""
+        if sandbox.disk_full(self.paths.work):
+            return ("disk quota exceeded: the training's files reached MLC_TRAIN_DISK (%s)"
+                    % sandbox.size_text(self.trainer.disk))
+        return None
 
     def train(self, row):
         """Run the script; returns when it exited 0, else raises Failure."""
-        self.prepare_job_dir()
+        binds = self.prepare_job_dir()
         env = sandbox.environment(self.paths.job, {
             "MLC_MODEL_ID": row["modelid"], "MLC_TRAINING_ID": self.id,
             "MLC_DATA": self.paths.data, "MLC_OUTPUT": self.paths.output})
         timeout = self.trainer.timeout
         rc, timed_out = self.sandboxed("train", [sandbox.PYTHON, self.paths.code, self.paths.data],
-                                       self.paths.job, env, timeout, self.out, progress=True)
+                                       self.paths.job, env, timeout, self.out, progress=True,
+                                       write_from=self.paths.work, ro_binds=binds)
         if timed_out:
             raise Failure("training exceeded MLC_TRAIN_TIMEOUT (%g s)" % timeout)
         if rc == 0:
             return
+        full = self.disk_full()
+        if full:
+            raise Failure(full)
         line = self.out.last_line()
         if rc > 128 and rc - 128 < signal.NSIG:
             try:
@@ -527,25 +559,31 @@ class Job(threading.Thread):
         raise Failure("the training script %s%s" % (
             what, ": " + line if line else " without writing to stderr"))
 
-    def sandboxed(self, phase, program, work_dir, env, timeout, out, progress=False):
-        """Run program in the sandbox with work_dir as its directory, its
-        output into `out`; kill the whole sandbox after `timeout` seconds or
-        when the spooler stops.  Returns (exit status, timed out)."""
+    def sandboxed(self, phase, program, work_dir, env, timeout, out, progress=False,
+                  write_from=None, ro_binds=()):
+        """Run program in the sandbox with work_dir as its directory (read-
+        only, or write_from there read-write), its output into `out`; kill
+        the whole sandbox after `timeout` seconds, when the kernel killed one
+        of its processes for memory, or when the spooler stops.  Returns
+        (exit status, timed out); raises Failure when it ran out of memory."""
         t = self.trainer
         uid, gid = t.ids()
         t.check_sandbox(work_dir)
+        try:
+            cmd = sandbox.Command(self.cfg, work_dir, uid, gid, program=program,
+                                  hostname="mlc-training", write_from=write_from,
+                                  ro_binds=ro_binds)
+        except OSError as e:
+            raise Failure("cannot set up the training sandbox: %s" % e) from None
         cgroups, enforced = t.cgroups.prepare(self.id)
+        oom_base = t.cgroups.oom_kills(self.id)
         limits = sandbox.limiter(t.memory, cgroups,
                                  nice=t.cgroups.cpus > 0 and "cpu" not in enforced,
                                  nproc=t.cgroups.pids if "pids" not in enforced else 0)
-        argv = sandbox.command(self.cfg, work_dir, uid, gid, program=program,
-                               hostname="mlc-training")
         r_out, w_out = os.pipe()
         r_err, w_err = os.pipe()
         try:
-            popen = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=w_out,
-                                     stderr=w_err, preexec_fn=limits, start_new_session=True,
-                                     cwd="/")
+            popen = cmd.popen(env, w_out, w_err, limits)
         except (subprocess.SubprocessError, OSError) as e:
             os.close(r_out)
             os.close(r_err)
@@ -560,7 +598,7 @@ class Job(threading.Thread):
         fds = {r_out: False, r_err: True}
         deadline = time.monotonic() + timeout
         next_progress = time.monotonic() + PROGRESS_EVERY
-        timed_out = stopped = False
+        timed_out = stopped = oom = False
         exited = None
         try:
             while True:
@@ -589,6 +627,10 @@ class Job(threading.Thread):
                              "killed" % timeout if phase == "train" else
                              "the model check exceeded %g s; its sandbox was killed" % timeout)
                     self.kill_sandbox(popen, pid, start)
+                if not oom and not stopped and t.cgroups.oom_kills(self.id) > oom_base:
+                    oom = True
+                    out.note("%s; its sandbox was killed" % t.cgroups.out_of_memory())
+                    self.kill_sandbox(popen, pid, start)
                 if not stopped and self.stop.is_set():
                     stopped = True
                     out.note("interrupted: the spooler is stopping; the training runs again "
@@ -604,6 +646,9 @@ class Job(threading.Thread):
                 self.kill_sandbox(popen, pid, start)
             rc = popen.wait()
             self.trainer.kill_leftovers(self.paths, {})
+            if not oom and not stopped and t.cgroups.oom_kills(self.id) > oom_base:
+                oom = True
+                out.note(t.cgroups.out_of_memory())
             t.cgroups.release(self.id)
             for k in ("pid", "start", "boot", "phase"):
                 self.state.pop(k, None)
@@ -612,6 +657,10 @@ class Job(threading.Thread):
             if progress:
                 self.push_progress()
             raise Interrupted()
+        if oom and not timed_out:
+            raise Failure("%s ran %s" % (
+                "the training script" if phase == "train" else
+                "loading the model the training script wrote", t.cgroups.out_of_memory()))
         return rc, timed_out
 
     @staticmethod
@@ -636,20 +685,22 @@ class Job(threading.Thread):
         """Find the model the script wrote and copy it where the sandbox user
         cannot change it; returns the copy's path.  (A remote training's
         model: src, a file owned by uid.)"""
-        job = self.paths.job
+        job = self.paths.work
         if src is None:
-            src, uid = self.paths.output, self.trainer.ids()[0]
+            src, uid = self.paths.written, self.trainer.ids()[0]
         if not os.path.lexists(src):
             try:
                 pkls = sorted(n for n in os.listdir(job) if n.endswith(OUTPUT_SUFFIXES))
             except OSError:
                 pkls = []
+            if len(pkls) != 1 and self.disk_full():
+                raise Failure(self.disk_full())
             if len(pkls) != 1:
                 raise Failure("the training script wrote no model (expected $MLC_OUTPUT)%s" % (
                     "; it wrote several model files (%s): write the model to $MLC_OUTPUT"
                     % ", ".join(pkls[:5]) if pkls else ""))
             src = os.path.join(job, pkls[0])
-        name = "$MLC_OUTPUT" if src == self.paths.output else os.path.basename(src)
+        name = "$MLC_OUTPUT" if src == self.paths.written else os.path.basename(src)
         try:
             fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
@@ -695,9 +746,23 @@ class Job(threading.Thread):
         Failure saying why it is not a model."""
         out = Output(65536)
         timeout = max(CHECK_TIMEOUT_MIN, self.trainer.start_timeout)
-        rc, timed_out = self.sandboxed("check", [sandbox.PYTHON, "-I", "-c", CHECK_CODE, model],
-                                       self.paths.result, sandbox.environment(self.paths.result),
-                                       timeout, out)
+        # The sandbox user cannot reach the private copy: a fresh, root-owned
+        # job directory holds a link to it (or a copy), read-only there.
+        _rmtree(self.cfg, self.paths.job)
+        os.makedirs(self.cfg.training, mode=0o755, exist_ok=True)
+        os.mkdir(self.paths.job, 0o755)
+        try:
+            os.link(model, self.paths.output)
+        except OSError:
+            shutil.copyfile(model, self.paths.output)
+            os.chmod(self.paths.output, 0o644)
+        try:
+            rc, timed_out = self.sandboxed("check", [sandbox.PYTHON, "-I", "-c", CHECK_CODE,
+                                                     self.paths.output],
+                                           self.paths.job, sandbox.environment(self.paths.job),
+                                           timeout, out)
+        finally:
+            _rmtree(self.cfg, self.paths.job)
         if timed_out:
             raise Failure("the model the training script wrote did not load within %g s" % timeout)
         verdicts = [ln for ln in out.text().splitlines() if ln.startswith(CHECK_MARK)]
@@ -1029,11 +1094,12 @@ class Trainer:
         self.max_upload = cfg.number("MLC_MAX_UPLOAD", int)
         self.memory = cfg.number("MLC_RUNTIME_MEMORY", int)
         self.start_timeout = cfg.number("MLC_RUNTIME_START_TIMEOUT")
+        self.disk = cfg.number("MLC_TRAIN_DISK", int)
         # Groups of their own (another name than the deployments' groups),
-        # one per training, with the runtimes' CPU and task limits.
+        # one per training, with the runtimes' memory, CPU and task limits.
         self.cgroups = sandbox.Cgroups(cfg.number("MLC_RUNTIME_CPU"),
-                                       cfg.number("MLC_RUNTIME_PIDS", int),
-                                       cfg.var + "#training")
+                                       cfg.number("MLC_RUNTIME_PIDS", int), self.memory,
+                                       cfg.var + "#training", "mlc-train-")
         self.user = cfg.get("MLC_RUNTIME_USER")
         # MLC_TRAIN_BACKEND=kubernetes: the scripts run as Kubernetes Jobs.
         self.remote = cfg.get("MLC_TRAIN_BACKEND") == "kubernetes"
@@ -1059,8 +1125,7 @@ class Trainer:
                 raise Failure("%s is missing; install the Debian package %s" % (tool, package))
         uid, gid = self.ids()
         try:
-            sandbox.check_reachable(os.path.join(work_dir, "x"), uid, gid,
-                                    sandbox.tmpfs_roots(self.cfg))
+            sandbox.check_reachable(os.path.join(work_dir, "x"), uid, gid)
         except sandbox.SandboxError as e:
             raise Failure(str(e)) from None
 
