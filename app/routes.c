@@ -48,6 +48,7 @@ static const struct mlc_route routes[] = {
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+_Static_assert(NROUTES <= MLC_METRICS_MAX_ROUTES, "metrics.h counts MLC_METRICS_MAX_ROUTES routes");
 
 const struct mlc_route *mlc_routes(size_t *n)
 {
