@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "csvcheck.h"
 #include "log.h"
+#include "metrics.h"
 #include "modelcheck.h"
 #include "multipart.h"
 #include "routes.h"
@@ -508,6 +509,9 @@ void mlc_h_model_upload(struct mlc_req *r)
 		file = store_upload(r, u, id, idem, &replayed, &err);
 		if (file && replayed)
 			mlc_reply_header(r, "Idempotent-Replayed: true");
+		if (file && !replayed)
+			mlc_metrics_upload(0, json_object_get_string(json_object_object_get(file, "filekind")),
+					   json_object_get_int64(json_object_object_get(file, "size")));
 		if (file)
 			mlc_reply_json(r, 201, file);
 		else if (err.code == 422)
@@ -515,6 +519,7 @@ void mlc_h_model_upload(struct mlc_req *r)
 		else
 			mlc_reply_err(r, &err);
 	}
+	mlc_metrics_upload(r->body_read, NULL, 0);
 	mlc_mp_free(mp);
 	mlc_blob_discard(&u->blob);
 	mlc_modelcheck_free(&u->model);

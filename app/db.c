@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 #define STMT_CACHE 64
 #define MAX_PARAMS MLC_DB_MAX_PARAMS
@@ -41,6 +42,7 @@ struct stmt_entry {
 struct mlc_db {
 	MYSQL *conn;
 	int in_txn;
+	int had_conn;			/* a connection was open before: the next is a reconnect */
 	unsigned long long insert_id;	/* AUTO_INCREMENT value of the last INSERT */
 	long long delivered;		/* rows the running statement gave its callback */
 	struct stmt_entry cache[STMT_CACHE];
@@ -108,11 +110,15 @@ static int connect_db(struct mlc_db *db, struct mlc_err *err)
 				(unsigned)mlc_config_long("MLC_DB_PORT", 3306),
 				host ? NULL : sock, 0)) {
 		mlc_log("error", NULL, "database: %s", mysql_error(db->conn));
+		mlc_metrics_db_error(MLC_METRICS_DB_CONNECT);
 		mlc_err_set(err, 503, "database unavailable: try again shortly");
 		mysql_close(db->conn);
 		db->conn = NULL;
 		return -1;
 	}
+	if (db->had_conn)
+		mlc_metrics_db_reconnect();
+	db->had_conn = 1;
 	return 0;
 }
 
@@ -129,12 +135,15 @@ static void set_db_err(struct mlc_err *err, unsigned code, const char *msg)
 	if (is_conn_error(code)) {
 		/* The client sees that the database is down, the log sees why. */
 		mlc_log("error", NULL, "database: %s", msg);
+		mlc_metrics_db_error(MLC_METRICS_DB_LOST);
 		mlc_err_set(err, 503, "database unavailable: try again shortly");
-	}
-	else if (code == ER_DUP_ENTRY)
+	} else if (code == ER_DUP_ENTRY) {
+		mlc_metrics_db_error(MLC_METRICS_DB_DUPLICATE);
 		mlc_err_set(err, 409, "duplicate entry: %s", msg);
-	else
+	} else {
+		mlc_metrics_db_error(MLC_METRICS_DB_OTHER);
 		mlc_err_set(err, 500, "database error %u: %s", code, msg);
+	}
 }
 
 static MYSQL_STMT *get_stmt(struct mlc_db *db, const char *sql, unsigned *code,

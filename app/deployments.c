@@ -154,8 +154,9 @@ static void reply_deployment_or_404(struct mlc_req *r, int status, const char *i
 
 /* The bundle for mlc-spooler: what to run and the model's model, data
  * and env artifacts. */
-static int write_bundle(json_object *m, const char *id, const struct mlc_job_src *s,
-			const char *now, const char *bundle, struct mlc_err *err)
+static int write_bundle(struct mlc_req *r, json_object *m, const char *id,
+			const struct mlc_job_src *s, const char *now, const char *bundle,
+			struct mlc_err *err)
 {
 	json_object *j = json_object_new_object();
 	int rc;
@@ -168,6 +169,9 @@ static int write_bundle(json_object *m, const char *id, const struct mlc_job_src
 	json_object_object_add(j, "placement", json_object_get(json_object_object_get(m, "placement")));
 	json_object_object_add(j, "inference_data",
 			       json_object_new_int(json_object_get_int(json_object_object_get(m, "inference_data"))));
+	/* The spooler names the request in its log lines about the job. */
+	if (r->request_id)
+		json_object_object_add(j, "request_id", json_object_new_string(r->request_id));
 	rc = mlc_job_bundle(bundle, j, s, MLC_ART_BIT(MLC_ART_MODEL) | MLC_ART_BIT(MLC_ART_DATA) |
 			    MLC_ART_BIT(MLC_ART_ENV), now, err);
 	json_object_put(j);
@@ -268,7 +272,7 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	} else if (!src.file[MLC_ART_MODEL].version) {
 		mlc_reply_detail(r, 409, "model '%s' has no model file; upload one with "
 				 "POST /model/%s/upload (file_kind=model) first", modelid, modelid);
-	} else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
+	} else if (write_bundle(r, m, id, &src, now, bundle, &err) < 0 ||
 		   insert_deployment(r, m, id, backend, &src, now, &err) < 0) {
 		mlc_spool_discard(bundle);
 		mlc_reply_err(r, &err);

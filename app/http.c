@@ -49,6 +49,18 @@ static const char *param(FCGX_Request *f, const char *name)
 	return FCGX_GetParam(name, f->envp);
 }
 
+/* nginx's $request_id is 32 hex digits; anything else that is not a short
+ * token is no id (it goes into headers, logs and bodies). */
+static const char *clean_request_id(const char *id)
+{
+	size_t n;
+
+	if (!id)
+		return NULL;
+	n = strspn(id, "0123456789abcdefABCDEFghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ-");
+	return n > 0 && n <= 64 && id[n] == '\0' ? id : NULL;
+}
+
 void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void *curl)
 {
 	const char *uri, *q, *cl;
@@ -60,7 +72,7 @@ void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void
 	r->method = param(fcgx, "REQUEST_METHOD");
 	if (!r->method)
 		r->method = "GET";
-	r->request_id = param(fcgx, "REQUEST_ID");
+	r->request_id = clean_request_id(param(fcgx, "REQUEST_ID"));
 	r->content_type = param(fcgx, "CONTENT_TYPE");
 	/* REQUEST_URI is the raw target: routing must see %2F as data, not as
 	 * a separator, which nginx's decoded $uri would lose. */
@@ -110,8 +122,7 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 	char head[256 + sizeof(r->extra_header)];
 	int hlen;
 	size_t len;
-	const char *s = json_object_to_json_string_length(obj,
-		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	const char *s;
 
 	if (r->status) {
 		mlc_log("error", r->request_id, "second reply suppressed (status %d)", status);
@@ -119,6 +130,14 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 		return;
 	}
 	r->status = status;
+	/* Every error body names the request, as the X-Request-Id header and
+	 * the logs do. */
+	if (status >= 400 && r->request_id && json_object_is_type(obj, json_type_object) &&
+	    json_object_object_get_ex(obj, "detail", NULL) &&
+	    !json_object_object_get_ex(obj, "request_id", NULL))
+		json_object_object_add(obj, "request_id", json_object_new_string(r->request_id));
+	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
+					      JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	/* libfcgi's own printf knows no %zu: format the head here. */
 	hlen = snprintf(head, sizeof(head),
 			"Status: %d %s\r\nContent-Type: application/json\r\n"
@@ -127,6 +146,44 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 	FCGX_PutStr(head, hlen, r->fcgx->out);
 	FCGX_PutStr(s, (int)len, r->fcgx->out);
 	json_object_put(obj);
+}
+
+void mlc_reply_text(struct mlc_req *r, int status, const char *content_type,
+		    const char *body, size_t len)
+{
+	char head[256 + sizeof(r->extra_header)];
+	size_t off;
+	int hlen;
+
+	if (r->status) {
+		mlc_log("error", r->request_id, "second reply suppressed (status %d)", status);
+		return;
+	}
+	r->status = status;
+	hlen = snprintf(head, sizeof(head), "Status: %d %s\r\nContent-Type: %s\r\n"
+			"Content-Length: %zu\r\n%s\r\n",
+			status, reason_phrase(status), content_type, len, r->extra_header);
+	FCGX_PutStr(head, hlen, r->fcgx->out);
+	for (off = 0; off < len; off += 1U << 30)
+		FCGX_PutStr(body + off, (int)(len - off < (1U << 30) ? len - off : 1U << 30),
+			    r->fcgx->out);
+}
+
+void mlc_reply_owner(struct mlc_req *r, const char *owner)
+{
+	char line[32 + 3 * 255];
+	size_t n = (size_t)snprintf(line, sizeof(line), "X-Owner: "), i;
+
+	for (i = 0; owner && owner[i] && i < 255; i++) {
+		unsigned char c = (unsigned char)owner[i];
+
+		if (c > 0x20 && c < 0x7f && c != '%')
+			line[n++] = (char)c;
+		else
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%%%02X", c);
+	}
+	line[n] = '\0';
+	mlc_reply_header(r, line);
 }
 
 void mlc_reply_empty(struct mlc_req *r, int status, const char *location)

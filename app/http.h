@@ -16,7 +16,7 @@
 struct mlc_req {
 	FCGX_Request *fcgx;
 	const char *method;
-	const char *request_id;
+	const char *request_id;		/* nginx's $request_id (REQUEST_ID); NULL when absent or not a short token */
 	const char *content_type;
 	char *path;			/* raw path, without the query string */
 	long long content_length;	/* -1 when absent */
@@ -40,8 +40,13 @@ struct mlc_req {
 void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void *curl);
 void mlc_req_release(struct mlc_req *r);
 
-/* Send obj (consumed) as the JSON body with this status. */
+/* Send obj (consumed) as the JSON body with this status.  An error
+ * (status >= 400) object with a "detail" gets the request's id as
+ * "request_id" too. */
 void mlc_reply_json(struct mlc_req *r, int status, json_object *obj);
+/* Send len bytes of body as they are, with this Content-Type. */
+void mlc_reply_text(struct mlc_req *r, int status, const char *content_type,
+		    const char *body, size_t len);
 /* Send {"detail": "<formatted sentence>"}. */
 void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -69,6 +74,10 @@ void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *rel
 			const char *filename, const char *sha256);
 /* Add a response header line to the next reply (e.g. "Allow: GET"). */
 void mlc_reply_header(struct mlc_req *r, const char *line);
+/* Name the request's owner in X-Owner (its first 255 bytes, bytes outside
+ * visible ASCII and '%' percent-encoded), which nginx writes into the
+ * access log and keeps from the client (docs/OPERATIONS.md). */
+void mlc_reply_owner(struct mlc_req *r, const char *owner);
 
 /*
  * Read the next piece of the request body into buf (at most cap bytes),

@@ -47,6 +47,7 @@
 #include "db.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "routes.h"
 
@@ -224,6 +225,7 @@ static void respawn(struct pool *pools)
 					sleep(1);
 				last_burst = time(NULL);
 				p->pids[i] = spawn_worker(pools, p->sock);
+				mlc_metrics_worker_restart(p == &pools[SLOW]);
 			}
 		}
 	}
@@ -391,6 +393,8 @@ int main(int argc, char **argv)
 	if (conf && mlc_config_load(conf, &err) < 0)
 		mlc_die("%s", err.msg);
 	pool_configure(pools);
+	if (mlc_metrics_init() < 0)
+		mlc_die("cannot map the metrics segment: %s", strerror(errno));
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (mysql_library_init(0, NULL, NULL))

@@ -33,6 +33,7 @@
 #include "csvcheck.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "routes.h"
 #include "runtime_answer.h"
@@ -416,6 +417,13 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 	snprintf(url, sizeof(url), "%s/predict", remote ? endpoint : "http://runtime");
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (r->request_id) {
+		/* The runtime names the request in the lines it logs. */
+		char id[96];
+
+		snprintf(id, sizeof(id), "X-Request-Id: %s", r->request_id);
+		hdrs = curl_slist_append(hdrs, id);
+	}
 	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, remote ? NULL : endpoint + 5);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -759,7 +767,8 @@ void mlc_h_predict(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct target t;
 	char now[32], opid[37];
-	int batch = 0, explain, slot = -1;
+	int batch = 0, explain = 0, slot = -1, called = 0;
+	double start = mlc_metrics_now();
 	long status;
 
 	if (!(m = mlc_body_or_422(r, predict_schema, 0))) {
@@ -809,6 +818,7 @@ void mlc_h_predict(struct mlc_req *r)
 	owner = json_object_object_get(m, "ownerid") ?
 		json_object_get_string(json_object_object_get(m, "ownerid")) : t.ownerid;
 	reply.max = answer_limit(fetched.len);
+	called = 1;
 	status = call_runtime(r, dep, t.endpoint,
 			      json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &reply, &fail);
 	if (status < 0 && fail.code == 503) {
@@ -856,6 +866,8 @@ void mlc_h_predict(struct mlc_req *r)
 	mlc_reply_json(r, 200, answer);
 	answer = NULL;
 out:
+	if (called)
+		mlc_metrics_predict(dep, explain, mlc_metrics_now() - start);
 	mlc_slot_release(&slot);
 	json_object_put(answer);
 	json_object_put(errors);

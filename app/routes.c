@@ -10,6 +10,7 @@
 #include "cors.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "routes.h"
 #include "validate.h"
 
@@ -42,9 +43,12 @@ static const struct mlc_route routes[] = {
 	{ "PUT",    "/mltraining/{training_id}/model", mlc_h_training_model, 0 },
 	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON | MLC_R_MODEL_ID },
 	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, MLC_R_MODEL_ID },
+	/* Operators' counters: admin-only once tokens exist (docs/OPERATIONS.md). */
+	{ "GET",    "/metrics",                   mlc_h_metrics, 0 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+_Static_assert(NROUTES <= MLC_METRICS_MAX_ROUTES, "metrics.h counts MLC_METRICS_MAX_ROUTES routes");
 
 const struct mlc_route *mlc_routes(size_t *n)
 {
@@ -213,10 +217,10 @@ static int cors(struct mlc_req *r)
 	return 1;
 }
 
-void mlc_dispatch(struct mlc_req *r)
+static void dispatch(struct mlc_req *r)
 {
 	const char *qs = FCGX_GetParam("QUERY_STRING", r->fcgx->envp);
-	char msg[256];
+	char msg[256], hdr[128];
 	json_object *errors;
 
 	/* CORS first: its headers go on every answer, and a preflight needs
@@ -227,6 +231,11 @@ void mlc_dispatch(struct mlc_req *r)
 		reply_no_route(r, qs);
 		return;
 	}
+	/* The route template, for nginx's access log (which keeps it from the
+	 * client); the owner goes the same way once the request has one
+	 * (mlc_reply_owner). */
+	snprintf(hdr, sizeof(hdr), "X-Route: %s", r->match.route->pattern);
+	mlc_reply_header(r, hdr);
 	if (mlc_query_parse(&r->query, qs, msg, sizeof(msg)) < 0) {
 		errors = json_object_new_array();
 		mlc_validate_error(errors, msg, "value_error.query", "query", NULL);
@@ -251,4 +260,13 @@ void mlc_dispatch(struct mlc_req *r)
 	((mlc_handler)r->match.route->handler)(r);
 	if (!r->status)
 		mlc_reply_detail(r, 500, "handler for %s %s sent no reply", r->method, r->path);
+}
+
+void mlc_dispatch(struct mlc_req *r)
+{
+	double start = mlc_metrics_now();
+
+	dispatch(r);
+	mlc_metrics_request(r->match.route ? (int)(r->match.route - routes) : -1, r->status,
+			    mlc_metrics_now() - start);
 }

@@ -76,8 +76,9 @@ static int first_id(void *ctx, char **c, const unsigned long *l, unsigned n)
 	return 1;
 }
 
-static int write_bundle(json_object *m, const char *id, const struct mlc_job_src *s,
-			const char *now, const char *bundle, struct mlc_err *err)
+static int write_bundle(struct mlc_req *r, json_object *m, const char *id,
+			const struct mlc_job_src *s, const char *now, const char *bundle,
+			struct mlc_err *err)
 {
 	json_object *j = json_object_new_object();
 	int rc;
@@ -88,6 +89,9 @@ static int write_bundle(json_object *m, const char *id, const struct mlc_job_src
 	json_object_object_add(j, "placement", json_object_get(json_object_object_get(m, "placement")));
 	json_object_object_add(j, "redeploy",
 			       json_object_new_boolean(json_object_get_boolean(json_object_object_get(m, "redeploy"))));
+	/* The spooler names the request in its log lines about the job. */
+	if (r->request_id)
+		json_object_object_add(j, "request_id", json_object_new_string(r->request_id));
 	rc = mlc_job_bundle(bundle, j, s, MLC_ART_BIT(MLC_ART_CODE) | MLC_ART_BIT(MLC_ART_DATA) |
 			    MLC_ART_BIT(MLC_ART_ENV), now, err);
 	json_object_put(j);
@@ -207,7 +211,7 @@ void mlc_h_training_add(struct mlc_req *r)
 				 "/model/%s/upload (file_kind=%s) first", modelid,
 				 src.file[MLC_ART_CODE].version ? "data" : "code", modelid,
 				 src.file[MLC_ART_CODE].version ? "data" : "code");
-	else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
+	else if (write_bundle(r, m, id, &src, now, bundle, &err) < 0 ||
 		 (rc = insert_training(r, m, id, &src, now, busy, &err)) < 0) {
 		/* Unknown outcome: the spooler sets aside a bundle without a row
 		 * and fails a row without a bundle, so publishing is safe. */

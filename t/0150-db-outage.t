@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 # With MariaDB stopped the API answers 503 JSON instead of failing or
 # hanging; once MariaDB is back, the very next requests succeed without
-# restarting the API.  Then the same under load: clients keep adding
+# restarting the API, and GET /metrics counts the errors and the
+# reconnections.  Then the same under load: clients keep adding
 # models, uploading files and reading while MariaDB stops and starts;
 # every answer is a 2xx or a 503, no write answered 2xx is missing
 # afterwards, and the invariants of t/lib/mlcfaults.py hold.
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +43,19 @@ def api_pid():
         return None
 
 
+def metric(text, series):
+    """The value of one series (name with its labels) in GET /metrics' text."""
+    m = re.search(r"(?m)^%s (\S+)$" % re.escape(series), text or "")
+    return float(m.group(1)) if m else None
+
+
+def db_metrics():
+    text = t.get("/metrics", timeout=15).text
+    return {k: metric(text, k) for k in ('mlc_db_errors_total{kind="connect"}',
+                                         'mlc_db_errors_total{kind="connection_lost"}',
+                                         "mlc_db_reconnects_total")}
+
+
 def unavailable(resp, name):
     body = t.is_error(resp, 503, name)
     t.like(body.get("detail"), r"^database unavailable: \S", name + ": the detail says the database is unavailable")
@@ -50,6 +65,7 @@ t.is_status(t.get("/health"), 200, "GET /health answers 200 before MariaDB is st
 model = t.add_model(t.minimal_model(), "setup: register a model before the outage")
 pid_before = api_pid()
 t.ok(pid_before is not None, "the mlc-api master is running (pid file under MLC_VAR/run)")
+counted_before = db_metrics()
 
 rc, out = mlc("db-stop")
 try:
@@ -65,6 +81,11 @@ try:
     t.is_(sorted(set(codes)), [503], "20 GET /health in a row all answer 503 while MariaDB is down (every worker)")
     t.ok(time.monotonic() - started < 20, "requests during the outage are answered promptly (20 in under 20 s)",
          "took %.1f s" % (time.monotonic() - started))
+    resp = t.get("/metrics", timeout=15)
+    t.ok(resp.status_code == 200 and metric(resp.text, "mlc_metrics_database_up") == 0.0
+         and metric(resp.text, 'mlc_worker_restarts_total{pool="fast"}') is not None,
+         "GET /metrics answers 200 during the outage, with mlc_metrics_database_up 0 and the counters",
+         t.describe(resp))
 finally:
     rc, out = mlc("db-start")
 t.ok(rc == 0, "scripts/mlc db-start starts MariaDB again", out)
@@ -95,6 +116,14 @@ t.is_status(after, 201, "POST /model/add works again after the outage")
 if after.status_code == 201:
     t.defer(t.delete, "/model/" + after.json()["modelid"])
 t.is_(api_pid(), pid_before, "the API was not restarted (same mlc-api master pid, still running)")
+counted = db_metrics()
+t.ok(None not in counted.values() and None not in counted_before.values() and
+     counted['mlc_db_errors_total{kind="connect"}'] + counted['mlc_db_errors_total{kind="connection_lost"}'] >
+     counted_before['mlc_db_errors_total{kind="connect"}'] + counted_before['mlc_db_errors_total{kind="connection_lost"}'],
+     "GET /metrics counted the outage's database errors", counted_before, counted)
+t.ok(None not in counted.values() and None not in counted_before.values() and
+     counted["mlc_db_reconnects_total"] > counted_before["mlc_db_reconnects_total"],
+     "and the workers' reconnections", counted_before, counted)
 
 # ---- the same under load ------------------------------------------------------------------
 

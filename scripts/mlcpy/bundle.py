@@ -251,6 +251,17 @@ def verify_files(job, hashes, dest_dir):
                           % extra[0])
 
 
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def request_note(job):
+    """", request <id>" for the log line that starts a job, naming the API
+    request that made its bundle (job.json "request_id", nginx's request
+    id, also in the API's logs and the access log); "" without one."""
+    rid = job.get("request_id") if isinstance(job, dict) else None
+    return ", request %s" % rid if isinstance(rid, str) and REQUEST_ID_RE.match(rid) else ""
+
+
 def unpack(path, dest_dir, kind, job_id, max_total, top=None, owners=None):
     """Extract and verify a bundle into dest_dir (removed again on failure,
     without following symlinks, below `top`: MLC_VAR, by default dest_dir's

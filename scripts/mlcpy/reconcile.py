@@ -480,19 +480,20 @@ class Spooler:
                             lambda task: self._unpacked(task, row, be, path, staging))
 
     def _unpack(self, path, staging, dep_id):
-        """(In a task.)  (missing, warnings): why the bundle cannot run, or
-        what to note about it; the staging directory holds it when nothing
-        is missing."""
+        """(In a task.)  (missing, warnings, request): why the bundle cannot
+        run, or what to note about it, and the API request that made it
+        (see bundle.request_note); the staging directory holds it when
+        nothing is missing."""
         self.rmtree(staging)
         try:
             job = bundle.unpack(path, staging, "deploy", dep_id, self.max_bundle,
                                 top=self.cfg.var, owners=self.bundle_owners)
         except bundle.BundleError as e:
-            return [str(e)], []
+            return [str(e)], [], ""
         missing, warnings = self.check_requirements(job, staging)
         if missing:
             self.rmtree(staging)
-        return missing, warnings
+        return missing, warnings, bundle.request_note(job)
 
     def _unpacked(self, task, row, be, path, staging):
         dep_id = row["deployment_id"]
@@ -501,7 +502,7 @@ class Spooler:
             self.fail(dep_id, "internal error in mlc-spooler while handling the bundle; see the "
                       "spooler log", path, be)
             return
-        missing, warnings = task.result
+        missing, warnings, request = task.result
         if missing:
             self.fail(dep_id, "; ".join(missing), path, be)
             return
@@ -512,7 +513,7 @@ class Spooler:
             self._drop(path)
             self.settle(dep_id)
             return
-        log.deployment(dep_id, "building (model version %s)", row["model_version"])
+        log.deployment(dep_id, "building (model version %s%s)", row["model_version"], request)
 
         def start():
             be.install(dep_id, staging)

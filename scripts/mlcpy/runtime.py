@@ -19,6 +19,10 @@ directory is read-only there; the runtime listens once the model is loaded):
                  422 {"detail": "..."} for input it cannot use,
                  500 {"detail": "..."} when the model raises.
 
+Every answer other than 200 is logged (stderr, kept by the spooler in the
+runtime's log) as "request <id>: <status> <detail>", with the id of the
+X-Request-Id header the API sends (nginx's request id, "-" without one).
+
 If the model cannot be loaded it prints "model failed to load: <Type>:
 <message>" on stderr and exits with status 3; the spooler reports that
 line as the deployment's failure reason.
@@ -32,6 +36,7 @@ import json
 import math
 import os
 import pickle
+import re
 import resource
 import signal
 import socket
@@ -52,6 +57,7 @@ BACKGROUND_ROWS = 100
 EXPLAIN_MAX_ROWS = 100
 IDLE_TIMEOUT = 120
 THREAD_STACK = 2 << 20
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def say(msg):
@@ -332,7 +338,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # one line per request would drown the log
         pass
 
+    def request_id(self):
+        rid = self.headers.get("X-Request-Id", "") if self.headers is not None else ""
+        return rid if REQUEST_ID_RE.fullmatch(rid) else "-"
+
     def reply(self, status, obj):
+        if status != 200:
+            say("request %s: %d %s" % (self.request_id(), status,
+                                       obj.get("detail", "") if isinstance(obj, dict) else ""))
         data = json.dumps(obj, allow_nan=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -442,7 +442,8 @@ class Job(threading.Thread):
             self.cleanup()
             return
         self.ran = True
-        self.say("running (attempt %d of at most %d)", attempts + 1, MAX_ATTEMPTS)
+        self.say("running (attempt %d of at most %d%s)", attempts + 1, MAX_ATTEMPTS,
+                 bundle.request_note(job))
         if attempts:
             self.out.note("run %d of at most %d: the previous run was interrupted by a spooler "
                           "restart" % (attempts + 1, MAX_ATTEMPTS))

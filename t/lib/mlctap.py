@@ -359,13 +359,16 @@ def is_json(resp, name):
 
 def is_error(resp, status, name):
     """An error reply: this status, a JSON body with a "detail" and the
-    application/json Content-Type.  Two checks; returns the body (or {})."""
+    request's id as "request_id" (the same as its X-Request-Id header),
+    sent as application/json.  Two checks; returns the body (or {})."""
     is_status(resp, status, name + ": answers %d" % status)
     body = body_of(resp)
     ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
-    ok(ctype == "application/json" and isinstance(body, dict) and "detail" in body,
-       name + ": the %d body is JSON {\"detail\": ...} sent as application/json" % status,
-       describe(resp))
+    rid = resp.headers.get("X-Request-Id")
+    ok(ctype == "application/json" and isinstance(body, dict) and "detail" in body
+       and rid and body.get("request_id") == rid,
+       name + ": the %d body is JSON {\"detail\": ..., \"request_id\": <X-Request-Id>} sent as "
+       "application/json" % status, describe(resp), "X-Request-Id: %r" % rid)
     return body if isinstance(body, dict) else {}
 
 
