@@ -22,11 +22,16 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 #include <curl/curl.h>
 
 #include "conf.h"
@@ -394,6 +399,60 @@ static size_t answer_limit(size_t csv_bytes)
 }
 
 /*
+ * The runtime socket is $MLC_VAR/deployments/<id>/runtime.sock, in a
+ * directory the runtime user may write: code running as that user could
+ * put a symlink there, pointing the API's workers at another deployment's
+ * runtime or another service's socket.  So the path must be a socket, not
+ * a symlink, and a new connection is used only when its listening end is
+ * bound to that very path (getpeername, before anything is sent), which
+ * no swap after the check can fake.
+ */
+struct runtime_conn {
+	const char *path;
+	int fd;			/* the socket opened for this request, -1 when reused */
+	int refused;		/* connected, but to a socket bound elsewhere */
+};
+
+static int runtime_socket_ok(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) < 0 || S_ISSOCK(st.st_mode);	/* absent: connect says so */
+}
+
+static curl_socket_t open_runtime(void *ctx, curlsocktype purpose, struct curl_sockaddr *sa)
+{
+	struct runtime_conn *rc = ctx;
+
+	if (sa->family != AF_UNIX)
+		return CURL_SOCKET_BAD;
+	rc->fd = socket(AF_UNIX, sa->socktype | SOCK_CLOEXEC, sa->protocol);
+	return rc->fd < 0 ? CURL_SOCKET_BAD : rc->fd;
+}
+
+/* Connected (or reusing a connection checked when it was made), about to
+ * send: the listening end of a new connection must be bound to the path. */
+static int check_runtime_peer(void *ctx, char *ip, char *local_ip, int port, int local_port)
+{
+	struct runtime_conn *rc = ctx;
+	struct sockaddr_un peer;
+	socklen_t len = sizeof(peer);
+
+	if (rc->fd < 0)
+		return CURL_PREREQFUNC_OK;
+	memset(&peer, 0, sizeof(peer));
+	if (getpeername(rc->fd, (struct sockaddr *)&peer, &len) < 0 ||
+	    len <= offsetof(struct sockaddr_un, sun_path) ||
+	    strlen(rc->path) >= sizeof(peer.sun_path) ||
+	    strncmp(peer.sun_path, rc->path, sizeof(peer.sun_path))) {
+		rc->refused = 1;
+		return CURL_PREREQFUNC_ABORT;
+	}
+	rc->fd = -1;
+	return CURL_PREREQFUNC_OK;
+}
+
+/*
  * POST body to the runtime's /predict on its unix socket.  Returns the
  * HTTP status with the answer in *out (caller frees), or -1 with f saying
  * why there is none.
@@ -403,6 +462,7 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 {
 	long timeout = mlc_config_long("MLC_PREDICT_TIMEOUT", 30), status = 0;
 	struct curl_slist *hdrs = NULL;
+	struct runtime_conn conn = { endpoint + 5, -1, 0 };	/* for unix: endpoints */
 	CURL *c = r->curl;
 	CURLcode rc;
 
@@ -415,6 +475,14 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 		return -1;
 	}
 	snprintf(url, sizeof(url), "%s/predict", remote ? endpoint : "http://runtime");
+	if (!remote && !runtime_socket_ok(conn.path)) {
+		/* Never sent: a refusal, not a failed call. */
+		mlc_log("error", r->request_id, "deployment %s: %s is not a socket (a symlink?); "
+			"refusing to connect", dep, conn.path);
+		FAIL(f, 503, "deployment '%s': its runtime socket is not a socket; refusing to "
+		     "connect", dep);
+		return -1;
+	}
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
 	if (r->request_id) {
@@ -438,14 +506,27 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout * 1000);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	/* The unix socket's checks; a remote runtime is reached by address. */
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETFUNCTION, remote ? NULL : open_runtime);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, remote ? NULL : &conn);
+	curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, remote ? NULL : check_runtime_peer);
+	curl_easy_setopt(c, CURLOPT_PREREQDATA, remote ? NULL : &conn);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
+	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, NULL);
+	curl_easy_setopt(c, CURLOPT_PREREQDATA, NULL);
 	curl_slist_free_all(hdrs);
 	if (rc == CURLE_OK)
 		return status;
-	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+	if (conn.refused) {
+		/* Aborted before anything was sent: a refusal, not a failed call. */
+		mlc_log("error", r->request_id, "deployment %s: %s led to a socket bound elsewhere; "
+			"refused", dep, conn.path);
+		FAIL(f, 503, "deployment '%s': its runtime socket leads elsewhere; refusing to "
+		     "connect", dep);
+	} else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
 		FAIL(f, 503, "deployment '%s' is not answering (its runtime is restarting); "
 		     "try again shortly", dep);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)

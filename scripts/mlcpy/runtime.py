@@ -427,8 +427,14 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             self.server_activate()
             return
         _remove_stale(path)
-        super().__init__(path, Handler)
-        os.chmod(path, 0o666)  # the API's workers connect as another user
+        # Only the runtime user and its group (root's API workers, or an
+        # API user in the group) may connect: no moment of a wider mode.
+        old = os.umask(0o117)
+        try:
+            super().__init__(path, Handler)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o660)
 
 
 class TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
