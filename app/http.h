@@ -9,6 +9,7 @@
 #include <fcgiapp.h>
 #include <json-c/json.h>
 
+#include "auth.h"
 #include "db.h"
 #include "query.h"
 #include "router.h"
@@ -25,6 +26,7 @@ struct mlc_req {
 	json_object *body;		/* parsed JSON body (routes flagged MLC_R_JSON) */
 	struct mlc_db *db;
 	void *curl;			/* the worker's libcurl handle (CURL *), kept alive across requests */
+	struct mlc_principal who;	/* the caller (see auth.h), filled before the handler runs */
 	int status;			/* the status sent, 0 until a reply went out */
 	char extra_header[2048];	/* "Name: value\r\n" lines added to the reply */
 	/* Reading the body (mlc_body_read): */

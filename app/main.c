@@ -30,6 +30,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,7 @@
 #include <fcgiapp.h>
 #include <mysql.h>
 
+#include "auth.h"
 #include "buildinfo.h"
 #include "conf.h"
 #include "db.h"
@@ -179,17 +181,50 @@ static pid_t spawn_worker(const struct pool *pools, int sock)
 	return pid;
 }
 
+/*
+ * Listen on path, mode 0660: only this user and the socket's group (nginx's
+ * workers: MLC_SOCKET_GROUP, else the group of the directory, api/, which
+ * is MLC_WEB_GROUP's) may connect.  The socket is made under a umask that
+ * leaves no moment in which others could.
+ */
 static int open_socket(const char *path)
 {
+	const char *group = mlc_config_get("MLC_SOCKET_GROUP", NULL);
+	char dir[4096], *slash;
+	struct stat st;
+	mode_t old;
+	gid_t gid = (gid_t)-1;
 	int sock;
 
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (group && *group) {
+		struct group *g = getgrnam(group);
+
+		if (!g)
+			mlc_die("MLC_SOCKET_GROUP '%s' is not a group of this system", group);
+		gid = g->gr_gid;
+	} else if (stat(dir, &st) == 0) {
+		gid = st.st_gid;
+	}
 	unlink(path);
+	old = umask(0117);
 	sock = FCGX_OpenSocket(path, 1024);
+	umask(old);
 	if (sock < 0)
 		mlc_die("cannot listen on %s: %s", path, strerror(errno));
-	/* nginx may run as another user: let it connect. */
-	if (chmod(path, 0666) < 0)
+	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)
+		mlc_log("warn", NULL, "cannot give %s to group %u: %s; nginx must run as %u or "
+			"in its group", path, (unsigned)gid, strerror(errno), (unsigned)getuid());
+	if (chmod(path, 0660) < 0)
 		mlc_die("chmod %s: %s", path, strerror(errno));
+	if (stat(dir, &st) == 0 && (st.st_mode & 0007))
+		mlc_log("warn", NULL, "the socket's directory %s is open to others (mode %04o); "
+			"0750 with nginx's group is enough", dir, (unsigned)(st.st_mode & 07777));
 	return sock;
 }
 
@@ -391,6 +426,8 @@ int main(int argc, char **argv)
 	if (log_file && mlc_log_open(log_file) < 0)
 		mlc_die("cannot open the log file %s: %s", log_file, strerror(errno));
 	if (conf && mlc_config_load(conf, &err) < 0)
+		mlc_die("%s", err.msg);
+	if (mlc_auth_setup(err.msg, sizeof(err.msg)) < 0)
 		mlc_die("%s", err.msg);
 	pool_configure(pools);
 	if (mlc_metrics_init() < 0)

@@ -17,6 +17,7 @@ struct mlc_route {
 	const char *pattern;
 	void *handler;		/* opaque to the router */
 	unsigned flags;		/* opaque to the router */
+	int scope;		/* opaque to the router: what a caller needs (auth.h) */
 };
 
 struct mlc_route_match {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "conf.h"
 #include "cors.h"
 #include "jsonutil.h"
@@ -14,37 +15,46 @@
 #include "routes.h"
 #include "validate.h"
 
+/*
+ * Method, pattern, handler, flags (checked by mlc_dispatch) and the scope a
+ * token needs (auth.h): GET routes read, everything that changes state -
+ * predictions too, which record an operation - writes, /metrics admin;
+ * /health and the job-file routes (their own credential) need none.
+ * t/0810-auth-matrix.t reads this table.
+ */
 static const struct mlc_route routes[] = {
-	{ "GET",    "/health",                    mlc_h_health, 0 },
-	{ "POST",   "/model/add",                 mlc_h_model_add, MLC_R_JSON },
-	{ "GET",    "/model/all",                 mlc_h_model_all, 0 },
-	{ "GET",    "/model/search",              mlc_h_model_search, 0 },
-	{ "GET",    "/model/getkind/{modelkind}", mlc_h_model_getkind, 0 },
-	{ "POST",   "/model/{model_id}/upload",   mlc_h_model_upload, MLC_R_MODEL_ID },
-	{ "GET",    "/model/{model_id}/files",    mlc_h_model_files, MLC_R_MODEL_ID },
-	{ "GET",    "/model/{model_id}/files/{kind}", mlc_h_model_download, MLC_R_MODEL_ID },
-	{ "POST",   "/model/{model_id}/drift/run", mlc_h_drift_run, MLC_R_MODEL_ID },
-	{ "GET",    "/model/{model_id}/drift",    mlc_h_drift_list, MLC_R_MODEL_ID },
-	{ "GET",    "/model/{model_id}/drift/summary", mlc_h_drift_summary, MLC_R_MODEL_ID },
-	{ "GET",    "/model/{model_id}",          mlc_h_model_get, MLC_R_MODEL_ID },
-	{ "POST",   "/deployment/add",            mlc_h_deployment_add, MLC_R_JSON },
-	{ "POST",   "/deployment/add/operation",  mlc_h_operation_add, MLC_R_JSON },
-	{ "GET",    "/deployment/all",            mlc_h_deployment_all, 0 },
-	{ "GET",    "/deployment/get/status/{deployment_id}", mlc_h_deployment_status, MLC_R_DEPLOYMENT_ID },
-	{ "GET",    "/deployment/get/opos/{ownerid}", mlc_h_operations_by_owner, 0 },
-	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, MLC_R_DEPLOYMENT_ID },
-	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON | MLC_R_DEPLOYMENT_ID },
-	{ "GET",    "/deployment/{deployment_id}/bundle", mlc_h_deployment_bundle, MLC_R_DEPLOYMENT_ID },
-	{ "POST",   "/mltraining/add",            mlc_h_training_add, MLC_R_JSON },
-	{ "GET",    "/mltraining/all",            mlc_h_training_all, 0 },
-	{ "GET",    "/mltraining/status/{training_id}", mlc_h_training_status, 0 },
-	{ "GET",    "/mltraining/{training_id}/log", mlc_h_training_log, 0 },
-	{ "GET",    "/mltraining/{training_id}/bundle", mlc_h_training_bundle, 0 },
-	{ "PUT",    "/mltraining/{training_id}/model", mlc_h_training_model, 0 },
-	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON | MLC_R_MODEL_ID },
-	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, MLC_R_MODEL_ID },
-	/* Operators' counters: admin-only once tokens exist (docs/OPERATIONS.md). */
-	{ "GET",    "/metrics",                   mlc_h_metrics, 0 },
+	{ "GET",    "/health",                    mlc_h_health, 0, MLC_SCOPE_NONE },
+	{ "POST",   "/model/add",                 mlc_h_model_add, MLC_R_JSON, MLC_SCOPE_WRITE },
+	{ "GET",    "/model/all",                 mlc_h_model_all, 0, MLC_SCOPE_READ },
+	{ "GET",    "/model/search",              mlc_h_model_search, 0, MLC_SCOPE_READ },
+	{ "GET",    "/model/getkind/{modelkind}", mlc_h_model_getkind, 0, MLC_SCOPE_READ },
+	{ "POST",   "/model/{model_id}/upload",   mlc_h_model_upload, MLC_R_MODEL_ID, MLC_SCOPE_WRITE },
+	{ "GET",    "/model/{model_id}/files",    mlc_h_model_files, MLC_R_MODEL_ID, MLC_SCOPE_READ },
+	{ "GET",    "/model/{model_id}/files/{kind}", mlc_h_model_download, MLC_R_MODEL_ID, MLC_SCOPE_READ },
+	{ "POST",   "/model/{model_id}/drift/run", mlc_h_drift_run, MLC_R_MODEL_ID, MLC_SCOPE_WRITE },
+	{ "GET",    "/model/{model_id}/drift",    mlc_h_drift_list, MLC_R_MODEL_ID, MLC_SCOPE_READ },
+	{ "GET",    "/model/{model_id}/drift/summary", mlc_h_drift_summary, MLC_R_MODEL_ID, MLC_SCOPE_READ },
+	{ "GET",    "/model/{model_id}",          mlc_h_model_get, MLC_R_MODEL_ID, MLC_SCOPE_READ },
+	{ "POST",   "/deployment/add",            mlc_h_deployment_add, MLC_R_JSON, MLC_SCOPE_WRITE },
+	{ "POST",   "/deployment/add/operation",  mlc_h_operation_add, MLC_R_JSON, MLC_SCOPE_WRITE },
+	{ "GET",    "/deployment/all",            mlc_h_deployment_all, 0, MLC_SCOPE_READ },
+	{ "GET",    "/deployment/get/status/{deployment_id}", mlc_h_deployment_status, MLC_R_DEPLOYMENT_ID, MLC_SCOPE_READ },
+	{ "GET",    "/deployment/get/opos/{ownerid}", mlc_h_operations_by_owner, 0, MLC_SCOPE_READ },
+	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, MLC_R_DEPLOYMENT_ID, MLC_SCOPE_WRITE },
+	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON | MLC_R_DEPLOYMENT_ID, MLC_SCOPE_WRITE },
+	/* Remote runtimes' job files: their own credential (X-MLC-Job-Token,
+	 * jobfiles.c), no bearer token. */
+	{ "GET",    "/deployment/{deployment_id}/bundle", mlc_h_deployment_bundle, MLC_R_DEPLOYMENT_ID, MLC_SCOPE_NONE },
+	{ "POST",   "/mltraining/add",            mlc_h_training_add, MLC_R_JSON, MLC_SCOPE_WRITE },
+	{ "GET",    "/mltraining/all",            mlc_h_training_all, 0, MLC_SCOPE_READ },
+	{ "GET",    "/mltraining/status/{training_id}", mlc_h_training_status, 0, MLC_SCOPE_READ },
+	{ "GET",    "/mltraining/{training_id}/log", mlc_h_training_log, 0, MLC_SCOPE_READ },
+	{ "GET",    "/mltraining/{training_id}/bundle", mlc_h_training_bundle, 0, MLC_SCOPE_NONE },
+	{ "PUT",    "/mltraining/{training_id}/model", mlc_h_training_model, 0, MLC_SCOPE_NONE },
+	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON | MLC_R_MODEL_ID, MLC_SCOPE_WRITE },
+	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, MLC_R_MODEL_ID, MLC_SCOPE_WRITE },
+	/* Operators' counters (docs/OPERATIONS.md). */
+	{ "GET",    "/metrics",                   mlc_h_metrics, 0, MLC_SCOPE_ADMIN },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
@@ -236,6 +246,14 @@ static void dispatch(struct mlc_req *r)
 	 * (mlc_reply_owner). */
 	snprintf(hdr, sizeof(hdr), "X-Route: %s", r->match.route->pattern);
 	mlc_reply_header(r, hdr);
+	/* ---- authentication: the one place a route's scope is checked.
+	 * Before anything else of the request is read, so that a caller
+	 * without a valid token learns nothing about ids or bodies. ---- */
+	if (mlc_auth_check(r, r->match.route->scope) < 0)
+		return;
+	if (r->who.on)
+		mlc_reply_owner(r, r->who.owner);
+	/* ---- the route's own checks ---- */
 	if (mlc_query_parse(&r->query, qs, msg, sizeof(msg)) < 0) {
 		errors = json_object_new_array();
 		mlc_validate_error(errors, msg, "value_error.query", "query", NULL);

@@ -14,20 +14,20 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct mlc_route routes[] = {
-	{ "GET", "/", NULL, 0 },
-	{ "GET", "/health", NULL, 0 },
-	{ "GET", "/model/all", NULL, 0 },
-	{ "GET", "/model/getkind/{modelkind}", NULL, 0 },
-	{ "POST", "/model/add", NULL, 0 },
-	{ "GET", "/model/{model_id}", NULL, 0 },
-	{ "PATCH", "/model/{model_id}", NULL, 0 },
-	{ "DELETE", "/model/{model_id}", NULL, 0 },
-	{ "POST", "/model/{model_id}/upload", NULL, 0 },
-	{ "GET", "/model/{model_id}/files/{kind}", NULL, 0 },
-	{ "GET", "/deployment/get/status/{deployment_id}", NULL, 0 },
-	{ "POST", "/deployment/{deployment_id}/predict", NULL, 0 },
-	{ "DELETE", "/deployment/{deployment_id}", NULL, 0 },
-	{ "GET", "/{a}/{b}/{c}/{d}", NULL, 0 },
+	{ "GET", "/", NULL, 0, 0 },
+	{ "GET", "/health", NULL, 0, 0 },
+	{ "GET", "/model/all", NULL, 0, 0 },
+	{ "GET", "/model/getkind/{modelkind}", NULL, 0, 0 },
+	{ "POST", "/model/add", NULL, 0, 0 },
+	{ "GET", "/model/{model_id}", NULL, 0, 0 },
+	{ "PATCH", "/model/{model_id}", NULL, 0, 0 },
+	{ "DELETE", "/model/{model_id}", NULL, 0, 0 },
+	{ "POST", "/model/{model_id}/upload", NULL, 0, 0 },
+	{ "GET", "/model/{model_id}/files/{kind}", NULL, 0, 0 },
+	{ "GET", "/deployment/get/status/{deployment_id}", NULL, 0, 0 },
+	{ "POST", "/deployment/{deployment_id}/predict", NULL, 0, 0 },
+	{ "DELETE", "/deployment/{deployment_id}", NULL, 0, 0 },
+	{ "GET", "/{a}/{b}/{c}/{d}", NULL, 0, 0 },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 

@@ -150,9 +150,11 @@ def with_base(text, modelid=None):
 
 
 def run_curl(cmd):
-    """Run a curl example through /bin/sh, adding only -sS and a --write-out
-    of the status code; returns (status, body text)."""
-    p = subprocess.run(["/bin/sh", "-c", cmd + r" -sS -w '\n%{http_code}'"], stdout=subprocess.PIPE,
+    """Run a curl example through /bin/sh, adding only -sS, a --write-out
+    of the status code and, with auth on, the test's token; returns
+    (status, body text)."""
+    auth = " -H 'Authorization: Bearer %s'" % t.TOKEN if t.TOKEN else ""
+    p = subprocess.run(["/bin/sh", "-c", cmd + auth + r" -sS -w '\n%{http_code}'"], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=30)
     out, _, code = p.stdout.rpartition("\n")
     if p.returncode != 0:

@@ -60,7 +60,7 @@ for kind, path in files.items():
 
 # The curl form: -F file=@... -F file_kind=...
 out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-F", "file=@" + files["model"],
-                      "-F", "file_kind=model", BASE + "/model/%s/upload" % mid],
+                      "-F", "file_kind=model", BASE + "/model/%s/upload" % mid] + t.curl_auth(),
                      capture_output=True, text=True)
 status = out.stdout.rsplit("\n", 1)[-1]
 t.is_(status, "201", "curl -F file=@model.pkl -F file_kind=model answers 201")

@@ -45,7 +45,7 @@ dep_iris = deployed(iris, "dep-iris-001", ownerid="agent-iris")
 out = subprocess.run(["curl", "-s", "-w", "\n%{http_code}", "-X", "POST",
                       t.BASE_URL + "/deployment/dep-iris-001/predict", "-H",
                       "Content-Type: application/json", "-d",
-                      '{\n"data": (5.1, 3.5, 1.4, 0.2),\n"explain": true\n}'],
+                      '{\n"data": (5.1, 3.5, 1.4, 0.2),\n"explain": true\n}'] + t.curl_auth(),
                      capture_output=True, text=True)
 body, status = out.stdout.rsplit("\n", 1)
 t.is_(status, "422", "the document's literal curl example (a Python tuple) answers 422")

@@ -198,6 +198,11 @@ t.is_((st or {}).get("status"), "completed", "the training completes", st)
 t.is_((st or {}).get("produced_version"), 2, "it produced model version 2")
 t.ok((st or {}).get("started_at") and (st or {}).get("finished_at") and st.get("reason") is None,
      "started_at and finished_at are set, no reason", st)
+if t.auth_on():
+    toks = t.db_rows("SELECT ownerid, scope, expires_at IS NOT NULL AS expires, revoked_at IS NOT NULL "
+                     "AS revoked FROM tokens WHERE note LIKE %s", "training %s:%%" % tid)
+    t.is_(toks, [{"ownerid": "mlc-spooler", "scope": "write", "expires": 1, "revoked": 1}],
+          "the upload used a short-lived write token of its own, revoked once stored")
 files = t.body_of(t.get("/model/%s/files" % mid)) or []
 v2 = [f for f in files if f.get("filekind") == "model" and f.get("version") == 2]
 t.is_(len(v2), 1, "GET /model/{id}/files lists model version 2", files)

@@ -64,6 +64,7 @@ DEFAULTS = {
     "MLC_HOST": "127.0.0.1",
     "MLC_PORT": "8090",
     "MLC_MAX_UPLOAD": str(512 << 20),
+    "MLC_AUTH": "on",
 }
 
 
@@ -199,6 +200,10 @@ class Config:
         if ":" in host and not host.startswith("["):
             host = "[%s]" % host
         return "http://%s:%s" % (host, self.get("MLC_PORT"))
+
+    def auth_on(self):
+        """Whether the API wants a bearer token (MLC_AUTH, on unless off)."""
+        return self.get("MLC_AUTH").lower() != "off"
 
     def db_socket(self):
         """The unix socket of the database when MLC_DB_HOST is empty."""

@@ -283,3 +283,14 @@ class Trainings(_Table):
             "reason = COALESCE(%s, reason), updated_at = UTC_TIMESTAMP(6) "
             "WHERE training_id = %s AND status = 'completed'",
             (text, log_max, _clip(reason), training_id))
+
+    # ---- the credential of the upload ----
+
+    def issue_token(self, owner, scope, seconds, note):
+        """A new API token through the database's own procedure (sql/013),
+        the one way tokens are made; returns (id, token)."""
+        rows = self._select("CALL mlc_token_issue(%s, %s, %s, %s)", (owner, scope, seconds, note))
+        return rows[0]["id"], rows[0]["token"]
+
+    def revoke_token(self, token_id):
+        self._select("CALL mlc_token_revoke(%s)", (str(token_id),))

@@ -77,6 +77,7 @@ PROGRESS_EVERY = 3.0      # s between updates of trainings.log while running
 CHECK_TIMEOUT_MIN = 30    # s at least for loading the model in the check
 UPLOAD_TIMEOUT = 600      # s for one upload request
 UPLOAD_RETRY_FOR = 60     # s to keep retrying while the API does not answer
+UPLOAD_TOKEN_LIFE = 900   # s the upload's token lives if it is not revoked
 ROLL_GRACE = 2.0          # s the old runtime keeps serving after the switch
 LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle
 OUTPUT_NAME = "model.pkl"
@@ -204,12 +205,13 @@ def idempotency_key(training_id):
     return "training-%s" % training_id
 
 
-def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT, key=None):
+def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT, key=None, token=None):
     """POST path as the model's next `model` file to the API, streamed as
     multipart/form-data; returns (HTTP status, parsed JSON body or bytes).
     With key, the request carries it as its Idempotency-Key: sent again
     (after a lost answer, or by a spooler that restarted), the upload is
-    answered with the version the first one stored."""
+    answered with the version the first one stored.  With token, it
+    carries that bearer token."""
     u = urllib.parse.urlsplit(api_url)
     boundary = "mlc-spooler-" + uuid.uuid4().hex
     head = ("--%s\r\nContent-Disposition: form-data; name=\"file_kind\"\r\n\r\nmodel\r\n"
@@ -227,6 +229,8 @@ def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT, key=None):
         conn.putheader("User-Agent", "mlc-spooler")
         if key:
             conn.putheader("Idempotency-Key", key)
+        if token:
+            conn.putheader("Authorization", "Bearer " + token)
         conn.endheaders()
         conn.send(head)
         with open(path, "rb") as f:
@@ -781,14 +785,35 @@ class Job(threading.Thread):
                       "with status %d%s" % (rc, ": " + line if line else ""))
 
     def store(self, modelid, model):
-        """Upload the model through the API; returns the version it got."""
+        """Upload the model through the API; returns the version it got.
+        With MLC_AUTH on, the upload carries a token made for it alone (see
+        upload_token) and revoked when the upload is over."""
+        token_id, token = self.upload_token(modelid) if self.cfg.auth_on() else (None, None)
+        try:
+            return self._store(modelid, model, token)
+        finally:
+            if token_id is not None:
+                try:
+                    self._db(self.db.revoke_token, token_id)
+                except Interrupted:
+                    pass  # it expires by itself within UPLOAD_TOKEN_LIFE
+
+    def upload_token(self, modelid):
+        """(id, token): a write token of the least privilege that can store
+        the model - UPLOAD_TOKEN_LIFE seconds long, owner mlc-spooler -
+        made through the database procedure as every token is."""
+        return self._db(self.db.issue_token, "mlc-spooler", "write", UPLOAD_TOKEN_LIFE,
+                        "training %s: upload of model %s" % (self.id, modelid))
+
+    def _store(self, modelid, model, token):
         url = self.cfg.api_url()
         give_up = time.monotonic() + UPLOAD_RETRY_FOR
         while True:
             if self.stop.is_set():
                 raise Interrupted()
             try:
-                status, body = upload(url, modelid, model, key=idempotency_key(self.id))
+                status, body = upload(url, modelid, model, key=idempotency_key(self.id),
+                                      token=token)
             except (OSError, http.client.HTTPException) as e:
                 if time.monotonic() > give_up:
                     raise Failure("cannot store the trained model: the API at %s does not answer "

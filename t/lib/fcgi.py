@@ -1,8 +1,13 @@
 """fcgi - a minimal FastCGI client, so tests can talk to mlc-api's socket
 directly (without nginx), including sending a request body slowly."""
 
+import os
 import socket
 import struct
+
+# With MLC_AUTH=on (mlc test's default) requests carry the test's admin
+# token unless given another (token=None: none).
+_DEFAULT = object()
 
 BEGIN_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 3, 4, 5, 6, 7
 
@@ -27,7 +32,7 @@ class Request:
     """One request on its own connection: start(), send(), finish()."""
 
     def __init__(self, path, method="GET", sock_path=None, content_length=None,
-                 content_type="application/json", query=""):
+                 content_type="application/json", query="", token=_DEFAULT, params=None):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(30)
         self.sock.connect(sock_path)
@@ -35,6 +40,11 @@ class Request:
                "QUERY_STRING": query, "CONTENT_TYPE": content_type}
         if content_length is not None:
             env["CONTENT_LENGTH"] = str(content_length)
+        if token is _DEFAULT:
+            token = os.environ.get("MLC_TEST_TOKEN") or None
+        if token is not None:
+            env["HTTP_AUTHORIZATION"] = "Bearer " + token
+        env.update(params or {})
         self.sock.sendall(_record(BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
                           + _record(PARAMS, _params(env)) + _record(PARAMS, b""))
 

@@ -281,6 +281,7 @@ def need_instance(*more_env, exclusive=False):
         import requests  # noqa: F401
     except ImportError:
         bail_out("needs the Debian package python3-requests (./scripts/mlc test installs it)")
+    _send_test_token()
     if any(v.startswith("MLC_DB_") for v in more_env):
         try:
             import pymysql  # noqa: F401
@@ -291,13 +292,70 @@ def need_instance(*more_env, exclusive=False):
 
 _session = None
 
+# The admin token "mlc test" makes when the instance runs with MLC_AUTH=on
+# (None with auth off): every request below carries it unless told
+# otherwise with token=... (None: no Authorization header at all).
+TOKEN = os.environ.get("MLC_TEST_TOKEN") or None
+_DEFAULT = object()
 
-def http(method, path, **kw):
-    """Send a request to BASE_URL + path; returns the requests.Response."""
+
+def auth_on():
+    """Does the instance under test want tokens?"""
+    return TOKEN is not None
+
+
+def need_auth(*more_env, exclusive=False):
+    """need_instance(), and skip the whole file unless the instance runs
+    with MLC_AUTH=on."""
+    need_instance(*more_env, exclusive=exclusive)
+    if not auth_on():
+        skip_all("needs an instance with MLC_AUTH=on (mlc test without MLC_TEST_AUTH=off)")
+
+
+def bearer(token):
+    """The headers that present token."""
+    return {"Authorization": "Bearer " + token}
+
+
+def _send_test_token():
+    """With auth on, every request of the requests library to BASE_URL that
+    names no Authorization header gets the test's token: tests (and the
+    documented client examples they run) stay as a client without auth
+    writes them."""
+    import requests
+    if TOKEN is None or getattr(requests.Session.request, "_mlc_token", False):
+        return
+    plain = requests.Session.request
+
+    def request(self, method, url, *args, **kw):
+        if isinstance(url, str) and BASE_URL and url.startswith(BASE_URL + "/"):
+            headers = kw.get("headers") or {}
+            if not any(k.lower() == "authorization" for k in headers):
+                kw["headers"] = dict(headers, Authorization="Bearer " + TOKEN)
+        return plain(self, method, url, *args, **kw)
+
+    request._mlc_token = True
+    requests.Session.request = request
+
+
+def curl_auth():
+    """curl arguments that send the test's token (none with auth off)."""
+    return ["-H", "Authorization: Bearer " + TOKEN] if TOKEN else []
+
+
+def http(method, path, token=_DEFAULT, **kw):
+    """Send a request to BASE_URL + path with the test's token, or with
+    token, or with none (token=None); returns the requests.Response."""
     global _session
     import requests
     if _session is None:
         _session = requests.Session()
+    if token is not _DEFAULT:
+        headers = dict(kw.pop("headers", None) or {})
+        if not any(k.lower() == "authorization" for k in headers):
+            # A None value makes requests send no such header at all.
+            headers["Authorization"] = "Bearer " + token if token is not None else None
+        kw["headers"] = headers
     kw.setdefault("timeout", 30)
     try:
         return _session.request(method, BASE_URL + path, **kw)
@@ -517,6 +575,17 @@ def private_database(name):
             if r.returncode != 0:
                 raise RuntimeError("applying sql/%s failed: %s" % (f, r.stderr))
     return None
+
+
+def make_token(owner, scope="write", days=None):
+    """A new API token (through the SQL procedure, as an administrator
+    makes one): returns (id, token)."""
+    rows = db_rows("CALL mlc_token_add(%s, %s, %s)", owner, scope, days)
+    return rows[0]["id"], rows[0]["token"]
+
+
+def revoke_token(token_or_id):
+    return db_rows("CALL mlc_token_revoke(%s)", str(token_or_id))
 
 
 def db_rows(sql, *args):

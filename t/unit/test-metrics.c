@@ -14,8 +14,8 @@
 #include "tap.h"
 
 static const struct mlc_route table[] = {
-	{ "GET", "/health", NULL, 0 },
-	{ "POST", "/deployment/{deployment_id}/predict", NULL, 0 },
+	{ "GET", "/health", NULL, 0, 0 },
+	{ "POST", "/deployment/{deployment_id}/predict", NULL, 0, 0 },
 };
 
 static char *render(void)

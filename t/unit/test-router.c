@@ -209,9 +209,9 @@ static void test_allowed(void)
 	is_str(small, "untouched", "a zero-length buffer is not written");
 
 	static const struct mlc_route similar[] = {
-		{ "GETX", "/x", NULL, 0 },
-		{ "GET", "/x", NULL, 0 },
-		{ "GET", "/{id}", NULL, 0 },
+		{ "GETX", "/x", NULL, 0, 0 },
+		{ "GET", "/x", NULL, 0, 0 },
+		{ "GET", "/{id}", NULL, 0, 0 },
 	};
 
 	mlc_route_allowed(similar, 3, "/x", buf, sizeof(buf));
@@ -345,8 +345,8 @@ static void test_table(void)
 static void test_shapes(void)
 {
 	static const struct mlc_route rooted[] = {
-		{ "GET", "/", NULL, 0 },
-		{ "GET", "/{a}/{b}/{c}/{d}", NULL, 0 },
+		{ "GET", "/", NULL, 0, 0 },
+		{ "GET", "/{a}/{b}/{c}/{d}", NULL, 0, 0 },
 	};
 	struct mlc_route_match m;
 	char *to;
