@@ -137,7 +137,8 @@ if r.status_code == 201:
     t.defer(t.http, "DELETE", "/model/" + r.json()["modelid"])
 cp = subprocess.run(["curl", "-s", "-L", "-o", "-", "-w", "\n%{http_code} %{num_redirects}",
                      "-H", "Content-Type: application/json", "--data-binary",
-                     json.dumps(t.minimal_model(modelname="via-curl")), t.BASE_URL + "/model/add/"],
+                     json.dumps(t.minimal_model(modelname="via-curl")), t.BASE_URL + "/model/add/"]
+                    + t.curl_auth(),
                     capture_output=True, text=True, timeout=60)
 out, _, status = cp.stdout.rpartition("\n")
 try:
