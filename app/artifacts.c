@@ -467,6 +467,8 @@ void mlc_h_model_upload(struct mlc_req *r)
 	const char *idem;
 	int replayed = 0;
 
+	if (mlc_model_owned_or_reply(r, id, "upload to") < 0)
+		return;
 	if (r->content_length >= 0 && (unsigned long long)r->content_length > max) {
 		mlc_reply_detail(r, 413, "upload of %lld bytes exceeds the limit of %llu bytes",
 				 r->content_length, max);
@@ -481,7 +483,7 @@ void mlc_h_model_upload(struct mlc_req *r)
 		mlc_reply_422(r, errors);
 		return;
 	}
-	if (idempotency_key_or_422(r, &idem) < 0 || mlc_model_exists_or_404(r, id) < 0)
+	if (idempotency_key_or_422(r, &idem) < 0)
 		return;
 	u = mlc_xcalloc(1, sizeof(*u));
 	u->blob.fd = -1;
@@ -564,8 +566,12 @@ void mlc_h_model_download(struct mlc_req *r)
 		mlc_reply_422(r, errors);
 		return;
 	}
+	/* The model file is the shared registry's; its data, code and env
+	 * files are its owner's. */
 	if (mlc_query_long_or_422(r, "version", 0, 1, 1L << 31, &version) < 0 ||
-	    mlc_model_exists_or_404(r, id) < 0)
+	    (!strcmp(kind, "model") ? mlc_model_exists_or_404(r, id)
+				    : mlc_model_owned_or_reply(r, id, "download the data, code "
+								 "and env files of")) < 0)
 		return;
 	{
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(kind), MLC_PLONG(version),

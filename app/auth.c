@@ -289,3 +289,65 @@ int mlc_auth_check(struct mlc_req *r, int need)
 	snprintf(r->who.owner, sizeof(r->who.owner), "%s", c->owner);
 	return 0;
 }
+
+/* ---- ownership ---- */
+
+int mlc_is_admin(const struct mlc_req *r)
+{
+	return r->who.scope >= MLC_SCOPE_ADMIN;
+}
+
+int mlc_owns(const struct mlc_req *r, const char *owner)
+{
+	return mlc_is_admin(r) || (owner && !strcmp(owner, r->who.owner));
+}
+
+const char *mlc_owner_filter(const struct mlc_req *r)
+{
+	return mlc_is_admin(r) ? NULL : r->who.owner;
+}
+
+const char *mlc_new_owner(const struct mlc_req *r)
+{
+	return r->who.on ? r->who.owner : "admin";
+}
+
+int mlc_body_owner(struct mlc_req *r, const char *body_owner, const char **owner)
+{
+	*owner = body_owner;
+	if (!r->who.on)
+		return 0;
+	if (!body_owner) {
+		*owner = r->who.owner;
+		return 0;
+	}
+	if (!mlc_owns(r, body_owner)) {
+		mlc_reply_detail(r, 403, "ownerid '%s' is not this token's owner '%s'; leave it "
+				 "out, or send your own", body_owner, r->who.owner);
+		return -1;
+	}
+	return 0;
+}
+
+void mlc_owner_params(const struct mlc_req *r, struct mlc_param *out)
+{
+	const char *f = mlc_owner_filter(r);
+
+	out[0] = out[1] = f ? MLC_PSTR(f) : MLC_PNULL;
+}
+
+void mlc_reply_owned_row_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
+				mlc_owned_row_json to_json, const char *what)
+{
+	struct mlc_param p[3] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	json_object *o;
+
+	mlc_owner_params(r, p + 1);
+	if (mlc_load_row(r, sql, p, 3, to_json, &o, &err) < 0)
+		mlc_reply_err(r, &err);
+	else if (!o)
+		mlc_reply_detail(r, 404, "%s '%s' not found", what, id);
+	else
+		mlc_reply_json(r, status, o);
+}

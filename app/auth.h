@@ -7,7 +7,10 @@
 #ifndef MLC_AUTH_H
 #define MLC_AUTH_H
 
+#include <json-c/json.h>
+
 struct mlc_req;
+struct mlc_param;
 
 /* What a route needs, and what a token allows (ordered: a token of a
  * scope may call every route of that scope or below). */
@@ -52,5 +55,42 @@ int mlc_auth_check(struct mlc_req *r, int need);
 
 /* The scope's name ("read", ...). */
 const char *mlc_scope_name(int scope);
+
+/* ---- ownership (docs/SECURITY.md) ---- */
+
+/* An admin token, or auth off: every owner's resources. */
+int mlc_is_admin(const struct mlc_req *r);
+
+/* May the caller act on what owner owns?  Admins may; others only on
+ * their own (owner ids compare exactly). */
+int mlc_owns(const struct mlc_req *r, const char *owner);
+
+/* The ownerid lists are filtered by: the token's owner, or NULL for an
+ * admin (everything). */
+const char *mlc_owner_filter(const struct mlc_req *r);
+
+/* The owner new models get: the token's, or "admin" with auth off. */
+const char *mlc_new_owner(const struct mlc_req *r);
+
+/*
+ * The ownerid of a body (body_owner, NULL when absent or null): with auth
+ * on it must be the token's owner unless the token is an admin's (403
+ * otherwise, and -1), and it is the token's owner when absent.  With auth
+ * off it is whatever the body says (NULL if absent).  Returns 0 with
+ * *owner set (valid as long as r and the body are).
+ */
+int mlc_body_owner(struct mlc_req *r, const char *body_owner, const char **owner);
+
+/* The owner filter of mlc_owner_filter as the two parameters of an SQL
+ * condition "(? IS NULL OR ownerid = ?)": both NULL for an admin. */
+#define MLC_OWNER_COND "(? IS NULL OR ownerid = ?)"
+void mlc_owner_params(const struct mlc_req *r, struct mlc_param *out);
+
+/* As mlc_reply_row_or_404, for a row that belongs to an owner: sql ends in
+ * "WHERE <key> = ? AND " MLC_OWNER_COND, and another owner's row is a 404
+ * like a missing one (its id does not leak). */
+typedef json_object *(*mlc_owned_row_json)(char **cols);
+void mlc_reply_owned_row_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
+				mlc_owned_row_json to_json, const char *what);
 
 #endif

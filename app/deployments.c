@@ -44,21 +44,26 @@ static int known_backend(const char *s)
 	return !strcmp(s, "local") || !strcmp(s, "kubernetes") || !strcmp(s, "mlsysops");
 }
 
-static const struct mlc_field deployment_schema[] = {
-	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
-	{ .name = "ownerid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 255 },
-	{ .name = "placement", .type = MLC_V_OBJ, .flags = MLC_F_REQUIRED | MLC_F_NULLABLE,
-	  .fields = placement_fields },
-	{ .name = "deployment_id", .type = MLC_V_STR, .flags = MLC_F_NULLABLE,
-	  .check = valid_given_id,
-	  .check_msg = "string does not match regex \"" MLC_DEPLOYMENT_ID_REGEX "\"" },
-	{ .name = "inference_data", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
-	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 },
-	{ .name = "backend", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 16,
-	  .check = known_backend,
-	  .check_msg = "backend must be one of: local, kubernetes, mlsysops" },
+/* With auth on, an ownerid (and an operation's modelid) may be left out:
+ * the token and the deployment say what they are.  So each schema comes
+ * twice, OWNED being the flags of those fields. */
+#define DEPLOYMENT_FIELDS(OWNED) \
+	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 }, \
+	{ .name = "ownerid", .type = MLC_V_STR, .flags = (OWNED), .max_len = 255 }, \
+	{ .name = "placement", .type = MLC_V_OBJ, .flags = MLC_F_REQUIRED | MLC_F_NULLABLE, \
+	  .fields = placement_fields }, \
+	{ .name = "deployment_id", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, \
+	  .check = valid_given_id, \
+	  .check_msg = "string does not match regex \"" MLC_DEPLOYMENT_ID_REGEX "\"" }, \
+	{ .name = "inference_data", .type = MLC_V_INT, .flags = MLC_F_NULLABLE, \
+	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 }, \
+	{ .name = "backend", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 16, \
+	  .check = known_backend, \
+	  .check_msg = "backend must be one of: local, kubernetes, mlsysops" }, \
 	{ .name = NULL }
-};
+
+static const struct mlc_field deployment_schema[] = { DEPLOYMENT_FIELDS(MLC_F_REQUIRED) };
+static const struct mlc_field deployment_schema_auth[] = { DEPLOYMENT_FIELDS(MLC_F_NULLABLE) };
 
 /*
  * The backend a deployment asks for (its "backend", else MLC_BACKEND), or
@@ -101,17 +106,27 @@ static int valid_timestamp(const char *s)
 	return mlc_parse_iso8601(s, buf) == 0;
 }
 
-static const struct mlc_field operation_schema[] = {
-	{ .name = "ownerid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 255 },
-	{ .name = "deploymentid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
-	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
-	{ .name = "data", .type = MLC_V_ANY, .flags = MLC_F_NULLABLE },
-	{ .name = "result", .type = MLC_V_ANY, .flags = MLC_F_NULLABLE },
-	{ .name = "timestamp", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 64,
-	  .check = valid_timestamp,
-	  .check_msg = "invalid datetime format; use ISO 8601, e.g. 2026-11-27T05:32:26Z" },
+#define OPERATION_FIELDS(OWNED) \
+	{ .name = "ownerid", .type = MLC_V_STR, .flags = (OWNED), .max_len = 255 }, \
+	{ .name = "deploymentid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 }, \
+	{ .name = "modelid", .type = MLC_V_STR, .flags = (OWNED), .max_len = 64 }, \
+	{ .name = "data", .type = MLC_V_ANY, .flags = MLC_F_NULLABLE }, \
+	{ .name = "result", .type = MLC_V_ANY, .flags = MLC_F_NULLABLE }, \
+	{ .name = "timestamp", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 64, \
+	  .check = valid_timestamp, \
+	  .check_msg = "invalid datetime format; use ISO 8601, e.g. 2026-11-27T05:32:26Z" }, \
 	{ .name = NULL }
-};
+
+static const struct mlc_field operation_schema[] = { OPERATION_FIELDS(MLC_F_REQUIRED) };
+static const struct mlc_field operation_schema_auth[] = { OPERATION_FIELDS(MLC_F_NULLABLE) };
+
+/* A string member of a validated body, NULL when absent or null. */
+static const char *body_str(json_object *m, const char *key)
+{
+	json_object *v = json_object_object_get(m, key);
+
+	return v ? json_object_get_string(v) : NULL;
+}
 
 /* ---- rows ---- */
 
@@ -143,11 +158,12 @@ static json_object *deployment_from_row(char **c)
 	return o;
 }
 
-#define DEPLOYMENT_BY_ID "SELECT " DEPLOYMENT_COLS " FROM deployments WHERE deployment_id = ?"
-
+/* A deployment is its owner's: another owner's id is a 404. */
 static void reply_deployment_or_404(struct mlc_req *r, int status, const char *id)
 {
-	mlc_reply_row_or_404(r, status, DEPLOYMENT_BY_ID, id, deployment_from_row, "deployment");
+	mlc_reply_owned_row_or_404(r, status, "SELECT " DEPLOYMENT_COLS " FROM deployments "
+				   "WHERE deployment_id = ? AND " MLC_OWNER_COND, id,
+				   deployment_from_row, "deployment");
 }
 
 /* ---- POST /deployment/add ---- */
@@ -179,23 +195,26 @@ static int write_bundle(struct mlc_req *r, json_object *m, const char *id,
 }
 
 /* Insert the 'waiting' row, replacing a stopped deployment of the same id
- * (ids of stopped deployments may be reused). */
+ * and owner (ids of stopped deployments may be reused by their owner), with
+ * the model's featurelist as it is now: the deployment keeps it. */
 static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 			     const char *backend, const struct mlc_job_src *s, const char *now,
 			     struct mlc_err *err)
 {
 	json_object *pl = json_object_object_get(m, "placement");
 	const char *pls = pl ? json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN) : NULL;
-	struct mlc_param del[] = { MLC_PSTR(id) };
+	const char *owner = json_object_get_string(json_object_object_get(m, "ownerid"));
+	struct mlc_param del[] = { MLC_PSTR(id), MLC_PSTR(owner) };
 	struct mlc_param p[] = {
 		MLC_PSTR(id),
 		MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelid"))),
 		MLC_PLONG(s->file[MLC_ART_MODEL].version),
-		MLC_PSTR(json_object_get_string(json_object_object_get(m, "ownerid"))),
+		MLC_PSTR(owner),
 		pls ? MLC_PSTR(pls) : MLC_PNULL,
 		MLC_PLONG(json_object_get_int(json_object_object_get(m, "inference_data"))),
 		MLC_PSTR(backend),
 		MLC_PSTR(now), MLC_PSTR(now),
+		MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelid"))),
 	};
 
 	long long model_rows = 0;
@@ -209,11 +228,12 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	    (!model_rows && (mlc_err_set(err, 404, "model '%s' not found", p[1].s), 1)) ||
 	    (over = mlc_cap_check(r->db, MLC_CAP_DEPLOYMENTS, p[3].s, 1, err)) < 0 ||
 	    mlc_db_exec(r->db, "DELETE FROM deployments WHERE deployment_id = ? "
-			"AND status = 'stopped'", del, 1, NULL, NULL, err) < 0 ||
+			"AND status = 'stopped' AND ownerid = ?", del, 2, NULL, NULL, err) < 0 ||
 	    mlc_db_exec(r->db, "INSERT INTO deployments (deployment_id, modelid, model_version, "
 			"ownerid, placement, inference_data, backend, status, desired, "
-			"created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'waiting', "
-			"'running', ?, ?)", p, 9, NULL, NULL, err) < 0 ||
+			"created_at, updated_at, features) SELECT ?, ?, ?, ?, ?, ?, ?, 'waiting', "
+			"'running', ?, ?, featurelist FROM models WHERE modelid = ?", p, 10,
+			NULL, NULL, err) < 0 ||
 	    mlc_db_commit(r->db, err) < 0) {
 		mlc_db_rollback(r->db);
 		if (err->code == 409 && !over)
@@ -239,15 +259,16 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_job_src src;
 	char id[65], now[32], bundle[96];
-	const char *given, *modelid, *backend;
-	json_object *m = mlc_body_or_422(r, deployment_schema, 0);
+	const char *given, *modelid, *backend, *owner;
+	json_object *m = mlc_body_or_422(r, r->who.on ? deployment_schema_auth : deployment_schema, 0);
 
 	if (!m)
 		return;
-	if (!(backend = backend_or_422(r, m))) {
+	if (!(backend = backend_or_422(r, m)) || mlc_body_owner(r, body_str(m, "ownerid"), &owner) < 0) {
 		json_object_put(m);
 		return;
 	}
+	json_object_object_add(m, "ownerid", json_object_new_string(owner));
 	memset(&src, 0, sizeof(src));
 	given = json_object_get_string(json_object_object_get(m, "deployment_id"));
 	if (given && *given)
@@ -304,9 +325,18 @@ void mlc_h_deployment_all(struct mlc_req *r)
 
 	if (mlc_paging_or_422(r, MLC_DEFAULT_LIMIT, &skip, &limit) < 0)
 		return;
-	mlc_reply_page(r, "SELECT " DEPLOYMENT_COLS " FROM deployments "
-		       "ORDER BY created_at, deployment_id LIMIT ? OFFSET ?", NULL, 0, skip, limit,
+	struct mlc_param p[2];
+
+	mlc_owner_params(r, p);
+	mlc_reply_page(r, "SELECT " DEPLOYMENT_COLS " FROM deployments WHERE " MLC_OWNER_COND
+		       " ORDER BY created_at, deployment_id LIMIT ? OFFSET ?", p, 2, skip, limit,
 		       deployment_from_row);
+}
+
+static int first_col(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	snprintf((char *)ctx, 65, "%s", c[0]);
+	return 1;
 }
 
 static int status_row(void *ctx, char **c, const unsigned long *l, unsigned n)
@@ -331,11 +361,24 @@ void mlc_h_deployment_delete(struct mlc_req *r)
 
 	mlc_now_utc(now);
 	{
-		struct mlc_param up[] = { MLC_PSTR(now), MLC_PSTR(id) };
+		struct mlc_param up[4] = { MLC_PSTR(now), MLC_PSTR(id) };
 
+		mlc_owner_params(r, up + 2);
+		/* Another owner's deployment is left alone, and not found. */
 		n = mlc_db_exec(r->db, "UPDATE deployments SET desired = 'stopped', "
 				"status = IF(status = 'stopped', 'stopped', 'stopping'), updated_at = ? "
-				"WHERE deployment_id = ?", up, 2, NULL, NULL, &err);
+				"WHERE deployment_id = ? AND " MLC_OWNER_COND, up, 4, NULL, NULL, &err);
+		if (n == 0) {
+			struct mlc_param q[3] = { MLC_PSTR(id) };
+
+			mlc_owner_params(r, q + 1);
+			n = mlc_db_exec(r->db, "SELECT 1 FROM deployments WHERE deployment_id = ? AND "
+					MLC_OWNER_COND, q, 3, NULL, NULL, &err);
+			if (n == 0) {
+				mlc_reply_detail(r, 404, "deployment '%s' not found", id);
+				return;
+			}
+		}
 	}
 	while (n >= 0) {
 		n = mlc_db_exec(r->db, "SELECT status FROM deployments WHERE deployment_id = ?",
@@ -398,23 +441,28 @@ int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *dep
 void mlc_h_operation_add(struct mlc_req *r)
 {
 	struct mlc_err err = { 0, "" };
-	json_object *m = mlc_body_or_422(r, operation_schema, 0), *ts, *op = NULL;
-	const char *dep;
-	char when[32], id[37];
+	json_object *m = mlc_body_or_422(r, r->who.on ? operation_schema_auth : operation_schema, 0);
+	json_object *ts, *op = NULL;
+	const char *dep, *modelid, *owner;
+	char when[32], id[37], dep_model[65] = "";
 
 	if (!m)
 		return;
 	dep = json_object_get_string(json_object_object_get(m, "deploymentid"));
+	modelid = body_str(m, "modelid");
 	ts = json_object_object_get(m, "timestamp");
 	if (ts)
 		mlc_parse_iso8601(json_object_get_string(ts), when);
 	else
 		mlc_now_utc(when);
 	{
-		struct mlc_param p[] = { MLC_PSTR(dep) };
-		long long n = mlc_db_exec(r->db, "SELECT 1 FROM deployments WHERE deployment_id = ?",
-					  p, 1, NULL, NULL, &err);
+		/* The caller's deployment (an admin's: any), and its model. */
+		struct mlc_param p[3] = { MLC_PSTR(dep) };
+		long long n;
 
+		mlc_owner_params(r, p + 1);
+		n = mlc_db_exec(r->db, "SELECT modelid FROM deployments WHERE deployment_id = ? AND "
+				MLC_OWNER_COND, p, 3, first_col, dep_model, &err);
 		if (n == 0) {
 			mlc_reply_detail(r, 404, "deployment '%s' not found", dep);
 			goto out;
@@ -422,9 +470,15 @@ void mlc_h_operation_add(struct mlc_req *r)
 		if (n < 0)
 			goto fail;
 	}
-	if (mlc_record_operation(r, json_object_get_string(json_object_object_get(m, "ownerid")),
-				 dep, json_object_get_string(json_object_object_get(m, "modelid")),
-				 json_object_object_get(m, "data"),
+	if (modelid && strcmp(modelid, dep_model)) {
+		mlc_reply_422_at(r, "modelid", "value_error.modelid",
+				 "modelid '%s' is not the model of deployment '%s' ('%s'); leave it "
+				 "out or send that one", modelid, dep, dep_model);
+		goto out;
+	}
+	if (mlc_body_owner(r, body_str(m, "ownerid"), &owner) < 0)
+		goto out;
+	if (mlc_record_operation(r, owner, dep, dep_model, json_object_object_get(m, "data"),
 				 json_object_object_get(m, "result"), when, id, &err) < 0)
 		goto fail;
 	{
@@ -451,6 +505,12 @@ void mlc_h_operations_by_owner(struct mlc_req *r)
 
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
 		return;
+	/* Another owner's operations are not found, whether there are any or
+	 * not: the answer says nothing about that owner. */
+	if (!mlc_owns(r, mlc_param(r, "ownerid"))) {
+		mlc_reply_detail(r, 404, "operations of owner '%s' not found", mlc_param(r, "ownerid"));
+		return;
+	}
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")) };
 	mlc_reply_page(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
 		       "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 1, skip, limit,

@@ -1,6 +1,8 @@
 /*
  * drift.c - /model/{id}/drift routes: ask for a drift check (mlc-spooler
- * runs it) and read the results it stored in drift_metrics.
+ * runs it) and read the results it stored in drift_metrics.  Runs and
+ * results are the model owner's: only the owner or an admin asks for them
+ * or reads them (they are made from the inputs the model was sent).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,20 +123,17 @@ void mlc_h_drift_run(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_err err = { 0, "" };
-	long long exists, data, rows;
+	long long data, rows;
 	struct waiting w;
 	json_object *o;
 	int rc;
 
-	if (count_rows(r, "SELECT COUNT(*) FROM models WHERE modelid = ?", id, &exists, &err) < 0 ||
-	    count_rows(r, "SELECT COUNT(*) FROM artifacts WHERE modelid = ? AND filekind = 'data'",
+	if (mlc_model_owned_or_reply(r, id, "check the drift of") < 0)
+		return;
+	if (count_rows(r, "SELECT COUNT(*) FROM artifacts WHERE modelid = ? AND filekind = 'data'",
 		       id, &data, &err) < 0 ||
 	    (rows = inference_rows(r, id, &err)) < 0) {
 		mlc_reply_err(r, &err);
-		return;
-	}
-	if (!exists) {
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
 		return;
 	}
 	if (!data) {
@@ -203,7 +202,7 @@ void mlc_h_drift_list(struct mlc_req *r)
 	long skip, limit;
 
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0 ||
-	    mlc_model_exists_or_404(r, id) < 0)
+	    mlc_model_owned_or_reply(r, id, "read the drift results of") < 0)
 		return;
 	if (feature) {
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(feature) };
@@ -227,7 +226,7 @@ void mlc_h_drift_summary(struct mlc_req *r)
 	long skip, limit;
 
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0 ||
-	    mlc_model_exists_or_404(r, id) < 0)
+	    mlc_model_owned_or_reply(r, id, "read the drift results of") < 0)
 		return;
 	mlc_reply_page(r, "SELECT " METRIC_COLS " FROM drift_metrics WHERE modelid = ? AND id IN "
 		       "(SELECT MAX(id) FROM drift_metrics WHERE modelid = ? GROUP BY feature) "

@@ -216,12 +216,38 @@ int mlc_model_row_landed(struct mlc_req *r, const char *modelid, const char *sql
 	return n < 0 ? -1 : n > 0;
 }
 
+static int owner_col(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	snprintf((char *)ctx, 256, "%s", cols[0]);
+	return 1;
+}
+
+int mlc_model_owned_or_reply(struct mlc_req *r, const char *id, const char *what)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	char owner[256] = "";
+	long long n = mlc_db_exec(r->db, "SELECT ownerid FROM models WHERE modelid = ?", p, 1,
+				  owner_col, owner, &err);
+
+	if (n < 0)
+		mlc_reply_err(r, &err);
+	else if (!n)
+		mlc_reply_detail(r, 404, "model '%s' not found", id);
+	else if (!mlc_owns(r, owner))
+		mlc_reply_detail(r, 403, "model '%s' belongs to another owner: only its owner or "
+				 "an admin may %s it", id, what);
+	else
+		return 0;
+	return -1;
+}
+
 /* ---- handlers ---- */
 
 void mlc_h_model_add(struct mlc_req *r)
 {
 	struct mlc_err err = { 0, "" };
-	struct mlc_param p[5 + NJSON];
+	struct mlc_param p[6 + NJSON];
 	char id[37], now[32];
 	json_object *m = mlc_body_or_422(r, model_schema, 0);
 	size_t i;
@@ -237,10 +263,11 @@ void mlc_h_model_add(struct mlc_req *r)
 		p[3 + i] = mlc_json_param(json_object_object_get(m, json_columns[i]));
 	p[3 + NJSON] = MLC_PSTR(now);
 	p[4 + NJSON] = MLC_PSTR(now);
+	p[5 + NJSON] = MLC_PSTR(mlc_new_owner(r));
 	if (mlc_db_begin(r->db, &err) < 0 ||
-	    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ") "
-			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			p, 5 + NJSON, NULL, NULL, &err) < 0 ||
+	    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ", ownerid) "
+			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			p, 6 + NJSON, NULL, NULL, &err) < 0 ||
 	    store_tags(r, id, json_object_object_get(m, "modeltags"), 0, &err) < 0 ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
@@ -359,11 +386,12 @@ void mlc_h_model_patch(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[4 + NJSON];
 	char sql[512] = "UPDATE models SET ", now[32];
-	json_object *m = mlc_body_or_422(r, model_schema, 1), *tags;
+	json_object *m, *tags;
 	unsigned np;
 	int found;
 
-	if (!m)
+	if (mlc_model_owned_or_reply(r, id, "change") < 0 ||
+	    !(m = mlc_body_or_422(r, model_schema, 1)))
 		return;
 	mlc_now_utc(now);
 	np = patch_assignments(m, sql, sizeof(sql), p);
@@ -386,9 +414,17 @@ void mlc_h_model_patch(struct mlc_req *r)
 	reply_model_or_404(r, 200, id);
 }
 
-static int first_string(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+struct active_dep {
+	char id[65];
+	char owner[256];
+};
+
+static int first_active(void *ctx, char **cols, const unsigned long *lens, unsigned n)
 {
-	snprintf((char *)ctx, 65, "%s", cols[0]);
+	struct active_dep *a = ctx;
+
+	snprintf(a->id, sizeof(a->id), "%s", cols[0]);
+	snprintf(a->owner, sizeof(a->owner), "%s", cols[1]);
 	return 1;
 }
 
@@ -396,19 +432,23 @@ void mlc_h_model_delete(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_err err = { 0, "" };
-	struct mlc_param p[] = { MLC_PSTR(id) };
-	char active[65] = "";
+	struct mlc_param mine[] = { MLC_PSTR(id), MLC_PSTR(r->who.owner) };
+	struct active_dep active = { "", "" };
 	long long n = 0;
 	json_object *o;
 
+	if (mlc_model_owned_or_reply(r, id, "delete") < 0)
+		return;
 	/* The model row is locked first: a deployment being added at the same
-	 * time (which reads it in share mode) is either seen here or waits. */
+	 * time (which reads it in share mode) is either seen here or waits.
+	 * The caller's own active deployment is named first. */
 	if (mlc_db_begin(r->db, &err) < 0 ||
 	    (n = exec_with_id(r, id, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", &err)) < 0 ||
-	    (n && mlc_db_exec(r->db, "SELECT deployment_id FROM deployments WHERE modelid = ? AND "
-			      "status IN ('waiting', 'building', 'deployed', 'stopping') LIMIT 1",
-			      p, 1, first_string, active, &err) < 0) ||
-	    (n && !active[0] && exec_with_id(r, id, "DELETE FROM models WHERE modelid = ?", &err) < 0) ||
+	    (n && mlc_db_exec(r->db, "SELECT deployment_id, ownerid FROM deployments WHERE modelid = ? "
+			      "AND status IN ('waiting', 'building', 'deployed', 'stopping') "
+			      "ORDER BY ownerid = ? DESC LIMIT 1", mine, 2, first_active, &active,
+			      &err) < 0) ||
+	    (n && !active.id[0] && exec_with_id(r, id, "DELETE FROM models WHERE modelid = ?", &err) < 0) ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
 		mlc_reply_err(r, &err);
@@ -418,9 +458,15 @@ void mlc_h_model_delete(struct mlc_req *r)
 		mlc_reply_detail(r, 404, "model '%s' not found", id);
 		return;
 	}
-	if (active[0]) {
+	if (active.id[0] && !mlc_owns(r, active.owner)) {
+		/* Another owner's deployment: its id is not this caller's to know. */
+		mlc_reply_detail(r, 409, "model '%s' is deployed by another owner; it cannot be "
+				 "deleted while it serves", id);
+		return;
+	}
+	if (active.id[0]) {
 		mlc_reply_detail(r, 409, "model '%s' has an active deployment '%s'; "
-				 "DELETE /deployment/%s first", id, active, active);
+				 "DELETE /deployment/%s first", id, active.id, active.id);
 		return;
 	}
 	/* The row is gone (its artifact rows with it): now the files. */

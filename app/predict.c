@@ -2,7 +2,8 @@
  * predict.c - POST /deployment/{deployment_id}/predict: the gateway to a
  * deployment's model runtime.
  *
- * The worker checks the rows against the model's featurelist, forwards
+ * The worker checks the rows against the model's featurelist as the
+ * deployment froze it when it was created (deployments.features), forwards
  * them as one 2-D list to the runtime over its unix socket or, for a
  * remote backend, its http(s) URL (libcurl, one keep-alive handle per
  * worker), records the call as an inference operation, and returns the
@@ -766,15 +767,18 @@ static void unwrap_single(json_object *answer)
 			json_object_object_add(ex, keys[i], json_object_get(json_object_array_get_idx(v, 0)));
 }
 
+/* The caller's deployment (an admin's: any), with the featurelist it
+ * froze when it was created: a later PATCH of the model's featurelist
+ * does not change how its rows are read. */
 static int load_target(struct mlc_req *r, const char *id, struct target *t, struct mlc_err *err)
 {
-	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_param p[3] = { MLC_PSTR(id) };
 
 	memset(t, 0, sizeof(*t));
-	return mlc_db_exec(r->db, "SELECT d.status, d.reason, d.endpoint, d.modelid, d.ownerid, "
-			   "d.inference_data, m.featurelist FROM deployments d LEFT JOIN models m "
-			   "ON m.modelid = d.modelid WHERE d.deployment_id = ?", p, 1, target_row, t,
-			   err) < 0 ? -1 : 0;
+	mlc_owner_params(r, p + 1);
+	return mlc_db_exec(r->db, "SELECT status, reason, endpoint, modelid, ownerid, "
+			   "inference_data, features FROM deployments WHERE deployment_id = ? AND "
+			   MLC_OWNER_COND, p, 3, target_row, t, err) < 0 ? -1 : 0;
 }
 
 /* The body for the runtime: rows or a CSV text, with the feature names. */
@@ -867,6 +871,14 @@ void mlc_h_predict(struct mlc_req *r)
 		mlc_reply_detail(r, 404, "deployment '%s' not found", dep);
 		goto out;
 	}
+	/* The operation is the caller's (with auth off: the body's ownerid, else
+	 * the deployment's owner). */
+	if (mlc_body_owner(r, json_object_object_get(m, "ownerid") ?
+			   json_object_get_string(json_object_object_get(m, "ownerid")) : NULL,
+			   &owner) < 0)
+		goto out;
+	if (!owner)
+		owner = t.ownerid;
 	if (strcmp(t.status, "deployed")) {
 		mlc_reply_detail(r, 409, "deployment '%s' is %s%s%s", dep, t.status,
 				 t.reason[0] ? ": " : "", t.reason);
@@ -896,8 +908,6 @@ void mlc_h_predict(struct mlc_req *r)
 		goto out;
 	}
 	req = runtime_request(rows, fetched.buf ? fetched.buf : "", explain, &f);
-	owner = json_object_object_get(m, "ownerid") ?
-		json_object_get_string(json_object_object_get(m, "ownerid")) : t.ownerid;
 	reply.max = answer_limit(fetched.len);
 	called = 1;
 	status = call_runtime(r, dep, t.endpoint,

@@ -40,6 +40,10 @@ int mlc_model_exists_or_404(struct mlc_req *r, const char *id);
  * 1 yes, 0 no, -1 cannot tell. */
 int mlc_model_row_landed(struct mlc_req *r, const char *modelid, const char *sql,
 			 const struct mlc_param *p, unsigned np);
+/* 0 when the model exists and the caller may act on it as its owner
+ * (mlc_owns); otherwise replies 404, 403 ("... only its owner or an admin
+ * may <what> it") or the database error, and returns -1. */
+int mlc_model_owned_or_reply(struct mlc_req *r, const char *id, const char *what);
 
 /* artifacts.c */
 void mlc_h_model_upload(struct mlc_req *r);

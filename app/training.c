@@ -64,10 +64,12 @@ static json_object *training_from_row(char **c)
 	return o;
 }
 
+/* A training is its owner's: another owner's id is a 404. */
 static void reply_training_or_404(struct mlc_req *r, int status, const char *id)
 {
-	mlc_reply_row_or_404(r, status, "SELECT " TRAINING_COLS " FROM trainings WHERE training_id = ?",
-			     id, training_from_row, "training");
+	mlc_reply_owned_row_or_404(r, status, "SELECT " TRAINING_COLS " FROM trainings WHERE "
+				   "training_id = ? AND " MLC_OWNER_COND, id, training_from_row,
+				   "training");
 }
 
 static int first_id(void *ctx, char **c, const unsigned long *l, unsigned n)
@@ -128,7 +130,7 @@ static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 {
 	const char *modelid = json_object_get_string(json_object_object_get(m, "modelid"));
 	json_object *pl = json_object_object_get(m, "placement");
-	struct mlc_param key[] = { MLC_PSTR(modelid) };
+	struct mlc_param key[] = { MLC_PSTR(modelid) }, busy_key[3];
 	struct mlc_param p[] = {
 		MLC_PSTR(id), MLC_PSTR(modelid), MLC_PSTR(training_owner(m)),
 		pl ? MLC_PSTR(json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN)) : MLC_PNULL,
@@ -138,12 +140,16 @@ static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 	};
 
 	busy[0] = '\0';
+	mlc_owner_params(r, busy_key);
+	busy_key[2] = key[0];
+	/* Another owner's training in the way is named "-", not by its id. */
 	if (mlc_db_begin(r->db, err) < 0 ||
 	    mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
 			NULL, NULL, err) < 0 ||
 	    mlc_cap_check(r->db, MLC_CAP_TRAININGS, training_owner(m), 1, err) < 0 ||
-	    mlc_db_exec(r->db, "SELECT training_id FROM trainings WHERE modelid = ? AND "
-			"status IN ('waiting', 'running') LIMIT 1", key, 1, first_id, busy, err) < 0)
+	    mlc_db_exec(r->db, "SELECT IF(" MLC_OWNER_COND ", training_id, '-') FROM trainings "
+			"WHERE modelid = ? AND status IN ('waiting', 'running') LIMIT 1",
+			busy_key, 3, first_id, busy, err) < 0)
 		goto fail;
 	if (busy[0]) {
 		mlc_db_rollback(r->db);
@@ -176,7 +182,7 @@ void mlc_h_training_add(struct mlc_req *r)
 	struct mlc_job_src src;
 	char id[37], now[32], bundle[96], busy[65];
 	struct mlc_err ignored;
-	const char *modelid;
+	const char *modelid, *owner;
 	int rc = 0;
 	json_object *m = mlc_body_or_422(r, training_schema, 0);
 
@@ -184,6 +190,17 @@ void mlc_h_training_add(struct mlc_req *r)
 		return;
 	memset(&src, 0, sizeof(src));
 	modelid = json_object_get_string(json_object_object_get(m, "modelid"));
+	if (mlc_model_owned_or_reply(r, modelid, "retrain") < 0 ||
+	    mlc_body_owner(r, json_object_object_get(m, "ownerid") ?
+			   json_object_get_string(json_object_object_get(m, "ownerid")) : NULL,
+			   &owner) < 0) {
+		json_object_put(m);
+		return;
+	}
+	/* The training is the caller's (with auth off: the body's ownerid, or
+	 * none); it counts against that owner's cap. */
+	if (owner)
+		json_object_object_add(m, "ownerid", json_object_new_string(owner));
 	mlc_uuid4(id);
 	mlc_now_utc(now);
 	snprintf(bundle, sizeof(bundle), "train-%s.tar.gz", id);
@@ -209,8 +226,9 @@ void mlc_h_training_add(struct mlc_req *r)
 		mlc_reply_err(r, &err);
 	} else if (busy[0]) {
 		mlc_spool_discard(bundle);
-		mlc_reply_detail(r, 400, "model '%s' is already being trained by training '%s'",
-				 modelid, busy);
+		mlc_reply_detail(r, 400, "model '%s' is already being trained by %s%s%s", modelid,
+				 strcmp(busy, "-") ? "training '" : "another owner's training",
+				 strcmp(busy, "-") ? busy : "", strcmp(busy, "-") ? "'" : "");
 	} else if (mlc_spool_publish(bundle, &err) < 0) {
 		struct mlc_param p[] = { MLC_PSTR(id) };
 
@@ -230,16 +248,21 @@ void mlc_h_training_status(struct mlc_req *r)
 	reply_training_or_404(r, 200, mlc_param(r, "training_id"));
 }
 
-/* Every training unless asked for less (the published API has no such
- * route, so no documented page size to keep). */
+/* Every training of the caller's (an admin's: every one) unless asked for
+ * less (the published API has no such route, so no documented page size
+ * to keep). */
 void mlc_h_training_all(struct mlc_req *r)
 {
 	long skip, limit;
 
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
 		return;
-	mlc_reply_page(r, "SELECT " TRAINING_COLS " FROM trainings ORDER BY created_at, "
-		       "training_id LIMIT ? OFFSET ?", NULL, 0, skip, limit, training_from_row);
+	struct mlc_param p[2];
+
+	mlc_owner_params(r, p);
+	mlc_reply_page(r, "SELECT " TRAINING_COLS " FROM trainings WHERE " MLC_OWNER_COND
+		       " ORDER BY created_at, training_id LIMIT ? OFFSET ?", p, 2, skip, limit,
+		       training_from_row);
 }
 
 static json_object *log_from_row(char **c)
@@ -256,7 +279,7 @@ static json_object *log_from_row(char **c)
  * spooler keeps the last MLC_TRAIN_LOG_MAX bytes). */
 void mlc_h_training_log(struct mlc_req *r)
 {
-	mlc_reply_row_or_404(r, 200, "SELECT training_id, status, log FROM trainings "
-			     "WHERE training_id = ?", mlc_param(r, "training_id"), log_from_row,
-			     "training");
+	mlc_reply_owned_row_or_404(r, 200, "SELECT training_id, status, log FROM trainings "
+				   "WHERE training_id = ? AND " MLC_OWNER_COND,
+				   mlc_param(r, "training_id"), log_from_row, "training");
 }

@@ -36,15 +36,16 @@ owner = t.uniq("owner")
 dep = t.uniq("dep-compat")
 # A stopped deployment row is all an operation needs; the spooler leaves
 # it alone.
+dep_model = str(uuid.uuid4())
 t.db_rows("INSERT INTO deployments (deployment_id, modelid, model_version, ownerid, status, desired, "
           "created_at, updated_at) VALUES (%s, %s, 1, %s, 'stopped', 'stopped', UTC_TIMESTAMP(6), "
-          "UTC_TIMESTAMP(6))", dep, str(uuid.uuid4()), owner)
+          "UTC_TIMESTAMP(6))", dep, dep_model, owner)
 t.defer(t.db_rows, "DELETE FROM deployments WHERE deployment_id = %s", dep)
 t.defer(t.db_rows, "DELETE FROM operations WHERE ownerid = %s", owner)
 
 ops = []
 for ts in ("2026-01-02T03:04:05Z", "2026-01-02T03:04:05.25+02:00"):
-    r = t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep, "modelid": "m",
+    r = t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep, "modelid": dep_model,
                                                   "data": [1, 2], "result": [3], "timestamp": ts})
     t.is_status(r, 201, "POST /deployment/add/operation (timestamp %s) answers 201" % ts)
     ops.append(t.body_of(r) or {})

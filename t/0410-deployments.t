@@ -127,17 +127,21 @@ for i in range(3):
 t.is_status(r, 201, "POST /deployment/add/operation answers 201")
 t.ok(all(isinstance(i, str) and re.match(t.UUID4_RE, i) for i in ids),
      "each operation gets an operationid, a UUID string")
-r = t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep, "modelid": "m",
+r = t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep,
+                                              "modelid": model["modelid"],
                                               "data": [1, 2], "result": {"y": 3},
                                               "timestamp": "2026-01-02T03:04:05+01:00"})
 t.is_((t.body_of(r) or {}).get("timestamp"), "2026-01-02T02:04:05.000000+00:00",
       "a timestamp with an offset is stored in UTC")
 ids.append((t.body_of(r) or {}).get("operationid"))
-t.is_422(t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep, "modelid": "m",
-                                                   "timestamp": "yesterday"}),
+t.is_422(t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep,
+                                                   "modelid": model["modelid"], "timestamp": "yesterday"}),
          [(("body", "timestamp"), None, "value_error.str.regex")], "an unparseable timestamp")
 t.is_error(t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": "nope",
                                                      "modelid": "m"}), 404, "an operation for an unknown deployment")
+t.is_422(t.post("/deployment/add/operation", json={"ownerid": owner, "deploymentid": dep, "modelid": "m"}),
+         [(("body", "modelid"), None, "value_error.modelid")],
+         "an operation naming another model than its deployment's")
 ops = t.get("/deployment/get/opos/" + owner)
 t.is_([o["operationid"] for o in t.body_of(ops) or []], list(reversed(ids)),
       "GET /deployment/get/opos/{ownerid} lists the owner's operations, newest first")

@@ -201,8 +201,9 @@ t.ok((st or {}).get("started_at") and (st or {}).get("finished_at") and st.get("
 if t.auth_on():
     toks = t.db_rows("SELECT ownerid, scope, expires_at IS NOT NULL AS expires, revoked_at IS NOT NULL "
                      "AS revoked FROM tokens WHERE note LIKE %s", "training %s:%%" % tid)
-    t.is_(toks, [{"ownerid": "mlc-spooler", "scope": "write", "expires": 1, "revoked": 1}],
-          "the upload used a short-lived write token of its own, revoked once stored")
+    owner = t.db_rows("SELECT ownerid FROM models WHERE modelid = %s", mid)[0]["ownerid"]
+    t.is_(toks, [{"ownerid": owner, "scope": "write", "expires": 1, "revoked": 1}],
+          "the upload used a short-lived write token of the model's owner, revoked once stored")
 files = t.body_of(t.get("/model/%s/files" % mid)) or []
 v2 = [f for f in files if f.get("filekind") == "model" and f.get("version") == 2]
 t.is_(len(v2), 1, "GET /model/{id}/files lists model version 2", files)

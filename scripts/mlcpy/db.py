@@ -14,7 +14,7 @@ REASON_MAX = 4000
 
 COLUMNS = ("deployment_id, modelid, model_version, ownerid, backend, status, desired, "
            "reason, warnings, endpoint, runtime_pid, restarts, created_at, updated_at")
-TRAINING_COLUMNS = ("training_id, modelid, redeploy, status, reason, code_version, data_version, "
+TRAINING_COLUMNS = ("training_id, modelid, ownerid, redeploy, status, reason, code_version, data_version, "
                     "produced_version, created_at, started_at, finished_at, updated_at")
 
 
@@ -194,13 +194,14 @@ class Deployments(_Table):
             "WHERE deployment_id = %s AND status = 'deployed' AND desired = 'running'",
             (endpoint, pid, restarts, dep_id))
 
-    def serving(self, modelid, below_version):
+    def serving(self, modelid, below_version, owner=None):
         """Deployments of a model that serve (deployed, should run) a version
-        older than below_version: what a redeploy moves onto it."""
+        older than below_version, of that owner when one is given: what a
+        redeploy moves onto it."""
         return self._select("SELECT " + COLUMNS + " FROM deployments WHERE modelid = %s "
                             "AND status = 'deployed' AND desired = 'running' "
-                            "AND model_version < %s ORDER BY deployment_id",
-                            (modelid, below_version))
+                            "AND model_version < %s AND (%s IS NULL OR ownerid = %s) "
+                            "ORDER BY deployment_id", (modelid, below_version, owner, owner))
 
     def switch(self, dep_id, old_version, version, endpoint, pid):
         """A redeploy's one atomic step: the deployment serving old_version
@@ -285,6 +286,11 @@ class Trainings(_Table):
             (text, log_max, _clip(reason), training_id))
 
     # ---- the credential of the upload ----
+
+    def model_owner(self, modelid):
+        """The owner of a model, or None when it no longer exists."""
+        rows = self._select("SELECT ownerid FROM models WHERE modelid = %s", (modelid,))
+        return rows[0]["ownerid"] if rows else None
 
     def issue_token(self, owner, scope, seconds, note):
         """A new API token through the database's own procedure (sql/013),

@@ -31,8 +31,9 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
   5. store it through the API, POST MLC_API_URL/model/{id}/upload
      (file_kind=model), the code path of every upload; the version it
      answers becomes trainings.produced_version, status completed;
-  6. with "redeploy": true, move every serving deployment of the model onto
-     the new version (Roll, run by the spooler's main loop).
+  6. with "redeploy": true, move every serving deployment of the model that
+     belongs to the training's owner onto the new version (Roll, run by the
+     spooler's main loop).
 The job directory is removed when the script has ended; the bundle leaves
 spool/cur/ once the outcome (and the redeploy) is recorded.
 
@@ -409,7 +410,7 @@ class Job(threading.Thread):
                     and os.path.isfile(self.paths.model)):
                 self.say("redeploying model version %d (the redeploy was interrupted)",
                          row["produced_version"])
-                self.redeploy = (row["modelid"], row["produced_version"])
+                self.redeploy = (row["modelid"], row["produced_version"], row["ownerid"])
                 self.cleanup(keep_result=True)
                 return
             self.say("already %s; bundle discarded", row["status"])
@@ -800,9 +801,13 @@ class Job(threading.Thread):
 
     def upload_token(self, modelid):
         """(id, token): a write token of the least privilege that can store
-        the model - UPLOAD_TOKEN_LIFE seconds long, owner mlc-spooler -
-        made through the database procedure as every token is."""
-        return self._db(self.db.issue_token, "mlc-spooler", "write", UPLOAD_TOKEN_LIFE,
+        the model - UPLOAD_TOKEN_LIFE seconds long, for the model's owner
+        (only the owner may upload to a model) - made through the database
+        procedure as every token is."""
+        # A model deleted meanwhile has no owner: a token of no one's lets
+        # the API say so (404) as it would to anyone.
+        owner = self._db(self.db.model_owner, modelid) or "mlc-spooler"
+        return self._db(self.db.issue_token, owner, "write", UPLOAD_TOKEN_LIFE,
                         "training %s: upload of model %s" % (self.id, modelid))
 
     def _store(self, modelid, model, token):
@@ -844,7 +849,7 @@ class Job(threading.Thread):
             self.cleanup()
             return
         if row["redeploy"]:
-            self.redeploy = (row["modelid"], version)
+            self.redeploy = (row["modelid"], version, row["ownerid"])
             self.cleanup(keep_result=True)
         else:
             self.cleanup()
@@ -1048,13 +1053,17 @@ class RollItem:
 
 class Roll:
     """The redeploy of a completed training ("redeploy": true): every
-    deployment of the model that is deployed and should run moves onto the
-    new version, one RollItem each, all at once.  Driven by the spooler's
-    main loop (it shares the deployments and runtimes with the reconciler)."""
+    deployment of the model that is deployed and should run, and belongs
+    to the training's owner (every one for a training started with auth
+    off, which has none), moves onto the new version, one RollItem each,
+    all at once.  Another owner's deployments of the model stay where they
+    are.  Driven by the spooler's main loop (it shares the deployments and
+    runtimes with the reconciler)."""
 
-    def __init__(self, trainer, training_id, modelid, version, bundle_path):
+    def __init__(self, trainer, training_id, modelid, version, owner, bundle_path):
         self.trainer, self.id = trainer, training_id
         self.modelid, self.version, self.bundle = modelid, version, bundle_path
+        self.owner = owner
         self.paths = Paths(trainer.cfg, training_id)
         self.items = None
         self.notes, self.failures = [], []
@@ -1068,7 +1077,7 @@ class Roll:
         sp = self.trainer.spooler
         if self.items is None:
             self.sha256 = _read_json(self.paths.state).get("sha256") or self._hash()
-            rows = sp.db.serving(self.modelid, self.version)
+            rows = sp.db.serving(self.modelid, self.version, self.owner)
             self.items = {r["deployment_id"]: RollItem(self, r) for r in rows}
             _event(self.id, "redeploy of model version %d: %s", self.version,
                    ", ".join(sorted(self.items)) or "no deployment serves an older version")
@@ -1233,7 +1242,7 @@ class Trainer:
                 continue
             del self.jobs[tid]
             if job.redeploy and not self.stop_event.is_set():
-                self.rolls[tid] = Roll(self, tid, job.redeploy[0], job.redeploy[1], job.bundle)
+                self.rolls[tid] = Roll(self, tid, *job.redeploy, bundle_path=job.bundle)
         for tid, roll in list(self.rolls.items()):
             roll.step()
             if roll.done:
