@@ -135,6 +135,9 @@ static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 		MLC_PSTR(id), MLC_PSTR(modelid), MLC_PSTR(training_owner(m)),
 		pl ? MLC_PSTR(json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN)) : MLC_PNULL,
 		MLC_PLONG(json_object_get_boolean(json_object_object_get(m, "redeploy"))),
+		/* Whose deployments a redeploy moves: the caller's, or every
+		 * one for an admin (and with auth off). */
+		mlc_is_admin(r) ? MLC_PNULL : MLC_PSTR(r->who.owner),
 		MLC_PLONG(s->file[MLC_ART_CODE].version), MLC_PLONG(s->file[MLC_ART_DATA].version),
 		MLC_PSTR(now), MLC_PSTR(now),
 	};
@@ -156,8 +159,9 @@ static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 		return 0;
 	}
 	if (mlc_db_exec(r->db, "INSERT INTO trainings (training_id, modelid, ownerid, placement, "
-			"redeploy, status, code_version, data_version, created_at, updated_at) "
-			"VALUES (?, ?, ?, ?, ?, 'waiting', ?, ?, ?, ?)", p, 9, NULL, NULL, err) < 0)
+			"redeploy, redeploy_owner, status, code_version, data_version, created_at, "
+			"updated_at) VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?, ?, ?)", p, 10, NULL, NULL,
+			err) < 0)
 		goto fail;
 	if (mlc_db_commit(r->db, err) < 0) {
 		/* Lost with its answer, the commit may have landed all the same. */

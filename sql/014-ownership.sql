@@ -2,9 +2,11 @@
 -- every model has an owner, who alone (with admins) may change it, upload
 -- to it, retrain it, check its drift and read its data, code and env
 -- files.  Deployments, operations and trainings already name an owner
--- (with auth on, the owner of the token that made them); a retraining
--- with redeploy moves only its owner's deployments.  Models and trainings
--- from before belong to 'admin'.
+-- (with auth on, the owner of the token that made them).  A retraining
+-- with redeploy moves only the deployments of trainings.redeploy_owner:
+-- the owner of the token that started it, or NULL - every deployment of
+-- the model, as before - for an admin's token or with auth off.  Models
+-- and trainings from before belong to 'admin'.
 --
 -- Owner ids compare exactly (no padding: 'alice' is not 'alice '), as the
 -- API compares them.
@@ -26,6 +28,8 @@ ALTER TABLE models
 ALTER TABLE trainings
     MODIFY ownerid VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin
         NOT NULL DEFAULT '',
+    ADD COLUMN redeploy_owner VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin
+        NULL AFTER redeploy,
     ADD KEY trainings_owner (ownerid, created_at);
 UPDATE trainings SET ownerid = 'admin' WHERE ownerid = '';
 

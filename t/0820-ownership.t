@@ -219,8 +219,8 @@ t.is_error(as_(B, "GET", "/mltraining/status/" + tid), 404, "another owner's tra
 t.is_error(as_(B, "GET", "/mltraining/%s/log" % tid), 404, "another owner's training log is 404")
 t.ok(tid not in ids_of(as_(B, "GET", "/mltraining/all"), "training_id"), "bob's training list lacks it")
 t.ok(tid in ids_of(as_(A, "GET", "/mltraining/all"), "training_id"), "alice's training list has it")
-t.is_(t.db_rows("SELECT ownerid FROM trainings WHERE training_id = %s", tid), [{"ownerid": alice}],
-      "the training is alice's")
+t.is_(t.db_rows("SELECT ownerid, redeploy_owner FROM trainings WHERE training_id = %s", tid),
+      [{"ownerid": alice, "redeploy_owner": alice}], "the training is alice's, and so is what it redeploys")
 end = time.time() + 120
 while time.time() < end:
     st = t.body_of(as_(A, "GET", "/mltraining/status/" + tid)) or {}

@@ -14,7 +14,7 @@ REASON_MAX = 4000
 
 COLUMNS = ("deployment_id, modelid, model_version, ownerid, backend, status, desired, "
            "reason, warnings, endpoint, runtime_pid, restarts, created_at, updated_at")
-TRAINING_COLUMNS = ("training_id, modelid, ownerid, redeploy, status, reason, code_version, data_version, "
+TRAINING_COLUMNS = ("training_id, modelid, ownerid, redeploy, redeploy_owner, status, reason, code_version, data_version, "
                     "produced_version, created_at, started_at, finished_at, updated_at")
 
 

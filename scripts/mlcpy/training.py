@@ -32,8 +32,8 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
      (file_kind=model), the code path of every upload; the version it
      answers becomes trainings.produced_version, status completed;
   6. with "redeploy": true, move every serving deployment of the model that
-     belongs to the training's owner onto the new version (Roll, run by the
-     spooler's main loop).
+     belongs to the owner who started the training (every one, when an
+     admin did) onto the new version (Roll, run by the spooler's main loop).
 The job directory is removed when the script has ended; the bundle leaves
 spool/cur/ once the outcome (and the redeploy) is recorded.
 
@@ -410,7 +410,7 @@ class Job(threading.Thread):
                     and os.path.isfile(self.paths.model)):
                 self.say("redeploying model version %d (the redeploy was interrupted)",
                          row["produced_version"])
-                self.redeploy = (row["modelid"], row["produced_version"], row["ownerid"])
+                self.redeploy = (row["modelid"], row["produced_version"], row["redeploy_owner"])
                 self.cleanup(keep_result=True)
                 return
             self.say("already %s; bundle discarded", row["status"])
@@ -849,7 +849,7 @@ class Job(threading.Thread):
             self.cleanup()
             return
         if row["redeploy"]:
-            self.redeploy = (row["modelid"], version, row["ownerid"])
+            self.redeploy = (row["modelid"], version, row["redeploy_owner"])
             self.cleanup(keep_result=True)
         else:
             self.cleanup()
@@ -1054,10 +1054,10 @@ class RollItem:
 class Roll:
     """The redeploy of a completed training ("redeploy": true): every
     deployment of the model that is deployed and should run, and belongs
-    to the training's owner (every one for a training started with auth
-    off, which has none), moves onto the new version, one RollItem each,
-    all at once.  Another owner's deployments of the model stay where they
-    are.  Driven by the spooler's main loop (it shares the deployments and
+    to the training's redeploy_owner (the owner who started it; every
+    deployment when an admin did, or with auth off), moves onto the new
+    version, one RollItem each, all at once.  Other owners' deployments of
+    the model stay where they are.  Driven by the spooler's main loop (it shares the deployments and
     runtimes with the reconciler)."""
 
     def __init__(self, trainer, training_id, modelid, version, owner, bundle_path):
