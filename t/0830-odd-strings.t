@@ -65,7 +65,7 @@ for s in ODD:
     t.is_status(t.get("/model/%s/files/model" % dep_model, params={"version": s}), 422,
                 "version=%r is refused" % s)
     r = t.post("/deployment/add", json={"modelid": dep_model, "placement": None, "deployment_id": s})
-    if re.match(r"^[A-Za-z0-9._-]{1,64}$", s):
+    if re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", s):
         # A valid id: the model (which has no model file) is what is wrong.
         t.is_status(r, 409, "deployment_id %r is an id like any other" % s)
     else:

@@ -141,6 +141,7 @@ conf_example = read(D("etc/mlconnector/mlconnector.conf.example"))
 t.ok(re.search(r"^MLC_VAR=/var/lib/mlconnector$", conf_example, re.M)
      and re.search(r"^MLC_DB_SOCKET=/run/mysqld/mysqld.sock$", conf_example, re.M),
      "the example configuration uses /var/lib/mlconnector and the MariaDB server's socket")
+t.ok(re.search(r"^MLC_AUTH=on$", conf_example, re.M), "the installed configuration wants bearer tokens (MLC_AUTH=on)")
 site = read(D("usr/share/mlconnector/nginx/mlconnector-site.conf"))
 t.ok("server unix:/var/lib/mlconnector/api/mlc-api.sock;" in site
      and "include /usr/share/mlconnector/nginx/mlconnector-locations.conf;" in site
@@ -309,6 +310,16 @@ def deploy_installed(base):
     urllib3.disable_warnings()
     s = requests.Session()
     s.verify, s.trust_env = False, False  # (a CA bundle from the environment would win)
+    # The installed configuration turns auth on: a token made with
+    # mlc-admin, as INSTALL says.
+    r = run(admin, "token", "add", "t0900", "--scope", "admin")
+    token = (r.stdout.strip().splitlines() or [""])[-1]
+    t.ok(re.match(r"^mlc_[0-9a-f]{64}$", token), "mlc-admin token add makes a token for the installed stack",
+         r.stdout, r.stderr)
+    s.headers["Authorization"] = "Bearer " + token
+    t.is_(s.get(base + "/model/all", params={"limit": 1}).status_code, 200, "the installed API takes it")
+    t.is_(s.get(base + "/model/all", params={"limit": 1}, headers={"Authorization": None}).status_code,
+          401, "and wants one")
     reg, X, y, names = mm.diabetes_ridge()
     r = s.post(base + "/model/add", json=t.minimal_model(modelkind="regression",
                                                          featurelist=mm.featurelist(names)))
