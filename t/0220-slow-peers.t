@@ -202,6 +202,8 @@ class SlowUpload(threading.Thread):
         self.sock = socket.create_connection((host, port))
         head = ("POST /model/%s/upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                 "Content-Type: multipart/form-data; boundary=slowB\r\n" % mid)
+        if t.TOKEN:
+            head += "Authorization: Bearer %s\r\n" % t.TOKEN
         head += "Transfer-Encoding: chunked\r\n" if chunked else "Content-Length: %d\r\n" % len(self.body)
         self.sock.sendall((head + "\r\n").encode())
         self.start()

@@ -73,8 +73,9 @@ before = t.db_rows("SELECT COUNT(*) AS n FROM artifacts WHERE modelid = %s", mid
 head, payload, tail = multipart("abortXYZ", "model", pkl + os.urandom(4 << 20))
 host, port = BASE.split("//")[1].split(":")
 s = socket.create_connection((host, int(port)))
+auth = "Authorization: Bearer %s\r\n" % t.TOKEN if t.TOKEN else ""
 s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=abortXYZ\r\n"
-           "Content-Length: %d\r\n\r\n" % (up, len(head) + len(payload) + len(tail))).encode())
+           "%sContent-Length: %d\r\n\r\n" % (up, auth, len(head) + len(payload) + len(tail))).encode())
 s.sendall(head + payload[:len(payload) // 2])
 time.sleep(0.5)
 s.close()
@@ -86,7 +87,7 @@ t.is_status(requests.get(BASE + "/health"), 200, "the service still answers afte
 # Over the limit: nginx refuses a declared length over MLC_MAX_UPLOAD ...
 s = socket.create_connection((host, int(port)))
 s.sendall(("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-           "Content-Length: %d\r\nConnection: close\r\n\r\n" % (up, limit + 1)).encode())
+           "%sContent-Length: %d\r\nConnection: close\r\n\r\n" % (up, auth, limit + 1)).encode())
 reply = b""
 s.settimeout(10)
 try:

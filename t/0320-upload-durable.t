@@ -118,8 +118,8 @@ with open(path, "wb") as f:
 t.defer(os.unlink, path)
 key = training.idempotency_key("3f1c0000-0000-4000-8000-000000000001")
 t.is_(key, "training-3f1c0000-0000-4000-8000-000000000001", "a training's key is training-<id>")
-s1, j1 = training.upload(t.BASE_URL, mid3, path, key=key)
-s2, j2 = training.upload(t.BASE_URL, mid3, path, key=key)
+s1, j1 = training.upload(t.BASE_URL, mid3, path, key=key, token=t.TOKEN)
+s2, j2 = training.upload(t.BASE_URL, mid3, path, key=key, token=t.TOKEN)
 t.is_((s1, s2, (j1 or {}).get("version"), (j2 or {}).get("version")), (201, 201, 2, 2),
       "the spooler's upload of a trained model, sent twice, stores version 2 once")
 t.is_(versions(mid3, "model"), [1, 2], "... no third version")
