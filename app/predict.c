@@ -871,14 +871,14 @@ void mlc_h_predict(struct mlc_req *r)
 		mlc_reply_detail(r, 404, "deployment '%s' not found", dep);
 		goto out;
 	}
-	/* The operation is the caller's (with auth off: the body's ownerid, else
-	 * the deployment's owner). */
-	if (mlc_body_owner(r, json_object_object_get(m, "ownerid") ?
-			   json_object_get_string(json_object_object_get(m, "ownerid")) : NULL,
-			   &owner) < 0)
-		goto out;
-	if (!owner)
+	/* The operation is the deployment owner's (the caller's, unless an
+	 * admin calls), or the body's ownerid: the token's own, or any an
+	 * admin names (with auth off, any). */
+	if (!json_object_object_get(m, "ownerid"))
 		owner = t.ownerid;
+	else if (mlc_body_owner(r, json_object_get_string(json_object_object_get(m, "ownerid")),
+				&owner) < 0)
+		goto out;
 	if (strcmp(t.status, "deployed")) {
 		mlc_reply_detail(r, 409, "deployment '%s' is %s%s%s", dep, t.status,
 				 t.reason[0] ? ": " : "", t.reason);

@@ -91,13 +91,8 @@ t.ok(r.status_code == 200 and abs(r.json()["prediction"][0] - reg.predict(X[3:4]
 r = predict(dep, {"data": [dict(zip(names, X[i].tolist())) for i in (4, 5)]})
 t.is_(len((t.body_of(r) or {}).get("prediction") or []), 2, "a batch of objects predicts every row")
 last_opid = (t.body_of(r) or {}).get("operationid")
-# With auth on an operation is the caller's (the test's admin token is
-# owner 'admin'); with auth off, the deployment owner's.
-recorded_as = "admin" if t.auth_on() else owner
-ops = t.body_of(t.get("/deployment/get/opos/" + recorded_as, params={"limit": 1000})) or []
-ops = [o for o in ops if o.get("deploymentid") == dep]
-t.is_(len(ops), 3, "every predict call is recorded as an operation of the caller (auth off: the "
-      "deployment's owner)")
+ops = t.body_of(t.get("/deployment/get/opos/" + owner, params={"limit": 1000})) or []
+t.is_(len(ops), 3, "every predict call is recorded as an operation of the deployment's owner")
 t.ok(all(isinstance(o.get("operationid"), str) and re.match(t.UUID4_RE, o["operationid"]) for o in ops),
      "opos shows each recorded operation's operationid as a UUID string", ops)
 t.is_(ops[0].get("operationid") if ops else None, last_opid,
@@ -252,8 +247,7 @@ else:
     p = np.array((t.body_of(r) or {}).get("prediction") or [0])
     t.ok(r.status_code == 200 and p.shape == (25,) and np.max(np.abs(p - reg.predict(X[:25]))) < 1e-9,
          "a data link to a CSV served locally predicts every row", t.describe(r))
-    ops = t.body_of(t.get("/deployment/get/opos/" + ("admin" if t.auth_on() else owner + "-link"))) or []
-    ops = [o for o in ops if o.get("deploymentid") == dep_link] or [{}]
+    ops = t.body_of(t.get("/deployment/get/opos/" + owner + "-link")) or [{}]
     t.is_(len(ops[0].get("data") or []), 25, "the link's rows are recorded as the operation's data")
     t.is_422(predict(dep_link, {"data_link": "http://127.0.0.1:%d/missing.csv" % port}),
              [(("body", "data_link"), None, "value_error.url.status")], "a link that answers 404")

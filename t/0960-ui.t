@@ -142,6 +142,11 @@ if not (chromium and node and have_modules):
 shots = os.path.join(var, "screenshots")
 cfg = {"base": t.BASE_URL, "shots": shots, "chromium": chromium, "deployment": dep,
        "model": mid, "drift_model": mid, "operation": opid}
+# With MLC_AUTH=on the pages get the test's token, typed where a person
+# would type one; with auth off any text does.
+if t.TOKEN:
+    cfg["token"] = t.TOKEN
+docs_token, dash_token = t.TOKEN or "ui-test-token", t.TOKEN or "dash-test-token"
 run = subprocess.run([node, os.path.join(ui, "test", "browser-check.mjs"), json.dumps(cfg)],
                      capture_output=True, text=True, cwd=ui, timeout=600)
 try:
@@ -161,7 +166,7 @@ t.ok("/model/add" in paths and "/deployment/{deployment_id}/predict" in paths,
      sorted(paths))
 t.is_(docs.get("authorizeButton"), True, "/docs has the Authorize button (bearerAuth)")
 t.is_(docs.get("tryItOutStatus"), "200", "\"Try it out\" on GET /health answers 200 from this instance")
-t.ok(any(a.get("url") == "/health" and a.get("authorization") == "Bearer ui-test-token"
+t.ok(any(a.get("url") == "/health" and a.get("authorization") == "Bearer " + docs_token
          for a in docs.get("auth") or []),
      "after Authorize, \"Try it out\" sends the token as Authorization: Bearer", docs.get("auth"), docs.get("authorized"))
 t.is_(docs.get("foreign"), [], "/docs asks for nothing from another site")
@@ -210,11 +215,11 @@ t.like(dash.get("shapInfo") or "", r"predicted value [-0-9.e]+ = base value [-0-
 t.ok(abs(sum(vals) + float((dash.get("shapInfo") or "").split("base value ")[-1].split(" ")[0] or 0)
          - base_out) < 1e-6 if vals else False,
      "base value + the bars add up to the model's prediction for that row")
-t.is_(dash.get("tokenStored"), "dash-test-token", "the token field keeps the token in sessionStorage")
-t.is_(dash.get("docsWithStoredToken"), ["/health Bearer dash-test-token"],
+t.is_(dash.get("tokenStored"), dash_token, "the token field keeps the token in sessionStorage")
+t.is_(dash.get("docsWithStoredToken"), ["/health Bearer " + dash_token],
       "/docs in the same tab is authorized with it: \"Try it out\" sends it")
 sent = dash.get("tokenSent") or []
-t.ok(sent and all(a == "Bearer dash-test-token" for a in sent),
+t.ok(sent and all(a == "Bearer " + dash_token for a in sent),
      "with a token, every request of the dashboard carries Authorization: Bearer (%d requests)" % len(sent),
      dash.get("tokenRequests"))
 

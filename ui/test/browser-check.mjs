@@ -5,7 +5,7 @@
 //   node browser-check.mjs '{"base": "http://127.0.0.1:8090",
 //       "shots": "/path/for/screenshots", "chromium": "/usr/bin/chromium",
 //       "deployment": "dep-1", "model": "<modelid>", "drift_model": "<modelid>",
-//       "operation": "<operationid>"}'
+//       "operation": "<operationid>", "token": "<bearer token, with MLC_AUTH=on>"}'
 //
 // Every page is loaded in a fresh profile with no network beyond the
 // instance; requests to any other origin are recorded (and refused).
@@ -19,6 +19,11 @@ const base = cfg.base.replace(/\/$/, "");
 const origin = new URL(base).origin;
 const shots = cfg.shots;
 const TIMEOUT = 90000;
+// The tokens typed into /docs and the dashboard: the instance's, when it
+// wants one (MLC_AUTH=on), else any text (an instance with auth off
+// ignores it).
+const DOCS_TOKEN = cfg.token || "ui-test-token";
+const DASH_TOKEN = cfg.token || "dash-test-token";
 mkdirSync(shots, { recursive: true });
 
 const profile = mkdtempSync(join(tmpdir(), "mlc-chromium."));
@@ -83,7 +88,7 @@ try {
 	try {
 		await page.click(".btn.authorize");
 		await page.waitForSelector(".modal-ux input", { timeout: 20000 });
-		await page.type(".modal-ux input", "ui-test-token");
+		await page.type(".modal-ux input", DOCS_TOKEN);
 		await page.click(".modal-ux .auth-btn-wrapper .authorize");
 		await page.click(".modal-ux .btn-done, .modal-ux .close-modal");
 		r.authorized = true;
@@ -141,6 +146,12 @@ async function ready(page) {
 
 try {
 	const { page, log } = await openPage();
+	// With auth on, the dashboard needs the token from its first request,
+	// as a person would have entered it earlier in this tab.
+	if (cfg.token)
+		await page.evaluateOnNewDocument((tok) => {
+			if (!window.sessionStorage.getItem("mlc.token")) window.sessionStorage.setItem("mlc.token", tok);
+		}, cfg.token);
 	const resp = await page.goto(base + "/dashboard", { waitUntil: "networkidle0" });
 	await ready(page);
 	const r = { status: resp.status(), title: await page.title() };
@@ -181,7 +192,8 @@ try {
 	r.consoleErrorsBeforeToken = log.consoleErrors.slice();
 	// The token field: kept in sessionStorage, sent as a bearer token.
 	const before = log.auth.length;
-	await page.type("#token", "dash-test-token");
+	await page.$eval("#token", (e) => { e.value = ""; });
+	await page.type("#token", DASH_TOKEN);
 	await page.click("#token-form button[type='submit']");
 	await page.waitForFunction(() => document.body.getAttribute("data-state") === "ready", { timeout: TIMEOUT });
 	await ready(page);
