@@ -20,7 +20,7 @@
  * token needs (auth.h): GET routes read, everything that changes state -
  * predictions too, which record an operation - writes, /metrics admin;
  * /health and the job-file routes (their own credential) need none.
- * t/0810-auth-matrix.t reads this table.
+ * t/0855-auth-matrix.t reads this table.
  */
 static const struct mlc_route routes[] = {
 	{ "GET",    "/health",                    mlc_h_health, 0, MLC_SCOPE_NONE },

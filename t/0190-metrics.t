@@ -246,8 +246,10 @@ def access_lines(ids, seconds=10):
 log = access_lines({no_route_id, model_404_id, nginx_413_id})
 e = log.get(model_404_id) or {}
 t.is_({k: e.get(k) for k in ("method", "uri", "route", "status", "owner")},
-      {"method": "GET", "uri": "/model/" + missing, "route": "/model/{model_id}", "status": 404, "owner": ""},
-      "the access log line of a request has its id, method, uri, route template and status",
+      {"method": "GET", "uri": "/model/" + missing, "route": "/model/{model_id}", "status": 404,
+       "owner": "admin" if t.auth_on() else ""},
+      "the access log line of a request has its id, method, uri, route template, status and the "
+      "token's owner (with auth on; the test's token is admin's)",
       json.dumps(e))
 t.ok(isinstance(e.get("bytes"), int) and e["bytes"] > 0 and isinstance(e.get("latency"), (int, float))
      and re.match(r"^\d{4}-\d\d-\d\dT", e.get("time", "")),

@@ -5,6 +5,8 @@
 # its row.  Callers: no token, an unknown, an expired and a revoked token,
 # a read token of a third owner, a write token of another owner, a write
 # token of the owner of the resources the path names, and an admin token.
+# GET routes need a read token, those that change state a write token,
+# /metrics an admin's; /health and the job-file routes none.
 import os
 import re
 import sys
@@ -68,7 +70,18 @@ MATRIX = {
     ("GET", "/mltraining/{training_id}/log"): OWNED_ROW,
     ("PATCH", "/model/{model_id}"): allowed(200, 403, 403),
     ("DELETE", "/model/{model_id}"): allowed(200, 403, 403),
+    # Remote runtimes' job files take their job credential (X-MLC-Job-Token),
+    # not a bearer token: without it, 401 from the route itself, whoever asks.
+    ("GET", "/deployment/{deployment_id}/bundle"): {c: 401 for c in CALLERS},
+    ("GET", "/mltraining/{training_id}/bundle"): {c: 401 for c in CALLERS},
+    ("PUT", "/mltraining/{training_id}/model"): {c: 401 for c in CALLERS},
+    # Operators' counters: admin tokens only.
+    ("GET", "/metrics"): allowed(403, 403, 403, admin=200),
 }
+# The scope each route's row declares.
+SCOPES = {("GET", "/health"): "NONE", ("GET", "/deployment/{deployment_id}/bundle"): "NONE",
+          ("GET", "/mltraining/{training_id}/bundle"): "NONE",
+          ("PUT", "/mltraining/{training_id}/model"): "NONE", ("GET", "/metrics"): "ADMIN"}
 # Calls that use up their fixtures get fresh ones.
 DESTRUCTIVE = {("DELETE", "/model/{model_id}"), ("DELETE", "/deployment/{deployment_id}")}
 
@@ -76,7 +89,7 @@ in_table = {(m, p) for m, p, _ in ROUTES}
 t.is_(sorted(in_table - set(MATRIX)), [], "every route of the table has its row in the matrix")
 t.is_(sorted(set(MATRIX) - in_table), [], "every row of the matrix is a route of the table")
 for m, p, scope in ROUTES:
-    want = "MLC_SCOPE_NONE" if p == "/health" else "MLC_SCOPE_READ" if m == "GET" else "MLC_SCOPE_WRITE"
+    want = "MLC_SCOPE_" + SCOPES.get((m, p), "READ" if m == "GET" else "WRITE")
     t.is_(scope, want, "%s %s needs scope %s" % (m, p, want[10:].lower()))
 
 # ---- callers -------------------------------------------------------------------

@@ -150,8 +150,8 @@ t.is_(t.db_rows("SELECT ownerid FROM tokens WHERE ownerid = %s", weird), [{"owne
 
 # ---- the rate limit, on a second mlc-api with MLC_RATE_LIMIT=2, burst 3 ------
 
-sock2 = os.path.join(var, "run", "t0800.sock")
-log = open(os.path.join(var, "log", "t0800-mlc-api.log"), "ab")
+sock2 = os.path.join(var, "run", "t0850.sock")
+log = open(os.path.join(var, "log", "t0850-mlc-api.log"), "ab")
 env = dict(os.environ, MLC_SOCKET=sock2, MLC_WORKERS="2", MLC_RATE_LIMIT="2", MLC_RATE_BURST="3")
 master = subprocess.Popen([api_bin, "-c", os.environ["MLC_CONF"]], env=env, stdout=log, stderr=log)
 try:
@@ -187,14 +187,14 @@ finally:
 # ---- refusing to serve without auth where others can reach it -----------------
 
 for host in ("0.0.0.0", "192.0.2.1"):
-    env = dict(os.environ, MLC_SOCKET=os.path.join(var, "run", "t0800-off.sock"), MLC_AUTH="off",
+    env = dict(os.environ, MLC_SOCKET=os.path.join(var, "run", "t0850-off.sock"), MLC_AUTH="off",
                MLC_HOST=host, MLC_WORKERS="1")
     p = subprocess.run([api_bin, "-c", os.environ["MLC_CONF"]], env=env, capture_output=True,
                        text=True, timeout=30)
     t.ok(p.returncode != 0 and "MLC_AUTH=off" in p.stderr and "loopback" in p.stderr,
          "mlc-api refuses MLC_AUTH=off with MLC_HOST=%s, saying why" % host, p.returncode, p.stderr)
 p = subprocess.run([api_bin, "-c", os.environ["MLC_CONF"]], capture_output=True, text=True, timeout=30,
-                   env=dict(os.environ, MLC_AUTH="maybe", MLC_SOCKET=os.path.join(var, "run", "t0800-x.sock")))
+                   env=dict(os.environ, MLC_AUTH="maybe", MLC_SOCKET=os.path.join(var, "run", "t0850-x.sock")))
 t.ok(p.returncode != 0 and "on or off" in p.stderr, "mlc-api refuses MLC_AUTH=maybe", p.stderr)
 with tempfile.TemporaryDirectory() as d:
     p = subprocess.run([os.path.join(root, "scripts", "mlc"), "up"], capture_output=True, text=True,
@@ -220,7 +220,7 @@ t.is_(t.get("/model/all", params={"limit": 1}).status_code, 200, "nginx's worker
 # A runtime socket that is a symlink (or leads to a socket bound elsewhere)
 # is refused by the gateway without sending it anything.
 model = t.add_model(t.minimal_model(), "setup: a model for a fake deployment")
-elsewhere = os.path.join(var, "t0800-elsewhere.sock")
+elsewhere = os.path.join(var, "t0850-elsewhere.sock")
 srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 if os.path.lexists(elsewhere):
     os.unlink(elsewhere)
@@ -242,7 +242,7 @@ def fake_deployment(dep, kind):
 
 
 for kind in ("symlink", "hardlink"):
-    dep = t.uniq("t0800-" + kind)
+    dep = t.uniq("t0850-" + kind)
     t.defer(subprocess.run, ["rm", "-rf", os.path.join(var, "deployments", dep)])
     t.defer(t.db_rows, "DELETE FROM deployments WHERE deployment_id = %s", dep)
     for _ in range(5):
