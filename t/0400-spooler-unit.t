@@ -307,7 +307,18 @@ t.is_(r.get("endpoint"), "unix:" + sock_of(ridge_id), "Ridge: endpoint is unix:<
 ridge_pid = r.get("runtime_pid")
 t.ok(alive(ridge_pid) and "--dir" in cmdline(ridge_pid) and dep_dir(ridge_id) in cmdline(ridge_pid),
      "Ridge: runtime_pid is a live mlc-runtime for its directory", cmdline(ridge_pid))
-t.ok(os.stat(sock_of(ridge_id)).st_mode & 0o777 == 0o660, "Ridge: the socket is mode 0660 (the runtime user and its group only)")
+st_sock = os.stat(sock_of(ridge_id))
+t.ok(st_sock.st_mode & 0o777 == 0o660, "Ridge: the socket is mode 0660 (no other local user can call the model)")
+if os.getuid() == 0:
+    import pwd
+    try:
+        svc_gid = pwd.getpwnam(os.environ.get("MLC_SERVICE_USER") or "mlconnector").pw_gid
+    except KeyError:
+        svc_gid = None
+    t.ok(svc_gid is None or st_sock.st_gid == svc_gid,
+         "Ridge: its group is the API's (MLC_SERVICE_USER's)", st_sock.st_gid, svc_gid)
+else:
+    t.skip("Ridge: its group is the API's", "not root")
 t.is_(bundle_left(ridge_id), [], "Ridge: the bundle left the spool")
 h = health(ridge_id)
 t.is_(h, {"status": "ok", "deployment_id": ridge_id, "model": "Ridge", "n_features": 10,

@@ -14,8 +14,9 @@ Layout of a deployment directory (root-owned, group MLC_RUNTIME_USER,
 mode 1771; the sandbox sees it read-only):
 
   job.json, model.pkl, data.csv, requirements.txt   from the bundle, 0644
-  runtime.sock    the runtime's HTTP socket (0666), bound by the spooler and
-                  passed to the runtime, which listens once its model loaded
+  runtime.sock    the runtime's HTTP socket (0660, group MLC_SERVICE_USER's),
+                  bound by the spooler and passed to the runtime, which
+                  listens once its model loaded
   runtime.pid     the runtime's pid (written by the spooler)
   runtime.state   JSON, written by the spooler: the running process as
                   {pid, start, boot, started, log_offset}, or after a crash
@@ -36,6 +37,7 @@ start time, same boot).
 
 import json
 import os
+import pwd
 import socket
 import stat
 import subprocess
@@ -272,18 +274,36 @@ class LocalBackend(backend.Backend):
             return self.cgroups.out_of_memory()
         return None
 
+    def _api_gid(self):
+        """The group the API's workers run with: MLC_SERVICE_USER's (None
+        when this spooler is not root, or that user does not exist)."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam(self.cfg.get("MLC_SERVICE_USER")).pw_gid
+        except KeyError:
+            return None
+
     def _bind_socket(self, key):
         """The runtime's socket, bound but not listening: connections are
-        refused until the runtime has loaded its model and listens."""
+        refused until the runtime has loaded its model and listens.  Mode
+        0660, group MLC_SERVICE_USER's: the API's workers connect, and no
+        other local user can call the model past the gateway."""
         path = self.sock(key)
         self._unlink(path)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)
         try:
             s.bind(path)
-            os.chmod(path, 0o666)  # the API's workers connect as another user
+            gid = self._api_gid()
+            if gid is not None:
+                os.chown(path, 0, gid)
+            os.chmod(path, 0o660)
         except OSError:
             s.close()
             raise
+        finally:
+            os.umask(old)
         return s
 
     def _check_paths(self, key):

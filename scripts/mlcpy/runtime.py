@@ -427,8 +427,8 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             self.server_activate()
             return
         _remove_stale(path)
-        # Only the runtime user and its group (root's API workers, or an
-        # API user in the group) may connect: no moment of a wider mode.
+        # Started without a socket from the spooler (by hand): only its own
+        # user and group may connect, with no moment of a wider mode.
         old = os.umask(0o117)
         try:
             super().__init__(path, Handler)

@@ -235,6 +235,8 @@ class SlowUpload:
         ctype, self.head, self.tail, _ = multipart(kind, name, b"")
         self.size, self.sent = size, 0
         self.sock = socket.create_connection(_address(), timeout=60)
+        if t.TOKEN and not any(k.lower() == "authorization" for k in (headers or {})):
+            headers = dict(headers or {}, Authorization="Bearer " + t.TOKEN)
         extra = "".join("%s: %s\r\n" % kv for kv in (headers or {}).items())
         self.sock.sendall(("POST /model/%s/upload HTTP/1.0\r\nHost: localhost\r\n"
                            "Content-Type: %s\r\nContent-Length: %d\r\n%s\r\n"
@@ -319,7 +321,10 @@ class Client:
         return resp.status, data
 
     def request(self, method, path, body=None, headers=None):
-        """(status, body) or (None, the exception)."""
+        """(status, body) or (None, the exception).  With auth on, the
+        test's token goes with every request."""
+        if t.TOKEN and not any(k.lower() == "authorization" for k in (headers or {})):
+            headers = dict(headers or {}, Authorization="Bearer " + t.TOKEN)
         write = method not in ("GET", "HEAD")
         if write:
             headers = dict(headers or {}, Connection="close")
