@@ -292,7 +292,10 @@ class LocalBackend(backend.Backend):
         path = self.sock(key)
         self._unlink(path)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)
+        # (No umask games: training threads create files meanwhile.  Bound
+        # under the spooler's umask the socket has no write bit for others,
+        # so nobody else can connect before the chmod either; and it does
+        # not listen yet.)
         try:
             s.bind(path)
             gid = self._api_gid()
@@ -302,8 +305,6 @@ class LocalBackend(backend.Backend):
         except OSError:
             s.close()
             raise
-        finally:
-            os.umask(old)
         return s
 
     def _check_paths(self, key):
