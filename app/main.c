@@ -32,6 +32,7 @@
 #include "buildinfo.h"
 #include "config.h"
 #include "db.h"
+#include "dbtarget.h"
 #include "http.h"
 #include "log.h"
 #include "routes.h"
@@ -291,6 +292,12 @@ int main(int argc, char **argv)
 		mlc_die("cannot open the log file %s: %s", log_file, strerror(errno));
 	if (conf && mlc_config_load(conf, &err) < 0)
 		mlc_die("%s", err.msg);
+	{
+		struct mlc_db_target t;
+
+		if (mlc_db_target_config(&t, err.msg, sizeof(err.msg)) < 0)
+			mlc_die("%s", err.msg);
+	}
 	n = (int)mlc_config_long("MLC_WORKERS", 0);
 	if (n <= 0)
 		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
