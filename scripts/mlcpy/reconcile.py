@@ -129,9 +129,9 @@ class Spooler:
         signal.signal(signal.SIGINT, on_signal)
         self.prepare()
         lb = self.local()
-        log.spooler("started (pid %d, MLC_VAR %s, backend %s; runtimes: %s, memory %d bytes)",
-                    os.getpid(), self.cfg.var, self.default_backend, lb.cgroups.describe(),
-                    lb.memory)
+        log.spooler("started (pid %d, MLC_VAR %s, database %s, backend %s; runtimes: %s, "
+                    "memory %d bytes)", os.getpid(), self.cfg.var, self.cfg.db_where(),
+                    self.default_backend, lb.cgroups.describe(), lb.memory)
         while not self.stopping:
             self.guarded(self.tick)
             end = time.monotonic() + self.poll_interval

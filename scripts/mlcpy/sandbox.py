@@ -223,7 +223,7 @@ def hidden_paths(cfg):
     /tmp and /run (those are fresh tmpfs already), parents first."""
     dirs = [cfg.var, os.path.join(cfg.root, "var"), os.path.join(cfg.root, "conf"),
             cfg.artifacts]
-    if not cfg.get("MLC_DB_HOST"):
+    if cfg.db_socket():
         dirs.append(os.path.dirname(cfg.db_socket()))
     if cfg.get("MLC_SOCKET"):
         dirs.append(os.path.dirname(cfg.get("MLC_SOCKET")))
