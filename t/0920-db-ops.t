@@ -470,6 +470,23 @@ r = mlc("backup", os.path.join(TMP, "bk-var"), MLC_ARTIFACTS=TMP)
 t.ok(r.returncode != 0, "mlc backup refuses a DIR inside MLC_ARTIFACTS (here the store holds it)",
      r.stderr)
 
+# The installed copy (scripts/mlc without a configure.ac beside it, as
+# make install lays it out under mlc-admin) has status, backup and restore.
+INST = os.path.join(TMP, "installed")
+shutil.copytree(os.path.join(ROOT, "scripts"), os.path.join(INST, "scripts"),
+                ignore=shutil.ignore_patterns("__pycache__"))
+shutil.copytree(SQL_DIR, os.path.join(INST, "sql"))
+admin = os.path.join(INST, "scripts", "mlc")
+r = subprocess.run([admin, "status"], capture_output=True, text=True, env=ENV, timeout=60)
+t.ok(r.returncode == 0
+     and re.search(r"(?m)^mysqld: system service: running \(socket %s\)$" % re.escape(EXT_SOCK), r.stdout)
+     and re.search(r"(?m)^nginx: system service: (running|stopped)$", r.stdout),
+     "mlc-admin status: the database and nginx as system services", r.stdout + r.stderr)
+r = subprocess.run([admin, "backup", os.path.join(TMP, "bk-installed")], capture_output=True,
+                   text=True, env=ENV, timeout=120)
+t.ok(r.returncode == 0 and store_files(os.path.join(TMP, "bk-installed", "artifacts")) == backed,
+     "mlc-admin backup DIR: the same backup from the installed copy", r.stderr)
+
 # A tampered backup: refused, and nothing changes.
 BAD = os.path.join(TMP, "bk-bad")
 shutil.copytree(BK, BAD, symlinks=True)
