@@ -239,18 +239,20 @@ def artifact_rows(dump):
     head = b"INSERT INTO `artifacts` ("
     rows = []
     with open(dump, "rb") as f:
-        for line in f:
+        for n, line in enumerate(f, 1):
             if not line.startswith(head):
                 continue
-            end = line.index(b") VALUES ", len(head))
-            cols = [c.strip().strip(b"`").decode() for c in line[len(head):end].split(b",")]
             try:
+                end = line.index(b") VALUES ", len(head))
+                cols = [c.strip().strip(b"`").decode() for c in line[len(head):end].split(b",")]
                 ip, isz, ish = cols.index("path"), cols.index("size"), cols.index("sha256")
-            except ValueError:
-                raise BackupError("the dump's artifacts rows lack path, size or sha256") from None
-            for row in _values(line, end + len(b") VALUES ")):
-                rows.append((row[ip].decode("utf-8", "surrogateescape"), int(row[isz]),
-                             row[ish].decode("ascii")))
+                for row in _values(line, end + len(b") VALUES ")):
+                    rows.append((row[ip].decode("utf-8", "surrogateescape"), int(row[isz]),
+                                 row[ish].decode("ascii")))
+            except (ValueError, IndexError, TypeError, AttributeError, UnicodeDecodeError):
+                raise BackupError("%s line %d: an artifacts INSERT this backup cannot read (the "
+                                  "dump must come from mariadb-dump --complete-insert)"
+                                  % (dump, n)) from None
     return rows
 
 
