@@ -9,13 +9,16 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "csvcheck.h"
 #include "log.h"
+#include "metrics.h"
 #include "modelcheck.h"
 #include "multipart.h"
 #include "routes.h"
@@ -130,7 +133,10 @@ static int stream_body(struct mlc_req *r, struct mlc_mp *mp, struct upload *u,
 	unsigned long long total = 0;
 	int n, rc = 0;
 
-	while ((n = FCGX_GetStr(buf, CHUNK, r->fcgx->in)) > 0) {
+	/* mlc_body_read applies the idle timeout and the minimum rate: an
+	 * upload that stalls or crawls is abandoned (408) instead of holding
+	 * the worker for as long as the client likes. */
+	while ((n = mlc_body_read(r, buf, CHUNK)) > 0) {
 		total += (unsigned long long)n;
 		if (total > max) {
 			mlc_reply_detail(r, 413, "upload exceeds the limit of %llu bytes", max);
@@ -139,6 +145,10 @@ static int stream_body(struct mlc_req *r, struct mlc_mp *mp, struct upload *u,
 		rc = mlc_mp_feed(mp, buf, (size_t)n);
 		if (rc)
 			break;
+	}
+	if (n < 0) {
+		mlc_reply_body_cut(r);
+		goto out;
 	}
 	if (!rc && r->content_length >= 0 && total < (unsigned long long)r->content_length) {
 		mlc_reply_detail(r, 400, "the request body ended after %llu of %lld bytes",
@@ -242,21 +252,138 @@ static json_object *file_from_row(char **cols)
 	return o;
 }
 
+#define MAX_IDEMPOTENCY_KEY 255
+
+/* The Idempotency-Key header, when present: 1 to 255 visible ASCII
+ * characters.  Returns 0 (key NULL without the header), or -1 after
+ * replying 422. */
+static int idempotency_key_or_422(struct mlc_req *r, const char **key)
+{
+	const char *k = FCGX_GetParam("HTTP_IDEMPOTENCY_KEY", r->fcgx->envp);
+	size_t n = 0;
+
+	*key = NULL;
+	if (!k)
+		return 0;
+	while (k[n] && n <= MAX_IDEMPOTENCY_KEY && k[n] > 0x20 && k[n] < 0x7f)
+		n++;
+	if (n && n <= MAX_IDEMPOTENCY_KEY && !k[n]) {
+		*key = k;
+		return 0;
+	}
+	{
+		json_object *errors = json_object_new_array();
+
+		mlc_validate_error(errors, "an Idempotency-Key is 1 to 255 visible ASCII characters "
+				   "(no spaces)", "value_error.idempotency_key", "header",
+				   "idempotency-key", NULL);
+		mlc_reply_422(r, errors);
+	}
+	return -1;
+}
+
+struct stored {
+	json_object *file;	/* the row as the API shows it */
+	char kind[16];
+	char sha256[65];
+};
+
+static int stored_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct stored *s = ctx;
+
+	s->file = file_from_row(cols);
+	snprintf(s->kind, sizeof(s->kind), "%s", cols[2]);
+	snprintf(s->sha256, sizeof(s->sha256), "%s", cols[7]);
+	return 1;
+}
+
+#ifdef MLC_TEST_HOOKS
+/*
+ * Test builds only (see mlc_test_hook): when the file
+ * $MLC_VAR/test-lost-commit exists, the next upload's COMMIT is "lost" -
+ * its connection is closed right after COMMIT ("landed": the row is in)
+ * or instead of it ("lost": the server rolls back) and the worker sees a
+ * lost connection either way.  Returns 'l', 'n' or 0.
+ */
+static int test_lost_commit(void)
+{
+	char c = 0;
+
+	if (!mlc_test_hook("lost-commit", NULL, &c))
+		return 0;
+	return c == 'l' ? 'l' : 'n';
+}
+#endif
+
+static int commit_upload(struct mlc_req *r, struct mlc_err *err)
+{
+#ifdef MLC_TEST_HOOKS
+	int hook = test_lost_commit();
+
+	if (hook) {
+		if (hook == 'l' && mlc_db_commit(r->db, err) < 0)
+			return -1;
+		mlc_db_disconnect(r->db);
+		mlc_log("warn", NULL, "test hook: the upload's COMMIT is lost (%s)",
+			hook == 'l' ? "it landed" : "it did not land");
+		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		return -1;
+	}
+#endif
+	return mlc_db_commit(r->db, err);
+}
+
+/*
+ * After a COMMIT that failed (typically the connection was lost while it
+ * ran): whether it landed.  On a new connection, the model row is locked
+ * first - that waits until the server has finished the old transaction,
+ * committed or rolled back - then the artifact row is looked for.
+ * Returns 1 (the row is there), 0 (it is not), -1 (cannot tell).
+ */
+static int upload_landed(struct mlc_req *r, const char *id, const char *kind, long long version,
+			 const char *rel, const char *sha)
+{
+	struct mlc_param key[] = { MLC_PSTR(id) };
+	struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(kind), MLC_PLONG(version), MLC_PSTR(rel),
+				 MLC_PSTR(sha) };
+	struct mlc_err err = { 0, "" };
+	long long n;
+
+	mlc_db_rollback(r->db);
+	if (mlc_db_begin(r->db, &err) < 0)
+		return -1;
+	n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
+			NULL, NULL, &err);
+	if (n > 0)
+		n = mlc_db_exec(r->db, "SELECT 1 FROM artifacts WHERE modelid = ? AND filekind = ? "
+				"AND version = ? AND path = ? AND sha256 = ?", p, 5, NULL, NULL, &err);
+	mlc_db_rollback(r->db);
+	return n < 0 ? -1 : n > 0;
+}
+
 /*
  * Give the blob its final name and record it, as version N+1 of its kind.
- * The model row is locked first so that concurrent uploads to one model
- * take distinct versions.  Returns the new file object or NULL with err.
+ * The bytes are fsynced first, before any lock; then the model row is
+ * locked so that concurrent uploads to one model take distinct versions
+ * (and one Idempotency-Key one row).  With a key already stored for the
+ * model, the stored row is the answer (*replayed set) when it is the same
+ * kind and bytes, a 422 otherwise.  Returns the file object or NULL with
+ * err (err->code 422 for a key used for another file).
  */
 static json_object *store_upload(struct mlc_req *r, struct upload *u, const char *id,
-				 struct mlc_err *err)
+				 const char *idem, int *replayed, struct mlc_err *err)
 {
 	char name[MAX_STORED_NAME + 1], rel[512], sha[65], now[32];
 	struct mlc_param key[] = { MLC_PSTR(id), MLC_PSTR(u->kind) };
 	long long version = 1, found;
 	json_object *out = NULL;
-	int placed = 0;
+	int placed = 0, landed;
 
+	*replayed = 0;
 	safe_name(u->filename, name, sizeof(name));
+	if (mlc_blob_sync(&u->blob, sha, err) < 0)
+		return NULL;
 	mlc_now_utc(now);
 	if (mlc_db_begin(r->db, err) < 0)
 		goto fail;
@@ -268,24 +395,57 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 		mlc_err_set(err, 404, "model '%s' not found", id);
 		goto fail;
 	}
+	if (idem) {
+		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(idem) };
+		struct stored prev = { NULL, "", "" };
+
+		if (mlc_db_exec(r->db, "SELECT " FILE_COLS " FROM artifacts WHERE modelid = ? AND "
+				"idempotency_key = ?", p, 2, stored_row, &prev, err) < 0)
+			goto fail;
+		if (prev.file) {
+			mlc_db_rollback(r->db);
+			if (!strcmp(prev.kind, u->kind) && !strcmp(prev.sha256, sha)) {
+				*replayed = 1;
+				return prev.file;
+			}
+			json_object_put(prev.file);
+			mlc_err_set(err, 422, "the Idempotency-Key '%s' was used for another file of this "
+				    "model (%s, sha256 %s); send a new key with a different file",
+				    idem, prev.kind, prev.sha256);
+			return NULL;
+		}
+	}
 	if (mlc_db_exec(r->db, "SELECT MAX(version) + 1 FROM artifacts WHERE modelid = ? "
 			"AND filekind = ?", key, 2, next_version, &version, err) < 0)
 		goto fail;
 	snprintf(rel, sizeof(rel), "%s/%s/v%lld-%s", id, u->kind, version, name);
-	if (mlc_blob_commit(&u->blob, rel, sha, err) < 0)
+	if (mlc_blob_place(&u->blob, rel, err) < 0)
 		goto fail;
 	placed = 1;
 	{
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(u->kind), MLC_PLONG(version),
 					 MLC_PSTR(name), MLC_PSTR(u->content_type), MLC_PSTR(rel),
 					 MLC_PLONG((long long)u->blob.size), MLC_PSTR(sha),
-					 MLC_PSTR(now) };
+					 idem ? MLC_PSTR(idem) : MLC_PNULL, MLC_PSTR(now) };
 
 		if (mlc_db_exec(r->db, "INSERT INTO artifacts (modelid, filekind, version, filename, "
-				"contenttype, path, size, sha256, created_at) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 9, NULL, NULL, err) < 0 ||
-		    mlc_db_commit(r->db, err) < 0)
+				"contenttype, path, size, sha256, idempotency_key, created_at) "
+				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 10, NULL, NULL, err) < 0)
 			goto fail;
+	}
+	if (commit_upload(r, err) < 0) {
+		/* The commit may have landed although its answer was lost: the
+		 * file goes only when the row is certainly not there. */
+		landed = upload_landed(r, id, u->kind, version, rel, sha);
+		if (landed == 0)
+			mlc_store_unlink(rel);
+		if (landed < 0)
+			mlc_log("error", NULL, "upload: the commit of %s was lost and the database "
+				"cannot say whether it landed; the file stays", rel);
+		if (landed <= 0)
+			return NULL;
+		mlc_log("warn", NULL, "upload: the answer to the commit of %s was lost; it landed",
+			rel);
 	}
 	{
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(u->kind), MLC_PLONG(version) };
@@ -302,6 +462,15 @@ fail:
 	return NULL;
 }
 
+static void reply_key_reused(struct mlc_req *r, const char *msg)
+{
+	json_object *errors = json_object_new_array();
+
+	mlc_validate_error(errors, msg, "value_error.idempotency_key.reused", "header",
+			   "idempotency-key", NULL);
+	mlc_reply_422(r, errors);
+}
+
 void mlc_h_model_upload(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
@@ -312,6 +481,8 @@ void mlc_h_model_upload(struct mlc_req *r)
 	struct upload *u;
 	struct mlc_mp *mp;
 	json_object *file;
+	const char *idem;
+	int replayed = 0;
 
 	if (r->content_length >= 0 && (unsigned long long)r->content_length > max) {
 		mlc_reply_detail(r, 413, "upload of %lld bytes exceeds the limit of %llu bytes",
@@ -327,7 +498,7 @@ void mlc_h_model_upload(struct mlc_req *r)
 		mlc_reply_422(r, errors);
 		return;
 	}
-	if (mlc_model_exists_or_404(r, id) < 0)
+	if (idempotency_key_or_422(r, &idem) < 0 || mlc_model_exists_or_404(r, id) < 0)
 		return;
 	u = mlc_xcalloc(1, sizeof(*u));
 	u->blob.fd = -1;
@@ -335,12 +506,20 @@ void mlc_h_model_upload(struct mlc_req *r)
 	mlc_modelcheck_init(&u->model);
 	mp = mlc_mp_new(boundary, &cb, u);
 	if (stream_body(r, mp, u, max) == 0 && check_upload(r, u) == 0) {
-		file = store_upload(r, u, id, &err);
+		file = store_upload(r, u, id, idem, &replayed, &err);
+		if (file && replayed)
+			mlc_reply_header(r, "Idempotent-Replayed: true");
+		if (file && !replayed)
+			mlc_metrics_upload(0, json_object_get_string(json_object_object_get(file, "filekind")),
+					   json_object_get_int64(json_object_object_get(file, "size")));
 		if (file)
 			mlc_reply_json(r, 201, file);
+		else if (err.code == 422)
+			reply_key_reused(r, err.msg);
 		else
 			mlc_reply_err(r, &err);
 	}
+	mlc_metrics_upload(r->body_read, NULL, 0);
 	mlc_mp_free(mp);
 	mlc_blob_discard(&u->blob);
 	mlc_modelcheck_free(&u->model);

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mlc.h"
 #include "csvcheck.h"
 
 enum csv_state {
@@ -280,4 +281,23 @@ int mlc_csv_finish(struct mlc_csv *c)
 const char *mlc_csv_error(const struct mlc_csv *c)
 {
 	return c->msg;
+}
+
+int mlc_csv_check_utf8(const char *data, size_t len, char *msg, size_t msglen)
+{
+	unsigned long line = 1;
+	size_t i = 0, n, bad;
+
+	while (i < len) {
+		if (!(n = mlc_utf8_seq(data + i, len - i, &bad))) {
+			/* Named by its first byte, the one a person can look for
+			 * (0xe9 of a Latin-1 "é"), not the one that gave it away. */
+			snprintf(msg, msglen, "line %lu has a byte that is not UTF-8 (0x%02x)", line,
+				 (unsigned char)data[i]);
+			return -1;
+		}
+		line += data[i] == '\n';
+		i += n;
+	}
+	return 0;
 }

@@ -44,4 +44,9 @@ int mlc_csv_feed(struct mlc_csv *c, const char *data, size_t len);
 int mlc_csv_finish(struct mlc_csv *c);
 const char *mlc_csv_error(const struct mlc_csv *c);
 
+/* Whether data[0..len) is UTF-8 text (see mlc_utf8_check), as a data
+ * link's CSV must be: the runtime reads it as UTF-8.  Returns 0, or -1
+ * with msg naming the line: "line 3 has a byte that is not UTF-8 (0xe9)". */
+int mlc_csv_check_utf8(const char *data, size_t len, char *msg, size_t msglen);
+
 #endif

@@ -19,13 +19,16 @@
 #include <mysqld_error.h>
 
 #include "buildinfo.h"
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "dbtarget.h"
 #include "log.h"
+#include "metrics.h"
 
 #define STMT_CACHE 64
-#define MAX_PARAMS 64
+#define MAX_PARAMS MLC_DB_MAX_PARAMS
+/* Columns are fixed by each statement's text, never by a request: a
+ * statement with more is a programming error found by its first use. */
 #define MAX_COLS 32
 #define COL_INIT 512
 /* A column buffer grown past this for a long value is given back after
@@ -40,6 +43,7 @@ struct stmt_entry {
 struct mlc_db {
 	MYSQL *conn;
 	int in_txn;
+	int had_conn;			/* a connection was open before: the next is a reconnect */
 	unsigned long long insert_id;	/* AUTO_INCREMENT value of the last INSERT */
 	long long delivered;		/* rows the running statement gave its callback */
 	struct stmt_entry cache[STMT_CACHE];
@@ -119,11 +123,15 @@ static int connect_db(struct mlc_db *db, struct mlc_err *err)
 				t.via == MLC_DB_VIA_TCP ? t.port : 0,
 				t.via == MLC_DB_VIA_SOCKET ? t.socket : NULL, 0)) {
 		mlc_log("error", NULL, "database: %s", mysql_error(db->conn));
+		mlc_metrics_db_error(MLC_METRICS_DB_CONNECT);
 		mlc_err_set(err, 503, "database unavailable: try again shortly");
 		mysql_close(db->conn);
 		db->conn = NULL;
 		return -1;
 	}
+	if (db->had_conn)
+		mlc_metrics_db_reconnect();
+	db->had_conn = 1;
 	return 0;
 }
 
@@ -140,12 +148,15 @@ static void set_db_err(struct mlc_err *err, unsigned code, const char *msg)
 	if (is_conn_error(code)) {
 		/* The client sees that the database is down, the log sees why. */
 		mlc_log("error", NULL, "database: %s", msg);
+		mlc_metrics_db_error(MLC_METRICS_DB_LOST);
 		mlc_err_set(err, 503, "database unavailable: try again shortly");
-	}
-	else if (code == ER_DUP_ENTRY)
+	} else if (code == ER_DUP_ENTRY) {
+		mlc_metrics_db_error(MLC_METRICS_DB_DUPLICATE);
 		mlc_err_set(err, 409, "duplicate entry: %s", msg);
-	else
+	} else {
+		mlc_metrics_db_error(MLC_METRICS_DB_OTHER);
 		mlc_err_set(err, 500, "database error %u: %s", code, msg);
+	}
 }
 
 static MYSQL_STMT *get_stmt(struct mlc_db *db, const char *sql, unsigned *code,
@@ -371,6 +382,18 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 
 	*code = 0;
 	db->delivered = 0;
+	/* The bind arrays above hold MAX_PARAMS: more is refused before
+	 * anything is bound, as an error of this request, not of the worker.
+	 * Handlers bound their request-dependent counts below it statically
+	 * (see models.c), so this is a second line of defence. */
+	if (nparams > MAX_PARAMS) {
+		mlc_log("error", NULL, "statement with %u parameters refused (at most %d): %.200s",
+			nparams, MAX_PARAMS, sql);
+		mlc_err_set(err, 500, "the statement has %u parameters, more than the %d "
+			    "the service binds", nparams, MAX_PARAMS);
+		*code = CR_UNKNOWN_ERROR;
+		return -1;
+	}
 	if (!db->conn) {
 		if (connect_db(db, err) < 0) {
 			*code = CR_CONNECTION_ERROR;
@@ -381,7 +404,10 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 	}
 	if (!(st = get_stmt(db, sql, code, err)))
 		return -1;
-	if (nparams > MAX_PARAMS || nparams != mysql_stmt_param_count(st))
+	/* The placeholders of the fixed statement text and the parameters
+	 * its handler passes disagree: a programming error (placeholders are
+	 * only ever generated together with their parameters). */
+	if (nparams != mysql_stmt_param_count(st))
 		mlc_die("statement takes %lu parameters, given %u: %s",
 			mysql_stmt_param_count(st), nparams, sql);
 	bind_params(b, params, nparams, lens, nulls);
@@ -460,6 +486,11 @@ void mlc_db_rollback(struct mlc_db *db)
 	if (db->conn && db->in_txn)
 		mlc_db_exec(db, "ROLLBACK", NULL, 0, NULL, NULL, &ignored);
 	db->in_txn = 0;
+}
+
+void mlc_db_disconnect(struct mlc_db *db)
+{
+	drop_connection(db);
 }
 
 int mlc_db_ping(struct mlc_db *db, struct mlc_err *err)

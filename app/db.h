@@ -23,6 +23,11 @@ struct mlc_param {
 #define MLC_PLONG(v) ((struct mlc_param){ MLC_P_LONG, NULL, 0, (v) })
 #define MLC_PNULL ((struct mlc_param){ MLC_P_NULL, NULL, 0, 0 })
 
+/* Most parameters one statement may bind.  A handler whose parameter
+ * count depends on the request (search: one per tag) bounds that count
+ * with a static assertion against this. */
+#define MLC_DB_MAX_PARAMS 128
+
 /*
  * Called once per result row: cols[i] is NUL-terminated text or NULL for
  * SQL NULL, lens[i] its length.  Return nonzero to stop early.
@@ -40,7 +45,8 @@ void mlc_db_free(struct mlc_db *db);
  * server has gone away and no transaction is open, reconnects and retries
  * once.  Returns the number of affected rows (or rows fetched) >= 0, or -1
  * with err filled (err->code 503 when the database is unreachable, 409 on a
- * duplicate key, 500 otherwise).
+ * duplicate key, 500 otherwise, more than MLC_DB_MAX_PARAMS params
+ * included).
  */
 long long mlc_db_exec(struct mlc_db *db, const char *sql,
 		      const struct mlc_param *params, unsigned nparams,
@@ -52,6 +58,10 @@ unsigned long long mlc_db_insert_id(const struct mlc_db *db);
 int mlc_db_begin(struct mlc_db *db, struct mlc_err *err);
 int mlc_db_commit(struct mlc_db *db, struct mlc_err *err);
 void mlc_db_rollback(struct mlc_db *db);
+
+/* Close the connection (the server rolls back an open transaction); the
+ * next statement connects again. */
+void mlc_db_disconnect(struct mlc_db *db);
 
 /* Check the connection (reconnecting if needed). */
 int mlc_db_ping(struct mlc_db *db, struct mlc_err *err);

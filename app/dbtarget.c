@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "dbtarget.h"
 
 static int fits(char *dst, size_t cap, const char *src)

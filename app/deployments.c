@@ -13,9 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "jobs.h"
 #include "jsonutil.h"
+#include "caps.h"
 #include "routes.h"
 #include "spool.h"
 #include "stamp.h"
@@ -24,16 +25,10 @@
 
 /* ---- schemas ---- */
 
-static int valid_deployment_id(const char *s)
+/* Empty means "generate one"; anything else follows the one id rule. */
+static int valid_given_id(const char *s)
 {
-	size_t n = 0;
-
-	/* Empty means "generate one". */
-	for (; *s; s++, n++)
-		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
-			return 0;
-	return n <= 64;
+	return !*s || mlc_is_deployment_id(s);
 }
 
 static const struct mlc_field placement_fields[] = {
@@ -43,18 +38,61 @@ static const struct mlc_field placement_fields[] = {
 	{ .name = NULL }
 };
 
+/* The deployment backends (docs/SCALING.md). */
+static int known_backend(const char *s)
+{
+	return !strcmp(s, "local") || !strcmp(s, "kubernetes") || !strcmp(s, "mlsysops");
+}
+
 static const struct mlc_field deployment_schema[] = {
 	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
 	{ .name = "ownerid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 255 },
 	{ .name = "placement", .type = MLC_V_OBJ, .flags = MLC_F_REQUIRED | MLC_F_NULLABLE,
 	  .fields = placement_fields },
 	{ .name = "deployment_id", .type = MLC_V_STR, .flags = MLC_F_NULLABLE,
-	  .check = valid_deployment_id,
-	  .check_msg = "string does not match regex \"^[A-Za-z0-9._-]{1,64}$\"" },
+	  .check = valid_given_id,
+	  .check_msg = "string does not match regex \"" MLC_DEPLOYMENT_ID_REGEX "\"" },
 	{ .name = "inference_data", .type = MLC_V_INT, .flags = MLC_F_NULLABLE,
 	  .has_min = 1, .min = 0, .has_max = 1, .max = 1 },
+	{ .name = "backend", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 16,
+	  .check = known_backend,
+	  .check_msg = "backend must be one of: local, kubernetes, mlsysops" },
 	{ .name = NULL }
 };
+
+/*
+ * The backend a deployment asks for (its "backend", else MLC_BACKEND), or
+ * NULL after a 422 when this installation cannot use it: kubernetes needs
+ * MLC_KUBECONFIG, mlsysops MLC_NORTHBOUND_URL (the spooler's rule, see
+ * scripts/mlcpy/backend.py configured()).
+ */
+static const char *backend_or_422(struct mlc_req *r, json_object *m)
+{
+	json_object *b = json_object_object_get(m, "backend");
+	const char *name = b ? json_object_get_string(b) : mlc_config_get("MLC_BACKEND", "local");
+	const char *key = NULL;
+
+	if (!name || !*name)
+		name = "local";
+	if (!strcmp(name, "kubernetes"))
+		key = "MLC_KUBECONFIG";
+	else if (!strcmp(name, "mlsysops"))
+		key = "MLC_NORTHBOUND_URL";
+	else if (strcmp(name, "local"))
+		key = "MLC_BACKEND";	/* an installation default that names no backend */
+	if (key && (!strcmp(key, "MLC_BACKEND") || !*mlc_config_get(key, ""))) {
+		if (!strcmp(key, "MLC_BACKEND"))
+			mlc_reply_422_at(r, "backend", "value_error.backend",
+					 "this installation's MLC_BACKEND '%s' is not a backend; "
+					 "use local, kubernetes or mlsysops", name);
+		else
+			mlc_reply_422_at(r, "backend", "value_error.backend",
+					 "backend '%s' is not configured on this installation "
+					 "(%s is not set)", name, key);
+		return NULL;
+	}
+	return name;
+}
 
 static int valid_timestamp(const char *s)
 {
@@ -78,7 +116,7 @@ static const struct mlc_field operation_schema[] = {
 /* ---- rows ---- */
 
 #define DEPLOYMENT_COLS "deployment_id, modelid, model_version, ownerid, placement, " \
-	"inference_data, status, reason, warnings, endpoint, created_at, updated_at"
+	"inference_data, status, reason, warnings, endpoint, created_at, updated_at, backend"
 
 static json_object *str_or_null(const char *s)
 {
@@ -101,6 +139,7 @@ static json_object *deployment_from_row(char **c)
 	json_object_object_add(o, "endpoint", str_or_null(c[9]));
 	json_object_object_add(o, "created_at", mlc_iso_time(c[10]));
 	json_object_object_add(o, "updated_at", mlc_iso_time(c[11]));
+	json_object_object_add(o, "backend", json_object_new_string(c[12]));
 	return o;
 }
 
@@ -115,8 +154,9 @@ static void reply_deployment_or_404(struct mlc_req *r, int status, const char *i
 
 /* The bundle for mlc-spooler: what to run and the model's model, data
  * and env artifacts. */
-static int write_bundle(json_object *m, const char *id, const struct mlc_job_src *s,
-			const char *now, const char *bundle, struct mlc_err *err)
+static int write_bundle(struct mlc_req *r, json_object *m, const char *id,
+			const struct mlc_job_src *s, const char *now, const char *bundle,
+			struct mlc_err *err)
 {
 	json_object *j = json_object_new_object();
 	int rc;
@@ -129,6 +169,9 @@ static int write_bundle(json_object *m, const char *id, const struct mlc_job_src
 	json_object_object_add(j, "placement", json_object_get(json_object_object_get(m, "placement")));
 	json_object_object_add(j, "inference_data",
 			       json_object_new_int(json_object_get_int(json_object_object_get(m, "inference_data"))));
+	/* The spooler names the request in its log lines about the job. */
+	if (r->request_id)
+		json_object_object_add(j, "request_id", json_object_new_string(r->request_id));
 	rc = mlc_job_bundle(bundle, j, s, MLC_ART_BIT(MLC_ART_MODEL) | MLC_ART_BIT(MLC_ART_DATA) |
 			    MLC_ART_BIT(MLC_ART_ENV), now, err);
 	json_object_put(j);
@@ -138,7 +181,8 @@ static int write_bundle(json_object *m, const char *id, const struct mlc_job_src
 /* Insert the 'waiting' row, replacing a stopped deployment of the same id
  * (ids of stopped deployments may be reused). */
 static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
-			     const struct mlc_job_src *s, const char *now, struct mlc_err *err)
+			     const char *backend, const struct mlc_job_src *s, const char *now,
+			     struct mlc_err *err)
 {
 	json_object *pl = json_object_object_get(m, "placement");
 	const char *pls = pl ? json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN) : NULL;
@@ -150,16 +194,20 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 		MLC_PSTR(json_object_get_string(json_object_object_get(m, "ownerid"))),
 		pls ? MLC_PSTR(pls) : MLC_PNULL,
 		MLC_PLONG(json_object_get_int(json_object_object_get(m, "inference_data"))),
-		MLC_PSTR(mlc_config_get("MLC_BACKEND", "local")),
+		MLC_PSTR(backend),
 		MLC_PSTR(now), MLC_PSTR(now),
 	};
 
 	long long model_rows = 0;
+	int over = 0;
 
+	/* The caps are counted after the model row's lock and before any
+	 * other read (see mlc_cap_check), in the transaction that inserts. */
 	if (mlc_db_begin(r->db, err) < 0 ||
 	    (model_rows = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? "
 				      "LOCK IN SHARE MODE", &p[1], 1, NULL, NULL, err)) < 0 ||
 	    (!model_rows && (mlc_err_set(err, 404, "model '%s' not found", p[1].s), 1)) ||
+	    (over = mlc_cap_check(r->db, MLC_CAP_DEPLOYMENTS, p[3].s, 1, err)) < 0 ||
 	    mlc_db_exec(r->db, "DELETE FROM deployments WHERE deployment_id = ? "
 			"AND status = 'stopped'", del, 1, NULL, NULL, err) < 0 ||
 	    mlc_db_exec(r->db, "INSERT INTO deployments (deployment_id, modelid, model_version, "
@@ -168,7 +216,7 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 			"'running', ?, ?)", p, 9, NULL, NULL, err) < 0 ||
 	    mlc_db_commit(r->db, err) < 0) {
 		mlc_db_rollback(r->db);
-		if (err->code == 409)
+		if (err->code == 409 && !over)
 			mlc_err_set(err, 409, "deployment '%s' already exists", id);
 		return -1;
 	}
@@ -191,11 +239,15 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_job_src src;
 	char id[65], now[32], bundle[96];
-	const char *given, *modelid;
+	const char *given, *modelid, *backend;
 	json_object *m = mlc_body_or_422(r, deployment_schema, 0);
 
 	if (!m)
 		return;
+	if (!(backend = backend_or_422(r, m))) {
+		json_object_put(m);
+		return;
+	}
 	memset(&src, 0, sizeof(src));
 	given = json_object_get_string(json_object_object_get(m, "deployment_id"));
 	if (given && *given)
@@ -205,20 +257,23 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	modelid = json_object_get_string(json_object_object_get(m, "modelid"));
 	mlc_now_utc(now);
 	snprintf(bundle, sizeof(bundle), "deploy-%s.tar.gz", id);
-	if (!socket_path_fits(id)) {
+	if (!strcmp(backend, "local") && !socket_path_fits(id)) {
 		mlc_reply_422_at(r, "deployment_id", "value_error.any_str.max_length",
 				 "deployment_id is too long for this installation: the runtime's socket "
 				 "path %s/deployments/<id>/runtime.sock must stay within %d bytes",
 				 mlc_config_get("MLC_VAR", "var"), SOCKET_PATH_MAX);
-	} else if (mlc_job_src_load(r->db, modelid, &src, &err) < 0) {
+	} else if (mlc_cap_check(r->db, MLC_CAP_DEPLOYMENTS,
+				   json_object_get_string(json_object_object_get(m, "ownerid")), 0,
+				   &err) < 0 ||
+		   mlc_job_src_load(r->db, modelid, &src, &err) < 0) {
 		mlc_reply_err(r, &err);
 	} else if (!src.found) {
 		mlc_reply_detail(r, 404, "model '%s' not found", modelid);
 	} else if (!src.file[MLC_ART_MODEL].version) {
 		mlc_reply_detail(r, 409, "model '%s' has no model file; upload one with "
 				 "POST /model/%s/upload (file_kind=model) first", modelid, modelid);
-	} else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
-		   insert_deployment(r, m, id, &src, now, &err) < 0) {
+	} else if (write_bundle(r, m, id, &src, now, bundle, &err) < 0 ||
+		   insert_deployment(r, m, id, backend, &src, now, &err) < 0) {
 		mlc_spool_discard(bundle);
 		mlc_reply_err(r, &err);
 	} else if (mlc_spool_publish(bundle, &err) < 0) {

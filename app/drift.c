@@ -44,15 +44,87 @@ static int count_rows(struct mlc_req *r, const char *sql, const char *id, long l
 	return mlc_db_exec(r->db, sql, p, 1, first_ll, n, err) < 0 ? -1 : 0;
 }
 
+struct waiting {
+	char run_id[65];
+	char created_at[32];
+};
+
+static int waiting_row(void *ctx, char **c, const unsigned long *l, unsigned n)
+{
+	struct waiting *w = ctx;
+
+	snprintf(w->run_id, sizeof(w->run_id), "%s", c[0]);
+	snprintf(w->created_at, sizeof(w->created_at), "%s", c[1]);
+	return 1;
+}
+
+/*
+ * The model's waiting run in w, or a new one: at most one run per model
+ * waits.  The model row is locked so that concurrent requests (and
+ * mlc-drift's scheduler, which locks it too) queue one run; the unique key
+ * drift_runs_one_waiting holds it for any other writer.  Returns 0 (w
+ * filled), 1 when the model is gone, -1 with err.
+ */
+static int queue_run(struct mlc_req *r, const char *id, struct waiting *w, struct mlc_err *err)
+{
+	struct mlc_param key[] = { MLC_PSTR(id) };
+	int attempt;
+	long long n;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		w->run_id[0] = '\0';
+		if (mlc_db_begin(r->db, err) < 0)
+			return -1;
+		n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
+				NULL, NULL, err);
+		if (n <= 0) {
+			mlc_db_rollback(r->db);
+			return n < 0 ? -1 : 1;
+		}
+		if (mlc_db_exec(r->db, "SELECT run_id, created_at FROM drift_runs WHERE modelid = ? "
+				"AND status = 'waiting' LIMIT 1", key, 1, waiting_row, w, err) < 0)
+			goto fail;
+		if (!w->run_id[0]) {
+			struct mlc_param p[3];
+
+			mlc_uuid4(w->run_id);
+			mlc_now_utc(w->created_at);
+			p[0] = MLC_PSTR(w->run_id);
+			p[1] = MLC_PSTR(id);
+			p[2] = MLC_PSTR(w->created_at);
+			if (mlc_db_exec(r->db, "INSERT INTO drift_runs (run_id, modelid, status, "
+					"requested_by, created_at) VALUES (?, ?, 'waiting', 'api', ?)",
+					p, 3, NULL, NULL, err) < 0) {
+				/* A waiting run inserted by a writer that does not lock
+				 * the model row (the SQL console): answer with that one. */
+				if (err->code == 409 && !attempt) {
+					mlc_db_rollback(r->db);
+					continue;
+				}
+				goto fail;
+			}
+		}
+		if (mlc_db_commit(r->db, err) < 0)
+			goto fail;
+		return 0;
+	}
+	return -1;
+fail:
+	mlc_db_rollback(r->db);
+	return -1;
+}
+
 /* POST /model/{id}/drift/run: 202 with the run's id; the check itself
- * runs in mlc-spooler. */
+ * runs in mlc-drift.  While a run of the model waits, the answer is that
+ * run (202 all the same): asking again does not queue another. */
 void mlc_h_drift_run(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_err err = { 0, "" };
 	long long exists, data, rows;
-	char run[37], now[32];
+	struct waiting w;
 	json_object *o;
+	int rc;
 
 	if (count_rows(r, "SELECT COUNT(*) FROM models WHERE modelid = ?", id, &exists, &err) < 0 ||
 	    count_rows(r, "SELECT COUNT(*) FROM artifacts WHERE modelid = ? AND filekind = 'data'",
@@ -75,23 +147,21 @@ void mlc_h_drift_run(struct mlc_req *r)
 				 "detection needs at least %d", id, rows, MIN_INFERENCE_ROWS);
 		return;
 	}
-	mlc_uuid4(run);
-	mlc_now_utc(now);
-	{
-		struct mlc_param p[] = { MLC_PSTR(run), MLC_PSTR(id), MLC_PSTR(now) };
-
-		if (mlc_db_exec(r->db, "INSERT INTO drift_runs (run_id, modelid, status, requested_by, "
-				"created_at) VALUES (?, ?, 'waiting', 'api', ?)", p, 3, NULL, NULL, &err) < 0) {
-			mlc_reply_err(r, &err);
-			return;
-		}
+	rc = queue_run(r, id, &w, &err);
+	if (rc < 0) {
+		mlc_reply_err(r, &err);
+		return;
+	}
+	if (rc > 0) {
+		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		return;
 	}
 	o = json_object_new_object();
-	json_object_object_add(o, "run_id", json_object_new_string(run));
+	json_object_object_add(o, "run_id", json_object_new_string(w.run_id));
 	json_object_object_add(o, "modelid", json_object_new_string(id));
 	json_object_object_add(o, "status", json_object_new_string("waiting"));
 	json_object_object_add(o, "inference_rows", json_object_new_int64(rows));
-	json_object_object_add(o, "created_at", mlc_iso_time(now));
+	json_object_object_add(o, "created_at", mlc_iso_time(w.created_at));
 	mlc_reply_json(r, 202, o);
 }
 

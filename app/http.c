@@ -3,13 +3,16 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 
-#include "config.h"
+#include "conf.h"
 #include "http.h"
 #include "log.h"
 #include "validate.h"
@@ -25,11 +28,13 @@ static const char *reason_phrase(int status)
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 411: return "Length Required";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
 	case 500: return "Internal Server Error";
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
@@ -44,6 +49,18 @@ static const char *param(FCGX_Request *f, const char *name)
 	return FCGX_GetParam(name, f->envp);
 }
 
+/* nginx's $request_id is 32 hex digits; anything else that is not a short
+ * token is no id (it goes into headers, logs and bodies). */
+static const char *clean_request_id(const char *id)
+{
+	size_t n;
+
+	if (!id)
+		return NULL;
+	n = strspn(id, "0123456789abcdefABCDEFghijklmnopqrstuvwxyzGHIJKLMNOPQRSTUVWXYZ-");
+	return n > 0 && n <= 64 && id[n] == '\0' ? id : NULL;
+}
+
 void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void *curl)
 {
 	const char *uri, *q, *cl;
@@ -55,7 +72,7 @@ void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void
 	r->method = param(fcgx, "REQUEST_METHOD");
 	if (!r->method)
 		r->method = "GET";
-	r->request_id = param(fcgx, "REQUEST_ID");
+	r->request_id = clean_request_id(param(fcgx, "REQUEST_ID"));
 	r->content_type = param(fcgx, "CONTENT_TYPE");
 	/* REQUEST_URI is the raw target: routing must see %2F as data, not as
 	 * a separator, which nginx's decoded $uri would lose. */
@@ -70,6 +87,13 @@ void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void
 
 void mlc_req_release(struct mlc_req *r)
 {
+	/* A kept connection's next request starts without a deadline. */
+	if (r->body_timed && r->fcgx->ipcFd >= 0) {
+		struct timeval none = { 0, 0 };
+
+		setsockopt(r->fcgx->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		r->body_timed = 0;
+	}
 	free(r->path);
 	mlc_query_release(&r->query);
 	if (r->body)
@@ -98,8 +122,7 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 	char head[256 + sizeof(r->extra_header)];
 	int hlen;
 	size_t len;
-	const char *s = json_object_to_json_string_length(obj,
-		JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	const char *s;
 
 	if (r->status) {
 		mlc_log("error", r->request_id, "second reply suppressed (status %d)", status);
@@ -107,6 +130,14 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 		return;
 	}
 	r->status = status;
+	/* Every error body names the request, as the X-Request-Id header and
+	 * the logs do. */
+	if (status >= 400 && r->request_id && json_object_is_type(obj, json_type_object) &&
+	    json_object_object_get_ex(obj, "detail", NULL) &&
+	    !json_object_object_get_ex(obj, "request_id", NULL))
+		json_object_object_add(obj, "request_id", json_object_new_string(r->request_id));
+	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
+					      JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	/* libfcgi's own printf knows no %zu: format the head here. */
 	hlen = snprintf(head, sizeof(head),
 			"Status: %d %s\r\nContent-Type: application/json\r\n"
@@ -115,6 +146,44 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 	FCGX_PutStr(head, hlen, r->fcgx->out);
 	FCGX_PutStr(s, (int)len, r->fcgx->out);
 	json_object_put(obj);
+}
+
+void mlc_reply_text(struct mlc_req *r, int status, const char *content_type,
+		    const char *body, size_t len)
+{
+	char head[256 + sizeof(r->extra_header)];
+	size_t off;
+	int hlen;
+
+	if (r->status) {
+		mlc_log("error", r->request_id, "second reply suppressed (status %d)", status);
+		return;
+	}
+	r->status = status;
+	hlen = snprintf(head, sizeof(head), "Status: %d %s\r\nContent-Type: %s\r\n"
+			"Content-Length: %zu\r\n%s\r\n",
+			status, reason_phrase(status), content_type, len, r->extra_header);
+	FCGX_PutStr(head, hlen, r->fcgx->out);
+	for (off = 0; off < len; off += 1U << 30)
+		FCGX_PutStr(body + off, (int)(len - off < (1U << 30) ? len - off : 1U << 30),
+			    r->fcgx->out);
+}
+
+void mlc_reply_owner(struct mlc_req *r, const char *owner)
+{
+	char line[32 + 3 * 255];
+	size_t n = (size_t)snprintf(line, sizeof(line), "X-Owner: "), i;
+
+	for (i = 0; owner && owner[i] && i < 255; i++) {
+		unsigned char c = (unsigned char)owner[i];
+
+		if (c > 0x20 && c < 0x7f && c != '%')
+			line[n++] = (char)c;
+		else
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%%%02X", c);
+	}
+	line[n] = '\0';
+	mlc_reply_header(r, line);
 }
 
 void mlc_reply_empty(struct mlc_req *r, int status, const char *location)
@@ -142,6 +211,12 @@ void mlc_reply_empty(struct mlc_req *r, int status, const char *location)
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
 		     const char *sha256)
 {
+	mlc_reply_accel_in(r, "/_artifacts/", relpath, filename, sha256);
+}
+
+void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *relpath,
+			const char *filename, const char *sha256)
+{
 	char head[1536 + sizeof(r->extra_header)];
 	int n;
 
@@ -151,9 +226,12 @@ void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filenam
 	n = snprintf(head, sizeof(head),
 		     "Status: 200 OK\r\nContent-Type: application/octet-stream\r\n"
 		     "Content-Disposition: attachment; filename=\"%s\"\r\n"
-		     "X-Checksum-SHA256: %s\r\nX-Content-Type-Options: nosniff\r\n"
-		     "X-Accel-Redirect: /_artifacts/%s\r\n%s\r\n",
-		     filename, sha256, relpath, r->extra_header);
+		     "%s%s%sX-Content-Type-Options: nosniff\r\n"
+		     "X-Accel-Redirect: %s%s\r\n%s\r\n",
+		     filename, sha256 ? "X-Checksum-SHA256: " : "", sha256 ? sha256 : "",
+		     sha256 ? "\r\n" : "", location, relpath, r->extra_header);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		n = (int)sizeof(head) - 1;
 	FCGX_PutStr(head, n, r->fcgx->out);
 }
 
@@ -166,6 +244,9 @@ void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* A long message (one quoting a runtime's, say) is cut to the buffer:
+	 * never in the middle of a character. */
+	mlc_utf8_trim(msg);
 	json_object_object_add(o, "detail", json_object_new_string(msg));
 	if (status >= 500)
 		mlc_log("error", r->request_id, "%d %s", status, msg);
@@ -201,6 +282,138 @@ void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err)
 	mlc_reply_detail(r, code, "%s", err->msg);
 }
 
+/* ---- reading the body under deadlines ---- */
+
+static double now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Every read libfcgi makes on the connection from now on fails with
+ * EAGAIN after this long without data. */
+static void set_read_timeout(struct mlc_req *r, double seconds)
+{
+	struct timeval tv;
+
+	if (seconds < 0.001)
+		seconds = 0.001;
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	if (setsockopt(r->fcgx->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0)
+		r->body_timed = 1;
+}
+
+static int readable_now(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+static int body_cut(struct mlc_req *r, int slow, long idle, long rate)
+{
+	double took = now_mono() - r->body_start;
+
+	if (slow)
+		snprintf(r->body_cut, sizeof(r->body_cut), "the request body arrived at %.0f "
+			 "bytes/s on average, below the minimum of %ld bytes/s; abandoned after "
+			 "%lld bytes in %.0f s", took > 0 ? (double)r->body_read / took : 0.0, rate,
+			 r->body_read, took);
+	else
+		snprintf(r->body_cut, sizeof(r->body_cut), "no part of the request body arrived "
+			 "for %ld s; abandoned after %lld bytes in %.0f s", idle, r->body_read, took);
+	mlc_log("warn", r->request_id, "%s %s: %s", r->method, r->path, r->body_cut);
+	return -1;
+}
+
+/*
+ * libfcgi's FCGX_GetStr only returns once it has every byte asked for (or
+ * the stream ended), reading as often as it takes: a client sending one
+ * byte a second would hold it for hours.  So only bytes libfcgi already
+ * holds are taken in bulk; when it holds none, one byte is asked for, which
+ * makes it fill its buffer with one read (or very few, for a record header
+ * split across reads) under a receive timeout set just before: the time
+ * left until the idle deadline or, if sooner, until the moment the body's
+ * average rate would fall below the minimum.  More is read within one call
+ * only while the connection has data ready, so the deadlines are checked
+ * at least once per buffer.
+ */
+int mlc_body_read(struct mlc_req *r, char *buf, size_t cap)
+{
+	FCGX_Stream *in = r->fcgx->in;
+	long idle = mlc_config_long("MLC_UPLOAD_IDLE_TIMEOUT", 60);
+	long rate = mlc_config_long("MLC_UPLOAD_MIN_RATE", 1024);
+	size_t got = 0;
+	double wait, due, took;
+	int n, slow, err;
+
+	if (r->body_cut[0])
+		return -1;
+	if (idle <= 0)
+		idle = 60;
+	if (cap > INT_MAX)
+		cap = INT_MAX;
+	if (!r->body_start)
+		r->body_start = r->body_last = now_mono();
+	while (got < cap) {
+		long avail = (long)(in->stop - in->rdNext);
+
+		if (avail > 0) {
+			n = FCGX_GetStr(buf + got, (int)((size_t)avail < cap - got ? (size_t)avail
+							  : cap - got), in);
+			got += (size_t)(n > 0 ? n : 0);
+			continue;
+		}
+		if (in->isClosed || (got && !readable_now(r->fcgx->ipcFd)))
+			break;
+		wait = (double)idle;
+		slow = 0;
+		if (rate > 0) {
+			due = (double)(r->body_read + (long long)got) / (double)rate;
+			due = r->body_start + (due > (double)idle ? due : (double)idle);
+			if (due - now_mono() < wait) {
+				wait = due - now_mono();
+				slow = 1;
+			}
+		}
+		if (wait <= 0) {
+			r->body_read += (long long)got;
+			return body_cut(r, 1, idle, rate);
+		}
+		set_read_timeout(r, wait);
+		n = FCGX_GetStr(buf + got, 1, in);
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		err = FCGX_GetError(in);
+		if (err == EAGAIN || err == EWOULDBLOCK) {
+			/* Silent for the whole idle time: the idle deadline, even
+			 * when the rate's fell at the same moment. */
+			r->body_read += (long long)got;
+			if (got || now_mono() - r->body_last < (double)idle - 0.05)
+				return body_cut(r, slow, idle, rate);
+			return body_cut(r, 0, idle, rate);
+		}
+		break;	/* the end, or the connection failed */
+	}
+	r->body_read += (long long)got;
+	if (got)
+		r->body_last = now_mono();
+	took = now_mono() - r->body_start;
+	if (got && rate > 0 && took > (double)idle && (double)r->body_read < (double)rate * took)
+		return body_cut(r, 1, idle, rate);
+	return (int)got;
+}
+
+void mlc_reply_body_cut(struct mlc_req *r)
+{
+	mlc_reply_detail(r, 408, "%s", r->body_cut);
+}
+
 int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *len)
 {
 	size_t want, got = 0;
@@ -219,8 +432,13 @@ int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *le
 	want = (size_t)r->content_length;
 	b = mlc_xmalloc(want + 1);
 	while (got < want) {
-		n = FCGX_GetStr(b + got, (int)(want - got), r->fcgx->in);
-		if (n <= 0)
+		n = mlc_body_read(r, b + got, want - got);
+		if (n < 0) {
+			free(b);
+			mlc_reply_body_cut(r);
+			return -1;
+		}
+		if (n == 0)
 			break;
 		got += (size_t)n;
 	}

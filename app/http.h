@@ -16,7 +16,7 @@
 struct mlc_req {
 	FCGX_Request *fcgx;
 	const char *method;
-	const char *request_id;
+	const char *request_id;		/* nginx's $request_id (REQUEST_ID); NULL when absent or not a short token */
 	const char *content_type;
 	char *path;			/* raw path, without the query string */
 	long long content_length;	/* -1 when absent */
@@ -27,6 +27,12 @@ struct mlc_req {
 	void *curl;			/* the worker's libcurl handle (CURL *), kept alive across requests */
 	int status;			/* the status sent, 0 until a reply went out */
 	char extra_header[2048];	/* "Name: value\r\n" lines added to the reply */
+	/* Reading the body (mlc_body_read): */
+	long long body_read;		/* bytes read so far */
+	double body_start;		/* monotonic seconds at the first read */
+	double body_last;		/* ... when the last bytes arrived */
+	int body_timed;			/* a receive timeout is set on the connection */
+	char body_cut[192];		/* why the body was abandoned, "" unless it was */
 };
 
 /* Fill r from the FastCGI parameters; the caller releases it with
@@ -34,8 +40,13 @@ struct mlc_req {
 void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void *curl);
 void mlc_req_release(struct mlc_req *r);
 
-/* Send obj (consumed) as the JSON body with this status. */
+/* Send obj (consumed) as the JSON body with this status.  An error
+ * (status >= 400) object with a "detail" gets the request's id as
+ * "request_id" too. */
 void mlc_reply_json(struct mlc_req *r, int status, json_object *obj);
+/* Send len bytes of body as they are, with this Content-Type. */
+void mlc_reply_text(struct mlc_req *r, int status, const char *content_type,
+		    const char *body, size_t len);
 /* Send {"detail": "<formatted sentence>"}. */
 void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -57,13 +68,38 @@ void mlc_reply_empty(struct mlc_req *r, int status, const char *location);
  */
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
 		     const char *sha256);
+/* The same for a file under another internal nginx location ("/_bundles/");
+ * sha256 may be NULL (no X-Checksum-SHA256 header). */
+void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *relpath,
+			const char *filename, const char *sha256);
 /* Add a response header line to the next reply (e.g. "Allow: GET"). */
 void mlc_reply_header(struct mlc_req *r, const char *line);
+/* Name the request's owner in X-Owner (its first 255 bytes, bytes outside
+ * visible ASCII and '%' percent-encoded), which nginx writes into the
+ * access log and keeps from the client (docs/OPERATIONS.md). */
+void mlc_reply_owner(struct mlc_req *r, const char *owner);
 
 /*
- * Read the whole body into memory, refusing (413) more than max bytes.
- * Returns 0 with *buf (NUL-terminated, caller frees) and *len, or -1 after
- * replying.
+ * Read the next piece of the request body into buf (at most cap bytes),
+ * under two deadlines: the next bytes must arrive within
+ * MLC_UPLOAD_IDLE_TIMEOUT seconds (default 60), and once that many seconds
+ * have passed since the first read, the body must have come at
+ * MLC_UPLOAD_MIN_RATE bytes per second on average (default 1024; 0: no
+ * minimum).  Returns the count (> 0), 0 at the end of the body (or when
+ * the connection failed: the caller compares with Content-Length), or -1
+ * when a deadline passed: r->body_cut then says which, the reason is
+ * logged, and nothing more can be read.  The caller replies 408 (see
+ * mlc_reply_body_cut).
+ */
+int mlc_body_read(struct mlc_req *r, char *buf, size_t cap);
+
+/* Reply 408 with r->body_cut as the detail. */
+void mlc_reply_body_cut(struct mlc_req *r);
+
+/*
+ * Read the whole body into memory, refusing (413) more than max bytes,
+ * with the deadlines of mlc_body_read (408).  Returns 0 with *buf
+ * (NUL-terminated, caller frees) and *len, or -1 after replying.
  */
 int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *len);
 
@@ -118,7 +154,9 @@ void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *
  * them.  When the page is cut by limit, that is when a row follows it
  * ("SELECT 1 FROM <rest> LIMIT 1 OFFSET skip+limit" finds one), the reply
  * carries Link: <path?...&skip=NEXT&limit=LIMIT>; rel="next".
+ * The statements bind np + MLC_PAGE_PARAMS parameters in all.
  */
+#define MLC_PAGE_PARAMS 2
 void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
 		    unsigned np, long skip, long limit, mlc_row_json to_json);
 

@@ -77,7 +77,10 @@ static enum lex_status lex_unexpected(struct lex *lx, size_t at)
 /*
  * Skip a string starting at the opening quote at lx->pos.  Checks the
  * escapes and refuses raw control characters (Python's json.loads does
- * too); UTF-8 validity is left to json-c.
+ * too).  json-c checks UTF-8 only loosely (a lead byte and its count of
+ * continuation bytes): overlong forms, surrogates and code points above
+ * U+10FFFF, which Python and MariaDB's utf8mb4 refuse, are refused here,
+ * at the byte that makes the sequence invalid, as json-c words it.
  */
 static enum lex_status lex_string(struct lex *lx)
 {
@@ -94,6 +97,15 @@ static enum lex_status lex_string(struct lex *lx)
 			return lex_fail(lx, i, "unexpected NUL byte");
 		if (c < 0x20)
 			return lex_fail(lx, i, "unescaped control character in string");
+		if (c >= 0x80) {
+			size_t n, bad;
+
+			if (!(n = mlc_utf8_seq(lx->buf + i, lx->len - i, &bad)))
+				return i + bad >= lx->len ? LEX_SHORT
+				       : lex_fail(lx, i + bad, "invalid utf-8 string");
+			i += n;
+			continue;
+		}
 		if (c != '\\') {
 			i++;
 			continue;

@@ -1,9 +1,22 @@
 /*
- * main.c - mlc-api: the FastCGI master and its pool of workers.
+ * main.c - mlc-api: the FastCGI master and its two pools of workers.
  *
- * The master opens the FastCGI unix socket, forks MLC_WORKERS workers
- * (default: one per core) that all accept on it, and respawns any worker
- * that dies.  On SIGTERM or SIGINT it asks every worker to stop: a worker
+ * The master opens two FastCGI unix sockets and forks a pool of workers
+ * for each; every worker of a pool accepts on that pool's socket, and the
+ * master respawns any worker that dies into the pool it came from:
+ *
+ *   fast  MLC_SOCKET       MLC_WORKERS (default: one per core)
+ *   slow  MLC_SLOW_SOCKET  MLC_SLOW_WORKERS (default: four per core)
+ *
+ * nginx sends the routes whose time is set by a peer (uploads, whose body
+ * arrives at the client's pace; predict, which waits for the model's
+ * runtime and a data link's server; DELETE /deployment/{id}, which waits
+ * for the spooler) to the slow socket and everything else to the fast one,
+ * so that however many slow requests arrive, /health and the registry's
+ * reads still find a free worker.  Both pools serve every route: the split
+ * is nginx's (see conf/nginx/mlconnector-locations.conf.in).
+ *
+ * On SIGTERM or SIGINT the master asks every worker to stop: a worker
  * waiting for a connection leaves at once, one serving a request finishes
  * it first.  Workers still alive after MLC_SHUTDOWN_TIMEOUT seconds are
  * killed.
@@ -30,14 +43,26 @@
 #include <mysql.h>
 
 #include "buildinfo.h"
-#include "config.h"
+#include "conf.h"
 #include "db.h"
 #include "dbtarget.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "pool.h"
 #include "routes.h"
 
-#define MAX_WORKERS 256
+/* One pool: a socket and the workers accepting on it. */
+struct pool {
+	const char *name;
+	char path[4096];
+	int sock;
+	struct stat own;	/* the socket file, to remove only our own at exit */
+	int n;
+	pid_t pids[MLC_MAX_WORKERS];
+};
+
+enum { FAST, SLOW, NPOOLS };
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t child_exited;
@@ -135,16 +160,23 @@ static int worker_main(int sock)
 	return 0;
 }
 
-static pid_t spawn_worker(int sock)
+/* Fork a worker for the pool listening on sock; it closes the other
+ * pools' sockets, which are not its own to accept on. */
+static pid_t spawn_worker(const struct pool *pools, int sock)
 {
 	pid_t pid = fork();
+	int i;
 
 	if (pid < 0) {
 		mlc_log("error", NULL, "fork failed: %s", strerror(errno));
 		return -1;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		for (i = 0; i < NPOOLS; i++)
+			if (pools[i].sock != sock && pools[i].sock > 0)
+				close(pools[i].sock);
 		exit(worker_main(sock));
+	}
 	return pid;
 }
 
@@ -172,71 +204,143 @@ static void remove_own_socket(const char *path, const struct stat *own)
 		unlink(path);
 }
 
-/* Reap dead workers and start their replacements, pausing when workers
- * die right after starting so that a broken setup does not spin. */
-static void respawn(pid_t *pids, int n, int sock)
+/* Reap dead workers and start their replacements in the pool each came
+ * from, pausing when workers die right after starting so that a broken
+ * setup does not spin. */
+static void respawn(struct pool *pools)
 {
 	static time_t last_burst;
+	struct pool *p;
 	int status, i;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < n; i++) {
-			if (pids[i] != pid)
-				continue;
-			mlc_log("warn", NULL, "worker %d exited (%s %d), respawning", (int)pid,
-				WIFSIGNALED(status) ? "signal" : "status",
-				WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
-			if (time(NULL) == last_burst)
-				sleep(1);
-			last_burst = time(NULL);
-			pids[i] = spawn_worker(sock);
+		for (p = pools; p < pools + NPOOLS; p++) {
+			for (i = 0; i < p->n; i++) {
+				if (p->pids[i] != pid)
+					continue;
+				mlc_log("warn", NULL, "%s worker %d exited (%s %d), respawning", p->name,
+					(int)pid, WIFSIGNALED(status) ? "signal" : "status",
+					WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+				if (time(NULL) == last_burst)
+					sleep(1);
+				last_burst = time(NULL);
+				p->pids[i] = spawn_worker(pools, p->sock);
+				mlc_metrics_worker_restart(p == &pools[SLOW]);
+			}
 		}
 	}
 }
 
-static void shutdown_workers(pid_t *pids, int n)
+static void shutdown_workers(struct pool *pools)
 {
 	long timeout = mlc_config_long("MLC_SHUTDOWN_TIMEOUT", 20);
 	time_t deadline = time(NULL) + timeout;
+	struct pool *p;
 	int alive, i;
 
-	for (i = 0; i < n; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
+	for (p = pools; p < pools + NPOOLS; p++)
+		for (i = 0; i < p->n; i++)
+			if (p->pids[i] > 0)
+				kill(p->pids[i], SIGTERM);
 	do {
 		alive = 0;
-		for (i = 0; i < n; i++) {
-			if (pids[i] <= 0)
-				continue;
-			if (waitpid(pids[i], NULL, WNOHANG) == pids[i])
-				pids[i] = 0;
-			else
-				alive++;
+		for (p = pools; p < pools + NPOOLS; p++) {
+			for (i = 0; i < p->n; i++) {
+				if (p->pids[i] <= 0)
+					continue;
+				if (waitpid(p->pids[i], NULL, WNOHANG) == p->pids[i])
+					p->pids[i] = 0;
+				else
+					alive++;
+			}
 		}
 		if (alive)
 			usleep(20000);
 	} while (alive && time(NULL) < deadline);
-	for (i = 0; i < n; i++) {
-		if (pids[i] > 0) {
-			mlc_log("warn", NULL, "worker %d did not stop in %lds, killing it",
-				(int)pids[i], timeout);
-			kill(pids[i], SIGKILL);
-			waitpid(pids[i], NULL, 0);
+	for (p = pools; p < pools + NPOOLS; p++) {
+		for (i = 0; i < p->n; i++) {
+			if (p->pids[i] > 0) {
+				mlc_log("warn", NULL, "%s worker %d did not stop in %lds, killing it",
+					p->name, (int)p->pids[i], timeout);
+				kill(p->pids[i], SIGKILL);
+				waitpid(p->pids[i], NULL, 0);
+			}
 		}
 	}
 }
 
 /* Tell the workers to reopen the log file; each takes it after its next
  * accept() (see take_reopen_request). */
-static void reopen_logs(pid_t *pids, int n)
+static void reopen_logs(struct pool *pools)
 {
+	struct pool *p;
 	int i;
 
 	mlc_log_reopen();
-	for (i = 0; i < n; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGHUP);
+	for (p = pools; p < pools + NPOOLS; p++)
+		for (i = 0; i < p->n; i++)
+			if (p->pids[i] > 0)
+				kill(p->pids[i], SIGHUP);
+}
+
+/* Fill in a pool's name, socket path and size from the configuration.
+ * The slow socket defaults to the fast one's path with "-slow" before its
+ * ".sock" (or at its end), so that a master started with only MLC_SOCKET
+ * set never takes over another master's slow socket. */
+static void pool_configure(struct pool *pools)
+{
+	const char *path = mlc_config_get("MLC_SOCKET", NULL), *slow;
+	struct pool *f = &pools[FAST], *s = &pools[SLOW];
+	char base[sizeof(f->path)];
+	size_t len;
+	int n;
+
+	memset(pools, 0, NPOOLS * sizeof(*pools));
+	f->name = "fast";
+	s->name = "slow";
+	if (path)
+		snprintf(f->path, sizeof(f->path), "%s", path);
+	else
+		snprintf(f->path, sizeof(f->path), "%s/api/mlc-api.sock",
+			 mlc_config_get("MLC_VAR", "var"));
+	slow = mlc_config_get("MLC_SLOW_SOCKET", NULL);
+	memcpy(base, f->path, sizeof(base));
+	len = strlen(base);
+	if (len > 5 && !strcmp(base + len - 5, ".sock"))
+		len -= 5;
+	if (slow)
+		n = snprintf(s->path, sizeof(s->path), "%s", slow);
+	else
+		n = snprintf(s->path, sizeof(s->path), "%.*s-slow%s", (int)len, base,
+			     base[len] ? ".sock" : "");
+	if (n < 0 || (size_t)n >= sizeof(s->path))
+		mlc_die("the slow pool's socket path is too long");
+	if (!strcmp(f->path, s->path))
+		mlc_die("MLC_SLOW_SOCKET must differ from MLC_SOCKET (%s)", f->path);
+	f->n = mlc_pool_size(0);
+	s->n = mlc_pool_size(1);
+}
+
+static void pool_open(struct pool *p)
+{
+	p->sock = open_socket(p->path);
+	if (stat(p->path, &p->own) < 0)
+		mlc_die("stat %s: %s", p->path, strerror(errno));
+}
+
+static void pool_start(struct pool *pools, struct pool *p)
+{
+	int i;
+
+	for (i = 0; i < p->n; i++)
+		p->pids[i] = spawn_worker(pools, p->sock);
+}
+
+static void pool_close(struct pool *p)
+{
+	close(p->sock);
+	remove_own_socket(p->path, &p->own);
 }
 
 static void usage(FILE *to, const char *prog)
@@ -256,13 +360,10 @@ int main(int argc, char **argv)
 	};
 	const char *conf = getenv("MLC_CONF");
 	const char *log_file = NULL;
-	pid_t pids[MAX_WORKERS];
+	static struct pool pools[NPOOLS];
 	struct mlc_err err;
-	char default_sock[4096];
-	const char *path;
-	struct stat own;
 	sigset_t block, empty;
-	int opt, n, i, sock;
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "c:l:Vh", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -298,25 +399,18 @@ int main(int argc, char **argv)
 		if (mlc_db_target_config(&t, err.msg, sizeof(err.msg)) < 0)
 			mlc_die("%s", err.msg);
 	}
-	n = (int)mlc_config_long("MLC_WORKERS", 0);
-	if (n <= 0)
-		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (n <= 0 || n > MAX_WORKERS)
-		n = n <= 0 ? 1 : MAX_WORKERS;
-	path = mlc_config_get("MLC_SOCKET", NULL);
-	if (!path) {
-		snprintf(default_sock, sizeof(default_sock), "%s/run/mlc-api.sock",
-			 mlc_config_get("MLC_VAR", "var"));
-		path = default_sock;
-	}
+	pool_configure(pools);
+	if (mlc_metrics_init() < 0)
+		mlc_die("cannot map the metrics segment: %s", strerror(errno));
 
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (mysql_library_init(0, NULL, NULL))
 		mlc_die("cannot initialise the MariaDB client library");
 	FCGX_Init();
-	sock = open_socket(path);
-	if (stat(path, &own) < 0)
-		mlc_die("stat %s: %s", path, strerror(errno));
+	/* The slow socket first: whoever waits for the fast socket to appear
+	 * (scripts/mlc, the init script) then finds both. */
+	pool_open(&pools[SLOW]);
+	pool_open(&pools[FAST]);
 
 	/* Signals are only taken in sigsuspend, so none is lost between the
 	 * checks of the loop below. */
@@ -332,25 +426,27 @@ int main(int argc, char **argv)
 	set_handler(SIGHUP, on_reopen);
 	signal(SIGPIPE, SIG_IGN);
 
-	for (i = 0; i < n; i++)
-		pids[i] = spawn_worker(sock);
-	mlc_log("info", NULL, "mlc-api %s listening on %s with %d workers", MLC_VERSION, path, n);
+	pool_start(pools, &pools[FAST]);
+	pool_start(pools, &pools[SLOW]);
+	mlc_log("info", NULL, "mlc-api %s listening on %s with %d workers and on %s with %d "
+		"workers for slow routes", MLC_VERSION, pools[FAST].path, pools[FAST].n,
+		pools[SLOW].path, pools[SLOW].n);
 	sigemptyset(&empty);
 	while (!stop_requested) {
 		sigsuspend(&empty);
 		if (child_exited && !stop_requested) {
 			child_exited = 0;
-			respawn(pids, n, sock);
+			respawn(pools);
 		}
 		if (reopen_requested && !stop_requested) {
 			reopen_requested = 0;
-			reopen_logs(pids, n);
+			reopen_logs(pools);
 		}
 	}
 	mlc_log("info", NULL, "stopping");
-	shutdown_workers(pids, n);
-	close(sock);
-	remove_own_socket(path, &own);
+	shutdown_workers(pools);
+	pool_close(&pools[FAST]);
+	pool_close(&pools[SLOW]);
 	mysql_library_end();
 	curl_global_cleanup();
 	mlc_config_release();

@@ -27,4 +27,21 @@ char *mlc_xstrdup(const char *s);
 char *mlc_xstrndup(const char *s, size_t n);
 void mlc_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+/*
+ * UTF-8 as Python, MariaDB's utf8mb4 and RFC 3629 take it: no overlong
+ * forms, no surrogates (U+D800..U+DFFF), nothing above U+10FFFF.
+ *
+ * mlc_utf8_seq: the length (1..4) of the valid sequence at s, which has
+ * avail > 0 bytes, or 0 with *bad the offset in s of the first byte that
+ * makes it invalid (avail when the input ends inside the sequence).
+ * mlc_utf8_check: len when s[0..len) is all valid, else the offset of
+ * the first offending byte (of the first byte of a sequence the input
+ * ends inside).
+ * mlc_utf8_trim: cut a NUL-terminated string before an incomplete
+ * sequence at its end, as truncating a message to a buffer leaves.
+ */
+size_t mlc_utf8_seq(const char *s, size_t avail, size_t *bad);
+size_t mlc_utf8_check(const char *s, size_t len);
+void mlc_utf8_trim(char *s);
+
 #endif

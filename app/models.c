@@ -18,7 +18,13 @@
 #include "store.h"
 #include "validate.h"
 
+/* The documented limit of GET /model/search.  Each tag is one statement
+ * parameter, and a page binds its limit and offset after them: the
+ * statement layer must hold them all, or a long tag list would be a
+ * failed request (and, before this was checked, a dead worker). */
 #define MAX_SEARCH_TAGS 64
+_Static_assert(MAX_SEARCH_TAGS + MLC_PAGE_PARAMS <= MLC_DB_MAX_PARAMS,
+	       "a search with MAX_SEARCH_TAGS tags must fit the statement layer's parameters");
 
 /* ---- schema (MLModelCreate) ---- */
 
@@ -250,6 +256,10 @@ void mlc_h_model_getkind(struct mlc_req *r)
 		       "ORDER BY seq LIMIT ? OFFSET ?", p, 1, skip, limit, model_from_row);
 }
 
+#define SEARCH_HEAD "SELECT " MODEL_COLS " FROM models WHERE seq IN " \
+	"(SELECT model_seq FROM model_tags WHERE tag IN (?"
+#define SEARCH_TAIL ")) ORDER BY seq LIMIT ? OFFSET ?"
+
 /*
  * Models having any of the given tags.  The statement text depends only
  * on how many tags there are (one placeholder each), never on their
@@ -258,7 +268,7 @@ void mlc_h_model_getkind(struct mlc_req *r)
 void mlc_h_model_search(struct mlc_req *r)
 {
 	struct mlc_param p[MAX_SEARCH_TAGS];
-	char sql[512 + 3 * MAX_SEARCH_TAGS];
+	char sql[sizeof(SEARCH_HEAD) + 3 * MAX_SEARCH_TAGS + sizeof(SEARCH_TAIL)];
 	size_t i, ntags = 0, off;
 	long skip, limit;
 
@@ -285,11 +295,11 @@ void mlc_h_model_search(struct mlc_req *r)
 		mlc_reply_page(r, ALL_MODELS, NULL, 0, skip, limit, model_from_row);
 		return;
 	}
-	off = (size_t)snprintf(sql, sizeof(sql), "SELECT " MODEL_COLS " FROM models "
-			       "WHERE seq IN (SELECT model_seq FROM model_tags WHERE tag IN (?");
+	/* "?" then ", ?" for each further tag: the buffer holds the most. */
+	off = (size_t)snprintf(sql, sizeof(sql), "%s", SEARCH_HEAD);
 	for (i = 1; i < ntags; i++)
 		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ", ?");
-	snprintf(sql + off, sizeof(sql) - off, ")) ORDER BY seq LIMIT ? OFFSET ?");
+	snprintf(sql + off, sizeof(sql) - off, "%s", SEARCH_TAIL);
 	mlc_reply_page(r, sql, p, (unsigned)ntags, skip, limit, model_from_row);
 }
 

@@ -3,25 +3,40 @@
  * deployment's model runtime.
  *
  * The worker checks the rows against the model's featurelist, forwards
- * them as one 2-D list to the runtime over its unix socket (libcurl, one
- * keep-alive handle per worker), records the call as an inference
- * operation, and returns the runtime's answer with the operation's id.
+ * them as one 2-D list to the runtime over its unix socket or, for a
+ * remote backend, its http(s) URL (libcurl, one keep-alive handle per
+ * worker), records the call as an inference operation, and returns the
+ * runtime's answer with the operation's id.
  * For deployments with inference_data 1 the rows may instead come from a
  * CSV at an http(s) URL, which the worker fetches (the runtime has no
  * network) under size, time and address limits.
+ *
+ * Predict runs in the slow pool (see main.c).  At most
+ * MLC_PREDICT_MAX_PER_DEPLOYMENT calls of one deployment run at once
+ * (slots, pool.h); a call beyond them waits a quarter of a second for one
+ * and is then refused with 429, so one slow model or data server cannot
+ * hold every slow worker.  A runtime that
+ * does not answer within MLC_PREDICT_TIMEOUT gets 504, and the call is
+ * recorded as a failed operation.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <curl/curl.h>
 
-#include "config.h"
+#include "conf.h"
 #include "csvcheck.h"
 #include "jsonutil.h"
+#include "log.h"
+#include "metrics.h"
+#include "pool.h"
 #include "routes.h"
+#include "runtime_answer.h"
 #include "stamp.h"
 #include "validate.h"
 
@@ -354,53 +369,93 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *ctx)
 	return n;
 }
 
+/* Why a call to the runtime failed: the status to answer and its detail. */
+struct call_failure {
+	int code;		/* 503: the runtime never got the call; 502, 504: it did */
+	char detail[768];
+};
+
+#define FAIL(f, status, ...) \
+	((f)->code = (status), snprintf((f)->detail, sizeof((f)->detail), __VA_ARGS__), \
+	 mlc_utf8_trim((f)->detail))
+
+/*
+ * The most bytes of a runtime's answer the worker reads and parses.  The
+ * parsed answer takes 20 to 50 times its size in memory, hence a modest
+ * default; a data link's answer also carries the rows read from the CSV
+ * (an empty cell "," comes back as "null,"), so it may be larger by eight
+ * times the CSV's size.
+ */
+static size_t answer_limit(size_t csv_bytes)
+{
+	long max = mlc_config_long("MLC_PREDICT_MAX_REPLY", 16L << 20);
+
+	return (size_t)(max > 0 ? max : 16L << 20) + 8 * csv_bytes;
+}
+
 /*
  * POST body to the runtime's /predict on its unix socket.  Returns the
- * HTTP status with the reply in *out (caller frees), or -1 after
- * replying 502/503/504 naming the deployment.
+ * HTTP status with the answer in *out (caller frees), or -1 with f saying
+ * why there is none.
  */
 static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoint,
-			 const char *body, struct sink *out)
+			 const char *body, struct sink *out, struct call_failure *f)
 {
 	long timeout = mlc_config_long("MLC_PREDICT_TIMEOUT", 30), status = 0;
 	struct curl_slist *hdrs = NULL;
 	CURL *c = r->curl;
 	CURLcode rc;
 
-	if (strncmp(endpoint, "unix:", 5)) {
-		mlc_reply_detail(r, 503, "deployment '%s' has no runtime endpoint yet", dep);
+	/* A remote runtime (kubernetes, mlsysops) answers at http(s)://. */
+	int remote = !strncmp(endpoint, "http://", 7) || !strncmp(endpoint, "https://", 8);
+	char url[640];
+
+	if (strncmp(endpoint, "unix:", 5) && !remote) {
+		FAIL(f, 503, "deployment '%s' has no runtime endpoint yet", dep);
 		return -1;
 	}
-	out->max = (size_t)mlc_config_long("MLC_PREDICT_MAX_REPLY", 64L << 20);
+	snprintf(url, sizeof(url), "%s/predict", remote ? endpoint : "http://runtime");
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, endpoint + 5);
-	curl_easy_setopt(c, CURLOPT_URL, "http://runtime/predict");
+	if (r->request_id) {
+		/* The runtime names the request in the lines it logs. */
+		char id[96];
+
+		snprintf(id, sizeof(id), "X-Request-Id: %s", r->request_id);
+		hdrs = curl_slist_append(hdrs, id);
+	}
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, remote ? NULL : endpoint + 5);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	/* An answer announcing more than the limit is refused unread. */
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)out->max);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout * 1000);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
 	curl_slist_free_all(hdrs);
 	if (rc == CURLE_OK)
 		return status;
-	if (rc == CURLE_COULDNT_CONNECT)
-		mlc_reply_detail(r, 503, "deployment '%s' is not answering (its runtime is "
-				 "restarting); try again shortly", dep);
+	if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
+		FAIL(f, 503, "deployment '%s' is not answering (its runtime is restarting); "
+		     "try again shortly", dep);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		mlc_reply_detail(r, 504, "deployment '%s' did not answer within %ld s", dep, timeout);
-	else if (out->overflow)
-		mlc_reply_detail(r, 502, "deployment '%s' sent a reply over the %zu byte limit",
-				 dep, out->max);
+		FAIL(f, 504, "deployment '%s' did not answer within %ld s", dep, timeout);
+	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
+		FAIL(f, 502, "deployment '%s' sent an answer over the %zu byte limit "
+		     "(MLC_PREDICT_MAX_REPLY)", dep, out->max);
 	else
-		mlc_reply_detail(r, 502, "deployment '%s' failed while answering: %s", dep,
-				 curl_easy_strerror(rc));
+		FAIL(f, 502, "deployment '%s' failed while answering: %s", dep,
+		     curl_easy_strerror(rc));
 	return -1;
 }
 
@@ -505,6 +560,7 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 	long timeout = mlc_config_long("MLC_LINK_TIMEOUT", 30), status = 0;
 	struct link_ctx lc = { 0, "" };
 	struct mlc_csv csv;
+	char why[96];
 	CURLcode rc;
 	CURL *c;
 
@@ -537,6 +593,9 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 				 "refused (allow the host with MLC_LINK_ALLOW_HOSTS)", lc.refused);
 	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
 		mlc_reply_detail(r, 413, "data_link content exceeds %zu bytes", out->max);
+	else if (rc == CURLE_OPERATION_TIMEDOUT)
+		mlc_reply_detail(r, 504, "data_link did not finish sending within %ld s "
+				 "(MLC_LINK_TIMEOUT)", timeout);
 	else if (rc != CURLE_OK)
 		mlc_reply_detail(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
 	else if (status != 200)
@@ -549,6 +608,61 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 				 mlc_csv_error(&csv));
 		return -1;
 	}
+	if (mlc_csv_check_utf8(out->buf ? out->buf : "", out->len, why, sizeof(why)) < 0) {
+		mlc_reply_422_at(r, "data_link", "value_error.csv", "data_link is not UTF-8 text: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- sharing the slow pool ---- */
+
+/* At most this many predict calls of one deployment at a time (0 or
+ * absent: half the slow pool, at least 1). */
+static int max_per_deployment(void)
+{
+	long n = mlc_config_long("MLC_PREDICT_MAX_PER_DEPLOYMENT", 0);
+
+	if (n <= 0)
+		n = mlc_pool_size(1) / 2;
+	return n < 1 ? 1 : n > MLC_MAX_WORKERS ? MLC_MAX_WORKERS : (int)n;
+}
+
+/* How long a call waits for one of its deployment's slots before the
+ * 429: a fast model frees one within milliseconds, so a burst of calls
+ * queues briefly instead of being refused. */
+#define SLOT_WAIT_MS 250
+#define SLOT_POLL_MS 5
+
+/*
+ * Take one of the deployment's slots into *fd, or reply 429 (all taken
+ * for SLOT_WAIT_MS) and return -1.  A slot file that cannot be used is
+ * logged and the call goes on unlimited: the limit protects the other
+ * deployments, it is not worth refusing every call for.
+ */
+static int take_slot(struct mlc_req *r, const char *dep, int *fd)
+{
+	static const struct timespec poll = { 0, SLOT_POLL_MS * 1000000L };
+	char dir[4096], name[128];
+	int n = max_per_deployment(), rc, waited = 0;
+
+	snprintf(dir, sizeof(dir), "%s/run/slots", mlc_config_get("MLC_VAR", "var"));
+	snprintf(name, sizeof(name), "predict-%s", dep);
+	while ((rc = mlc_slot_take(dir, name, n, fd)) == MLC_SLOTS_FULL && waited < SLOT_WAIT_MS) {
+		nanosleep(&poll, NULL);
+		waited += SLOT_POLL_MS;
+	}
+	if (rc >= 0)
+		return 0;
+	if (rc == MLC_SLOTS_FULL) {
+		mlc_reply_header(r, "Retry-After: 1");
+		mlc_reply_detail(r, 429, "deployment '%s' is already answering %d predict calls, "
+				 "its most at once (MLC_PREDICT_MAX_PER_DEPLOYMENT); try again shortly",
+				 dep, n);
+		return -1;
+	}
+	mlc_log("error", r->request_id, "predict slots of '%s' in %s unusable (%s); "
+		"the call is not limited", dep, dir, strerror(errno));
 	return 0;
 }
 
@@ -597,28 +711,50 @@ static json_object *runtime_request(json_object *rows, const char *csv, int expl
 	return req;
 }
 
-/* Turn the runtime's non-200 answer into ours. */
-static void relay_failure(struct mlc_req *r, const char *dep, long status, const char *body)
+/* A refusal by the runtime of the input (422) or of an explanation (409):
+ * the client's to fix, answered with the runtime's detail. */
+static void relay_refusal(struct mlc_req *r, long status, const struct sink *answer)
 {
-	json_object *o = body ? json_tokener_parse(body) : NULL, *d = NULL;
-	const char *detail = o && json_object_object_get_ex(o, "detail", &d) ?
-			     json_object_get_string(d) : "no detail";
+	char detail[768];
 
-	if (status == 422 || status == 409) {
+	mlc_runtime_detail(answer->buf, answer->len, detail, sizeof(detail));
+	if (status == 409) {
+		mlc_reply_detail(r, 409, "%s", detail);
+	} else {
 		json_object *errors = json_object_new_array();
 
-		if (status == 409)
-			mlc_reply_detail(r, 409, "%s", detail);
-		else {
-			mlc_validate_error(errors, detail, "value_error.model_input", "body", "data", NULL);
-			mlc_reply_422(r, errors);
-			errors = NULL;
-		}
-		json_object_put(errors);
-	} else {
-		mlc_reply_detail(r, 502, "deployment '%s' failed: %s", dep, detail);
+		mlc_validate_error(errors, detail, "value_error.model_input", "body", "data", NULL);
+		mlc_reply_422(r, errors);
 	}
-	json_object_put(o);
+}
+
+/*
+ * The call reached the runtime but brought back no usable answer: record
+ * it as a failed operation, its result {"error": detail}, and answer
+ * f->code with the detail and the operation's id.  When the database
+ * cannot record it, the answer goes without an id (and the log says why).
+ */
+static void reply_failed_call(struct mlc_req *r, const char *owner, const char *dep,
+			      const char *modelid, json_object *rows, const struct call_failure *f)
+{
+	json_object *result = json_object_new_object(), *o = json_object_new_object();
+	struct mlc_err err = { 0, "" };
+	char now[32], opid[37];
+
+	json_object_object_add(result, "error", json_object_new_string(f->detail));
+	json_object_object_add(result, "status", json_object_new_int(f->code));
+	mlc_now_utc(now);
+	if (mlc_record_operation(r, owner, dep, modelid, rows, result, now, opid, &err) < 0) {
+		mlc_log("error", r->request_id, "the failed call of deployment %s was not recorded: %s",
+			dep, err.msg);
+		opid[0] = '\0';
+	}
+	json_object_put(result);
+	mlc_log("error", r->request_id, "%d %s", f->code, f->detail);
+	json_object_object_add(o, "detail", json_object_new_string(f->detail));
+	if (opid[0])
+		json_object_object_add(o, "operationid", json_object_new_string(opid));
+	mlc_reply_json(r, f->code, o);
 }
 
 void mlc_h_predict(struct mlc_req *r)
@@ -627,10 +763,12 @@ void mlc_h_predict(struct mlc_req *r)
 	struct sink fetched = { 0 }, reply = { 0 };
 	json_object *errors = json_object_new_array(), *m, *rows = NULL, *req = NULL, *answer = NULL;
 	struct features f = { 0 };
+	struct call_failure fail = { 0, "" };
 	struct mlc_err err = { 0, "" };
 	struct target t;
 	char now[32], opid[37];
-	int batch = 0, explain;
+	int batch = 0, explain = 0, slot = -1, called = 0;
+	double start = mlc_metrics_now();
 	long status;
 
 	if (!(m = mlc_body_or_422(r, predict_schema, 0))) {
@@ -653,6 +791,8 @@ void mlc_h_predict(struct mlc_req *r)
 				 t.reason[0] ? ": " : "", t.reason);
 		goto out;
 	}
+	if (take_slot(r, dep, &slot) < 0)
+		goto out;
 	feature_names(t.featurelist, &f);
 	if (link && !t.inference_data) {
 		mlc_reply_422_at(r, "data_link", "value_error.inference_data",
@@ -675,22 +815,45 @@ void mlc_h_predict(struct mlc_req *r)
 		goto out;
 	}
 	req = runtime_request(rows, fetched.buf ? fetched.buf : "", explain, &f);
+	owner = json_object_object_get(m, "ownerid") ?
+		json_object_get_string(json_object_object_get(m, "ownerid")) : t.ownerid;
+	reply.max = answer_limit(fetched.len);
+	called = 1;
 	status = call_runtime(r, dep, t.endpoint,
-			      json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &reply);
-	if (status < 0)
+			      json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &reply, &fail);
+	if (status < 0 && fail.code == 503) {
+		mlc_reply_detail(r, 503, "%s", fail.detail);	/* it never got the call */
 		goto out;
-	if (status != 200 || !(answer = reply.buf ? json_tokener_parse(reply.buf) : NULL)) {
-		relay_failure(r, dep, status == 200 ? 502 : status, reply.buf);
+	}
+	if (status == 422 || status == 409) {
+		relay_refusal(r, status, &reply);
+		goto out;
+	}
+	/* Everything else the runtime sends is checked before it is used: it
+	 * runs the model's code, which can make it answer anything. */
+	if (status >= 0 && status != 200) {
+		char detail[600];
+
+		mlc_runtime_detail(reply.buf, reply.len, detail, sizeof(detail));
+		FAIL(&fail, 502, "deployment '%s' failed: %s", dep, detail);
+	} else if (status == 200) {
+		struct mlc_rt_call call = { rows ? json_object_array_length(rows) : 0, explain, link != NULL };
+		char why[512];
+
+		if (!(answer = mlc_runtime_answer(reply.buf, reply.len, &call, why, sizeof(why))))
+			FAIL(&fail, 502, "deployment '%s' sent an answer that cannot be used: %s", dep, why);
+	}
+	if (!answer) {
+		reply_failed_call(r, owner, dep, t.modelid, rows, &fail);
 		goto out;
 	}
 	if (link) {
-		/* The runtime parsed the CSV: record the rows it used. */
+		/* The runtime parsed the CSV: record the rows it used (checked
+		 * to be a list of rows with one prediction each). */
 		rows = json_object_get(json_object_object_get(answer, "data"));
 		json_object_object_del(answer, "data");
 		batch = 1;
 	}
-	owner = json_object_object_get(m, "ownerid") ?
-		json_object_get_string(json_object_object_get(m, "ownerid")) : t.ownerid;
 	mlc_now_utc(now);
 	if (mlc_record_operation(r, owner, dep, t.modelid, rows,
 				 json_object_object_get(answer, "prediction"), now, opid, &err) < 0) {
@@ -703,6 +866,9 @@ void mlc_h_predict(struct mlc_req *r)
 	mlc_reply_json(r, 200, answer);
 	answer = NULL;
 out:
+	if (called)
+		mlc_metrics_predict(dep, explain, mlc_metrics_now() - start);
+	mlc_slot_release(&slot);
 	json_object_put(answer);
 	json_object_put(errors);
 	json_object_put(req);

@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "conf.h"
 #include "cors.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "metrics.h"
 #include "routes.h"
 #include "validate.h"
 
@@ -33,15 +34,27 @@ static const struct mlc_route routes[] = {
 	{ "GET",    "/deployment/get/opos/{ownerid}", mlc_h_operations_by_owner, 0 },
 	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, MLC_R_DEPLOYMENT_ID },
 	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON | MLC_R_DEPLOYMENT_ID },
+	{ "GET",    "/deployment/{deployment_id}/bundle", mlc_h_deployment_bundle, MLC_R_DEPLOYMENT_ID },
 	{ "POST",   "/mltraining/add",            mlc_h_training_add, MLC_R_JSON },
 	{ "GET",    "/mltraining/all",            mlc_h_training_all, 0 },
 	{ "GET",    "/mltraining/status/{training_id}", mlc_h_training_status, 0 },
 	{ "GET",    "/mltraining/{training_id}/log", mlc_h_training_log, 0 },
+	{ "GET",    "/mltraining/{training_id}/bundle", mlc_h_training_bundle, 0 },
+	{ "PUT",    "/mltraining/{training_id}/model", mlc_h_training_model, 0 },
 	{ "PATCH",  "/model/{model_id}",          mlc_h_model_patch, MLC_R_JSON | MLC_R_MODEL_ID },
 	{ "DELETE", "/model/{model_id}",          mlc_h_model_delete, MLC_R_MODEL_ID },
+	/* Operators' counters: admin-only once tokens exist (docs/OPERATIONS.md). */
+	{ "GET",    "/metrics",                   mlc_h_metrics, 0 },
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+_Static_assert(NROUTES <= MLC_METRICS_MAX_ROUTES, "metrics.h counts MLC_METRICS_MAX_ROUTES routes");
+
+const struct mlc_route *mlc_routes(size_t *n)
+{
+	*n = NROUTES;
+	return routes;
+}
 
 /* Python writes tuples with ( ), and so does one of the published
  * examples: say how JSON writes a list when that is what went wrong. */
@@ -92,19 +105,6 @@ static int is_model_id(const char *s)
 		}
 	}
 	return s[36] == '\0';
-}
-
-/* Deployment ids are [A-Za-z0-9._-]{1,64}: anything else names none (and
- * a trailing space must not find one, as MariaDB's comparison would). */
-static int is_deployment_id(const char *s)
-{
-	size_t n = 0;
-
-	for (; s[n]; n++)
-		if (!((s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= 'a' && s[n] <= 'z') ||
-		      (s[n] >= '0' && s[n] <= '9') || s[n] == '.' || s[n] == '_' || s[n] == '-'))
-			return 0;
-	return n >= 1 && n <= 64;
 }
 
 /* A path without a route that would have one without its trailing
@@ -217,10 +217,10 @@ static int cors(struct mlc_req *r)
 	return 1;
 }
 
-void mlc_dispatch(struct mlc_req *r)
+static void dispatch(struct mlc_req *r)
 {
 	const char *qs = FCGX_GetParam("QUERY_STRING", r->fcgx->envp);
-	char msg[256];
+	char msg[256], hdr[128];
 	json_object *errors;
 
 	/* CORS first: its headers go on every answer, and a preflight needs
@@ -231,6 +231,11 @@ void mlc_dispatch(struct mlc_req *r)
 		reply_no_route(r, qs);
 		return;
 	}
+	/* The route template, for nginx's access log (which keeps it from the
+	 * client); the owner goes the same way once the request has one
+	 * (mlc_reply_owner). */
+	snprintf(hdr, sizeof(hdr), "X-Route: %s", r->match.route->pattern);
+	mlc_reply_header(r, hdr);
 	if (mlc_query_parse(&r->query, qs, msg, sizeof(msg)) < 0) {
 		errors = json_object_new_array();
 		mlc_validate_error(errors, msg, "value_error.query", "query", NULL);
@@ -244,7 +249,9 @@ void mlc_dispatch(struct mlc_req *r)
 		return;
 	}
 	if ((r->match.route->flags & MLC_R_DEPLOYMENT_ID) &&
-	    !is_deployment_id(mlc_param(r, "deployment_id"))) {
+	    !mlc_is_deployment_id(mlc_param(r, "deployment_id"))) {
+		/* No deployment has an id outside the rule (and a trailing
+		 * space must not find one, as MariaDB's comparison would). */
 		mlc_reply_detail(r, 404, "deployment '%s' not found", mlc_param(r, "deployment_id"));
 		return;
 	}
@@ -253,4 +260,13 @@ void mlc_dispatch(struct mlc_req *r)
 	((mlc_handler)r->match.route->handler)(r);
 	if (!r->status)
 		mlc_reply_detail(r, 500, "handler for %s %s sent no reply", r->method, r->path);
+}
+
+void mlc_dispatch(struct mlc_req *r)
+{
+	double start = mlc_metrics_now();
+
+	dispatch(r);
+	mlc_metrics_request(r->match.route ? (int)(r->match.route - routes) : -1, r->status,
+			    mlc_metrics_now() - start);
 }

@@ -17,6 +17,11 @@ typedef void (*mlc_handler)(struct mlc_req *r);
 
 void mlc_dispatch(struct mlc_req *r);
 
+/* The service's route table, in the order mlc_dispatch matches it, and
+ * its length in *n (for the tests: t/unit/test-router.c; a row's index
+ * names it in metrics.c). */
+const struct mlc_route *mlc_routes(size_t *n);
+
 /* health.c */
 void mlc_h_health(struct mlc_req *r);
 
@@ -58,6 +63,14 @@ void mlc_h_training_add(struct mlc_req *r);
 void mlc_h_training_status(struct mlc_req *r);
 void mlc_h_training_all(struct mlc_req *r);
 void mlc_h_training_log(struct mlc_req *r);
+
+/* jobfiles.c: the files remote runtimes and trainings fetch and send */
+void mlc_h_deployment_bundle(struct mlc_req *r);
+void mlc_h_training_bundle(struct mlc_req *r);
+void mlc_h_training_model(struct mlc_req *r);
+
+/* metrics.c */
+void mlc_h_metrics(struct mlc_req *r);
 
 /* drift.c */
 void mlc_h_drift_run(struct mlc_req *r);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -12,8 +13,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include "config.h"
+#include "conf.h"
+#include "log.h"
 #include "spool.h"
+#include "store.h"
 
 #define COPY_CHUNK 65536
 
@@ -23,15 +26,22 @@ static void spool_path(char *out, size_t cap, const char *sub, const char *name)
 		 name ? "/" : "", name ? name : "");
 }
 
+/* The spooler (root) creates the spool with its owners at start; these
+ * are for an instance whose spooler has not run yet.  cur/ is the
+ * spooler's alone and never made here.  One made here is fsynced in its
+ * parent, so that a bundle renamed into it is not lost with the directory
+ * entry. */
 static int ensure_dirs(void)
 {
-	static const char *const subs[] = { "", "tmp", "new", "cur" };
+	static const char *const subs[] = { "", "tmp", "new" };
 	char path[PATH_MAX];
 	size_t i;
+	int rc;
 
 	for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		spool_path(path, sizeof(path), subs[i], NULL);
-		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		rc = mkdir(path, 0750);
+		if ((rc < 0 && errno != EEXIST) || (rc == 0 && mlc_fsync_parent(path) < 0))
 			return -1;
 	}
 	return 0;
@@ -86,7 +96,7 @@ static void tmp_path(char *path, size_t cap, const char *name)
 static int open_tmp(const char *name, char *path, size_t cap)
 {
 	tmp_path(path, cap, name);
-	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 }
 
 int mlc_spool_write(const char *name, json_object *manifest,
@@ -129,9 +139,11 @@ int mlc_spool_write(const char *name, json_object *manifest,
 	close(fd);
 	return 0;
 arc_fail:
+	/* libarchive's own text ("Write error") does not say why. */
 	e = archive_errno(a);
-	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s",
-		    archive_error_string(a) ? archive_error_string(a) : "unknown error");
+	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s%s%s%s",
+		    archive_error_string(a) ? archive_error_string(a) : "unknown error",
+		    e > 0 ? " (" : "", e > 0 ? strerror(e) : "", e > 0 ? ")" : "");
 	goto cleanup;
 sys_fail:
 	e = errno;
@@ -145,10 +157,33 @@ cleanup:
 	return -1;
 }
 
+int mlc_spool_create(const char *name, struct mlc_err *err)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if (ensure_dirs() < 0 || (fd = open_tmp(name, path, sizeof(path))) < 0) {
+		mlc_err_set(err, errno == ENOSPC ? 507 : 500, "cannot create %s in the spool: %s",
+			    name, strerror(errno));
+		return -1;
+	}
+	return fd;
+}
+
 int mlc_spool_publish(const char *name, struct mlc_err *err)
 {
-	char from[PATH_MAX], to[PATH_MAX], dir[PATH_MAX];
-	int fd;
+	char from[PATH_MAX], to[PATH_MAX];
+
+#ifdef MLC_TEST_HOOKS
+	/* The worker dies between the row's COMMIT and publishing its
+	 * bundle, as by kill -9 (test builds, see mlc_test_hook):
+	 * $MLC_VAR/test-kill-before-publish holds the start of the bundle's
+	 * name, e.g. "deploy-<id>". */
+	if (mlc_test_hook("kill-before-publish", name, NULL)) {
+		mlc_log("warn", NULL, "test hook: killed before publishing %s", name);
+		raise(SIGKILL);
+	}
+#endif
 
 	tmp_path(from, sizeof(from), name);
 	spool_path(to, sizeof(to), "new", name);
@@ -156,12 +191,11 @@ int mlc_spool_publish(const char *name, struct mlc_err *err)
 		mlc_err_set(err, 500, "cannot publish the job bundle: %s", strerror(errno));
 		return -1;
 	}
-	spool_path(dir, sizeof(dir), "new", NULL);
-	fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+	/* The bundle is in new/ now whatever happens: the caller's row says
+	 * it is waiting, so a failed fsync is logged, not undone. */
+	if (mlc_fsync_parent(to) < 0)
+		mlc_log("warn", NULL, "spool: cannot fsync the directory of %s: %s", to,
+			strerror(errno));
 	return 0;
 }
 

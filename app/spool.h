@@ -23,6 +23,10 @@ int mlc_spool_write(const char *name, json_object *manifest,
 		    const struct mlc_bundle_file *files, unsigned nfiles,
 		    struct mlc_err *err);
 
+/* Create tmp/<name> (truncated, 0640) for the caller to write and fsync;
+ * returns its descriptor, or -1 with err. */
+int mlc_spool_create(const char *name, struct mlc_err *err);
+
 /* Rename tmp/<name> into new/<name> and fsync new/. */
 int mlc_spool_publish(const char *name, struct mlc_err *err);
 

@@ -2,11 +2,14 @@
  * store.c - durable files in the artifact store.
  *
  * Order of operations matters for crash safety: the bytes are fsynced
- * under a temporary name, renamed to their final name, and the directory
- * is fsynced, all before the caller commits the database row that points
- * at the file.  A crash in between leaves at most an unreferenced
- * temporary file (removed by the next start) or an unreferenced final
- * file, never a row pointing at nothing.
+ * under a temporary name (mlc_blob_sync, before the caller takes any row
+ * lock: fsyncing 512 MiB can take seconds), renamed to their final name
+ * and the directory fsynced (mlc_blob_place), all before the caller
+ * commits the database row that points at the file.  A directory created
+ * on the way is fsynced in its parent, so that the path survives a crash
+ * too.  A crash in between leaves at most an unreferenced temporary file
+ * (removed by mlc-spooler once old, see scripts/mlcpy/tmpclean.py) or an
+ * unreferenced final file, never a row pointing at nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "conf.h"
 #include "store.h"
 
 const char *mlc_store_root(void)
@@ -36,16 +39,44 @@ const char *mlc_store_root(void)
 	return root;
 }
 
-/* mkdir -p for the directories of path (not its last component). */
+/* fsync the directory holding path (its parent). */
+int mlc_fsync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	char *slash;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* mkdir -p for the directories of path (not its last component).  0750:
+ * the store's group (setgid, MLC_WEB_GROUP: nginx's) may enter, no one
+ * else (docs/OPERATIONS.md, State directory and permissions).  Each
+ * directory made here is fsynced in its parent. */
 static int make_parents(char *path)
 {
 	char *p;
+	int rc;
 
 	for (p = path + 1; *p; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		rc = mkdir(path, 0750);
+		if ((rc < 0 && errno != EEXIST) || (rc == 0 && mlc_fsync_parent(path) < 0)) {
 			*p = '/';
 			return -1;
 		}
@@ -65,8 +96,9 @@ int mlc_blob_open(struct mlc_blob *b, struct mlc_err *err)
 		b->tmp_path[0] = '\0';
 		return -1;
 	}
-	/* nginx serves downloads from the store and may run as another user. */
-	fchmod(b->fd, 0644);
+	/* nginx serves downloads from the store as another user, in the store's
+	 * group; nobody else may read training data and models. */
+	fchmod(b->fd, 0640);
 	b->buf = mlc_xmalloc(MLC_BLOB_BUFFER);
 	b->sha = EVP_MD_CTX_new();
 	if (!b->sha || !EVP_DigestInit_ex(b->sha, EVP_sha256(), NULL))
@@ -128,57 +160,54 @@ static void hex(const unsigned char *in, unsigned n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int fsync_dir_of(const char *path)
+static void store_err(struct mlc_err *err, int e)
 {
-	char dir[PATH_MAX];
-	char *slash;
-	int fd, rc;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (!slash)
-		return 0;
-	*slash = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
+	mlc_err_set(err, e == ENOSPC || e == EDQUOT ? 507 : 500,
+		    "cannot store the file: %s", strerror(e));
 }
 
-int mlc_blob_commit(struct mlc_blob *b, const char *relpath, char sha_hex[65],
-		    struct mlc_err *err)
+int mlc_blob_sync(struct mlc_blob *b, char sha_hex[65], struct mlc_err *err)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
-	char final[PATH_MAX];
-	int e;
 
-	snprintf(final, sizeof(final), "%s/%s", mlc_store_root(), relpath);
 	if (flush_buffer(b) < 0 || b->write_errno) {
-		errno = b->write_errno;
-		goto fail;
+		store_err(err, b->write_errno ? b->write_errno : EIO);
+		return -1;
 	}
-	if (fsync(b->fd) < 0 || make_parents(final) < 0 || rename(b->tmp_path, final) < 0)
-		goto fail;
-	b->tmp_path[0] = '\0';
-	if (fsync_dir_of(final) < 0) {
-		e = errno;
-		unlink(final);
-		errno = e;
-		goto fail;
+	if (fsync(b->fd) < 0) {
+		store_err(err, errno);
+		return -1;
 	}
 	EVP_DigestFinal_ex(b->sha, md, &mdlen);
 	hex(md, mdlen, sha_hex);
+	b->synced = 1;
+	return 0;
+}
+
+int mlc_blob_place(struct mlc_blob *b, const char *relpath, struct mlc_err *err)
+{
+	char final[PATH_MAX];
+	int e;
+
+	if (!b->synced) {
+		store_err(err, EINVAL);
+		return -1;
+	}
+	snprintf(final, sizeof(final), "%s/%s", mlc_store_root(), relpath);
+	if (make_parents(final) < 0 || rename(b->tmp_path, final) < 0) {
+		store_err(err, errno);
+		return -1;
+	}
+	b->tmp_path[0] = '\0';
+	if (mlc_fsync_parent(final) < 0) {
+		e = errno;
+		unlink(final);
+		store_err(err, e);
+		return -1;
+	}
 	mlc_blob_discard(b);
 	return 0;
-fail:
-	e = errno;
-	mlc_err_set(err, e == ENOSPC || e == EDQUOT ? 507 : 500,
-		    "cannot store the file: %s", strerror(e));
-	mlc_blob_discard(b);
-	return -1;
 }
 
 void mlc_blob_discard(struct mlc_blob *b)

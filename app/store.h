@@ -20,6 +20,7 @@ struct mlc_blob {
 	int write_errno;		/* first write error, 0 if none */
 	char *buf;			/* bytes not yet written: writes go out in */
 	size_t buf_len;			/* MLC_BLOB_BUFFER pieces, not per request read */
+	int synced;			/* mlc_blob_sync succeeded */
 };
 
 #define MLC_BLOB_BUFFER (1 << 20)
@@ -36,16 +37,27 @@ int mlc_blob_open(struct mlc_blob *b, struct mlc_err *err);
 int mlc_blob_write(struct mlc_blob *b, const char *data, size_t len);
 
 /*
- * Make the blob durable at relpath inside the store: fsync the file,
- * create parent directories, rename, fsync the directory.  Writes the
- * hex SHA-256 into sha_hex.  Returns -1 with err (507 when the disk is
- * full, 500 otherwise); the temporary file is then gone too.
+ * Make the blob's bytes durable under its temporary name (write what is
+ * buffered, fsync) and write the hex SHA-256 into sha_hex.  Done before
+ * any database row lock is taken.  Returns -1 with err (507 when the disk
+ * is full, 500 otherwise).
  */
-int mlc_blob_commit(struct mlc_blob *b, const char *relpath, char sha_hex[65],
-		    struct mlc_err *err);
+int mlc_blob_sync(struct mlc_blob *b, char sha_hex[65], struct mlc_err *err);
+
+/*
+ * Give a synced blob its name relpath inside the store: create parent
+ * directories (each fsynced in its parent), rename, fsync the directory.
+ * The blob is released (as mlc_blob_discard) on success.  Returns -1 with
+ * err; the temporary file is left for mlc_blob_discard.
+ */
+int mlc_blob_place(struct mlc_blob *b, const char *relpath, struct mlc_err *err);
 
 /* Drop an uncommitted blob and its temporary file; safe to call twice. */
 void mlc_blob_discard(struct mlc_blob *b);
+
+/* fsync the directory that holds path, so that an entry created or
+ * renamed there survives a crash.  Returns -1 with errno. */
+int mlc_fsync_parent(const char *path);
 
 /* Remove one stored file (relpath inside the store). */
 int mlc_store_unlink(const char *relpath);

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caps.h"
 #include "jobs.h"
 #include "jsonutil.h"
+#include "log.h"
 #include "routes.h"
 #include "spool.h"
 #include "stamp.h"
@@ -26,6 +28,9 @@ static const struct mlc_field training_schema[] = {
 	{ .name = "modelid", .type = MLC_V_STR, .flags = MLC_F_REQUIRED, .max_len = 64 },
 	{ .name = "placement", .type = MLC_V_OBJ, .flags = MLC_F_NULLABLE, .fields = placement_fields },
 	{ .name = "redeploy", .type = MLC_V_BOOL, .flags = MLC_F_NULLABLE },
+	/* Not in the published API: the owner the training counts against
+	 * (MLC_MAX_TRAININGS_PER_OWNER); none given is the owner ''. */
+	{ .name = "ownerid", .type = MLC_V_STR, .flags = MLC_F_NULLABLE, .max_len = 255 },
 	{ .name = NULL }
 };
 
@@ -71,8 +76,9 @@ static int first_id(void *ctx, char **c, const unsigned long *l, unsigned n)
 	return 1;
 }
 
-static int write_bundle(json_object *m, const char *id, const struct mlc_job_src *s,
-			const char *now, const char *bundle, struct mlc_err *err)
+static int write_bundle(struct mlc_req *r, json_object *m, const char *id,
+			const struct mlc_job_src *s, const char *now, const char *bundle,
+			struct mlc_err *err)
 {
 	json_object *j = json_object_new_object();
 	int rc;
@@ -83,16 +89,52 @@ static int write_bundle(json_object *m, const char *id, const struct mlc_job_src
 	json_object_object_add(j, "placement", json_object_get(json_object_object_get(m, "placement")));
 	json_object_object_add(j, "redeploy",
 			       json_object_new_boolean(json_object_get_boolean(json_object_object_get(m, "redeploy"))));
+	/* The spooler names the request in its log lines about the job. */
+	if (r->request_id)
+		json_object_object_add(j, "request_id", json_object_new_string(r->request_id));
 	rc = mlc_job_bundle(bundle, j, s, MLC_ART_BIT(MLC_ART_CODE) | MLC_ART_BIT(MLC_ART_DATA) |
 			    MLC_ART_BIT(MLC_ART_ENV), now, err);
 	json_object_put(j);
 	return rc;
 }
 
+static const char *training_owner(json_object *m)
+{
+	const char *owner = json_object_get_string(json_object_object_get(m, "ownerid"));
+
+	return owner ? owner : "";
+}
+
+/*
+ * After a COMMIT that failed: whether the training row landed, looked up
+ * on a new connection once the model row lock shows that the server has
+ * finished the old transaction.  1 yes, 0 no, -1 cannot tell.
+ */
+static int training_landed(struct mlc_req *r, const char *modelid, const char *id)
+{
+	struct mlc_param key[] = { MLC_PSTR(modelid) }, p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	long long n;
+
+	mlc_db_rollback(r->db);
+	if (mlc_db_begin(r->db, &err) < 0)
+		return -1;
+	n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
+			NULL, NULL, &err);
+	if (n >= 0)
+		n = mlc_db_exec(r->db, "SELECT 1 FROM trainings WHERE training_id = ?", p, 1,
+				NULL, NULL, &err);
+	mlc_db_rollback(r->db);
+	return n < 0 ? -1 : n > 0;
+}
+
 /*
  * Insert the 'waiting' row unless a training of the model is waiting or
  * running (the model row is locked so that two requests cannot both pass
- * that check).  *busy receives the id of the one in the way.
+ * that check) or a cap on trainings is reached (err 409).  *busy receives
+ * the id of the one in the way.  Returns 0, -1 with err, or -2 with err
+ * when the COMMIT's outcome is unknown (the row may be there: the bundle
+ * must be published all the same).
  */
 static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 			   const struct mlc_job_src *s, const char *now, char busy[65],
@@ -102,7 +144,7 @@ static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 	json_object *pl = json_object_object_get(m, "placement");
 	struct mlc_param key[] = { MLC_PSTR(modelid) };
 	struct mlc_param p[] = {
-		MLC_PSTR(id), MLC_PSTR(modelid),
+		MLC_PSTR(id), MLC_PSTR(modelid), MLC_PSTR(training_owner(m)),
 		pl ? MLC_PSTR(json_object_to_json_string_ext(pl, JSON_C_TO_STRING_PLAIN)) : MLC_PNULL,
 		MLC_PLONG(json_object_get_boolean(json_object_object_get(m, "redeploy"))),
 		MLC_PLONG(s->file[MLC_ART_CODE].version), MLC_PLONG(s->file[MLC_ART_DATA].version),
@@ -113,6 +155,7 @@ static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 	if (mlc_db_begin(r->db, err) < 0 ||
 	    mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
 			NULL, NULL, err) < 0 ||
+	    mlc_cap_check(r->db, MLC_CAP_TRAININGS, training_owner(m), 1, err) < 0 ||
 	    mlc_db_exec(r->db, "SELECT training_id FROM trainings WHERE modelid = ? AND "
 			"status IN ('waiting', 'running') LIMIT 1", key, 1, first_id, busy, err) < 0)
 		goto fail;
@@ -120,11 +163,21 @@ static int insert_training(struct mlc_req *r, json_object *m, const char *id,
 		mlc_db_rollback(r->db);
 		return 0;
 	}
-	if (mlc_db_exec(r->db, "INSERT INTO trainings (training_id, modelid, placement, redeploy, "
-			"status, code_version, data_version, created_at, updated_at) "
-			"VALUES (?, ?, ?, ?, 'waiting', ?, ?, ?, ?)", p, 8, NULL, NULL, err) < 0 ||
-	    mlc_db_commit(r->db, err) < 0)
+	if (mlc_db_exec(r->db, "INSERT INTO trainings (training_id, modelid, ownerid, placement, "
+			"redeploy, status, code_version, data_version, created_at, updated_at) "
+			"VALUES (?, ?, ?, ?, ?, 'waiting', ?, ?, ?, ?)", p, 9, NULL, NULL, err) < 0)
 		goto fail;
+	if (mlc_db_commit(r->db, err) < 0) {
+		/* Lost with its answer, the commit may have landed all the same. */
+		switch (training_landed(r, modelid, id)) {
+		case 1:
+			return 0;
+		case 0:
+			return -1;
+		default:
+			return -2;
+		}
+	}
 	return 0;
 fail:
 	mlc_db_rollback(r->db);
@@ -136,7 +189,9 @@ void mlc_h_training_add(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_job_src src;
 	char id[37], now[32], bundle[96], busy[65];
+	struct mlc_err ignored;
 	const char *modelid;
+	int rc = 0;
 	json_object *m = mlc_body_or_422(r, training_schema, 0);
 
 	if (!m)
@@ -146,7 +201,8 @@ void mlc_h_training_add(struct mlc_req *r)
 	mlc_uuid4(id);
 	mlc_now_utc(now);
 	snprintf(bundle, sizeof(bundle), "train-%s.tar.gz", id);
-	if (mlc_job_src_load(r->db, modelid, &src, &err) < 0)
+	if (mlc_cap_check(r->db, MLC_CAP_TRAININGS, training_owner(m), 0, &err) < 0 ||
+	    mlc_job_src_load(r->db, modelid, &src, &err) < 0)
 		mlc_reply_err(r, &err);
 	else if (!src.found)
 		mlc_reply_detail(r, 404, "model '%s' not found", modelid);
@@ -155,9 +211,15 @@ void mlc_h_training_add(struct mlc_req *r)
 				 "/model/%s/upload (file_kind=%s) first", modelid,
 				 src.file[MLC_ART_CODE].version ? "data" : "code", modelid,
 				 src.file[MLC_ART_CODE].version ? "data" : "code");
-	else if (write_bundle(m, id, &src, now, bundle, &err) < 0 ||
-		 insert_training(r, m, id, &src, now, busy, &err) < 0) {
-		mlc_spool_discard(bundle);
+	else if (write_bundle(r, m, id, &src, now, bundle, &err) < 0 ||
+		 (rc = insert_training(r, m, id, &src, now, busy, &err)) < 0) {
+		/* Unknown outcome: the spooler sets aside a bundle without a row
+		 * and fails a row without a bundle, so publishing is safe. */
+		if (rc == -2 && mlc_spool_publish(bundle, &ignored) == 0)
+			mlc_log("warn", NULL, "training %s: the commit's outcome is unknown; its bundle "
+				"is published all the same", id);
+		else
+			mlc_spool_discard(bundle);
 		mlc_reply_err(r, &err);
 	} else if (busy[0]) {
 		mlc_spool_discard(bundle);
@@ -165,7 +227,6 @@ void mlc_h_training_add(struct mlc_req *r)
 				 modelid, busy);
 	} else if (mlc_spool_publish(bundle, &err) < 0) {
 		struct mlc_param p[] = { MLC_PSTR(id) };
-		struct mlc_err ignored;
 
 		mlc_db_exec(r->db, "DELETE FROM trainings WHERE training_id = ?", p, 1, NULL, NULL,
 			    &ignored);

@@ -29,6 +29,78 @@ void mlc_err_set(struct mlc_err *err, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
+	mlc_utf8_trim(err->msg);
+}
+
+/* Valid second bytes after lead byte c (Unicode table 3-7); the third
+ * and fourth are always 0x80..0xBF. */
+static int second_ok(unsigned char c, unsigned char b)
+{
+	switch (c) {
+	case 0xE0: return b >= 0xA0 && b <= 0xBF;	/* no overlong 3-byte forms */
+	case 0xED: return b >= 0x80 && b <= 0x9F;	/* no surrogates */
+	case 0xF0: return b >= 0x90 && b <= 0xBF;	/* no overlong 4-byte forms */
+	case 0xF4: return b >= 0x80 && b <= 0x8F;	/* nothing above U+10FFFF */
+	default: return b >= 0x80 && b <= 0xBF;
+	}
+}
+
+size_t mlc_utf8_seq(const char *s, size_t avail, size_t *bad)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n, i;
+
+	if (u[0] < 0x80)
+		return 1;
+	if (u[0] >= 0xC2 && u[0] <= 0xDF)
+		n = 2;
+	else if (u[0] >= 0xE0 && u[0] <= 0xEF)
+		n = 3;
+	else if (u[0] >= 0xF0 && u[0] <= 0xF4)
+		n = 4;
+	else {
+		*bad = 0;	/* a continuation byte, C0, C1 or F5..FF */
+		return 0;
+	}
+	for (i = 1; i < n; i++) {
+		if (i >= avail) {
+			*bad = avail;
+			return 0;
+		}
+		if (i == 1 ? !second_ok(u[0], u[1]) : (u[i] & 0xC0) != 0x80) {
+			*bad = i;
+			return 0;
+		}
+	}
+	return n;
+}
+
+size_t mlc_utf8_check(const char *s, size_t len)
+{
+	size_t i = 0, n, bad;
+
+	while (i < len) {
+		if (!(n = mlc_utf8_seq(s + i, len - i, &bad)))
+			return bad < len - i ? i + bad : i;	/* cut short: its first byte */
+		i += n;
+	}
+	return len;
+}
+
+void mlc_utf8_trim(char *s)
+{
+	size_t len = strlen(s), start = len, bad;
+
+	/* Back to the start of the last sequence (at most 3 continuation
+	 * bytes), then drop it unless it is complete. */
+	while (start > 0 && len - start < 4 && ((unsigned char)s[start - 1] & 0xC0) == 0x80)
+		start--;
+	if (start > 0 && (unsigned char)s[start - 1] >= 0xC0)
+		start--;
+	else if (start == len)
+		return;
+	if (!mlc_utf8_seq(s + start, len - start, &bad) && bad == len - start)
+		s[start] = '\0';
 }
 
 /*

@@ -829,3 +829,23 @@ void mlc_validate_error(json_object *errors, const char *msg, const char *type, 
 	obj_add(e, "type", need(json_object_new_string(type)));
 	arr_add(errors, e);
 }
+
+/* ---- ids ---- */
+
+static int id_char(char c, int first)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       (!first && (c == '.' || c == '_' || c == '-'));
+}
+
+int mlc_is_deployment_id(const char *s)
+{
+	size_t n;
+
+	if (!s || !id_char(s[0], 1))
+		return 0;
+	for (n = 1; s[n] && n < MLC_DEPLOYMENT_ID_MAX; n++)
+		if (!id_char(s[n], 0))
+			return 0;
+	return s[n] == '\0';
+}

@@ -66,4 +66,17 @@ json_object *mlc_validate(json_object *in, const struct mlc_field *schema,
 void mlc_validate_error(json_object *errors, const char *msg, const char *type, ...)
 	__attribute__((sentinel));
 
+/*
+ * The deployment-id rule, written once for the C side: 1 to 64 characters
+ * of [A-Za-z0-9._-], the first a letter or a digit (so that no id is ".",
+ * "..", a hidden file name or an option).  The router's deployment_id
+ * path flag and the body schema of POST /deployment/add both use it;
+ * t/fixtures/deployment-ids.txt holds the examples that the C and Python
+ * tests check against it (the spooler names files and directories after
+ * these ids).
+ */
+#define MLC_DEPLOYMENT_ID_MAX 64
+#define MLC_DEPLOYMENT_ID_REGEX "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+int mlc_is_deployment_id(const char *s);
+
 #endif

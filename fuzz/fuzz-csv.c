@@ -5,14 +5,22 @@
  * once whole and once in pieces of pseudo-random sizes (with empty feeds
  * in between); the verdict, message and counts must agree, and a message
  * must name a line, or the target aborts.
+ *
+ * A file that passes is then taken the way of a predict data link: its
+ * UTF-8 check, then the JSON request that carries it to the runtime,
+ * which must parse strictly back to the very same bytes when the check
+ * passed, and must not parse when it failed (the runtime would refuse it
+ * with a confusing message).
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pieces.h"
 
 #include "csvcheck.h"
+#include "jsonutil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -55,6 +63,37 @@ static int message_fits(const struct verdict *v)
 	return !strncmp(v->msg, "line ", 5) || !strncmp(v->msg, "the file ", 9);
 }
 
+/* The data link path of a CSV that passed the check. */
+static void check_data_link(const char *s, size_t len)
+{
+	char msg[256];
+	int text = mlc_csv_check_utf8(s, len, msg, sizeof(msg)) == 0;
+	json_object *req = json_object_new_object(), *back = NULL, *csv;
+	const char *body;
+	size_t blen;
+
+	if (!text && strncmp(msg, "line ", 5))
+		abort();
+	/* As predict.c's runtime_request builds it (the check refuses NUL). */
+	json_object_object_add(req, "csv", json_object_new_string(s));
+	body = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &blen);
+	if (mlc_json_parse(body, blen, &back, msg, sizeof(msg)) < 0) {
+		if (text) {
+			fprintf(stderr, "a UTF-8 CSV gave a request that does not parse: %s\n", msg);
+			abort();
+		}
+	} else {
+		if (!text)
+			abort();	/* invalid UTF-8 went through to the runtime */
+		if (!json_object_object_get_ex(back, "csv", &csv) ||
+		    (size_t)json_object_get_string_len(csv) != len ||
+		    memcmp(json_object_get_string(csv), s, len))
+			abort();	/* the runtime would read other bytes */
+	}
+	json_object_put(back);
+	json_object_put(req);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct verdict whole, pieces;
@@ -70,5 +109,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (!whole.rc && (!whole.columns || whole.columns > MLC_CSV_MAX_COLUMNS))
 		abort();
+	if (!whole.rc) {
+		char *s = malloc(size);	/* NUL-terminated, as the fetched body is */
+
+		memcpy(s, data + 1, size - 1);
+		s[size - 1] = '\0';
+		check_data_link(s, size - 1);
+		free(s);
+	}
 	return 0;
 }

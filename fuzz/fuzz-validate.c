@@ -25,13 +25,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const kinds[] = { "classification", "regression", "clustering", NULL };
 static const char *const feature_types[] = { "cat", "num", NULL };
 
-static int valid_id(const char *s)
-{
-	size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
-
-	return n > 0 && n <= 64 && s[n] == '\0';
-}
-
 /* Optional nested fields are nullable, so that a normalized result
  * (absent -> null) validates again. */
 static const struct mlc_field hyper_fields[] = {
@@ -91,7 +84,7 @@ static const struct mlc_field model_schema[] = {
 	  .max_len = 32 },
 	{ .name = "drift_detection", .type = MLC_V_LIST, .item = MLC_V_OBJ, .fields = drift_fields },
 	{ .name = "placement", .type = MLC_V_OBJ, .fields = placement_fields },
-	{ .name = "deployment_id", .type = MLC_V_STR, .check = valid_id },
+	{ .name = "deployment_id", .type = MLC_V_STR, .check = mlc_is_deployment_id },
 	{ .name = "explain", .type = MLC_V_BOOL },
 	{ .name = "counts", .type = MLC_V_LIST, .item = MLC_V_INT, .has_min = 1, .min = -10,
 	  .has_max = 1, .max = 10 },

@@ -173,7 +173,8 @@ t.is_(([o.get("operationid") for o in listing(resp, "opos second half")], next_u
 # resident size shows what the code holds, not what ASan holds back.
 sock = os.path.join(var, "run", "t0125.sock")
 api_log = os.path.join(log_dir, "t0125-mlc-api.log")
-env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="1", MLC_MAX_LIMIT="200")
+env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="1", MLC_SLOW_WORKERS="1", MLC_MAX_LIMIT="200")
+env.pop("MLC_SLOW_SOCKET", None)
 env["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4"]))
 api_bin = os.environ.get("MLC_API_BIN") or os.path.join(os.environ["MLC_ROOT"], "app", "mlc-api")
 with open(api_log, "ab") as logf:
@@ -357,7 +358,7 @@ for attempt in range(5):
 t.ok(not any(o.startswith("SHORT") for o in outcomes),
      "through nginx, a list whose database connection is killed never arrives as a shorter list", outcomes)
 if any(o.startswith(("cut off", "unparseable")) for o in outcomes):
-    t.ok(True, "through nginx, the killed list reached the client cut off: %s" % outcomes[-1])
+    t.note("through nginx, the killed list reached the client cut off: %s" % outcomes[-1])
 else:
     t.skip("through nginx, the killed list reached the client cut off",
            "the kill never landed mid-list: %s" % ", ".join(outcomes))

@@ -1,9 +1,15 @@
 #!/usr/bin/python3
-# GET /docs/openapi.json: nginx serves the OpenAPI 3 document, and the
-# document describes exactly the routes of app/routes.c.
+# GET /openapi.json (and /docs/openapi.json, the same file): nginx serves
+# the OpenAPI 3.1 document, which validates as OpenAPI 3.1 (with a
+# validator from npm, ui/test/validate-openapi.mjs) and describes exactly
+# the routes of app/routes.c.
+import json
 import os
 import re
+import shutil
+import subprocess
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mlctap as t
@@ -22,14 +28,61 @@ with open(os.path.join(os.environ["MLC_ROOT"], "app", "routes.c"), encoding="utf
             routes[(m.group(1), m.group(2))] = "MLC_R_JSON" in m.group(4)
 t.ok(len(routes) >= 20, "app/routes.c's route table parses (%d routes)" % len(routes))
 
-resp = t.get("/docs/openapi.json")
-t.is_status(resp, 200, "GET /docs/openapi.json answers 200")
-t.is_json(resp, "GET /docs/openapi.json is sent as application/json and parses")
+resp = t.get("/openapi.json")
+t.is_status(resp, 200, "GET /openapi.json answers 200")
+t.is_json(resp, "GET /openapi.json is sent as application/json and parses")
 doc = t.body_of(resp)
 if not isinstance(doc, dict):
     raise RuntimeError("no OpenAPI document to check")
+old = t.get("/docs/openapi.json")
+t.is_((old.status_code, old.headers.get("Content-Type"), old.content),
+      (200, resp.headers.get("Content-Type"), resp.content),
+      "GET /docs/openapi.json answers the same document")
+with open(os.path.join(os.environ["MLC_ROOT"], "docs", "openapi.json"), "rb") as f:
+    t.ok(f.read() == resp.content, "it is docs/openapi.json as kept in the repository")
 
-t.like(doc.get("openapi"), r"^3\.", "the document is OpenAPI 3 (openapi is \"3.x.y\")")
+t.like(doc.get("openapi"), r"^3\.1\.\d+$", "the document is OpenAPI 3.1 (openapi is \"3.1.x\")")
+
+# The validator from npm (installed in ui/node_modules by "npm ci", which
+# "mlc up" runs): the document against the OpenAPI 3.1 schema, its Schema
+# Objects against JSON Schema 2020-12.
+ui = os.path.join(os.environ["MLC_ROOT"], "ui")
+node = shutil.which("node")
+if node and os.path.isdir(os.path.join(ui, "node_modules", "@seriousme", "openapi-schema-validator")):
+    with tempfile.NamedTemporaryFile("wb", suffix=".json") as tmp:
+        tmp.write(resp.content)
+        tmp.flush()
+        run = subprocess.run([node, os.path.join(ui, "test", "validate-openapi.mjs"), tmp.name],
+                             capture_output=True, text=True, cwd=ui, timeout=120)
+    try:
+        verdict = json.loads(run.stdout)
+    except ValueError:
+        verdict = {"valid": None, "stdout": run.stdout, "stderr": run.stderr[-2000:]}
+    t.is_((verdict.get("valid"), verdict.get("version")), (True, "3.1"),
+          "the document validates as OpenAPI 3.1", verdict)
+else:
+    t.skip("the document validates as OpenAPI 3.1",
+           "no node or no ui/node_modules (npm ci in ui/ did not run)")
+
+
+def keys_named(node, name, where="#"):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == name:
+                yield where
+            yield from keys_named(v, name, where + "/" + k)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from keys_named(v, name, "%s/%d" % (where, i))
+
+
+# OpenAPI 3.0's spellings are no error in 3.1 (unknown keywords are
+# allowed) but mean nothing there: null is a type now.
+t.is_(sorted(keys_named(doc, "nullable")), [],
+      "no schema says \"nullable\" (3.0's spelling; ui/tools/openapi-3.1.py converts it)")
+scheme = ((doc.get("components") or {}).get("securitySchemes") or {}).get("bearerAuth") or {}
+t.is_((scheme.get("type"), scheme.get("scheme")), ("http", "bearer"),
+      "the document has the bearerAuth security scheme (HTTP bearer), which Swagger UI's Authorize uses")
 
 
 def resolve(ref):

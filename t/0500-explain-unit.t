@@ -18,7 +18,7 @@ try:
     import numpy as np
     import sklearn  # noqa: F401  (only: is it installed?)
 except ImportError:
-    t.skip_all("needs the Debian packages python3-numpy and python3-sklearn")
+    t.bail_out("needs the Debian packages python3-numpy and python3-sklearn")
 
 from sklearn.datasets import load_diabetes, load_iris  # noqa: E402
 from sklearn.ensemble import (GradientBoostingRegressor, RandomForestClassifier,  # noqa: E402

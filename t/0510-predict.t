@@ -253,7 +253,8 @@ t.is_422(predict(dep, {"data_link": "http://127.0.0.1:%d/train.csv" % port}),
 
 # A second master without an allow-list: loopback and private links refused.
 sock2 = os.path.join(var, "run", "t0510.sock")
-env = dict(os.environ, MLC_SOCKET=sock2, MLC_WORKERS="1", MLC_LINK_ALLOW_HOSTS="")
+env = dict(os.environ, MLC_SOCKET=sock2, MLC_WORKERS="1", MLC_SLOW_WORKERS="1", MLC_LINK_ALLOW_HOSTS="")
+env.pop("MLC_SLOW_SOCKET", None)
 master = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api"), "-c",
                            os.environ["MLC_CONF"]], env=env, stderr=subprocess.DEVNULL)
 try:

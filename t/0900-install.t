@@ -6,6 +6,7 @@
 # log reopening, and the refusal to serve a database that lacks the newest
 # migration.
 import glob
+import grp
 import os
 import re
 import shutil
@@ -80,6 +81,7 @@ expected = {
     "usr/share/mlconnector/nginx/mlconnector-locations.conf",
     "usr/share/mlconnector/conf/nginx/mlconnector-locations.conf.in",
     "usr/share/mlconnector/conf/nginx/mlconnector-fastcgi.conf",
+    "usr/share/mlconnector/conf/nginx/mlconnector-ui.conf",
     "usr/share/doc/mlconnector/README.md",
     "usr/share/doc/mlconnector/INSTALL",
 }
@@ -117,9 +119,9 @@ for p in rendered:
 t.is_(left, {}, "no @placeholder@ is left in the files made from templates")
 
 api_unit = read(D("usr/lib/systemd/system/mlc-api.service"))
-t.ok("ExecStart=/usr/bin/mlc-api -c /etc/mlconnector/mlconnector.conf --log /var/lib/mlconnector/log/mlc-api.log"
+t.ok("ExecStart=/usr/bin/mlc-api -c /etc/mlconnector/mlconnector.conf --log /var/lib/mlconnector/log/service/mlc-api.log"
      in api_unit, "mlc-api.service runs /usr/bin/mlc-api with /etc/mlconnector/mlconnector.conf, "
-     "logging to /var/lib/mlconnector/log/mlc-api.log")
+     "logging to /var/lib/mlconnector/log/service/mlc-api.log")
 t.ok("ReadWritePaths=-/var/lib/mlconnector" in api_unit and "ProtectSystem=strict" in api_unit
      and "NoNewPrivileges=yes" in api_unit and "User=mlconnector" in api_unit,
      "mlc-api.service: user mlconnector, no new privileges, read-only system but the state directory")
@@ -140,7 +142,7 @@ t.ok(re.search(r"^MLC_VAR=/var/lib/mlconnector$", conf_example, re.M)
      and re.search(r"^MLC_DB_SOCKET=/run/mysqld/mysqld.sock$", conf_example, re.M),
      "the example configuration uses /var/lib/mlconnector and the MariaDB server's socket")
 site = read(D("usr/share/mlconnector/nginx/mlconnector-site.conf"))
-t.ok("server unix:/var/lib/mlconnector/run/mlc-api.sock;" in site
+t.ok("server unix:/var/lib/mlconnector/api/mlc-api.sock;" in site
      and "include /usr/share/mlconnector/nginx/mlconnector-locations.conf;" in site
      and "return 308 https://$host$request_uri;" in site and "listen 443 ssl;" in site
      and "ssl_certificate " in site,
@@ -148,6 +150,13 @@ t.ok("server unix:/var/lib/mlconnector/run/mlc-api.sock;" in site
 t.ok("include /usr/share/mlconnector/conf/nginx/mlconnector-fastcgi.conf;"
      in read(D("usr/share/mlconnector/nginx/mlconnector-locations.conf")),
      "the installed locations include the installed FastCGI parameters")
+locs = read(D("usr/share/mlconnector/nginx/mlconnector-locations.conf"))
+t.ok("server unix:/var/lib/mlconnector/api/mlc-api-slow.sock;" in site
+     and "limit_conn_zone $binary_remote_addr zone=mlc_slow:10m;" in site
+     and "fastcgi_pass mlc_api_slow;" in locs and "limit_conn mlc_slow 16;" in locs
+     and "client_body_timeout 65s;" in locs,
+     "the site declares the slow pool's upstream and the per-address zone, and the locations use "
+     "them with the shipped limits (16 slow requests per address, uploads idle 60 + 5 s)")
 
 # A second install keeps an edited configuration; uninstall removes
 # everything else and keeps it.
@@ -224,7 +233,7 @@ for d in ("run", "log", "artifacts", "spool/tmp", "spool/new", "spool/cur"):
 # instance's MLC_* variables, which would override the file.
 env = {k: v for k, v in os.environ.items() if not k.startswith(("MLC_", "ASAN_", "UBSAN_"))}
 env.update(MLC_USER="root", MLC_GROUP="root")
-sock = os.path.join(var, "run", "mlc-api.sock")
+sock = os.path.join(var, "api", "mlc-api.sock")
 
 
 def run(*argv):
@@ -373,6 +382,9 @@ if os.access(nginx, os.X_OK) and openssl:
     with open(os.path.join(ng, "site.conf"), "w") as f:
         f.write(text)
     with open(os.path.join(ng, "nginx.conf"), "w") as f:
+        # nginx's workers reach the socket through api/'s group (MLC_WEB_GROUP),
+        # as www-data does in production.
+        f.write("user nobody %s;\n" % grp.getgrgid(os.stat(os.path.join(var, "api")).st_gid).gr_name)
         f.write("pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp {\n"
                 "  client_body_temp_path %s/tmp/body;\n  fastcgi_temp_path %s/tmp/fastcgi;\n"
                 "  proxy_temp_path %s/tmp/proxy;\n  uwsgi_temp_path %s/tmp/uwsgi;\n"
@@ -413,7 +425,8 @@ else:
 # Log rotation with the installed logrotate file's postrotate commands (the
 # pid-file branch: no systemd here), or the init script's reopen-logs.
 pids = {n: pid_of(n) for n in ("mlc-api", "mlc-spooler", "mlc-drift")}
-logs = {n: os.path.join(var, "log", n + ".log") for n in pids}
+logs = {n: os.path.join(var, "log", *(() if n == "mlc-spooler" else ("service",)), n + ".log")
+        for n in pids}
 for n, p in logs.items():
     os.rename(p, p + ".1")
 rot = read(os.path.join(inst, "etc", "logrotate.d", "mlconnector"))

@@ -13,6 +13,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import fcgi
 import mlctap as t
 
 t.need_instance("MLC_VAR", exclusive=True)
@@ -70,15 +71,19 @@ def reopened_by(path, marker="reopened the log file"):
 
 master = read_pid("mlc-api")
 workers = children(master)
-t.ok(alive(master) and len(workers) >= 1,
-     "the instance's mlc-api master (run/mlc-api.pid) runs with its workers", workers)
+t.ok(alive(master) and len(workers) >= 2,
+     "the instance's mlc-api master (run/mlc-api.pid) runs with the workers of both pools", workers)
 
 log = os.path.join(logdir, "mlc-api.log")
 rotated = log + ".t0910"
 t.ok(os.path.isfile(log), "mlc-api writes log/mlc-api.log")
 
-# Requests from four clients at once, for the whole rotation.
+# Requests from four clients at once, for the whole rotation, and a fifth
+# on the slow pool's socket (nginx sends it only uploads, predictions and
+# deployment stops): a worker reopens the file when it takes a request, so
+# every worker of both pools must get some.
 results, errors, stop = [], [], threading.Event()
+slow_sock = os.path.join(os.path.dirname(os.environ["MLC_SOCKET"]), "mlc-api-slow.sock")
 
 
 def client():
@@ -91,7 +96,16 @@ def client():
                 errors.append(repr(e))
 
 
-threads = [threading.Thread(target=client) for _ in range(4)]
+def slow_client():
+    while not stop.is_set():
+        try:
+            results.append(fcgi.request(slow_sock, "/health")[0])
+        except OSError as e:
+            errors.append(repr(e))
+        time.sleep(0.01)
+
+
+threads = [threading.Thread(target=client) for _ in range(4)] + [threading.Thread(target=slow_client)]
 for th in threads:
     th.start()
 try:
@@ -133,11 +147,13 @@ t.is_(t.get("/health").status_code, 200, "the API still answers after the second
 # ---- mlc-spooler and mlc-drift ----------------------------------------------
 
 for name in ("mlc-spooler", "mlc-drift"):
-    path = os.path.join(logdir, name + ".log")
+    # mlc-drift runs as the service user and logs where that user may
+    # create files: log/service/.
+    path = os.path.join(logdir, *(("service",) if name == "mlc-drift" else ()), name + ".log")
     try:
         pid = read_pid(name)
-    except (OSError, ValueError):
-        t.skip("%s reopens its log on SIGHUP" % name, "no run/%s.pid" % name)
+    except (OSError, ValueError) as e:
+        t.ok(False, "%s reopens its log on SIGHUP" % name, "no pid in run/%s.pid: %s" % (name, e))
         continue
     os.rename(path, path + ".t0910")
     os.kill(pid, signal.SIGHUP)

@@ -1,17 +1,16 @@
-# env.sh - sourced by the bench scripts: the instance's settings, read like
-# scripts/mlc reads them (conf/mlconnector.conf, each key overridable by an
-# environment variable of the same name).
+# env.sh - sourced by the bench scripts: the instance's settings, read by
+# scripts/mlc itself ("mlc config-dump": conf/mlconnector.conf, each key
+# overridable by an environment variable of the same name).
 
 bench_load_config() {
-	local root=$1 line key value
+	local root=$1 __bench_line __bench_dump
 	: "${MLC_CONF:=$root/conf/mlconnector.conf}"
+	export MLC_CONF
 	if [[ -r $MLC_CONF ]]; then
-		while IFS= read -r line || [[ -n $line ]]; do
-			[[ $line =~ ^[[:space:]]*([A-Z_][A-Z0-9_]*)=(.*)$ ]] || continue
-			key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
-			value=${value%\"}; value=${value#\"}; value=${value%\'}; value=${value#\'}
-			[[ -n ${!key:-} ]] || export "$key=$value"
-		done <"$MLC_CONF"
+		__bench_dump=$("$root/scripts/mlc" config-dump) || exit 1
+		while IFS= read -r __bench_line; do
+			[[ -z $__bench_line ]] || export "${__bench_line%%=*}=${__bench_line#*=}"
+		done <<<"$__bench_dump"
 	fi
 	: "${MLC_VAR:=var}"
 	[[ $MLC_VAR == /* ]] || MLC_VAR=$root/$MLC_VAR

@@ -2,8 +2,10 @@
 
 The spooler (reconcile.py) owns the policy - what should run, when a
 crash counts, when to give up - and talks to a backend only through this
-interface.  `local` runs sandboxed runtimes on this host; `kubernetes` and
-`mlsysops` are planned and will implement the same methods.
+interface.  `local` runs sandboxed runtimes on this host; `kubernetes`
+(backend_kubernetes.py) runs them in a Kubernetes cluster and `mlsysops`
+(backend_mlsysops.py) hands them to the MLSysOps framework.  A remote
+runtime has no pid: Ready, Running and launch handles carry pid None.
 """
 
 from collections import namedtuple
@@ -83,9 +85,11 @@ class Backend:
         """Ids of the deployments this backend holds files or processes for."""
         raise NotImplementedError
 
-    def strays(self, keep):
+    def strays(self, keep, busy=None):
         """Stop runtimes that belong to no deployment in `keep` (a set of
-        ids) or are not the recorded process; returns what was stopped."""
+        ids) or are not the recorded process, except those of deployments
+        for which busy(id) is true (a step under way); returns what was
+        stopped."""
         raise NotImplementedError
 
     def reap(self):
@@ -93,20 +97,51 @@ class Backend:
 
 
 class Unavailable(Exception):
-    """No backend of that name in this build."""
+    """No backend of that name in this build, or it is not configured."""
 
 
+NAMES = ("local", "kubernetes", "mlsysops")
 _instances = {}
+
+
+def configured(name, cfg):
+    """None when backend `name` can be used with this configuration, else
+    why not (the rule app/deployments.c applies to POST /deployment/add)."""
+    if name == "local":
+        return None
+    if name == "kubernetes":
+        return None if cfg.get("MLC_KUBECONFIG") else "set MLC_KUBECONFIG"
+    if name == "mlsysops":
+        return None if cfg.get("MLC_NORTHBOUND_URL") else "set MLC_NORTHBOUND_URL"
+    return "no such backend (known: %s)" % ", ".join(NAMES)
 
 
 def get(name, cfg):
     """The backend called name (one instance per process: it keeps the
     children it started)."""
     if name not in _instances:
+        why = configured(name, cfg)
+        if why:
+            raise Unavailable("backend '%s' is not available: %s" % (name, why))
         if name == "local":
             from .backend_local import LocalBackend
             _instances[name] = LocalBackend(cfg)
+        elif name == "kubernetes":
+            from .backend_kubernetes import KubernetesBackend
+            _instances[name] = KubernetesBackend(cfg)
         else:
-            raise Unavailable("backend '%s' is not available; this spooler supports: local "
-                              "(set MLC_BACKEND=local)" % name)
+            from .backend_mlsysops import MlsysopsBackend
+            _instances[name] = MlsysopsBackend(cfg)
     return _instances[name]
+
+
+def remote(cfg):
+    """The configured backends other than local (created on first use)."""
+    out = []
+    for name in NAMES[1:]:
+        if configured(name, cfg) is None:
+            try:
+                out.append(get(name, cfg))
+            except Unavailable:
+                pass
+    return out

@@ -11,11 +11,11 @@ its "key" (<id> or <id>@<version>); the public methods take the deployment
 id and, where it matters, the row's model_version.
 
 Layout of a deployment directory (root-owned, group MLC_RUNTIME_USER,
-mode 1771: the runtime may create files - its socket - but, with the
-sticky bit, may not delete or replace the root-owned ones):
+mode 1771; the sandbox sees it read-only):
 
   job.json, model.pkl, data.csv, requirements.txt   from the bundle, 0644
-  runtime.sock    the runtime's HTTP socket (created by the runtime, 0666)
+  runtime.sock    the runtime's HTTP socket (0666), bound by the spooler and
+                  passed to the runtime, which listens once its model loaded
   runtime.pid     the runtime's pid (written by the spooler)
   runtime.state   JSON, written by the spooler: the running process as
                   {pid, start, boot, started, log_offset}, or after a crash
@@ -23,7 +23,10 @@ sticky bit, may not delete or replace the root-owned ones):
 
 The runtime's stdout/stderr go to $MLC_VAR/log/runtime-<id>.log (one log
 per deployment, whatever its directory), opened by the spooler (the sandbox
-cannot see the log directory).
+cannot see the log directory).  The log holds at most MLC_RUNTIME_LOG_MAX
+bytes: that is the runtime's RLIMIT_FSIZE (a write beyond fails with EFBIG),
+and the spooler cuts the log back to its last quarter once it holds half
+of that (at a start, and on every reconcile pass while the runtime runs).
 
 Runtimes are started in a new session and never waited for, so they
 outlive the spooler; a spooler started later finds them through
@@ -33,17 +36,26 @@ start time, same boot).
 
 import json
 import os
-import shutil
+import socket
 import stat
 import subprocess
+import threading
 import time
 
-from . import backend, log, procs, sandbox, unixhttp
+from . import backend, log, procs, safefs, sandbox, unixhttp
 
 SOCKET_MAX = 107  # sizeof(sun_path) - 1
 
 
 GEN_SEP = "@"
+
+
+def _isdir(path):
+    """A directory, not a symbolic link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def dep_of(key):
@@ -54,10 +66,12 @@ def dep_of(key):
 class LocalLaunch:
     """A runtime being started: polled until it answers /health or dies."""
 
-    def __init__(self, dep_id, kind, pid, start, deadline, log_offset, popen=None, key=None):
+    def __init__(self, dep_id, kind, pid, start, deadline, log_offset, popen=None, key=None,
+                 oom_base=0):
         self.dep_id, self.kind, self.pid, self.start = dep_id, kind, pid, start
         self.deadline, self.log_offset, self.popen = deadline, log_offset, popen
         self.key = key or dep_id
+        self.oom_base = oom_base
 
 
 class LocalBackend(backend.Backend):
@@ -67,12 +81,17 @@ class LocalBackend(backend.Backend):
         self.cfg = cfg
         self.root = cfg.deployments
         self.memory = cfg.number("MLC_RUNTIME_MEMORY", int)
+        self.log_max = max(64 << 10, cfg.number("MLC_RUNTIME_LOG_MAX", int))
         self.start_timeout = cfg.number("MLC_RUNTIME_START_TIMEOUT")
         self.cgroups = sandbox.Cgroups(cfg.number("MLC_RUNTIME_CPU"),
-                                       cfg.number("MLC_RUNTIME_PIDS", int), cfg.var)
+                                       cfg.number("MLC_RUNTIME_PIDS", int), self.memory, cfg.var,
+                                       "mlc-dep-")
         self.user = cfg.get("MLC_RUNTIME_USER")
         self._ids = None
         self.children = {}  # launcher pid -> Popen, reaped by reap()
+        # The spooler calls this backend from several threads, one per
+        # deployment; cgroup directories are shared between deployments.
+        self._cgroups_lock = threading.Lock()
 
     # ---- paths and small files ----
 
@@ -87,7 +106,7 @@ class LocalBackend(backend.Backend):
         when that directory exists, else <id>."""
         if version is not None:
             key = "%s%s%d" % (dep_id, GEN_SEP, int(version))
-            if os.path.isdir(self.dir(key)):
+            if _isdir(self.dir(key)):
                 return key
         return dep_id
 
@@ -98,7 +117,7 @@ class LocalBackend(backend.Backend):
         except FileNotFoundError:
             return []
         return sorted(n for n in names if dep_of(n) == dep_id and not n.startswith(".")
-                      and os.path.isdir(self.dir(n)))
+                      and _isdir(self.dir(n)))
 
     def dir(self, key):
         return os.path.join(self.root, key)
@@ -142,14 +161,13 @@ class LocalBackend(backend.Backend):
         for name in ("runtime.state", "runtime.pid"):
             self._unlink(os.path.join(self.dir(key), name))
 
-    @staticmethod
-    def _unlink(path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except IsADirectoryError:
-            shutil.rmtree(path, ignore_errors=True)
+    def _unlink(self, path):
+        """Remove a file (or whatever is there) below MLC_VAR; nothing on
+        the way is followed (safefs)."""
+        self._rmtree(path)
+
+    def _rmtree(self, path, ignore_errors=True):
+        safefs.rmtree(path, self.cfg.var, ignore_errors=ignore_errors)
 
     def _log_tail(self, dep_id, offset):
         """The last non-empty line the runtime wrote since offset ('' if none)."""
@@ -168,14 +186,15 @@ class LocalBackend(backend.Backend):
 
     def install(self, dep_id, staging_dir):
         """Replace the deployment directory with the verified staging one,
-        owned so that only the socket can be created by the runtime."""
+        owned by root (group of the runtime user, 1771) and read-only in the
+        sandbox; the spooler binds the runtime's socket there."""
         final = self.dir(dep_id)
         if os.path.lexists(final) or self.keys(dep_id):
             self.stop(dep_id)
             for key in self.keys(dep_id):
-                shutil.rmtree(self.dir(key), ignore_errors=True)
+                self._rmtree(self.dir(key))
             if os.path.lexists(final):
-                shutil.rmtree(final)
+                self._rmtree(final, ignore_errors=False)
         self._place(staging_dir, final)
         return final
 
@@ -206,10 +225,66 @@ class LocalBackend(backend.Backend):
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         if kind == "deploy":
             flags |= os.O_TRUNC
+        else:
+            self._trim_log(dep_id)
         fd = os.open(self.log_path(dep_id), flags, 0o640)
         os.write(fd, ("%s mlc-spooler: starting the runtime (%s)\n"
                       % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), kind)).encode())
         return fd, os.lseek(fd, 0, os.SEEK_END)
+
+    def _trim_log(self, dep_id):
+        """Once the log holds half of MLC_RUNTIME_LOG_MAX, keep only its last
+        quarter (from a line start), so that the runtime's writes (limited
+        to MLC_RUNTIME_LOG_MAX by RLIMIT_FSIZE) keep succeeding.  Returns how
+        many bytes were dropped from the front.  What the runtime appends
+        while this runs may be lost."""
+        try:
+            fd = os.open(self.log_path(dep_id), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            return 0
+        try:
+            size = os.fstat(fd).st_size
+            if size <= self.log_max // 2:
+                return 0
+            keep = self.log_max // 4
+            os.lseek(fd, size - keep, os.SEEK_SET)
+            tail = os.read(fd, keep)
+            cut = tail.find(b"\n", 0, 4096)
+            if cut >= 0:
+                tail = tail[cut + 1:]
+            dropped = size - len(tail)
+            head = ("%s mlc-spooler: %d bytes of older output dropped (MLC_RUNTIME_LOG_MAX "
+                    "%d)\n" % (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), dropped,
+                               self.log_max)).encode()
+            os.pwrite(fd, head + tail, 0)
+            os.ftruncate(fd, len(head) + len(tail))
+            return dropped - len(head)
+        except OSError as e:
+            log.deployment(dep_of(dep_id), "cannot cut its log short: %s", e)
+            return 0
+        finally:
+            os.close(fd)
+
+    def _oom(self, key, base):
+        """The reason if the kernel killed a process of the runtime's
+        sandbox for memory since it started, else None."""
+        if self.cgroups.oom_kills(key) > (base or 0):
+            return self.cgroups.out_of_memory()
+        return None
+
+    def _bind_socket(self, key):
+        """The runtime's socket, bound but not listening: connections are
+        refused until the runtime has loaded its model and listens."""
+        path = self.sock(key)
+        self._unlink(path)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.bind(path)
+            os.chmod(path, 0o666)  # the API's workers connect as another user
+        except OSError:
+            s.close()
+            raise
+        return s
 
     def _check_paths(self, key):
         """Refuse early, with the fix in the message, what would make the
@@ -225,8 +300,7 @@ class LocalBackend(backend.Backend):
                 "the runtime socket path %s is %d bytes, longer than the %d a unix socket "
                 "allows; use a shorter MLC_VAR or deployment id"
                 % (sock, len(sock.encode()), SOCKET_MAX))
-        tmpfs = sandbox.tmpfs_roots(self.cfg)
-        sandbox.check_reachable(sock, uid, gid, tmpfs)
+        sandbox.check_reachable(sock, uid, gid)
 
     @staticmethod
     def _sandboxed_pid(popen, timeout):
@@ -239,31 +313,42 @@ class LocalBackend(backend.Backend):
         d = self.dir(key)
         uid, gid = self.ids()
         self._check_paths(key)
-        self._unlink(self.sock(key))
-        log_fd, offset = self._open_log(dep_id, kind)
-        cgroups, enforced = self.cgroups.prepare(key)
+        cmd = sandbox.Command(self.cfg, d, uid, gid)
+        try:
+            listener = self._bind_socket(key)
+        except OSError:
+            cmd.close()
+            raise
+        try:
+            log_fd, offset = self._open_log(dep_id, kind)
+        except OSError:
+            cmd.close()
+            listener.close()
+            raise
+        with self._cgroups_lock:
+            cgroups, enforced = self.cgroups.prepare(key)
+        oom_base = self.cgroups.oom_kills(key)
         limits = sandbox.limiter(
             self.memory, cgroups,
             nice=self.cgroups.cpus > 0 and "cpu" not in enforced,
-            nproc=self.cgroups.pids if "pids" not in enforced else 0)
+            nproc=self.cgroups.pids if "pids" not in enforced else 0, fsize=self.log_max)
         try:
-            popen = subprocess.Popen(
-                sandbox.command(self.cfg, d, uid, gid), env=sandbox.environment(d),
-                stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, preexec_fn=limits,
-                start_new_session=True, cwd="/")
+            popen = cmd.popen(sandbox.environment(d, {"MLC_LISTEN_FD": str(listener.fileno())}),
+                              log_fd, log_fd, limits, extra_fds=(listener.fileno(),))
         except subprocess.SubprocessError as e:  # raised by the preexec function
             raise sandbox.SandboxError("cannot apply the runtime's limits: %s" % e) from None
         finally:
             os.close(log_fd)
+            listener.close()
         self.children[popen.pid] = popen
         pid = self._sandboxed_pid(popen, 10.0)
         start = procs.starttime(pid) if pid else None
         if pid and start is not None:
             self._write_state(key, {"pid": pid, "start": start, "boot": procs.boot_id(),
                                     "started": time.time(), "log_offset": offset,
-                                    "launcher": popen.pid})
+                                    "launcher": popen.pid, "oom_base": oom_base})
         return LocalLaunch(dep_id, kind, pid, start, time.monotonic() + self.start_timeout,
-                           offset, popen, key)
+                           offset, popen, key, oom_base)
 
     def adopt(self, dep_id):
         st = self._read_state(dep_id)
@@ -271,16 +356,16 @@ class LocalBackend(backend.Backend):
         if not pid or st.get("boot") != procs.boot_id() or not procs.alive(pid, start):
             return None
         return LocalLaunch(dep_id, "deploy", pid, start, time.monotonic() + self.start_timeout,
-                           st.get("log_offset", 0))
+                           st.get("log_offset", 0), oom_base=st.get("oom_base", 0))
 
     def _socket_ok(self, key):
-        """runtime.sock is a socket made by the runtime user (not, say, a
-        symlink to some other service's socket)."""
+        """runtime.sock is the socket the spooler made (not, say, a symlink
+        to some other service's socket)."""
         try:
             st = os.lstat(self.sock(key))
         except OSError:
             return False
-        return stat.S_ISSOCK(st.st_mode) and st.st_uid == self.ids()[0]
+        return stat.S_ISSOCK(st.st_mode) and st.st_uid == os.geteuid()
 
     def _exit_reason(self, launch):
         """Failed(...) for a runtime that died while starting."""
@@ -290,14 +375,18 @@ class LocalBackend(backend.Backend):
             except subprocess.TimeoutExpired:
                 pass
         line = self._log_tail(launch.dep_id, launch.log_offset)
+        oom = self._oom(launch.key, launch.oom_base)
+        if oom:
+            return backend.Failed("runtime exited before answering /health: %s" % oom, oom)
         if line.startswith("model failed to load:"):
             return backend.Failed(line, line)
         if line:
             return backend.Failed("runtime exited before answering /health: %s" % line, line)
         code = launch.popen.returncode if launch.popen is not None else None
         return backend.Failed("runtime exited before answering /health (exit status %s) without "
-                              "an error message; see %s"
+                              "an error message%s; see %s"
                               % ("unknown" if code is None else code,
+                                 self.cgroups.tasks_note(launch.key),
                                  self.log_path(launch.dep_id)), "")
 
     def poll(self, launch):
@@ -306,6 +395,13 @@ class LocalBackend(backend.Backend):
         if not launch.pid or not procs.alive(launch.pid, launch.start):
             self._clear_state(key)
             return self._exit_reason(launch)
+        oom = self._oom(key, launch.oom_base)
+        if oom:
+            self.cancel(launch)
+            return backend.Failed("runtime did not start: %s" % oom, oom)
+        dropped = self._trim_log(dep_id)
+        if dropped > 0:
+            launch.log_offset = max(0, (launch.log_offset or 0) - dropped)
         if self._socket_ok(key):
             h = unixhttp.health(self.sock(key), timeout=0.5)
             if h is not None and h.get("status") == "ok":
@@ -314,9 +410,9 @@ class LocalBackend(backend.Backend):
             self.cancel(launch)
             line = self._log_tail(dep_id, launch.log_offset)
             return backend.Failed("runtime did not answer GET /health within %g s "
-                                  "(MLC_RUNTIME_START_TIMEOUT)%s"
-                                  % (self.start_timeout, "; last output: " + line if line else ""),
-                                  line)
+                                  "(MLC_RUNTIME_START_TIMEOUT)%s%s"
+                                  % (self.start_timeout, self.cgroups.tasks_note(key),
+                                     "; last output: " + line if line else ""), line)
         return None
 
     def cancel(self, launch):
@@ -337,8 +433,21 @@ class LocalBackend(backend.Backend):
                 self._clear_state(key)
                 return backend.Absent("the host restarted")
             if procs.alive(st["pid"], st.get("start")):
+                oom = self._oom(key, st.get("oom_base"))
+                if oom:
+                    # Only some process of the sandbox was killed (cgroup v1
+                    # kills one): end it all and count a crash.
+                    log.deployment(dep_id, "runtime pid %d: %s; stopping its sandbox",
+                                   st["pid"], oom)
+                    procs.terminate(st["pid"], st.get("start"), grace=0, reap=self.reap)
+                    return backend.Crashed(oom, time.time() - st.get("started", time.time()))
+                dropped = self._trim_log(dep_id)
+                if dropped > 0:
+                    st["log_offset"] = max(0, st.get("log_offset", 0) - dropped)
+                    self._write_state(key, st)
                 return backend.Running(st["pid"], "unix:" + self.sock(key))
-            detail = self._log_tail(dep_id, st.get("log_offset", 0))
+            detail = (self._oom(key, st.get("oom_base"))
+                      or self._log_tail(dep_id, st.get("log_offset", 0)))
             return backend.Crashed(detail or "it exited without an error message",
                                    time.time() - st.get("started", time.time()))
         if st.get("restart_after") is not None:
@@ -386,10 +495,11 @@ class LocalBackend(backend.Backend):
                 log.deployment(dep_id, "runtime pid %d did not die after SIGKILL", pid)
                 gone = False
         if gone:
-            if os.path.isdir(self.dir(key)):
+            if _isdir(self.dir(key)):
                 self._clear_state(key)
                 self._unlink(self.sock(key))
-            self.cgroups.release(key)
+            with self._cgroups_lock:
+                self.cgroups.release(key)
         return gone
 
     def stop(self, dep_id):
@@ -403,7 +513,7 @@ class LocalBackend(backend.Backend):
     def remove_key(self, key):
         """Stop the runtime of one directory and delete that directory."""
         gone = self.stop_key(key)
-        shutil.rmtree(self.dir(key), ignore_errors=True)
+        self._rmtree(self.dir(key))
         return gone
 
     def skip_log(self, key):
@@ -422,8 +532,8 @@ class LocalBackend(backend.Backend):
     def remove(self, dep_id, keep_log=False):
         gone = self.stop(dep_id)
         for key in self.keys(dep_id):
-            shutil.rmtree(self.dir(key), ignore_errors=True)
-        shutil.rmtree(self.dir(dep_id), ignore_errors=True)
+            self._rmtree(self.dir(key))
+        self._rmtree(self.dir(dep_id))
         if not keep_log:
             self._unlink(self.log_path(dep_id))
         return gone
@@ -456,7 +566,7 @@ class LocalBackend(backend.Backend):
         except FileNotFoundError:
             return set()
         return {n for n in names if not n.startswith(".")
-                and os.path.isdir(os.path.join(self.root, n))}
+                and _isdir(os.path.join(self.root, n))}
 
     def present(self):
         return {dep_of(k) for k in self.present_keys()}
@@ -475,10 +585,12 @@ class LocalBackend(backend.Backend):
                 if key and "/" not in key:
                     yield pid, key, args[0] == sandbox.BWRAP
 
-    def strays(self, keep):
+    def strays(self, keep, busy=None):
         stopped = []
         for pid, key, unstarted in self._runtimes_on_host():
             dep_id = dep_of(key)
+            if busy is not None and busy(dep_id):
+                continue  # being started or stopped right now
             st = self._read_state(key) if dep_id in keep else {}
             if st.get("pid") == pid and procs.alive(pid, st.get("start")):
                 continue
@@ -496,4 +608,4 @@ class LocalBackend(backend.Backend):
     def reap(self):
         for pid, popen in list(self.children.items()):
             if popen.poll() is not None:
-                del self.children[pid]
+                self.children.pop(pid, None)

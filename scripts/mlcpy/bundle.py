@@ -7,20 +7,30 @@ data.csv and requirements.txt, a train bundle code.py and data.csv and
 optionally requirements.txt.  Nothing in a bundle is trusted: members must
 be plain top-level names of regular files of that set, each listed file
 must match its size and SHA-256 from job.json, and the total size is
-capped.  Files are written with O_EXCL|O_NOFOLLOW into a fresh directory,
-so nothing outside it can be touched whatever the archive holds.
+capped.  Files are written with O_EXCL|O_NOFOLLOW relative to a fresh
+directory's descriptor, so nothing outside it can be touched whatever the
+archive holds.  The bundle file itself, written by the service user, is
+opened with safefs.open_file: a symbolic link, a FIFO, a device or a hard
+link to another file is refused before anything is read from it.
 """
 
+import gzip
 import hashlib
 import json
 import os
 import re
-import shutil
 import tarfile
 import zlib
 
-ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-NAME_RE = re.compile(r"^(deploy|train)-([A-Za-z0-9._-]{1,64})\.tar\.gz$")
+from . import safefs
+
+# Job ids (deployment ids, and training ids, which are UUIDs): the rule of
+# app/validate.c mlc_is_deployment_id, tested with it against the shared
+# examples of t/fixtures/deployment-ids.txt.  No id starts with a dot, so
+# no id is ".", ".." or one of the spooler's dot-named staging directories.
+ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+ID_RE = re.compile(r"^" + ID + r"\Z")
+NAME_RE = re.compile(r"^(deploy|train)-(" + ID + r")\.tar\.gz\Z")
 MEMBER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
@@ -51,7 +61,7 @@ class BundleError(Exception):
 def parse_name(filename):
     """('deploy'|'train', id) for a spool file name, or None."""
     m = NAME_RE.match(filename)
-    if not m or m.group(2) in (".", ".."):
+    if not m:
         return None
     return m.group(1), m.group(2)
 
@@ -77,14 +87,15 @@ def _check_member(m, seen, allowed=None):
     seen.add(name)
 
 
-def _write_member(tar, member, dest_dir):
-    """Copy one member into dest_dir; returns its sha256 hex digest."""
+def _write_member(tar, member, dest_dir, dest_fd):
+    """Copy one member into dest_dir (open as dest_fd); returns its sha256
+    hex digest."""
     src = tar.extractfile(member)
     path = os.path.join(dest_dir, member.name)
     digest = hashlib.sha256()
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o644)
+        fd = os.open(member.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                     os.O_CLOEXEC, 0o644, dir_fd=dest_fd)
         out = os.fdopen(fd, "wb")
     except OSError as e:
         raise BundleError("cannot write '%s': %s" % (path, e.strerror)) from None
@@ -108,27 +119,53 @@ def _write_member(tar, member, dest_dir):
     return digest.hexdigest()
 
 
-def extract(path, dest_dir, max_total, allowed=None):
+def open_bundle(path, owners=None):
+    """The bundle at path as a binary file object: a regular file with one
+    link (owned by one of `owners`, when given), nothing followed."""
+    try:
+        return os.fdopen(safefs.open_file(path, owners), "rb")
+    except safefs.Unsafe as e:
+        raise BundleError("bundle rejected: %s" % e) from None
+    except OSError as e:
+        raise BundleError("bundle rejected: cannot open %s: %s"
+                          % (os.path.basename(path), e.strerror)) from None
+
+
+def extract(path, dest_dir, max_total, allowed=None, owners=None):
     """Extract the bundle at path into dest_dir (which must not exist).
 
     Returns {member name: sha256}.  Raises BundleError with the reason when
+    the bundle is not a plain file (owned by one of `owners`, when given),
     the archive is unreadable or holds anything but plain files (named in
     the set `allowed`, when given), or when its declared size exceeds
     max_total bytes.
     """
-    os.mkdir(dest_dir, 0o755)
+    src = open_bundle(path, owners)
     hashes, seen, total = {}, set(), 0
     try:
-        with tarfile.open(path, "r|gz") as tar:
+        os.mkdir(dest_dir, 0o700)
+        dest_fd = safefs.open_dir(dest_dir)
+    except OSError as e:
+        src.close()
+        raise BundleError("cannot create %s: %s" % (dest_dir, e.strerror)) from None
+    try:
+        # gzip, not tarfile's own "r|gz": Python 3.11's stream reader
+        # raises AttributeError on a gzip header with the FEXTRA flag.
+        with gzip.GzipFile(fileobj=src, mode="rb") as gz, \
+                tarfile.open(fileobj=gz, mode="r|") as tar:
             for member in tar:
                 _check_member(member, seen, allowed)
                 total += member.size
                 if total > max_total:
                     raise BundleError("bundle rejected: its files exceed %d bytes "
                                       "(MLC_BUNDLE_MAX_SIZE)" % max_total)
-                hashes[member.name] = _write_member(tar, member, dest_dir)
+                hashes[member.name] = _write_member(tar, member, dest_dir, dest_fd)
+        os.fchmod(dest_fd, 0o755)
     except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise BundleError("bundle rejected: cannot read the archive: %s" % e) from None
+    finally:
+        src.close()
+        os.close(dest_fd)
     return hashes
 
 
@@ -144,6 +181,8 @@ def load_job(dest_dir):
             job = json.load(f)
     except (ValueError, UnicodeDecodeError) as e:
         raise BundleError("bundle rejected: job.json is not valid JSON: %s" % e) from None
+    except RecursionError:
+        raise BundleError("bundle rejected: job.json is nested too deeply") from None
     if not isinstance(job, dict):
         raise BundleError("bundle rejected: job.json is not a JSON object")
     return job
@@ -212,15 +251,28 @@ def verify_files(job, hashes, dest_dir):
                           % extra[0])
 
 
-def unpack(path, dest_dir, kind, job_id, max_total):
-    """Extract and verify a bundle into dest_dir (removed again on failure);
-    returns the job dict."""
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+def request_note(job):
+    """", request <id>" for the log line that starts a job, naming the API
+    request that made its bundle (job.json "request_id", nginx's request
+    id, also in the API's logs and the access log); "" without one."""
+    rid = job.get("request_id") if isinstance(job, dict) else None
+    return ", request %s" % rid if isinstance(rid, str) and REQUEST_ID_RE.match(rid) else ""
+
+
+def unpack(path, dest_dir, kind, job_id, max_total, top=None, owners=None):
+    """Extract and verify a bundle into dest_dir (removed again on failure,
+    without following symlinks, below `top`: MLC_VAR, by default dest_dir's
+    parent); returns the job dict."""
     try:
-        hashes = extract(path, dest_dir, max_total, members_of(kind))
+        hashes = extract(path, dest_dir, max_total, members_of(kind), owners)
         job = load_job(dest_dir)
         check_job(job, kind, job_id)
         verify_files(job, hashes, dest_dir)
         return job
     except BaseException:
-        shutil.rmtree(dest_dir, ignore_errors=True)
+        safefs.rmtree(dest_dir, top or os.path.dirname(os.path.abspath(dest_dir)),
+                      ignore_errors=True)
         raise

@@ -1,13 +1,20 @@
-"""Configuration: conf/mlconnector.conf (KEY=value, shell-compatible) with
-environment overrides, read the same way as app/config.c does.
+"""Configuration: conf/mlconnector.conf (KEY=value lines) with environment
+overrides.
 
-Rules shared with the C side: blank lines and lines starting with '#' are
-ignored, an optional leading "export " is allowed, one pair of matching
-quotes around a value is stripped, a non-empty environment variable of the
-same name wins over the file, and an empty value means "use the default".
+The grammar is the one docs/CONFIG.md ("File format") states, shared with
+app/config.c and scripts/mlc's load_config; all three are tested against
+t/fixtures/config-grammar.json.  In short: blank lines and lines whose
+first non-blank character is '#' are ignored; a line is [export ]KEY=value
+with blanks (spaces, tabs) around KEY, '=' and the value ignored; a value
+is either quoted whole in '...' or "..." (no escapes) or runs to the end of
+the line or to a '#' that follows a blank; a CR before the line end is
+ignored; anything else stops the load with "FILE:LINE: why".  A non-empty
+environment variable of the same name wins over the file, and an empty
+value means "use the default".
 """
 
 import os
+import re
 
 # Keys the Python side introduced, with their defaults (docs/CONFIG.md).
 DEFAULTS = {
@@ -21,6 +28,8 @@ DEFAULTS = {
     "MLC_RECONCILE_INTERVAL": "2",
     "MLC_BACKEND": "local",
     "MLC_RUNTIME_USER": "mlc-runtime",
+    "MLC_SERVICE_USER": "mlconnector",
+    "MLC_WEB_GROUP": "www-data",
     "MLC_RUNTIME_MEMORY": str(2 << 30),
     "MLC_RUNTIME_CPU": "1",
     "MLC_RUNTIME_PIDS": "512",
@@ -28,10 +37,29 @@ DEFAULTS = {
     "MLC_RUNTIME_MAX_RESTARTS": "5",
     "MLC_RUNTIME_BACKOFF": "1",
     "MLC_RUNTIME_TMP_SIZE": str(64 << 20),
+    "MLC_RUNTIME_LOG_MAX": str(64 << 20),
+    "MLC_SANDBOX_PATHS": "",
     "MLC_BUNDLE_MAX_SIZE": str(4 << 30),
     "MLC_TRAIN_TIMEOUT": "600",
     "MLC_TRAIN_LOG_MAX": str(256 << 10),
     "MLC_TRAIN_MAX_JOBS": "2",
+    "MLC_TRAIN_DISK": str(1 << 30),
+    "MLC_TMP_MAX_AGE": "3600",
+    "MLC_TMP_CLEAN_INTERVAL": "600",
+    # Deployment backends beyond this host (docs/SCALING.md).
+    "MLC_KUBECONFIG": "",
+    "MLC_KUBE_NAMESPACE": "mlconnector",
+    "MLC_KUBE_IMAGE": "mlconnector-runtime:1",
+    "MLC_KUBE_PULL_POLICY": "",
+    "MLC_KUBE_PULL_SECRET": "",
+    "MLC_KUBE_INSTANCE": "mlconnector",
+    "MLC_KUBE_API_URL": "",
+    "MLC_KUBE_API_CIDR": "",
+    "MLC_KUBE_ENDPOINT": "http://{name}.{namespace}.svc:8080",
+    "MLC_KUBE_SERVICE_TYPE": "ClusterIP",
+    "MLC_KUBE_START_TIMEOUT": "600",
+    "MLC_NORTHBOUND_URL": "",
+    "MLC_TRAIN_BACKEND": "local",
     # Keys of the C side the spooler needs too (for MLC_API_URL's default).
     "MLC_HOST": "127.0.0.1",
     "MLC_PORT": "8090",
@@ -53,33 +81,72 @@ def project_root():
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _unquote(v):
-    if len(v) >= 2 and v[0] in "\"'" and v[-1] == v[0]:
-        return v[1:-1]
-    return v
+BLANKS = " \t"
+KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def parse_line(line):
+    """One line of the file, without its '\\n': None for a blank or comment
+    line, else (key, value).  Raises ValueError(why) for a line that is not
+    in the grammar."""
+    if line.endswith("\r"):
+        line = line[:-1]
+    if "\0" in line:
+        raise ValueError("NUL byte")
+    s = line.lstrip(BLANKS)
+    if not s or s[0] == "#":
+        return None
+    if s.startswith("export") and s[6:7] in (" ", "\t"):
+        rest = s[6:].lstrip(BLANKS)
+        if KEY_RE.match(rest[:1]):
+            s = rest
+    key, eq, value = s.partition("=")
+    if not eq:
+        raise ValueError("expected KEY=value")
+    key = key.rstrip(BLANKS)
+    if not KEY_RE.match(key):
+        raise ValueError("invalid key '%s'" % key)
+    v = value.lstrip(BLANKS)
+    if v[:1] in ("'", '"'):
+        close = v.find(v[0], 1)
+        if close < 0:
+            raise ValueError("no closing %s quote" % v[0])
+        after = v[close + 1:]
+        rest = after.lstrip(BLANKS)
+        if rest and not (rest[0] == "#" and len(rest) < len(after)):
+            raise ValueError("text after the closing quote")
+        return key, v[1:close]
+    # Unquoted: up to a '#' that follows a blank (in the line as written).
+    for i in range(len(value)):
+        if value[i] == "#" and i > 0 and value[i - 1] in BLANKS:
+            value = value[:i]
+            break
+    return key, value.strip(BLANKS)
+
+
+def parse_bytes(data, name):
+    """The KEY=value pairs of a config file's bytes, as a dict (a later line
+    for a key wins).  Bytes that are not UTF-8 are kept as surrogate
+    escapes, as os.environ keeps them."""
+    values = {}
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            item = parse_line(raw.decode("utf-8", "surrogateescape"))
+        except ValueError as e:
+            raise ConfigError("%s:%d: %s" % (name, n, e)) from None
+        if item:
+            values[item[0]] = item[1]
+    return values
 
 
 def parse_file(path):
     """The KEY=value pairs of a config file, as a dict (later lines win)."""
-    values = {}
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise ConfigError("cannot read config '%s': %s" % (path, e.strerror)) from None
-    for n, line in enumerate(lines, 1):
-        s = line.strip()
-        if not s or s.startswith("#"):
-            continue
-        if s.startswith("export "):
-            s = s[7:].strip()
-        key, eq, value = s.partition("=")
-        if not eq:
-            raise ConfigError("%s:%d: expected KEY=value" % (path, n))
-        if not key or key[0].isdigit() or not all(c.isalnum() or c == "_" for c in key):
-            raise ConfigError("%s:%d: invalid key '%s'" % (path, n, key))
-        values[key] = _unquote(value.strip())
-    return values
+    return parse_bytes(data, path)
 
 
 class Config:

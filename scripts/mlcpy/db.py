@@ -234,6 +234,13 @@ class Trainings(_Table):
                             "WHERE training_id = %s", (training_id,))
         return rows[0] if rows else None
 
+    def stored_version(self, modelid, key):
+        """The version of the model file stored with this Idempotency-Key,
+        or None (a read: the upload itself goes through the API)."""
+        rows = self._select("SELECT version FROM artifacts WHERE modelid = %s AND "
+                            "filekind = 'model' AND idempotency_key = %s", (modelid, key))
+        return rows[0]["version"] if rows else None
+
     def in_states(self, states):
         marks = ", ".join(["%s"] * len(states))
         return self._select("SELECT " + TRAINING_COLUMNS + " FROM trainings "

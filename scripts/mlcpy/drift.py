@@ -4,12 +4,26 @@ artifact), one two-sample test per input feature.
 
 Who calls what
 --------------
-mlc-spooler calls run_pending() and schedule_due() from its loop; the C
-API only inserts drift_runs rows (POST /model/{id}/drift/run, requested_by
-'api') and serves drift_metrics.  compute() is the pure part, also used by
-the tests.  fail_interrupted() is for spooler start-up: a run left
-'running' by a spooler that died can never finish, so it is failed with a
-reason (one spooler per database is guaranteed by its MariaDB lock).
+mlc-drift calls run_pending(), schedule_due() and fail_interrupted() from
+its loop; the C API only inserts drift_runs rows (POST
+/model/{id}/drift/run, requested_by 'api': one waiting run per model, the
+unique key drift_runs_one_waiting) and serves drift_metrics.  compute() is
+the pure part, also used by the tests.
+
+Claims.  A run is claimed by UPDATE ... WHERE status = 'waiting', which
+records the claimant (claimed_by: host, pid, random part) and a lease
+(lease_until = UTC_TIMESTAMP(6) + MLC_DRIFT_LEASE seconds, the database's
+clock).  While the check runs a thread renews the lease every third of its
+length (Lease).  fail_interrupted() fails only runs whose lease expired, so
+any number of mlc-drift processes (the daemon, `mlc-drift --once` by hand)
+can look for work at once without failing each other's runs; a run whose
+process died is failed at most a lease and a scheduling pass later.
+
+Training data.  At most MLC_DRIFT_TRAIN_ROWS rows of the training CSV are
+compared: a larger file is read in chunks of TRAIN_CHUNK rows into a
+uniform random sample of that many rows (_read_sample; the first rows of a
+file sorted by time or label would not represent it), and every result's
+note says so ("training data sampled: N of its M rows ...").
 
 The model's settings
 --------------------
@@ -147,6 +161,9 @@ METHOD_NAMES = {0: "mean-shift", 1: "MMD", 2: "Kolmogorov-Smirnov"}
 DEFAULT_ALPHA = "0.05"
 DEFAULT_MAX_ROWS = "100000"
 DEFAULT_INTERVAL = "3600"
+DEFAULT_TRAIN_ROWS = "100000"
+DEFAULT_LEASE = "60"
+TRAIN_CHUNK = 100000     # training CSV rows read at a time while sampling
 
 
 class DriftError(Exception):
@@ -178,6 +195,16 @@ def settings(cfg):
     return (_setting(cfg, "MLC_DRIFT_ALPHA", DEFAULT_ALPHA, float, 0.0, 1.0),
             _setting(cfg, "MLC_DRIFT_MAX_ROWS", DEFAULT_MAX_ROWS, int, 0),
             _setting(cfg, "MLC_DRIFT_INTERVAL", DEFAULT_INTERVAL, float, 0.0))
+
+
+def train_rows(cfg):
+    """MLC_DRIFT_TRAIN_ROWS: most training rows a check compares with."""
+    return _setting(cfg, "MLC_DRIFT_TRAIN_ROWS", DEFAULT_TRAIN_ROWS, int, 0)
+
+
+def lease_seconds(cfg):
+    """MLC_DRIFT_LEASE: seconds a claim on a run holds without renewal."""
+    return _setting(cfg, "MLC_DRIFT_LEASE", DEFAULT_LEASE, float, 0.0)
 
 
 # ---- model metadata ---------------------------------------------------------
@@ -564,10 +591,51 @@ def _train_categories(train_df, name):
     return counts
 
 
-def load_training(path, features):
+def _read_sample(path, usecols, dtype, cap, seed):
+    """The rows of a CSV's columns, or a uniform random sample of cap of
+    them; returns (DataFrame, rows in the file).
+
+    The file is read TRAIN_CHUNK rows at a time and every row gets a random
+    key; the rows with the cap smallest keys are kept (bottom-k sampling:
+    every subset of cap rows is equally likely), in file order.  Memory is
+    one chunk plus the sample whatever the file's size.  The generator is
+    seeded, so the same file gives the same sample on every check."""
+    import pandas as pd
+    if cap is None:
+        df = pd.read_csv(path, usecols=usecols, dtype=dtype)
+        return df, len(df)
+    rng = np.random.default_rng([int(seed), zlib.crc32(os.path.basename(path).encode())])
+    kept, keys, total = None, None, 0
+    with pd.read_csv(path, usecols=usecols, dtype=dtype, chunksize=TRAIN_CHUNK) as reader:
+        for chunk in reader:
+            n = len(chunk)
+            chunk.index = pd.RangeIndex(total, total + n)
+            total += n
+            k = rng.random(n)
+            if kept is None:
+                kept, keys = chunk, k
+            else:
+                kept, keys = pd.concat([kept, chunk]), np.concatenate([keys, k])
+            if len(kept) > cap:
+                pick = np.argpartition(keys, cap)[:cap]
+                kept, keys = kept.iloc[pick], keys[pick]
+    if kept is None:
+        return pd.read_csv(path, usecols=usecols, dtype=dtype, nrows=0), 0
+    return kept.sort_index().reset_index(drop=True), total
+
+
+def load_training(path, features, max_rows=None, seed=0):
     """Read a training CSV; returns (features, DataFrame of their columns).
     Without features, the columns except the last are used (see the module
-    documentation).  Raises DriftError when the file cannot be read."""
+    documentation).  With max_rows, a uniform sample of at most that many
+    rows (see _read_sample).  Raises DriftError when the file cannot be
+    read."""
+    features, df, _ = load_training_sample(path, features, max_rows, seed)
+    return features, df
+
+
+def load_training_sample(path, features, max_rows=None, seed=0):
+    """load_training, also returning how many rows the file has."""
     import pandas as pd
     try:
         header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
@@ -577,12 +645,14 @@ def load_training(path, features):
                                  "training data has %d column; without a featurelist every column "
                                  "but the last (the target) is a feature" % len(header))
             names = header[:-1]
-            df = pd.read_csv(path, usecols=names)
-            return [(n, _column_type(df, n)) for n in names], df
+            df, total = _read_sample(path, names, None, max_rows, seed)
+            return [(n, _column_type(df, n)) for n in names], df, total
         present = [n for n, _ in features if n in header]
         cats = {n: str for n, t in features if t == "cat" and n in header}
-        df = pd.read_csv(path, usecols=present, dtype=cats) if present else None
-        return features, df
+        if not present:
+            return features, None, 0
+        df, total = _read_sample(path, present, cats, max_rows, seed)
+        return features, df, total
     except DriftError:
         raise
     except FileNotFoundError:
@@ -758,6 +828,11 @@ def _cursors():
     return pymysql.cursors
 
 
+def _integrity_error():
+    import pymysql
+    return pymysql.err.IntegrityError
+
+
 def _dict_cur(conn):
     return conn.cursor(_cursors().DictCursor)
 
@@ -906,8 +981,10 @@ def check_model(conn, cfg, modelid, seed=0):
     if not arts:
         raise DriftError("model '%s' has no training data to compare with; upload it with "
                          "POST /model/%s/upload (file_kind=data)" % (modelid, modelid))
-    declared, train_df = load_training(_artifact_path(cfg, arts[0]["path"]),
-                                       model_features(models[0]["featurelist"]))
+    cap = train_rows(cfg)
+    declared, train_df, total = load_training_sample(_artifact_path(cfg, arts[0]["path"]),
+                                                     model_features(models[0]["featurelist"]),
+                                                     cap, seed)
     features, _ = decide_types(declared, train_df)  # compute() says what it decided
     since = last_window_end(conn, modelid)
     conn.commit()
@@ -917,15 +994,109 @@ def check_model(conn, cfg, modelid, seed=0):
     if sample.rows < MIN_ROWS:
         raise DriftError("needs at least %d inference rows, has %d" % (MIN_ROWS, sample.rows))
     results = compute(train_df, sample, declared, method, alpha, seed)
+    if total > cap:
+        said = sample_note(cap, total)
+        for r in results:
+            r["sample"] = said
     return results, start, end, method
 
 
-def _claim(conn, run_id):
+def sample_note(kept, total):
+    """What a result says when the training data was sampled."""
+    return ("training data sampled: %d of its %d rows, uniformly at random "
+            "(MLC_DRIFT_TRAIN_ROWS)" % (kept, total))
+
+
+_owner = (None, None)
+
+
+def owner():
+    """This process's name in drift_runs.claimed_by: host, pid and a random
+    part (a pid is reused; a claim of a process that died must not pass
+    for one of a new process)."""
+    global _owner
+    pid = os.getpid()
+    if _owner[0] != pid:
+        import socket
+        _owner = (pid, "%s:%d:%s" % (socket.gethostname()[:80], pid, uuid.uuid4().hex[:12]))
+    return _owner[1]
+
+
+def _micros(seconds):
+    return int(round(seconds * 1e6))
+
+
+def _claim(conn, run_id, lease):
+    """waiting -> running, claimed by this process until now + lease."""
     with conn.cursor() as cur:
-        n = cur.execute("UPDATE drift_runs SET status = 'running' "
-                        "WHERE run_id = %s AND status = 'waiting'", (run_id,))
+        n = cur.execute("UPDATE drift_runs SET status = 'running', claimed_by = %s, "
+                        "lease_until = UTC_TIMESTAMP(6) + INTERVAL %s MICROSECOND "
+                        "WHERE run_id = %s AND status = 'waiting'",
+                        (owner(), _micros(lease), run_id))
     conn.commit()
     return n == 1
+
+
+def renew(conn, run_id, lease):
+    """Extend this process's claim on a running run; False when the run is
+    no longer running under its claim."""
+    with conn.cursor() as cur:
+        n = cur.execute("UPDATE drift_runs SET lease_until = UTC_TIMESTAMP(6) + "
+                        "INTERVAL %s MICROSECOND WHERE run_id = %s AND status = 'running' "
+                        "AND claimed_by = %s", (_micros(lease), run_id, owner()))
+    conn.commit()
+    return n == 1
+
+
+class Lease:
+    """Renews the claim on a run every third of its length from a thread of
+    its own, on a connection of its own (opened at the first renewal), while
+    the check runs: a check slower than the lease is never taken for one
+    whose process died."""
+
+    def __init__(self, cfg, run_id, seconds, log=None):
+        import threading
+        self.cfg, self.run_id, self.seconds, self.log = cfg, run_id, seconds, log
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="drift-lease", daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        return False
+
+    def _loop(self):
+        from . import db
+        conn, said = None, None
+        while not self.stop.wait(self.seconds / 3.0):
+            try:
+                if conn is None:
+                    conn = db.connect(self.cfg)
+                if not renew(conn, self.run_id, self.seconds):
+                    _say(self.log, "drift run %s" % self.run_id,
+                         "no longer running under this process's claim; not renewed")
+                    break
+                said = None
+            except Exception as e:  # the database is away: try again next time
+                msg = "renewing the lease failed: %s: %s" % (type(e).__name__, e)
+                if msg != said:
+                    _say(self.log, "drift run %s" % self.run_id, msg)
+                said = msg
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
+                conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
 
 
 def _fail(conn, run_id, reason):
@@ -935,14 +1106,15 @@ def _fail(conn, run_id, reason):
         pass
     with conn.cursor() as cur:
         cur.execute("UPDATE drift_runs SET status = 'failed', reason = %s, finished_at = %s "
-                    "WHERE run_id = %s AND status = 'running'", (_clip(reason), _now(), run_id))
+                    "WHERE run_id = %s AND status = 'running' AND claimed_by = %s",
+                    (_clip(reason), _now(), run_id, owner()))
     conn.commit()
 
 
 def result_note(r):
-    """drift_metrics.note of a result: how its type was settled and why it
-    was not tested, or None."""
-    text = "; ".join(x for x in (r.get("warning"), r.get("note")) if x)
+    """drift_metrics.note of a result: how its type was settled, why it was
+    not tested and whether the training data was sampled, or None."""
+    text = "; ".join(x for x in (r.get("warning"), r.get("note"), r.get("sample")) if x)
     return _clip(text, NOTE_MAX) if text else None
 
 
@@ -956,8 +1128,8 @@ def _complete(conn, run_id, modelid, results, start, end):
     try:
         with conn.cursor() as cur:
             n = cur.execute("UPDATE drift_runs SET status = 'completed', reason = NULL, "
-                            "finished_at = %s WHERE run_id = %s AND status = 'running'",
-                            (now, run_id))
+                            "finished_at = %s WHERE run_id = %s AND status = 'running' "
+                            "AND claimed_by = %s", (now, run_id, owner()))
             if n != 1:
                 conn.rollback()
                 return False
@@ -976,22 +1148,30 @@ def _complete(conn, run_id, modelid, results, start, end):
 def run_one(conn, cfg, log, run_id, modelid=None):
     """Claim one waiting run and carry it out; returns its final status
     ('completed' or 'failed'), or None when it was not waiting (another
-    spooler took it, or it does not exist)."""
+    process took it, or it does not exist)."""
     if modelid is None:
         rows = _select(conn, "SELECT modelid FROM drift_runs WHERE run_id = %s", (run_id,))
         conn.commit()
         if not rows:
             return None
         modelid = rows[0]["modelid"]
-    if not _claim(conn, run_id):
+    lease = lease_seconds(cfg)
+    if not _claim(conn, run_id, lease):
         return None
     subject = "drift run %s" % run_id
     _say(log, subject, "checking model %s", modelid)
     try:
-        results, start, end, method = check_model(conn, cfg, modelid)
+        with Lease(cfg, run_id, lease, log):
+            results, start, end, method = check_model(conn, cfg, modelid)
     except DriftError as e:
         _fail(conn, run_id, str(e))
         _say(log, subject, "failed: %s", e)
+        return "failed"
+    except MemoryError:
+        reason = ("the check needs more memory than mlc-drift may use (MLC_DRIFT_MEMORY); "
+                  "lower MLC_DRIFT_TRAIN_ROWS or MLC_DRIFT_MAX_ROWS, or raise MLC_DRIFT_MEMORY")
+        _say(log, subject, "failed: %s", reason)
+        _fail(conn, run_id, reason)
         return "failed"
     except Exception as e:
         reason = "internal error: %s: %s" % (type(e).__name__, e)
@@ -1001,6 +1181,8 @@ def run_one(conn, cfg, log, run_id, modelid=None):
     if not _complete(conn, run_id, modelid, results, start, end):
         _say(log, subject, "the run was changed by someone else; results not stored")
         return None
+    if results and results[0].get("sample"):
+        _say(log, subject, "%s", results[0]["sample"])
     for r in results:
         if r.get("warning"):
             _say(log, subject, "feature '%s': %s", r["feature"], r["warning"])
@@ -1016,7 +1198,7 @@ def run_one(conn, cfg, log, run_id, modelid=None):
 def run_pending(conn, cfg, log=None):
     """Claim and run the waiting drift runs (oldest first, at most 100 per
     call); returns how many this call carried out.  A run is claimed by
-    UPDATE ... WHERE status = 'waiting', so two spoolers never both run it."""
+    UPDATE ... WHERE status = 'waiting', so two processes never both run it."""
     conn.commit()  # a fresh read view: see runs inserted since the last call
     waiting = _select(conn, "SELECT run_id, modelid FROM drift_runs WHERE status = 'waiting' "
                       "ORDER BY created_at, run_id LIMIT 100")
@@ -1028,29 +1210,56 @@ def run_pending(conn, cfg, log=None):
     return done
 
 
-def fail_interrupted(conn, log=None, reason=None):
-    """Fail every 'running' run (for spooler start-up: one spooler runs per
-    database, so such a run was left by one that stopped).  Returns how many."""
-    reason = reason or ("interrupted: mlc-spooler stopped during the check; "
-                        "request a new run with POST /model/{id}/drift/run")
+def fail_interrupted(conn, log=None):
+    """Fail every 'running' run whose lease has expired (the database's
+    clock; a run without a lease counts as expired): the process that
+    claimed it stopped without finishing it.  A run whose claimant still
+    renews its lease is left alone, whoever looks.  Returns how many."""
     conn.commit()
-    with conn.cursor() as cur:
-        n = cur.execute("UPDATE drift_runs SET status = 'failed', reason = %s, finished_at = %s "
-                        "WHERE status = 'running'", (_clip(reason), _now()))
-    conn.commit()
-    if n:
-        _say(log, "drift", "failed %d run(s) left running by a stopped spooler", n)
+    with _dict_cur(conn) as cur:
+        cur.execute("SELECT run_id, claimed_by FROM drift_runs WHERE status = 'running' AND "
+                    "(lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6))")
+        expired = list(cur.fetchall())
+    n = 0
+    for row in expired:
+        reason = ("interrupted: %s stopped during the check (its claim expired); request a new "
+                  "run with POST /model/{id}/drift/run"
+                  % ("mlc-drift process %s" % row["claimed_by"] if row["claimed_by"]
+                     else "the mlc-drift process that ran it"))
+        with conn.cursor() as cur:
+            # The condition again: the claimant may have renewed meanwhile.
+            done = cur.execute("UPDATE drift_runs SET status = 'failed', reason = %s, "
+                               "finished_at = %s WHERE run_id = %s AND status = 'running' AND "
+                               "(lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6))",
+                               (_clip(reason), _now(), row["run_id"]))
+        conn.commit()
+        if done:
+            n += 1
+            _say(log, "drift run %s" % row["run_id"], "failed: %s", reason)
     return n
 
 
 def request_run(conn, modelid, requested_by="api", now=None):
-    """Insert a waiting run for a model; returns its run_id."""
-    run_id = str(uuid.uuid4())
-    with conn.cursor() as cur:
-        cur.execute("INSERT INTO drift_runs (run_id, modelid, status, requested_by, created_at) "
-                    "VALUES (%s, %s, 'waiting', %s, %s)",
-                    (run_id, modelid, requested_by, _as_utc(now)))
-    conn.commit()
+    """Queue a run for a model, or find the one that waits (one run of a
+    model waits at a time, as POST /model/{id}/drift/run does: the model row
+    is locked meanwhile); returns its run_id."""
+    try:
+        with _dict_cur(conn) as cur:
+            if not cur.execute("SELECT modelid FROM models WHERE modelid = %s FOR UPDATE",
+                               (modelid,)):
+                raise DriftError("model '%s' not found" % modelid)
+            cur.execute("SELECT run_id FROM drift_runs WHERE modelid = %s AND "
+                        "status = 'waiting' LIMIT 1", (modelid,))
+            row = cur.fetchone()
+            run_id = row["run_id"] if row else str(uuid.uuid4())
+            if not row:
+                cur.execute("INSERT INTO drift_runs (run_id, modelid, status, requested_by, "
+                            "created_at) VALUES (%s, %s, 'waiting', %s, %s)",
+                            (run_id, modelid, requested_by, _as_utc(now)))
+        conn.commit()
+    except Exception:
+        conn.rollback()
+        raise
     return run_id
 
 
@@ -1117,7 +1326,7 @@ def due_models(conn, cfg, now=None):
 def schedule_due(conn, cfg, log=None, now=None):
     """Add a 'schedule' run for every model that is due (see the module
     documentation); returns how many were added.  The model row is locked
-    while its runs are checked again, so two spoolers add one run."""
+    while its runs are checked again, so two processes add one run."""
     _, _, interval = settings(cfg)
     now = _as_utc(now)
     cutoff = now - datetime.timedelta(seconds=interval)
@@ -1142,6 +1351,9 @@ def schedule_due(conn, cfg, log=None, now=None):
                             "created_at) VALUES (%s, %s, 'waiting', 'schedule', %s)",
                             (run_id, modelid, now))
             conn.commit()
+        except _integrity_error():
+            conn.rollback()  # a run queued meanwhile by a writer that does not lock the model
+            continue
         except Exception:
             conn.rollback()
             raise

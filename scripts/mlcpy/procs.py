@@ -68,6 +68,20 @@ def in_child_pid_namespace(pid):
     return False
 
 
+def ns_pid(pid):
+    """The process's pid in its own pid namespace (the last NSpid entry),
+    and whether that namespace is below ours: (nspid, nested)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("NSpid:"):
+                    ids = line.split()[1:]
+                    return int(ids[-1]), len(ids) > 1
+    except (OSError, ValueError, IndexError):
+        pass
+    return None, False
+
+
 def cmdline(pid):
     """The argument vector of a process ([] when unreadable)."""
     try:

@@ -17,33 +17,47 @@ and every MLC_RECONCILE_INTERVAL seconds (and at start) a reconcile pass
     crashing,
   - removes files and processes no deployment wants (also the runtime of
     an older model version a redeploy left behind) and those of trainings
-    that are over.
+    that are over;
+and every MLC_TMP_CLEAN_INTERVAL seconds the leftovers of dead requests in
+artifacts/.tmp and spool/tmp (older than MLC_TMP_MAX_AGE; tmpclean.py).
 
 A bundle leaves cur/ only once its outcome is in the database, so a
 spooler killed at any point leaves either the bundle (processed again, and
 a runtime it had already started is adopted) or the final state.
+
+The loop never waits on one job.  Every step that may take long -
+extracting and hashing a bundle and checking its requirements, installing
+and starting a runtime, polling one that starts, stopping a runtime (which
+may ignore SIGTERM for its grace period), removing files - runs as a task
+in a thread of its own (Workers), at most one per deployment at a time;
+the loop skips a deployment while it has one and handles the outcome
+(database transitions, which only the loop's thread writes) once it is
+done.  So a hostile or huge job delays no other deployment's start, stop
+or restart.
 """
 
 import datetime
 import errno
 import fcntl
 import os
-import shutil
 import signal
+import threading
 import time
 import traceback
 
 import pymysql
 
 from . import backend as backends
-from . import bundle, log, requirements, training
+from . import bundle, layout, log, requirements, safefs, tmpclean, training
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError
 
 STABLE_AFTER = 600        # s a runtime must have served for its crash count to restart at 1
 BACKOFF_MAX = 60          # s, longest wait before restarting a crashed runtime
 LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle in the spool
-REQUIREMENTS_MAX = 1 << 20
+STRAYS = "*strays"        # the Workers key of the stray-runtime sweep (no id starts with '*')
+REMOTE_SWEEP_EVERY = 60   # s between looks for stray objects in clusters (remote backends)
+SHUTDOWN_WAIT = 20.0      # s a stopping spooler waits for the tasks under way
 
 
 class Pending:
@@ -57,13 +71,78 @@ class LockHeld(Exception):
     pass
 
 
+def refusal(e, what="refusing to use the state directory"):
+    """The one log line for a state directory the spooler will not use."""
+    return ("%s: %s; root daemons never follow a symbolic link or use a directory another "
+            "user controls under MLC_VAR (put a root-owned directory there; mlc-spooler "
+            "--prepare sets owners and modes, see docs/OPERATIONS.md)" % (what, e))
+
+
+class Task(threading.Thread):
+    """One blocking step for one item (a deployment id), run in a thread;
+    `then(task)` runs on the loop's thread once it is done, with
+    task.result or task.error set."""
+
+    def __init__(self, key, what, fn, then):
+        super().__init__(name="mlc-%s %s" % (what, key), daemon=True)
+        self.key, self.what, self.fn, self.then = key, what, fn, then
+        self.result = self.error = None
+        self.trace = ""
+        self.started_at = time.monotonic()
+
+    def run(self):
+        try:
+            self.result = self.fn()
+        except Exception as e:
+            self.error = e
+            self.trace = " / ".join(traceback.format_exc().strip().splitlines()[-6:])
+
+
+class Workers:
+    """The tasks under way, by key: at most one per deployment."""
+
+    def __init__(self):
+        self.tasks = {}
+
+    def busy(self, key):
+        """Whether the item has a task under way (safe from any thread)."""
+        return key in self.tasks
+
+    def keys(self):
+        return set(self.tasks)
+
+    def submit(self, key, what, fn, then=None):
+        if key in self.tasks:
+            raise RuntimeError("%s: a %s task is under way" % (key, self.tasks[key].what))
+        task = Task(key, what, fn, then)
+        self.tasks[key] = task
+        task.start()
+        return task
+
+    def finished(self):
+        """The tasks that are done, removed from the set under way."""
+        done = [t for t in self.tasks.values() if not t.is_alive()]
+        for t in done:
+            del self.tasks[t.key]
+        return done
+
+    def join(self, seconds):
+        deadline = time.monotonic() + seconds
+        for t in list(self.tasks.values()):
+            t.join(max(0.0, deadline - time.monotonic()))
+
+
 def take_lock(cfg, wait):
     """Hold $MLC_VAR/run/mlc-spooler.lock (flock) for the life of the
     process: one spooler per instance.  Waits up to `wait` seconds; raises
     LockHeld naming the lock.  Returns the open descriptor."""
-    os.makedirs(cfg.run_dir, exist_ok=True)
     path = os.path.join(cfg.run_dir, "mlc-spooler.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    dfd = safefs.open_beneath(cfg.var, ["run"])
+    try:
+        fd = os.open("mlc-spooler.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o644, dir_fd=dfd)
+    finally:
+        os.close(dfd)
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -95,23 +174,45 @@ class Spooler:
         self.last_error = None
         self.errors = 0
         self.next_reconcile = 0.0
+        self.next_sweep = {}        # remote backend name -> when to look for strays next
+        self.unobserved = {}        # deployment id -> why its backend cannot see it now
+        self.sweeping = set()       # (backend, id) whose leftovers are being removed (logged)
         self.spool = {d: os.path.join(cfg.spool, d) for d in ("tmp", "new", "cur", "rejected")}
         self.lock_fd = None
+        self.layout = layout.Layout(cfg)
+        self.bundle_owners = self.layout.bundle_owners()
+        self.workers = Workers()
         self.trainer = training.Trainer(self)
+        self.cleaner = tmpclean.Cleaner(cfg, log.spooler)
 
     # ---- setup ----
 
     def prepare(self):
-        """Create the spool and deployments directories; take the lock that
-        makes this the only spooler of the instance."""
-        for d in list(self.spool.values()) + [self.cfg.deployments, self.cfg.run_dir,
-                                              self.cfg.log_dir]:
-            os.makedirs(d, exist_ok=True)
+        """Create (or refuse, raising safefs.Unsafe) the state directories
+        (layout.py); take the lock that makes this the only spooler of the
+        instance."""
+        for note in self.layout.notes:
+            log.spooler(note)
+        for change in self.layout.ensure(start=True):
+            log.spooler(change)
         self.lock_fd = take_lock(self.cfg, 0)
         self.trainer.prepare()
         for name in os.listdir(self.cfg.deployments):
-            if name.startswith("."):  # staging dirs of an interrupted extraction
-                shutil.rmtree(os.path.join(self.cfg.deployments, name), ignore_errors=True)
+            # Staging dirs of an interrupted extraction (.<id>.partial,
+            # .<id>@<version>.partial); no deployment id starts with a dot.
+            if name.startswith(".") and name.endswith(".partial"):
+                self.rmtree(os.path.join(self.cfg.deployments, name))
+
+    def rmtree(self, path):
+        """Remove path below MLC_VAR without following symbolic links
+        (best effort; Unsafe when the directories above it are not root's)."""
+        safefs.rmtree(path, self.cfg.var, ignore_errors=True)
+
+    def check_layout(self):
+        """Before every tick: the state directories are still root's (or
+        the service user's) and no symbolic link has replaced one."""
+        for change in self.layout.ensure():
+            log.spooler(change)
 
     def backend_for(self, row):
         return backends.get(row.get("backend") or self.default_backend, self.cfg)
@@ -129,9 +230,9 @@ class Spooler:
         signal.signal(signal.SIGINT, on_signal)
         self.prepare()
         lb = self.local()
-        log.spooler("started (pid %d, MLC_VAR %s, database %s, backend %s; runtimes: %s, "
-                    "memory %d bytes)", os.getpid(), self.cfg.var, self.cfg.db_where(),
-                    self.default_backend, lb.cgroups.describe(), lb.memory)
+        log.spooler("started (pid %d, MLC_VAR %s, database %s, backend %s; runtimes: %s)",
+                    os.getpid(), self.cfg.var, self.cfg.db_where(), self.default_backend,
+                    lb.cgroups.describe())
         while not self.stopping:
             self.guarded(self.tick)
             end = time.monotonic() + self.poll_interval
@@ -142,9 +243,22 @@ class Spooler:
         if self.trainer.busy():
             log.spooler("stopping %d training(s) (they run again when a spooler starts) and "
                         "%d redeploy(s)", len(self.trainer.jobs), len(self.trainer.rolls))
+        self.finish_tasks()
         self.trainer.shutdown()
         self.db.close()
         return 0
+
+    def finish_tasks(self, wait=SHUTDOWN_WAIT):
+        """Let the tasks under way end and record their outcome; one still
+        running after `wait` seconds is left (its bundle stays in cur/ and
+        is processed again by the next spooler)."""
+        if self.workers.tasks:
+            self.workers.join(wait)
+            self.guarded(self.collect)
+            if self.workers.tasks:
+                log.spooler("leaving %d task(s) under way: %s", len(self.workers.tasks),
+                            ", ".join("%s %s" % (t.what, t.key)
+                                      for t in self.workers.tasks.values()))
 
     def once(self):
         """One reconcile pass plus every pending bundle, waiting for the
@@ -154,12 +268,15 @@ class Spooler:
         self.guarded(self.handle_stop_requests)
         self.guarded(self.reconcile)
         self.guarded(self.claim_new)
-        while (self.pending or self.trainer.busy()) and not self.stopping:
+        while (self.pending or self.trainer.busy() or self.workers.tasks) and not self.stopping:
             time.sleep(0.05)
+            self.guarded(self.collect)
+            self.guarded(self.handle_stop_requests)
             self.guarded(self.poll_pending)
             self.guarded(self.trainer.tick)
             if self.trainer.has_room():
                 self.guarded(self.claim_new)  # train bundles that waited for room
+        self.finish_tasks()
         self.trainer.shutdown()
         self.db.close()
         return 1 if self.errors else 0
@@ -177,6 +294,8 @@ class Spooler:
             self.db.close()
         except DbLockHeld as e:
             self._error("%s; waiting" % e)
+        except safefs.Unsafe as e:
+            self._error(refusal(e))
         except Exception as e:
             self._error("error in %s: %s: %s | %s" % (
                 step.__name__, type(e).__name__, e,
@@ -189,9 +308,11 @@ class Spooler:
         self.last_error = msg
 
     def tick(self):
+        self.check_layout()
         self.db.ensure()
         for b in {p.backend for p in self.pending.values()} | {self.local()}:
             b.reap()
+        self.collect()
         self.handle_stop_requests()
         self.poll_pending()
         self.trainer.tick()
@@ -199,6 +320,7 @@ class Spooler:
         if time.monotonic() >= self.next_reconcile:
             self.reconcile()
             self.next_reconcile = time.monotonic() + self.reconcile_interval
+        self.cleaner.tick()
 
     # ---- bundles ----
 
@@ -210,14 +332,14 @@ class Spooler:
 
         def mtime(n):
             try:
-                return os.stat(os.path.join(self.spool[where], n)).st_mtime
+                return os.lstat(os.path.join(self.spool[where], n)).st_mtime
             except OSError:
                 return 0
         return sorted(names, key=lambda n: (mtime(n), n))
 
     def _bundle_exists(self, dep_id):
         name = "deploy-%s.tar.gz" % dep_id
-        return any(os.path.exists(os.path.join(self.spool[w], name))
+        return any(os.path.lexists(os.path.join(self.spool[w], name))
                    for w in ("tmp", "new", "cur"))
 
     def claim_new(self):
@@ -226,6 +348,8 @@ class Spooler:
         for name in self._bundle_names("new"):
             if self.stopping:
                 return
+            if name.startswith(training.OUTPUT_PREFIX):
+                continue  # a remote training's model, taken by its job (training_kube.py)
             parsed = bundle.parse_name(name)
             if parsed is None:
                 self._reject(name, "new", "not a job bundle name")
@@ -248,6 +372,21 @@ class Spooler:
                       "claimed %s" % name)
             self.run_job(kind, dst, job_id)
 
+    # ---- tasks ----
+
+    def collect(self):
+        """Handle the outcome of every finished task (on the loop's thread)."""
+        for task in self.workers.finished():
+            if task.error is not None and not isinstance(task.error, (SandboxError, OSError)):
+                log.deployment(task.key, "internal error in the %s task: %s: %s | %s", task.what,
+                               type(task.error).__name__, task.error, task.trace)
+            if task.then is not None:
+                self.isolated(task.key, task.then, task)
+
+    def busy(self, dep_id):
+        """A step of the deployment is under way (a task or a starting runtime)."""
+        return dep_id in self.pending or self.workers.busy(dep_id)
+
     def isolated(self, dep_id, fn, *args):
         """Run one item's step so that a bug it triggers is logged and does
         not stop the other items; database errors still end the step.
@@ -255,7 +394,7 @@ class Spooler:
         try:
             fn(*args)
             return False
-        except (pymysql.Error, DbLockHeld):
+        except (pymysql.Error, DbLockHeld, safefs.Unsafe):
             raise
         except Exception as e:
             log.deployment(dep_id, "internal error: %s: %s | %s", type(e).__name__, e,
@@ -282,13 +421,9 @@ class Spooler:
         except OSError:
             pass
 
-    @staticmethod
-    def _drop(path):
+    def _drop(self, path):
         if path:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            safefs.unlink(path, self.cfg.var)
 
     # ---- train jobs (see training.py) ----
 
@@ -301,7 +436,9 @@ class Spooler:
 
     def deploy_job(self, path, dep_id):
         """Handle a claimed deploy bundle (also one processed again after a
-        crash): verify it, start the runtime, leave the rest to poll_pending."""
+        crash): verify it, start the runtime, leave the rest to poll_pending.
+        While a step of the deployment is under way, the bundle waits in
+        cur/ (resume_claimed takes it up again)."""
         if dep_id in self.pending:
             return
         row = self.db.get(dep_id)
@@ -318,6 +455,8 @@ class Spooler:
             log.deployment(dep_id, "already %s; bundle discarded", row["status"])
             self._drop(path)
             return
+        if self.workers.busy(dep_id):
+            return
         try:
             be = self.backend_for(row)
         except backends.Unavailable as e:
@@ -326,58 +465,96 @@ class Spooler:
         if row["status"] == "building":
             launch = be.adopt(dep_id)
             if launch is not None:
-                log.deployment(dep_id, "adopting runtime pid %d started before a spooler restart",
+                log.deployment(dep_id, "adopting runtime pid %s started before a spooler restart",
                                launch.pid)
                 self.pending[dep_id] = Pending(launch, be, "deploy", path)
                 return
         self.build(row, be, path)
 
     def build(self, row, be, path):
+        """Extract, verify and check the bundle in a task; then (_unpacked)
+        install and start the runtime in another."""
         dep_id = row["deployment_id"]
         staging = os.path.join(self.cfg.deployments, ".%s.partial" % dep_id)
-        shutil.rmtree(staging, ignore_errors=True)
+        self.workers.submit(dep_id, "unpack",
+                            lambda: self._unpack(path, staging, dep_id),
+                            lambda task: self._unpacked(task, row, be, path, staging))
+
+    def _unpack(self, path, staging, dep_id):
+        """(In a task.)  (missing, warnings, request): why the bundle cannot
+        run, or what to note about it, and the API request that made it
+        (see bundle.request_note); the staging directory holds it when
+        nothing is missing."""
+        self.rmtree(staging)
         try:
-            job = bundle.unpack(path, staging, "deploy", dep_id, self.max_bundle)
+            job = bundle.unpack(path, staging, "deploy", dep_id, self.max_bundle,
+                                top=self.cfg.var, owners=self.bundle_owners)
         except bundle.BundleError as e:
-            self.fail(dep_id, str(e), path, be)
-            return
+            return [str(e)], [], ""
         missing, warnings = self.check_requirements(job, staging)
         if missing:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.rmtree(staging)
+        return missing, warnings, bundle.request_note(job)
+
+    def _unpacked(self, task, row, be, path, staging):
+        dep_id = row["deployment_id"]
+        if task.error is not None:
+            self.rmtree(staging)
+            self.fail(dep_id, "internal error in mlc-spooler while handling the bundle; see the "
+                      "spooler log", path, be)
+            return
+        missing, warnings, request = task.result
+        if missing:
             self.fail(dep_id, "; ".join(missing), path, be)
             return
         for w in warnings:
             log.deployment(dep_id, "warning: %s", w)
         if not self.db.building(dep_id, "\n".join(warnings) or None):
-            shutil.rmtree(staging, ignore_errors=True)
+            self.rmtree(staging)
             self._drop(path)
             self.settle(dep_id)
             return
-        log.deployment(dep_id, "building (model version %s)", row["model_version"])
-        try:
+        log.deployment(dep_id, "building (model version %s%s)", row["model_version"], request)
+
+        def start():
             be.install(dep_id, staging)
-            launch = be.launch(dep_id, "deploy")
-        except (SandboxError, OSError) as e:
-            shutil.rmtree(staging, ignore_errors=True)
-            self.fail(dep_id, "cannot start the runtime: %s" % e, path, be)
+            return be.launch(dep_id, "deploy")
+        self.workers.submit(dep_id, "start", start,
+                            lambda task: self._started(task, dep_id, be, path, staging))
+
+    def _started(self, task, dep_id, be, path, staging):
+        if task.error is not None:
+            self.rmtree(staging)
+            self.fail(dep_id, "cannot start the runtime: %s" % task.error
+                      if isinstance(task.error, (SandboxError, OSError)) else
+                      "internal error in mlc-spooler while starting the runtime; see the "
+                      "spooler log", path, be)
             return
+        launch = task.result
         log.deployment(dep_id, "runtime starting (pid %s)", launch.pid)
         self.pending[dep_id] = Pending(launch, be, "deploy", path)
 
-    def check_requirements(self, job, staging):
-        """(missing, warnings) for the bundle's requirements.txt, if any."""
+    @staticmethod
+    def check_requirements(job, staging):
+        """(missing, warnings) for the bundle's requirements.txt, if any
+        (checked in a child process with a deadline, see requirements.py)."""
         env = job["files"].get("env")
         if not env:
             return [], []
-        with open(os.path.join(staging, env["name"]), "rb") as f:
-            text = f.read(REQUIREMENTS_MAX).decode("utf-8", "replace")
-        return requirements.check(text)
+        return requirements.check_file(os.path.join(staging, env["name"]))
 
     def fail(self, dep_id, reason, path, be):
         """The deployment failed: clean up (so that 'failed' means nothing of
-        it runs), record why, drop the bundle."""
-        if be is not None:
-            be.remove(dep_id, keep_log=True)
+        it runs; in a task), then record why and drop the bundle."""
+        if be is None or self.workers.busy(dep_id):
+            # (A step under way: what it leaves behind is removed by the
+            # reconciler once the row is failed.)
+            self._failed(dep_id, reason, path)
+            return
+        self.workers.submit(dep_id, "cleanup", lambda: be.remove(dep_id, keep_log=True),
+                            lambda task: self._failed(dep_id, reason, path))
+
+    def _failed(self, dep_id, reason, path):
         if self.db.failed(dep_id, reason):
             log.deployment(dep_id, "failed: %s", reason)
         else:
@@ -395,50 +572,67 @@ class Spooler:
     # ---- starting runtimes ----
 
     def poll_pending(self):
+        """Poll each starting runtime (in a task: a health request, or
+        stopping one that missed its deadline, may take a while)."""
         for dep_id, p in list(self.pending.items()):
-            result = p.backend.poll(p.launch)
-            if result is None:
+            if self.workers.busy(dep_id):
                 continue
-            del self.pending[dep_id]
-            if p.kind == "deploy":
-                self.finish_deploy(dep_id, p, result)
-            else:
-                self.finish_restart(dep_id, p, result)
+            self.workers.submit(dep_id, "poll", lambda p=p: p.backend.poll(p.launch),
+                                lambda task, dep_id=dep_id, p=p: self._polled(task, dep_id, p))
+
+    def _polled(self, task, dep_id, p):
+        if self.pending.get(dep_id) is not p:
+            return  # stopped meanwhile
+        result = task.result
+        if task.error is not None:
+            result = backends.Failed("internal error in mlc-spooler while polling the runtime; "
+                                     "see the spooler log", "")
+        if result is None:
+            return
+        del self.pending[dep_id]
+        if p.kind == "deploy":
+            self.finish_deploy(dep_id, p, result)
+        else:
+            self.finish_restart(dep_id, p, result)
 
     def finish_deploy(self, dep_id, p, result):
         if isinstance(result, backends.Failed):
             self.fail(dep_id, result.reason, p.bundle, p.backend)
             return
         if self.db.deployed(dep_id, result.endpoint, result.pid):
-            log.deployment(dep_id, "deployed at %s (pid %d)", result.endpoint, result.pid)
+            log.deployment(dep_id, "deployed at %s (pid %s)", result.endpoint, result.pid)
         else:
             log.deployment(dep_id, "runtime ready but the deployment changed meanwhile")
-            row = self.db.get(dep_id)
-            if row is None or row["desired"] == "stopped":
-                p.backend.remove(dep_id)
+            if self.db.get(dep_id) is None:
+                self.workers.submit(dep_id, "cleanup", lambda: p.backend.remove(dep_id))
         self._drop(p.bundle)
-        self.settle(dep_id)
+        self.settle(dep_id)  # a stop asked for meanwhile stops it
 
     def finish_restart(self, dep_id, p, result):
         row = self.db.get(dep_id)
         if row is None or row["desired"] != "running" or row["status"] != "deployed":
-            p.backend.cancel(p.launch)
-            self.settle(dep_id)
+            self.workers.submit(dep_id, "cancel", lambda: p.backend.cancel(p.launch),
+                                lambda task: self.settle(dep_id))
             return
         if isinstance(result, backends.Failed):
             self.count_crash(row, p.backend, result.detail or result.reason, 0)
             return
         self.db.runtime(dep_id, result.endpoint, result.pid, row["restarts"])
-        log.deployment(dep_id, "runtime %s (pid %d)", "restarted" if p.kind == "restart"
+        log.deployment(dep_id, "runtime %s (pid %s)", "restarted" if p.kind == "restart"
                        else "resumed", result.pid)
 
     def start_again(self, row, be, kind):
         dep_id = row["deployment_id"]
-        try:
-            launch = be.launch(dep_id, kind, version=row["model_version"])
-        except (SandboxError, OSError) as e:
-            self.count_crash(row, be, "cannot start the runtime: %s" % e, 0)
+        self.workers.submit(dep_id, "launch",
+                            lambda: be.launch(dep_id, kind, version=row["model_version"]),
+                            lambda task: self._relaunched(task, row, be, kind))
+
+    def _relaunched(self, task, row, be, kind):
+        dep_id = row["deployment_id"]
+        if task.error is not None:
+            self.count_crash(row, be, "cannot start the runtime: %s" % task.error, 0)
             return
+        launch = task.result
         log.deployment(dep_id, "runtime %s (pid %s)", "restarting" if kind == "restart"
                        else "resuming", launch.pid)
         self.pending[dep_id] = Pending(launch, be, kind)
@@ -469,19 +663,29 @@ class Spooler:
             self.finish_stop(row)
 
     def finish_stop(self, row):
-        """Stop the runtime, remove its files, then mark the row stopped."""
+        """Stop the runtime and remove its files (in a task: a runtime may
+        take its grace period to die), then mark the row stopped.  A
+        deployment with a step under way is stopped once that step is done
+        (handle_stop_requests asks again every tick)."""
         dep_id = row["deployment_id"]
+        if self.workers.busy(dep_id):
+            return
         p = self.pending.pop(dep_id, None)
-        if p is not None:
-            p.backend.cancel(p.launch)
-            self._drop(p.bundle)
         try:
             be = self.backend_for(row)
         except backends.Unavailable:
             be = None
-        if be is not None and not be.remove(dep_id):
-            return  # logged by the backend; tried again next tick
-        if self.db.stopped(dep_id):
+
+        def stop():
+            if p is not None:
+                p.backend.cancel(p.launch)
+                self._drop(p.bundle)
+            # False: logged by the backend; tried again next tick.
+            return be is None or be.remove(dep_id)
+        self.workers.submit(dep_id, "stop", stop, lambda task: self._stopped(task, dep_id))
+
+    def _stopped(self, task, dep_id):
+        if task.error is None and task.result and self.db.stopped(dep_id):
             log.deployment(dep_id, "stopped")
 
     # ---- reconcile ----
@@ -492,7 +696,7 @@ class Spooler:
         for row in rows:
             if self.stopping:
                 return
-            if row["deployment_id"] not in self.pending:
+            if not self.busy(row["deployment_id"]):
                 self.isolated(row["deployment_id"], self.reconcile_row, row)
         self.remove_orphans(rows)
         self.trainer.reconcile()
@@ -505,7 +709,7 @@ class Spooler:
                 self._reject(name, "cur", "not a job bundle this spooler handles")
                 continue
             kind, job_id = parsed
-            if job_id in self.pending:
+            if self.busy(job_id):
                 continue
             if kind == "train" and (self.trainer.handles(job_id) or not self.trainer.has_room()):
                 continue
@@ -539,7 +743,17 @@ class Spooler:
         except backends.Unavailable as e:
             self.fail(dep_id, str(e), None, None)
             return
-        seen = be.observe(dep_id, version=row["model_version"])
+        try:
+            seen = be.observe(dep_id, version=row["model_version"])
+        except OSError as e:
+            # A remote backend's cluster is unreachable: the runtime may well
+            # serve on; nothing is counted, it is looked at again next pass.
+            if self.unobserved.get(dep_id) != str(e):
+                log.deployment(dep_id, "cannot see the runtime: %s", e)
+            self.unobserved[dep_id] = str(e)
+            return
+        if self.unobserved.pop(dep_id, None) is not None:
+            log.deployment(dep_id, "the runtime can be seen again")
         if isinstance(seen, backends.Running):
             if row["runtime_pid"] != seen.pid or row["endpoint"] != seen.endpoint:
                 self.db.runtime(dep_id, seen.endpoint, seen.pid, row["restarts"])
@@ -555,9 +769,10 @@ class Spooler:
             self.fail(dep_id, seen.reason, None, be)
 
     def remove_orphans(self, active_rows):
-        """Files and processes of deployments that no row wants running."""
+        """Files and processes of deployments that no row wants running
+        (removed in tasks)."""
         lb = self.local()
-        present = lb.present() - set(self.pending)
+        present = lb.present() - set(self.pending) - self.workers.keys()
         rows = self.db.existing(present) if present else {}
         rolling = self.trainer.rolling()
         for dep_id in sorted(present):
@@ -566,22 +781,70 @@ class Spooler:
                     row["backend"] or "local") != "local":
                 log.deployment(dep_id, "removing leftover files (%s)",
                                "no row" if row is None else "status %s" % row["status"])
-                lb.remove(dep_id, keep_log=row is not None and row["status"] == "failed")
+                keep_log = row is not None and row["status"] == "failed"
+                self.workers.submit(dep_id, "cleanup",
+                                    lambda dep_id=dep_id, keep_log=keep_log:
+                                    lb.remove(dep_id, keep_log=keep_log))
             elif row["status"] == "deployed" and dep_id not in rolling:
                 # A redeploy interrupted by a spooler restart leaves the
                 # directory of the version the row does not name.
-                for key in lb.prune(dep_id, row["model_version"]):
-                    log.deployment(dep_id, "removed the runtime directory %s (the deployment "
-                                   "serves model version %d)", key, row["model_version"])
+                version = row["model_version"]
+                if [k for k in lb.keys(dep_id) if k != lb.key(dep_id, version)]:
+                    self.workers.submit(dep_id, "prune",
+                                        lambda dep_id=dep_id, version=version:
+                                        lb.prune(dep_id, version),
+                                        lambda task, version=version: self._pruned(task, version))
         keep = set(self.pending) | {r["deployment_id"] for r in active_rows
                                     if r["desired"] == "running"}
-        lb.strays(keep)
+        if not self.workers.busy(STRAYS):
+            # Deployments with a task under way are left alone: a runtime
+            # being started has not recorded itself yet.
+            self.workers.submit(STRAYS, "strays", lambda: lb.strays(keep, self.workers.busy))
+        self.sweep_remote(keep)
+
+    def sweep_remote(self, keep):
+        """The same for the remote backends (kubernetes, mlsysops): records
+        of deployments no row wants are removed with everything they run,
+        and every REMOTE_SWEEP_EVERY seconds the cluster is searched for
+        objects of this instance that belong to no wanted deployment."""
+        now = time.monotonic()
+        for be in backends.remote(self.cfg):
+            held = be.present()
+            self.sweeping = {(n, d) for n, d in self.sweeping if n != be.name or d in held}
+            present = held - set(self.pending) - self.workers.keys()
+            rows = self.db.existing(present) if present else {}
+            for dep_id in sorted(present):
+                row = rows.get(dep_id)
+                if row is None or row["status"] in ("failed", "stopped") or \
+                        (row["backend"] or "local") != be.name:
+                    if (be.name, dep_id) not in self.sweeping:
+                        self.sweeping.add((be.name, dep_id))
+                        log.deployment(dep_id, "removing what %s still holds (%s)", be.name,
+                                       "no row" if row is None else "status %s" % row["status"])
+                    self.workers.submit(dep_id, "cleanup", lambda be=be, dep_id=dep_id:
+                                        be.remove(dep_id, keep_log=True))
+            key = STRAYS + "-" + be.name
+            if now >= self.next_sweep.get(be.name, 0) and not self.workers.busy(key):
+                self.next_sweep[be.name] = now + REMOTE_SWEEP_EVERY
+                self.workers.submit(key, "strays", lambda be=be: be.strays(keep,
+                                                                          self.workers.busy))
+
+    @staticmethod
+    def _pruned(task, version):
+        for key in task.result or ():
+            log.deployment(task.key, "removed the runtime directory %s (the deployment serves "
+                           "model version %d)", key, version)
 
 
 def stop_runtimes(cfg):
     """`mlc-spooler --stop-runtimes`: stop every runtime of this instance
     (for `mlc down`, after the spooler itself has stopped), keeping their
     files and not touching the database; the next spooler resumes them."""
+    try:
+        layout.Layout(cfg).ensure()
+    except safefs.Unsafe as e:
+        log.spooler(refusal(e))
+        return 1
     take_lock(cfg, 15)  # a running spooler would start them again at once
     lb = backends.get("local", cfg)
     stopped = lb.stop_all()

@@ -4,175 +4,246 @@ Runtimes have no network and install nothing, so a requirement is only a
 check: a distribution that is not installed fails the deployment (the
 model would not load), a version that does not satisfy the specifier is a
 warning (it usually loads; the user should know).  Options (-r, -e,
---index-url, ...), URLs, extras and environment markers are accepted and
-not evaluated.
+--index-url, ...), per-requirement options (--hash=...) and extras are
+accepted and not evaluated; a requirement whose environment marker is
+false for the runtime's Python is skipped; URL requirements (name @ url)
+are checked by name.
+
+Lines are parsed with python3-packaging (the grammar pip uses), one
+logical line (backslash continuations joined) at a time.  A file is
+refused when it is larger than FILE_MAX bytes, has a line longer than
+LINE_MAX characters or a requirement longer than SPEC_MAX, or its
+requirements have more than SPECS_MAX characters together: the parser's
+work per requirement grows faster than its length, so these bounds keep
+the check of any file short (well under a second) and linear in its size.  The spooler runs the check in a child process with a
+deadline (check_file), which also makes the check see exactly the
+distributions the runtime's interpreter sees.
 """
 
-import ast
 import importlib.metadata
+import json
+import os
 import re
 import subprocess
+import sys
 
-NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
-LINE_RE = re.compile(r"^(?P<name>" + NAME + r")\s*(?:\[[^\]]*\])?\s*(?P<rest>[^;]*?)\s*(?:;.*)?$")
-CLAUSE_RE = re.compile(r"^(===|==|!=|~=|<=|>=|<|>)\s*([A-Za-z0-9.*+!_-]+)$")
-VERSION_RE = re.compile(
-    r"^v?(?:(?P<epoch>\d+)!)?(?P<release>\d+(?:\.\d+)*)"
-    r"(?:[-_.]?(?P<pre_l>a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?P<pre_n>\d*))?"
-    r"(?:(?:-(?P<post_n1>\d+))|(?:[-_.]?(?:post|rev|r)[-_.]?(?P<post_n2>\d*)))?"
-    r"(?:[-_.]?dev[-_.]?(?P<dev_n>\d*))?"
-    r"(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?$", re.I)
-PRE_RANK = {"a": 0, "alpha": 0, "b": 1, "beta": 1, "c": 2, "rc": 2, "pre": 2, "preview": 2}
+from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+FILE_MAX = 1 << 20      # bytes of requirements.txt
+LINE_MAX = 4096         # characters of one line
+SPEC_MAX = 1024         # characters of one requirement (comments and options removed)
+SPECS_MAX = 64 << 10    # characters of all requirements together
+CHECK_TIMEOUT = 20.0    # s for the child process of check_file
+REPORT_MAX = 20         # sentences of each kind reported; the rest are counted
+PYTHON = "/usr/bin/python3"
+
+_COMMENT = re.compile(r"(^|\s)#.*$")
+_OPTION = re.compile(r"(^|\s)--?[A-Za-z]")
+
+INSTALL_HINT = {
+    "runtimes": "runtimes cannot install packages, so use a model built with the installed ones",
+    "trainings": "trainings run without network and cannot install packages; use the "
+                 "installed ones",
+}
+
+
+class TooLarge(Exception):
+    """The file breaks FILE_MAX or LINE_MAX; str() says which."""
 
 
 def normalize(name):
     """PEP 503 name normalisation: 'Scikit_Learn' -> 'scikit-learn'."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    return canonicalize_name(name)
 
 
-def version_key(text):
-    """A sortable key for a PEP 440 version, or None if it does not parse."""
-    m = VERSION_RE.match(text.strip())
-    if not m:
-        return None
-    release = [int(x) for x in m.group("release").split(".")]
-    while len(release) > 1 and release[-1] == 0:
-        release.pop()
-    post = m.group("post_n1") or m.group("post_n2")
-    has_post = m.group("post_n1") is not None or m.group("post_n2") is not None
-    has_dev = m.group("dev_n") is not None
-    if m.group("pre_l"):
-        pre = (PRE_RANK[m.group("pre_l").lower()], int(m.group("pre_n") or 0))
-    elif has_dev and not has_post:
-        pre = (-1, 0)          # 1.0.dev1 sorts before 1.0a1
-    else:
-        pre = (3, 0)           # a final release sorts after its pre-releases
-    return (int(m.group("epoch") or 0), tuple(release), pre,
-            int(post or 0) if has_post else -1,
-            int(m.group("dev_n") or 0) if has_dev else float("inf"))
+def _clip(text, n=200):
+    return text if len(text) <= n else text[:n] + "..."
 
 
-def _release(text):
-    m = VERSION_RE.match(text.strip())
-    return [int(x) for x in m.group("release").split(".")] if m else None
-
-
-def _prefix_match(installed, prefix):
-    """installed matches 'prefix.*' (release segments compared as numbers)."""
-    have, want = _release(installed), _release(prefix)
-    if have is None or want is None:
-        return installed.startswith(prefix)
-    have = have + [0] * max(0, len(want) - len(have))
-    return have[:len(want)] == want
-
-
-def satisfies(installed, op, wanted):
-    """Whether version `installed` satisfies one clause `op wanted`;
-    None when the versions cannot be compared."""
-    if op == "===":
-        return installed == wanted
-    if op in ("==", "!=") and wanted.endswith(".*"):
-        hit = _prefix_match(installed, wanted[:-2])
-        return hit if op == "==" else not hit
-    have, want = version_key(installed), version_key(wanted)
-    if have is None or want is None:
-        return None
-    if op == "~=":
-        rel = _release(wanted)
-        return have >= want and len(rel) > 1 and _prefix_match(installed, ".".join(
-            str(x) for x in rel[:-1]))
-    return {"==": have == want, "!=": have != want, "<=": have <= want,
-            ">=": have >= want, "<": have < want, ">": have > want}[op]
+def logical_lines(text):
+    """(first line number, line) of each logical line: comments removed,
+    backslash continuations joined, blank lines skipped.  Raises TooLarge."""
+    if len(text) > FILE_MAX:
+        raise TooLarge("requirements.txt has %d characters; at most %d are accepted"
+                       % (len(text), FILE_MAX))
+    parts, first = [], None
+    for n, raw in enumerate(text.splitlines(), 1):
+        if len(raw) > LINE_MAX:
+            raise TooLarge("requirements.txt line %d has %d characters; lines of at most %d are "
+                           "accepted" % (n, len(raw), LINE_MAX))
+        line = _COMMENT.sub("", raw)
+        if first is None:
+            first = n
+        if line.endswith("\\"):
+            parts.append(line[:-1])
+            continue
+        parts.append(line)
+        joined = " ".join(p.strip() for p in parts).strip()
+        parts, start, first = [], first, None
+        if joined:
+            yield start, joined
+    joined = " ".join(p.strip() for p in parts).strip()
+    if joined:
+        yield first, joined
 
 
 def parse(text):
     """The requirements of a requirements.txt text.
 
     Returns (requirements, notes): requirements is a list of
-    (line number, name, [(op, version), ...], original text); notes are
-    warnings about lines that were not checked.
+    (line number, packaging Requirement, original text); notes are
+    sentences about lines that were not checked.  Raises TooLarge (before
+    parsing anything, so that a file too large is refused at once).
     """
-    reqs, notes = [], []
-    for n, raw in enumerate(text.splitlines(), 1):
-        line = re.sub(r"(^|\s)#.*$", "", raw).strip()
-        if not line:
-            continue
+    specs, notes, total = [], [], 0
+    for n, line in logical_lines(text):
         if line.startswith("-"):
-            notes.append("requirements.txt line %d: option '%s' ignored" % (n, line))
+            notes.append("requirements.txt line %d: option '%s' ignored" % (n, _clip(line)))
             continue
-        m = LINE_RE.match(line)
-        if not m or "://" in m.group("name"):
-            notes.append("requirements.txt line %d: '%s' is not a requirement this "
-                         "service can check; ignored" % (n, line))
+        # Per-requirement options (name==1.0 --hash=sha256:...) are pip's.
+        m = _OPTION.search(line)
+        spec = line[:m.start()].strip() if m else line
+        if len(spec) > SPEC_MAX:
+            raise TooLarge("requirements.txt line %d: the requirement has %d characters; at "
+                           "most %d are accepted" % (n, len(spec), SPEC_MAX))
+        total += len(spec)
+        if total > SPECS_MAX:
+            raise TooLarge("requirements.txt: its requirements have more than %d characters "
+                           "together (at line %d)" % (SPECS_MAX, n))
+        specs.append((n, spec, line))
+    reqs = []
+    for n, spec, line in specs:
+        try:
+            req = Requirement(spec)
+        except RecursionError:
+            notes.append("requirements.txt line %d: '%s' is nested too deeply to check; ignored"
+                         % (n, _clip(line)))
             continue
-        rest = m.group("rest").strip()
-        if rest.startswith("(") and rest.endswith(")"):
-            rest = rest[1:-1].strip()
-        clauses = []
-        if rest and not rest.startswith("@"):
-            for part in rest.split(","):
-                cm = CLAUSE_RE.match(part.strip())
-                if not cm:
-                    notes.append("requirements.txt line %d: version specifier '%s' not "
-                                 "understood; only the name is checked" % (n, rest))
-                    clauses = []
-                    break
-                clauses.append((cm.group(1), cm.group(2)))
-        reqs.append((n, m.group("name"), clauses, line))
+        except (InvalidRequirement, InvalidMarker, ValueError) as e:
+            why = str(e).splitlines()[0] if str(e) else "invalid"
+            notes.append("requirements.txt line %d: '%s' is not a requirement this service can "
+                         "check (%s); ignored" % (n, _clip(line), _clip(why, 120)))
+            continue
+        reqs.append((n, req, line))
     return reqs, notes
 
 
-_installed = None
-
-
-def runtime_sys_path(python="/usr/bin/python3"):
-    """sys.path of the runtime's interpreter (isolated mode, as the sandbox
-    runs it), so that the check sees what the runtime will import."""
-    out = subprocess.run([python, "-I", "-c", "import sys; print(repr(sys.path))"],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
-    return [p for p in ast.literal_eval(out.strip()) if p]
+def _marker_applies(req, n, line, notes):
+    if req.marker is None:
+        return True
+    try:
+        if req.marker.evaluate():
+            return True
+    except (UndefinedComparison, UndefinedEnvironmentName, InvalidVersion, RecursionError,
+            ValueError) as e:
+        notes.append("requirements.txt line %d: the marker of '%s' cannot be evaluated (%s); "
+                     "checked as if it applied" % (n, _clip(line), _clip(str(e), 120)))
+        return True
+    notes.append("requirements.txt line %d: '%s' does not apply to the runtime's Python "
+                 "(its marker is false); not checked" % (n, _clip(line)))
+    return False
 
 
 def installed(path=None):
-    """{normalised name: (display name, version)} of installed distributions."""
-    global _installed
-    if _installed is None or path is not None:
-        found = {}
-        for dist in importlib.metadata.distributions(path=path or runtime_sys_path()):
-            name = dist.metadata["Name"]
-            if name and normalize(name) not in found:
-                found[normalize(name)] = (name, dist.version)
-        if path is not None:
-            return found
-        _installed = found
-    return _installed
+    """{normalised name: (display name, version)} of the distributions on
+    path (default: this interpreter's sys.path)."""
+    found = {}
+    for dist in importlib.metadata.distributions(path=path if path is not None else sys.path):
+        name = dist.metadata["Name"]
+        if name and normalize(name) not in found:
+            found[normalize(name)] = (name, dist.version)
+    return found
 
 
-def check(text, have=None):
-    """Check a requirements.txt text.
+def _capped(sentences, what):
+    if len(sentences) <= REPORT_MAX:
+        return sentences
+    return sentences[:REPORT_MAX] + ["and %d more %s" % (len(sentences) - REPORT_MAX, what)]
 
-    Returns (missing, warnings): missing is a list of reasons ("requirement
-    'foo' is not installed ..."), warnings a list of sentences about
-    version mismatches and unchecked lines.
+
+def check(text, have=None, subject="runtimes"):
+    """Check a requirements.txt text against the installed distributions
+    (`have`, as installed() returns; default: this interpreter's).
+
+    Returns (missing, warnings): missing is a list of reasons the job
+    cannot run ("requirement 'foo' is not installed ...", or why the file
+    was refused), warnings a list of sentences about version mismatches and
+    unchecked lines.  `subject` ("runtimes" or "trainings") says who cannot
+    install packages.
     """
+    try:
+        reqs, warnings = parse(text)
+    except TooLarge as e:
+        return ["%s; list only the distributions the model needs" % e], []
     have = installed() if have is None else have
-    reqs, warnings = parse(text)
     missing = []
-    for n, name, clauses, line in reqs:
-        found = have.get(normalize(name))
+    for n, req, line in reqs:
+        if not _marker_applies(req, n, line, warnings):
+            continue
+        found = have.get(normalize(req.name))
         if found is None:
-            missing.append("requirement '%s' is not installed (requirements.txt line %d: %s); "
-                           "runtimes cannot install packages, so use a model built with the "
-                           "installed ones" % (name, n, line))
+            missing.append("requirement '%s' is not installed (requirements.txt line %d: %s); %s"
+                           % (req.name, n, _clip(line), INSTALL_HINT.get(subject, subject)))
             continue
         dist_name, version = found
-        for op, wanted in clauses:
-            ok = satisfies(version, op, wanted)
-            if ok is None:
-                warnings.append("requirement '%s' (line %d): cannot compare the installed "
-                                "version %s with '%s%s'" % (line, n, version, op, wanted))
-            elif not ok:
-                warnings.append("requirement '%s' (requirements.txt line %d) is not met: "
-                                "%s %s is installed" % (line, n, dist_name, version))
-                break
-    return missing, warnings
+        if not req.specifier:
+            continue
+        try:
+            ok = req.specifier.contains(Version(version), prereleases=True)
+        except InvalidVersion:
+            warnings.append("requirement '%s' (line %d): cannot compare the installed version %s "
+                            "with '%s'" % (_clip(line), n, version, req.specifier))
+            continue
+        if not ok:
+            warnings.append("requirement '%s' (requirements.txt line %d) is not met: %s %s is "
+                            "installed" % (_clip(line), n, dist_name, version))
+    return _capped(missing, "missing requirements"), _capped(warnings, "notes")
+
+
+# ---- the check in a child process ----------------------------------------------
+
+_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
+          "from mlcpy import requirements; requirements._child_main(sys.argv[1:])")
+
+
+def _child_main(argv):
+    """In the child (python3 -I): argv = [scripts dir, path, subject]."""
+    scripts, path, subject = argv
+    with open(path, "rb") as f:
+        text = f.read(FILE_MAX + 1).decode("utf-8", "replace")
+    have = installed([p for p in sys.path if p and p != scripts])
+    missing, warnings = check(text, have, subject)
+    sys.stdout.write(json.dumps({"missing": missing, "warnings": warnings}))
+
+
+def check_file(path, subject="runtimes", timeout=CHECK_TIMEOUT, python=PYTHON):
+    """check() of the file at path, run by the runtime's interpreter in
+    isolated mode (so that it sees the distributions the runtime will
+    import) in a child process that is killed after `timeout` seconds."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as e:
+        return ["cannot read requirements.txt: %s" % e.strerror], []
+    if size > FILE_MAX:
+        return ["requirements.txt has %d bytes; at most %d are accepted; list only the "
+                "distributions the model needs" % (size, FILE_MAX)], []
+    scripts = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        out = subprocess.run([python, "-I", "-c", _CHILD, scripts, path, subject],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                             cwd="/")
+    except subprocess.TimeoutExpired:
+        return ["checking requirements.txt took longer than %g s; list only the distributions "
+                "the model needs" % timeout], []
+    except OSError as e:
+        return ["cannot check requirements.txt: %s: %s" % (python, e.strerror)], []
+    try:
+        result = json.loads(out.stdout.decode("utf-8", "replace"))
+        return list(result["missing"]), list(result["warnings"])
+    except (ValueError, KeyError, TypeError):
+        tail = out.stderr.decode("utf-8", "replace").strip().splitlines()
+        return ["cannot check requirements.txt: the check exited with status %s%s"
+                % (out.returncode, ": " + _clip(tail[-1], 300) if tail else "")], []

@@ -3,7 +3,10 @@ inside the sandbox as `mlc-runtime --dir <deployment dir>`.
 
 It loads model.pkl once (with joblib.load: a pickle, or any file
 joblib.dump writes, plain or compressed), optionally a background sample of
-data.csv, and answers HTTP/1.1 (keep-alive) on the unix socket <dir>/runtime.sock:
+data.csv, and answers HTTP/1.1 (keep-alive) on the unix socket
+<dir>/runtime.sock (in the sandbox, the spooler creates it and passes it
+bound, as the file descriptor named by MLC_LISTEN_FD: the deployment
+directory is read-only there; the runtime listens once the model is loaded):
 
   GET  /health   200 {"status": "ok", "deployment_id", "model", "n_features",
                       "feature_names"}
@@ -15,6 +18,10 @@ data.csv, and answers HTTP/1.1 (keep-alive) on the unix socket <dir>/runtime.soc
                  409 {"detail": "..."} explanations asked without training data
                  422 {"detail": "..."} for input it cannot use,
                  500 {"detail": "..."} when the model raises.
+
+Every answer other than 200 is logged (stderr, kept by the spooler in the
+runtime's log) as "request <id>: <status> <detail>", with the id of the
+X-Request-Id header the API sends (nginx's request id, "-" without one).
 
 If the model cannot be loaded it prints "model failed to load: <Type>:
 <message>" on stderr and exits with status 3; the spooler reports that
@@ -29,8 +36,10 @@ import json
 import math
 import os
 import pickle
+import re
 import resource
 import signal
+import socket
 import socketserver
 import stat
 import sys
@@ -48,12 +57,18 @@ BACKGROUND_ROWS = 100
 EXPLAIN_MAX_ROWS = 100
 IDLE_TIMEOUT = 120
 THREAD_STACK = 2 << 20
+REQUEST_ID_RE = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def say(msg):
-    """One line on stderr (the spooler keeps it in the runtime's log)."""
-    sys.stderr.write(" ".join(str(msg).split()) + "\n")
-    sys.stderr.flush()
+    """One line on stderr (the spooler keeps it in the runtime's log).  A
+    full log (EFBIG at MLC_RUNTIME_LOG_MAX, until the spooler cuts it back)
+    loses the line rather than stopping the runtime."""
+    try:
+        sys.stderr.write(" ".join(str(msg).split()) + "\n")
+        sys.stderr.flush()
+    except OSError:
+        pass
 
 
 class LoadError(Exception):
@@ -323,7 +338,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # one line per request would drown the log
         pass
 
+    def request_id(self):
+        rid = self.headers.get("X-Request-Id", "") if self.headers is not None else ""
+        return rid if REQUEST_ID_RE.fullmatch(rid) else "-"
+
     def reply(self, status, obj):
+        if status != 200:
+            say("request %s: %d %s" % (self.request_id(), status,
+                                       obj.get("detail", "") if isinstance(obj, dict) else ""))
         data = json.dumps(obj, allow_nan=False).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -395,11 +417,38 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, path, model):
+    def __init__(self, path, model, fd=None):
         self.model = model
+        if fd is not None:
+            # Bound by the spooler; listen() (server_activate) makes it answer.
+            super().__init__(path, Handler, bind_and_activate=False)
+            self.socket.close()
+            self.socket = socket.socket(fileno=fd)
+            self.server_activate()
+            return
         _remove_stale(path)
         super().__init__(path, Handler)
         os.chmod(path, 0o666)  # the API's workers connect as another user
+
+
+class TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    """The runtime on a TCP port (--listen): inside a Kubernetes pod, where
+    the gateway reaches it through the deployment's Service."""
+    daemon_threads = True
+    request_queue_size = 128
+    allow_reuse_address = True
+
+    def __init__(self, address, model):
+        self.model = model
+        super().__init__(address, Handler)
+
+
+def parse_listen(text):
+    """(host, port) of a --listen HOST:PORT (or PORT: every address)."""
+    host, sep, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("--listen takes HOST:PORT, e.g. 0.0.0.0:8080")
+    return (host.strip("[]") if sep else "0.0.0.0") or "0.0.0.0", int(port)
 
 
 def _remove_stale(path):
@@ -410,7 +459,7 @@ def _remove_stale(path):
         pass
 
 
-def serve(deployment_dir):
+def serve(deployment_dir, listen=None):
     # Each connection has a thread; a small stack keeps many kept-alive
     # connections well inside RLIMIT_AS (the default reserves 8 MiB each).
     threading.stack_size(THREAD_STACK)
@@ -419,8 +468,16 @@ def serve(deployment_dir):
     except LoadError as e:
         say("model failed to load: %s" % e)
         return EXIT_LOAD_FAILED
-    sock = os.path.join(deployment_dir, "runtime.sock")
-    server = Server(sock, model)
+    fd = None
+    if listen:
+        sock = None
+        server = TCPServer(listen, model)
+        where = "%s:%d" % listen
+    else:
+        sock = os.path.join(deployment_dir, "runtime.sock")
+        fd = os.environ.get("MLC_LISTEN_FD")
+        server = Server(sock, model, int(fd) if fd else None)
+        where = sock
     stop = threading.Event()
 
     def on_term(signum, frame):
@@ -431,12 +488,13 @@ def serve(deployment_dir):
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     say("runtime %s: serving %s on %s" % (model.deployment_id, type(model.estimator).__name__,
-                                          sock))
+                                          where))
     try:
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
-        _remove_stale(sock)
+        if sock and not fd:
+            _remove_stale(sock)
     say("runtime %s: stopped" % model.deployment_id)
     return 0
 
@@ -444,5 +502,11 @@ def serve(deployment_dir):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="mlc-runtime", description="serve one deployed model")
     ap.add_argument("--dir", required=True, help="the deployment directory")
+    ap.add_argument("--listen", metavar="HOST:PORT",
+                    help="answer on this TCP address instead of <dir>/runtime.sock")
     args = ap.parse_args(argv)
-    return serve(os.path.abspath(args.dir))
+    try:
+        listen = parse_listen(args.listen) if args.listen else None
+    except ValueError as e:
+        ap.error(str(e))
+    return serve(os.path.abspath(args.dir), listen)

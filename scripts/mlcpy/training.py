@@ -14,7 +14,10 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
   3. run `python3 <job>/code.py <job>/data.csv` in the job directory
      $MLC_VAR/training/<id>/ inside the runtime sandbox (sandbox.py: the
      runtime user, no network, memory/CPU/task limits, read-only system,
-     the job directory the only writable one), with MLC_MODEL_ID, MLC_DATA
+     the job directory the only writable one: inside the sandbox it is
+     <job>/work/, a tmpfs of MLC_TRAIN_DISK bytes the spooler mounts on the
+     host, with the inputs bound read-only over empty files of the same
+     names), with MLC_MODEL_ID, MLC_DATA
      and MLC_OUTPUT (<job>/model.pkl) in its environment, for at most
      MLC_TRAIN_TIMEOUT seconds, after which the sandbox's pid namespace is
      killed (the script is its pid 1: everything it started dies with it);
@@ -23,7 +26,8 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
   4. take MLC_OUTPUT, or else the one *.pkl or *.joblib file the script
      wrote (pickle.dump or joblib.dump, plain or compressed), copy it out of
      the sandbox user's reach and load it in a second sandboxed run to check
-     that it is a model (a pickle is code: the spooler never loads one);
+     that it is a model (a pickle is code: the spooler never loads one); the
+     check sees a fresh job directory holding only a read-only link to it;
   5. store it through the API, POST MLC_API_URL/model/{id}/upload
      (file_kind=model), the code path of every upload; the version it
      answers becomes trainings.produced_version, status completed;
@@ -37,7 +41,11 @@ next one kills what is left of the job's sandbox and runs the job again
 from scratch, at most MAX_ATTEMPTS runs in all (then it fails: "interrupted
 by a spooler restart; start it again").  Re-running is chosen because it is
 cheap to get right: nothing of a killed run is reused except a model it had
-already stored (state.json "uploaded"), so that no version is stored twice.
+already stored (state.json "uploaded"), so that no version is stored twice;
+and should the spooler die between the upload and noting it there, or the
+API's answer be lost, the upload sent again carries the same
+Idempotency-Key (training-<id>) and is answered with the version stored the
+first time.
 A SIGTERM to the spooler (mlc down) stops running jobs the same way without
 counting a run.  A completed training whose redeploy was interrupted
 redeploys again; deployments already on the version are skipped.
@@ -62,7 +70,7 @@ import uuid
 import pymysql
 
 from . import backend as backends
-from . import bundle, db, log, procs, requirements, sandbox
+from . import bundle, db, log, procs, requirements, safefs, sandbox, testhooks
 
 MAX_ATTEMPTS = 3          # runs of one training across spooler restarts
 PROGRESS_EVERY = 3.0      # s between updates of trainings.log while running
@@ -71,10 +79,10 @@ UPLOAD_TIMEOUT = 600      # s for one upload request
 UPLOAD_RETRY_FOR = 60     # s to keep retrying while the API does not answer
 ROLL_GRACE = 2.0          # s the old runtime keeps serving after the switch
 LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle
-REQUIREMENTS_MAX = 1 << 20
 OUTPUT_NAME = "model.pkl"
 OUTPUT_SUFFIXES = (".pkl", ".joblib")  # the model file, when not at MLC_OUTPUT
 CHECK_MARK = "mlc-check: "
+OUTPUT_PREFIX = "model-"  # spool/new/model-<id>.pkl: a remote training's model (PUT by its pod)
 
 # Run by the sandboxed python3 -I: load the model the training wrote as the
 # runtime does (joblib.load: a pickle or any file joblib.dump writes; see
@@ -126,7 +134,8 @@ class Paths:
     """Where one training's files live."""
 
     def __init__(self, cfg, training_id):
-        self.job = os.path.join(cfg.training, training_id)        # the sandbox's, 1771
+        self.job = os.path.join(cfg.training, training_id)        # the sandbox's work dir
+        self.work = os.path.join(self.job, "work")                # its writable part (tmpfs)
         self.private = os.path.join(cfg.run_dir, "training", training_id)  # root only
         self.inputs = os.path.join(self.private, "inputs")        # the unpacked bundle
         self.result = os.path.join(self.private, "model")         # the checked model
@@ -134,13 +143,14 @@ class Paths:
         self.state = os.path.join(self.private, "state.json")
         self.code = os.path.join(self.job, "code.py")
         self.data = os.path.join(self.job, "data.csv")
-        self.output = os.path.join(self.job, OUTPUT_NAME)
+        self.output = os.path.join(self.job, OUTPUT_NAME)         # as the sandbox sees it
+        self.written = os.path.join(self.work, OUTPUT_NAME)       # the same, on the host
 
     def mine(self, args):
         """args (a command line) is this training's sandbox: the script
         (`python3 <job>/code.py <job>/data.csv`, or a stage before it) or
-        the model check (`... <result>/model.pkl`)."""
-        return (args[-2:] == [self.code, self.data]) or args[-1] == self.model
+        the model check (`... <job>/model.pkl`)."""
+        return (args[-2:] == [self.code, self.data]) or args[-1] in (self.model, self.output)
 
 
 def _write_json(path, obj):
@@ -161,8 +171,17 @@ def _read_json(path):
         return {}
 
 
-def _rmtree(path):
-    shutil.rmtree(path, ignore_errors=True)
+def _rmtree(cfg, path):
+    """Remove path below MLC_VAR, never following a symbolic link (the
+    script wrote what it liked in its job directory), after detaching the
+    job directory's tmpfs."""
+    sandbox.unmount_under(path)
+    safefs.rmtree(path, cfg.var, ignore_errors=True)
+
+
+def _unlink(cfg, path):
+    """Remove a claimed bundle from spool/cur/."""
+    safefs.unlink(path, cfg.var)
 
 
 def _detail(body):
@@ -179,9 +198,18 @@ def _detail(body):
     return " ".join(str(body).split())[:500] or "no detail"
 
 
-def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT):
+def idempotency_key(training_id):
+    """The Idempotency-Key of a training's model upload: one per training,
+    so that every retry of it stores at most one version."""
+    return "training-%s" % training_id
+
+
+def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT, key=None):
     """POST path as the model's next `model` file to the API, streamed as
-    multipart/form-data; returns (HTTP status, parsed JSON body or bytes)."""
+    multipart/form-data; returns (HTTP status, parsed JSON body or bytes).
+    With key, the request carries it as its Idempotency-Key: sent again
+    (after a lost answer, or by a spooler that restarted), the upload is
+    answered with the version the first one stored."""
     u = urllib.parse.urlsplit(api_url)
     boundary = "mlc-spooler-" + uuid.uuid4().hex
     head = ("--%s\r\nContent-Disposition: form-data; name=\"file_kind\"\r\n\r\nmodel\r\n"
@@ -197,6 +225,8 @@ def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT):
         conn.putheader("Content-Type", "multipart/form-data; boundary=%s" % boundary)
         conn.putheader("Content-Length", str(len(head) + size + len(tail)))
         conn.putheader("User-Agent", "mlc-spooler")
+        if key:
+            conn.putheader("Idempotency-Key", key)
         conn.endheaders()
         conn.send(head)
         with open(path, "rb") as f:
@@ -298,6 +328,13 @@ class Job(threading.Thread):
                 self._save_state()
             self.say("stopped with the spooler; it runs again from the start when a spooler "
                      "starts")
+        except safefs.Unsafe as e:
+            # Nothing is recorded: the bundle stays in spool/cur/ and the job
+            # runs again once the state directory is fit for use.
+            if self.counted:
+                self.state["attempts"] = max(0, self.state.get("attempts", 1) - 1)
+                self._save_state()
+            self.say("stopped: %s; it runs again once that is fixed", e)
         except Exception as e:
             self.say("internal error: %s: %s | %s", type(e).__name__, e,
                      " / ".join(traceback.format_exc().strip().splitlines()[-6:]))
@@ -332,22 +369,20 @@ class Job(threading.Thread):
             self.say("cannot write %s: %s", self.paths.state, e)
 
     def _drop_bundle(self):
-        try:
-            os.unlink(self.bundle)
-        except FileNotFoundError:
-            pass
+        _unlink(self.cfg, self.bundle)
 
     def cleanup(self, keep_result=False):
         """Remove the job directory and (unless a redeploy still needs the
         model) the private one; drop the bundle when nothing is left to do."""
-        _rmtree(self.paths.job)
+        _rmtree(self.cfg, self.paths.job)
         if not keep_result:
-            _rmtree(self.paths.private)
+            _rmtree(self.cfg, self.paths.private)
             self._drop_bundle()
 
     def fail(self, reason):
         self.trainer.kill_leftovers(self.paths, self.state)
-        _rmtree(self.paths.job)  # before the outcome shows: 'failed' means nothing is left
+        # Before the outcome shows: 'failed' means nothing is left.
+        _rmtree(self.cfg, self.paths.job)
         if self.ran:
             self.out.note("failed: %s" % reason)
         if self._db(self.db.failed, self.id, reason, self.out.text() if self.ran else None):
@@ -378,6 +413,11 @@ class Job(threading.Thread):
             return
         self.state = _read_json(self.paths.state)
         self.trainer.kill_leftovers(self.paths, self.state)
+        if not self.state.get("uploaded"):
+            # Killed after the upload landed but before noting it in state.json.
+            stored = self._db(self.db.stored_version, row["modelid"], idempotency_key(self.id))
+            if stored:
+                self.state["uploaded"] = stored
         if self.state.get("uploaded"):
             # Killed after storing the model but before recording it.
             self.ran = True
@@ -388,8 +428,8 @@ class Job(threading.Thread):
         attempts = int(self.state.get("attempts", 0))
         if attempts >= MAX_ATTEMPTS:
             raise Failure("interrupted by a spooler restart %d times; start it again" % attempts)
-        _rmtree(self.paths.job)
-        _rmtree(self.paths.private)
+        _rmtree(self.cfg, self.paths.job)
+        _rmtree(self.cfg, self.paths.private)
         self.state = {"attempts": attempts + 1}
         self._save_state()
         self.counted = True
@@ -402,19 +442,29 @@ class Job(threading.Thread):
             self.cleanup()
             return
         self.ran = True
-        self.say("running (attempt %d of at most %d)", attempts + 1, MAX_ATTEMPTS)
+        self.say("running (attempt %d of at most %d%s)", attempts + 1, MAX_ATTEMPTS,
+                 bundle.request_note(job))
         if attempts:
             self.out.note("run %d of at most %d: the previous run was interrupted by a spooler "
                           "restart" % (attempts + 1, MAX_ATTEMPTS))
         for w in warnings:
             self.out.note("warning: %s" % w)
-        self.train(row)
-        model = self.take_model()
-        _rmtree(self.paths.job)
+        if self.trainer.remote:
+            # A Kubernetes Job runs the script; its pod sends the model
+            # back through the API (training_kube.py).
+            from . import training_kube
+            model = training_kube.run(self, row)
+        else:
+            self.train(row)
+            model = self.take_model()
+        _rmtree(self.cfg, self.paths.job)
         kind = self.check_model(model)
         self.out.note("the script wrote a %s model (%d bytes); storing it through the API"
                       % (kind, os.path.getsize(model)))
         version = self.store(row["modelid"], model)
+        # Test builds: the spooler dies between the upload's 201 and
+        # noting it in state.json (t/0950-faults.t).
+        testhooks.kill_here(self.cfg.var, "kill-after-upload", lambda m: self.say("%s", m))
         self.state["uploaded"] = version
         self._save_state()
         self.finish(row, version)
@@ -423,7 +473,8 @@ class Job(threading.Thread):
         os.makedirs(self.paths.private, mode=0o700, exist_ok=True)
         try:
             job = bundle.unpack(self.bundle, self.paths.inputs, "train", self.id,
-                                self.trainer.max_bundle)
+                                self.trainer.max_bundle, top=self.cfg.var,
+                                owners=self.trainer.spooler.bundle_owners)
         except bundle.BundleError as e:
             raise Failure(str(e)) from None
         if job.get("modelid") != row["modelid"]:
@@ -432,24 +483,31 @@ class Job(threading.Thread):
         return job
 
     def check_requirements(self, job):
+        """(missing, warnings) for the bundle's requirements.txt, if any
+        (checked in a child process with a deadline, see requirements.py)."""
         env = job["files"].get("env")
         if not env:
             return [], []
-        with open(os.path.join(self.paths.inputs, env["name"]), "rb") as f:
-            text = f.read(REQUIREMENTS_MAX).decode("utf-8", "replace")
-        missing, warnings = requirements.check(text)
-        # requirements.check speaks of runtimes; the same holds for trainings.
-        return [m.replace("runtimes cannot install packages, so use a model built with the "
-                          "installed ones", "trainings run without network and cannot "
-                          "install packages; use the installed ones") for m in missing], warnings
+        return requirements.check_file(os.path.join(self.paths.inputs, env["name"]),
+                                       subject="trainings")
 
     def prepare_job_dir(self):
-        """The sandbox's job directory: the inputs (root-owned, read-only for
-        the script) and room for what the script writes (mode 1771, group of
-        the runtime user, as a deployment directory)."""
+        """The sandbox's job directory: the inputs (root-owned, 0644, bound
+        read-only into the sandbox) and work/, a tmpfs of MLC_TRAIN_DISK
+        bytes for what the script writes (mode 1771, group of the runtime
+        user), which the sandbox sees as the job directory itself.  Returns
+        the read-only binds."""
         _, gid = self.trainer.ids()
         os.makedirs(self.cfg.training, mode=0o755, exist_ok=True)
-        os.mkdir(self.paths.job, 0o700)
+        os.mkdir(self.paths.job, 0o755)
+        os.mkdir(self.paths.work, 0o700)
+        try:
+            sandbox.mount_tmpfs(self.paths.work, self.trainer.disk, 0, gid)
+        except OSError as e:
+            raise Failure("cannot mount the training's file space (a tmpfs of MLC_TRAIN_DISK "
+                          "bytes on %s): %s; the spooler must run as root"
+                          % (self.paths.work, e.strerror)) from None
+        binds = []
         for name in ("code.py", "data.csv", "requirements.txt"):
             src = os.path.join(self.paths.inputs, name)
             if not os.path.exists(src):
@@ -460,22 +518,36 @@ class Job(threading.Thread):
             except OSError:
                 shutil.copyfile(src, dst)
             os.chmod(dst, 0o644)
-        os.chown(self.paths.job, 0, gid)
-        os.chmod(self.paths.job, 0o1771)
+            # An empty root-owned file in the tmpfs to bind it over.
+            os.close(os.open(os.path.join(self.paths.work, name),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+            binds.append((dst, dst))
+        return binds
+
+    def disk_full(self):
+        """The reason when the script filled its file space, else None."""
+        if sandbox.disk_full(self.paths.work):
+            return ("disk quota exceeded: the training's files reached MLC_TRAIN_DISK (%s)"
+                    % sandbox.size_text(self.trainer.disk))
+        return None
 
     def train(self, row):
         """Run the script; returns when it exited 0, else raises Failure."""
-        self.prepare_job_dir()
+        binds = self.prepare_job_dir()
         env = sandbox.environment(self.paths.job, {
             "MLC_MODEL_ID": row["modelid"], "MLC_TRAINING_ID": self.id,
             "MLC_DATA": self.paths.data, "MLC_OUTPUT": self.paths.output})
         timeout = self.trainer.timeout
         rc, timed_out = self.sandboxed("train", [sandbox.PYTHON, self.paths.code, self.paths.data],
-                                       self.paths.job, env, timeout, self.out, progress=True)
+                                       self.paths.job, env, timeout, self.out, progress=True,
+                                       write_from=self.paths.work, ro_binds=binds)
         if timed_out:
             raise Failure("training exceeded MLC_TRAIN_TIMEOUT (%g s)" % timeout)
         if rc == 0:
             return
+        full = self.disk_full()
+        if full:
+            raise Failure(full)
         line = self.out.last_line()
         if rc > 128 and rc - 128 < signal.NSIG:
             try:
@@ -488,25 +560,31 @@ class Job(threading.Thread):
         raise Failure("the training script %s%s" % (
             what, ": " + line if line else " without writing to stderr"))
 
-    def sandboxed(self, phase, program, work_dir, env, timeout, out, progress=False):
-        """Run program in the sandbox with work_dir as its directory, its
-        output into `out`; kill the whole sandbox after `timeout` seconds or
-        when the spooler stops.  Returns (exit status, timed out)."""
+    def sandboxed(self, phase, program, work_dir, env, timeout, out, progress=False,
+                  write_from=None, ro_binds=()):
+        """Run program in the sandbox with work_dir as its directory (read-
+        only, or write_from there read-write), its output into `out`; kill
+        the whole sandbox after `timeout` seconds, when the kernel killed one
+        of its processes for memory, or when the spooler stops.  Returns
+        (exit status, timed out); raises Failure when it ran out of memory."""
         t = self.trainer
         uid, gid = t.ids()
         t.check_sandbox(work_dir)
+        try:
+            cmd = sandbox.Command(self.cfg, work_dir, uid, gid, program=program,
+                                  hostname="mlc-training", write_from=write_from,
+                                  ro_binds=ro_binds)
+        except OSError as e:
+            raise Failure("cannot set up the training sandbox: %s" % e) from None
         cgroups, enforced = t.cgroups.prepare(self.id)
+        oom_base = t.cgroups.oom_kills(self.id)
         limits = sandbox.limiter(t.memory, cgroups,
                                  nice=t.cgroups.cpus > 0 and "cpu" not in enforced,
                                  nproc=t.cgroups.pids if "pids" not in enforced else 0)
-        argv = sandbox.command(self.cfg, work_dir, uid, gid, program=program,
-                               hostname="mlc-training")
         r_out, w_out = os.pipe()
         r_err, w_err = os.pipe()
         try:
-            popen = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=w_out,
-                                     stderr=w_err, preexec_fn=limits, start_new_session=True,
-                                     cwd="/")
+            popen = cmd.popen(env, w_out, w_err, limits)
         except (subprocess.SubprocessError, OSError) as e:
             os.close(r_out)
             os.close(r_err)
@@ -521,7 +599,7 @@ class Job(threading.Thread):
         fds = {r_out: False, r_err: True}
         deadline = time.monotonic() + timeout
         next_progress = time.monotonic() + PROGRESS_EVERY
-        timed_out = stopped = False
+        timed_out = stopped = oom = False
         exited = None
         try:
             while True:
@@ -550,6 +628,10 @@ class Job(threading.Thread):
                              "killed" % timeout if phase == "train" else
                              "the model check exceeded %g s; its sandbox was killed" % timeout)
                     self.kill_sandbox(popen, pid, start)
+                if not oom and not stopped and t.cgroups.oom_kills(self.id) > oom_base:
+                    oom = True
+                    out.note("%s; its sandbox was killed" % t.cgroups.out_of_memory())
+                    self.kill_sandbox(popen, pid, start)
                 if not stopped and self.stop.is_set():
                     stopped = True
                     out.note("interrupted: the spooler is stopping; the training runs again "
@@ -565,6 +647,9 @@ class Job(threading.Thread):
                 self.kill_sandbox(popen, pid, start)
             rc = popen.wait()
             self.trainer.kill_leftovers(self.paths, {})
+            if not oom and not stopped and t.cgroups.oom_kills(self.id) > oom_base:
+                oom = True
+                out.note(t.cgroups.out_of_memory())
             t.cgroups.release(self.id)
             for k in ("pid", "start", "boot", "phase"):
                 self.state.pop(k, None)
@@ -573,6 +658,10 @@ class Job(threading.Thread):
             if progress:
                 self.push_progress()
             raise Interrupted()
+        if oom and not timed_out:
+            raise Failure("%s ran %s" % (
+                "the training script" if phase == "train" else
+                "loading the model the training script wrote", t.cgroups.out_of_memory()))
         return rc, timed_out
 
     @staticmethod
@@ -593,22 +682,26 @@ class Job(threading.Thread):
             self.db.close()
             self.say("cannot update the log (%s)", e)
 
-    def take_model(self):
+    def take_model(self, src=None, uid=None):
         """Find the model the script wrote and copy it where the sandbox user
-        cannot change it; returns the copy's path."""
-        job, uid = self.paths.job, self.trainer.ids()[0]
-        src = self.paths.output
+        cannot change it; returns the copy's path.  (A remote training's
+        model: src, a file owned by uid.)"""
+        job = self.paths.work
+        if src is None:
+            src, uid = self.paths.written, self.trainer.ids()[0]
         if not os.path.lexists(src):
             try:
                 pkls = sorted(n for n in os.listdir(job) if n.endswith(OUTPUT_SUFFIXES))
             except OSError:
                 pkls = []
+            if len(pkls) != 1 and self.disk_full():
+                raise Failure(self.disk_full())
             if len(pkls) != 1:
                 raise Failure("the training script wrote no model (expected $MLC_OUTPUT)%s" % (
                     "; it wrote several model files (%s): write the model to $MLC_OUTPUT"
                     % ", ".join(pkls[:5]) if pkls else ""))
             src = os.path.join(job, pkls[0])
-        name = "$MLC_OUTPUT" if src == self.paths.output else os.path.basename(src)
+        name = "$MLC_OUTPUT" if src == self.paths.written else os.path.basename(src)
         try:
             fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as e:
@@ -622,7 +715,7 @@ class Job(threading.Thread):
         digest = hashlib.sha256()
         try:
             st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != uid:
+            if not stat.S_ISREG(st.st_mode) or (uid is not None and st.st_uid != uid):
                 raise Failure("the model the training script wrote (%s) is not a regular file "
                               "of the training" % name)
             if st.st_size > limit:
@@ -654,9 +747,23 @@ class Job(threading.Thread):
         Failure saying why it is not a model."""
         out = Output(65536)
         timeout = max(CHECK_TIMEOUT_MIN, self.trainer.start_timeout)
-        rc, timed_out = self.sandboxed("check", [sandbox.PYTHON, "-I", "-c", CHECK_CODE, model],
-                                       self.paths.result, sandbox.environment(self.paths.result),
-                                       timeout, out)
+        # The sandbox user cannot reach the private copy: a fresh, root-owned
+        # job directory holds a link to it (or a copy), read-only there.
+        _rmtree(self.cfg, self.paths.job)
+        os.makedirs(self.cfg.training, mode=0o755, exist_ok=True)
+        os.mkdir(self.paths.job, 0o755)
+        try:
+            os.link(model, self.paths.output)
+        except OSError:
+            shutil.copyfile(model, self.paths.output)
+            os.chmod(self.paths.output, 0o644)
+        try:
+            rc, timed_out = self.sandboxed("check", [sandbox.PYTHON, "-I", "-c", CHECK_CODE,
+                                                     self.paths.output],
+                                           self.paths.job, sandbox.environment(self.paths.job),
+                                           timeout, out)
+        finally:
+            _rmtree(self.cfg, self.paths.job)
         if timed_out:
             raise Failure("the model the training script wrote did not load within %g s" % timeout)
         verdicts = [ln for ln in out.text().splitlines() if ln.startswith(CHECK_MARK)]
@@ -681,7 +788,7 @@ class Job(threading.Thread):
             if self.stop.is_set():
                 raise Interrupted()
             try:
-                status, body = upload(url, modelid, model)
+                status, body = upload(url, modelid, model, key=idempotency_key(self.id))
             except (OSError, http.client.HTTPException) as e:
                 if time.monotonic() > give_up:
                     raise Failure("cannot store the trained model: the API at %s does not answer "
@@ -725,7 +832,9 @@ class RollItem:
     """One deployment moving onto the new version: start a runtime for it in
     a new directory, wait until it answers /health, switch the row to it in
     one UPDATE, let the old runtime finish what it serves for ROLL_GRACE
-    seconds, then stop it and remove its directory."""
+    seconds, then stop it and remove its directory.  Starting, polling and
+    stopping runtimes run as tasks of the spooler's Workers (one step of a
+    deployment at a time), so that the loop never waits on them."""
 
     def __init__(self, roll, row):
         self.roll, self.row = roll, row
@@ -733,10 +842,25 @@ class RollItem:
         self.state = "new"
         self.be = self.launch = self.key = self.old_key = self.ready = None
         self.until = 0.0
+        self.waiting = False
 
     @property
     def done(self):
         return self.state in ("done", "failed")
+
+    def _task(self, what, fn, then):
+        """Run fn as the deployment's task, then(task) on the loop's thread;
+        False when another step of the deployment is under way."""
+        workers = self.roll.trainer.spooler.workers
+        if workers.busy(self.dep):
+            return False
+
+        def done(task):
+            self.waiting = False
+            then(task)
+        self.waiting = True
+        workers.submit(self.dep, what, fn, done)
+        return True
 
     def note(self, text, failure=False):
         self.roll.notes.append("deployment %s: %s" % (self.dep, text))
@@ -745,10 +869,14 @@ class RollItem:
         log.deployment(self.dep, "redeploy: %s", text)
 
     def give_up(self, why):
-        if self.key and self.be is not None:
-            if self.launch is not None:
-                self.be.cancel(self.launch)
-            self.be.remove_key(self.key)
+        key, launch, be = self.key, self.launch, self.be
+        if key and be is not None:
+            def clean():
+                if launch is not None:
+                    be.cancel(launch)
+                be.remove_key(key)
+            if not self._task("cleanup", clean, lambda task: None):
+                clean()
         self.note("stays on version %d: %s" % (self.row["model_version"], why), failure=True)
         self.state = "failed"
 
@@ -763,18 +891,30 @@ class RollItem:
             self.give_up("backend '%s' cannot switch runtimes" % self.be.name)
             return
         staging = os.path.join(sp.cfg.deployments, ".%s@%d.partial" % (self.dep, roll.version))
-        _rmtree(staging)
-        try:
-            os.mkdir(staging, 0o755)
-            self.stage(staging)
-            self.key = self.be.install_generation(self.dep, roll.version, staging)
-            self.launch = self.be.launch(self.dep, "redeploy", key=self.key)
-        except (sandbox.SandboxError, OSError, ValueError) as e:
-            _rmtree(staging)
-            self.give_up("cannot start a runtime for version %d: %s" % (roll.version, e))
+
+        def start():
+            key = None
+            try:
+                _rmtree(sp.cfg, staging)
+                os.mkdir(staging, 0o755)
+                self.stage(staging)
+                key = self.be.install_generation(self.dep, roll.version, staging)
+                return key, self.be.launch(self.dep, "redeploy", key=key), None
+            except (sandbox.SandboxError, OSError, ValueError) as e:
+                _rmtree(sp.cfg, staging)
+                return key, None, e
+        self._task("redeploy", start, self._begun)
+
+    def _begun(self, task):
+        if task.error is not None:
+            self.give_up("internal error in mlc-spooler; see the spooler log")
+            return
+        self.key, self.launch, error = task.result
+        if error is not None:
+            self.give_up("cannot start a runtime for version %d: %s" % (self.roll.version, error))
             return
         log.deployment(self.dep, "redeploy: starting a runtime for model version %d (pid %s)",
-                       roll.version, self.launch.pid)
+                       self.roll.version, self.launch.pid)
         self.state = "starting"
 
     def stage(self, staging):
@@ -811,20 +951,17 @@ class RollItem:
 
     def step(self):
         sp, version = self.roll.trainer.spooler, self.roll.version
+        if self.waiting:
+            return
         if self.state == "new":
-            self.begin()
+            if not sp.busy(self.dep):
+                self.begin()
+            return
         if self.state == "starting":
-            result = self.be.poll(self.launch)
-            if result is None:
-                return
-            if isinstance(result, backends.Failed):
-                self.launch = None
-                self.give_up("its runtime for version %d did not start: %s"
-                             % (version, result.reason))
-                return
-            self.ready, self.state = result, "ready"
+            self._task("poll", lambda: self.be.poll(self.launch), self._polled)
+            return
         if self.state == "ready":
-            if self.dep in sp.pending:
+            if sp.busy(self.dep):
                 return  # the old runtime is being restarted; switch once that settled
             row = sp.db.get(self.dep)
             if (row is None or row["status"] != "deployed" or row["desired"] != "running"
@@ -839,21 +976,40 @@ class RollItem:
                 self.give_up("it changed meanwhile")
                 return
             self.row = row
-            log.deployment(self.dep, "now serves model version %d at %s (pid %d); the runtime "
+            log.deployment(self.dep, "now serves model version %d at %s (pid %s); the runtime "
                            "of version %d stops in %g s", version, self.ready.endpoint,
                            self.ready.pid, row["model_version"], ROLL_GRACE)
             self.until = time.monotonic() + ROLL_GRACE
             self.state = "grace"
         if self.state == "grace" and time.monotonic() >= self.until:
-            self.retire()
+            self._task("retire", self._retire_old, self._retired)
 
-    def retire(self):
+    def _polled(self, task):
+        result = task.result
+        if task.error is not None:
+            result = backends.Failed("internal error in mlc-spooler; see the spooler log", "")
+        if result is None:
+            return
+        if isinstance(result, backends.Failed):
+            self.launch = None
+            self.give_up("its runtime for version %d did not start: %s"
+                         % (self.roll.version, result.reason))
+            return
+        self.ready, self.state = result, "ready"
+
+    def _retire_old(self):
         if self.old_key and self.old_key != self.key:
             self.be.remove_key(self.old_key)
             self.be.skip_log(self.key)
-        self.note("version %d -> %d (runtime pid %d)" % (
+
+    def _retired(self, task):
+        self.note("version %d -> %d (runtime pid %s)" % (
             self.row["model_version"], self.roll.version, self.ready.pid))
         self.state = "done"
+
+    def retire(self):
+        self._retire_old()
+        self._retired(None)
 
     def abort(self):
         """The spooler stops: an unswitched new runtime goes (the next
@@ -912,11 +1068,8 @@ class Roll:
                   if self.failures else None)
         self.trainer.db.note(self.id, text, reason, self.trainer.log_max)
         _event(self.id, "redeploy done%s", ": " + reason if reason else "")
-        _rmtree(self.paths.private)
-        try:
-            os.unlink(self.bundle)
-        except FileNotFoundError:
-            pass
+        _rmtree(self.trainer.cfg, self.paths.private)
+        _unlink(self.trainer.cfg, self.bundle)
         self.done = True
 
     def abort(self):
@@ -942,12 +1095,15 @@ class Trainer:
         self.max_upload = cfg.number("MLC_MAX_UPLOAD", int)
         self.memory = cfg.number("MLC_RUNTIME_MEMORY", int)
         self.start_timeout = cfg.number("MLC_RUNTIME_START_TIMEOUT")
+        self.disk = cfg.number("MLC_TRAIN_DISK", int)
         # Groups of their own (another name than the deployments' groups),
-        # one per training, with the runtimes' CPU and task limits.
+        # one per training, with the runtimes' memory, CPU and task limits.
         self.cgroups = sandbox.Cgroups(cfg.number("MLC_RUNTIME_CPU"),
-                                       cfg.number("MLC_RUNTIME_PIDS", int),
-                                       cfg.var + "#training")
+                                       cfg.number("MLC_RUNTIME_PIDS", int), self.memory,
+                                       cfg.var + "#training", "mlc-train-")
         self.user = cfg.get("MLC_RUNTIME_USER")
+        # MLC_TRAIN_BACKEND=kubernetes: the scripts run as Kubernetes Jobs.
+        self.remote = cfg.get("MLC_TRAIN_BACKEND") == "kubernetes"
         self._ids = None
         self._lock = threading.Lock()
         self.jobs = {}
@@ -970,8 +1126,7 @@ class Trainer:
                 raise Failure("%s is missing; install the Debian package %s" % (tool, package))
         uid, gid = self.ids()
         try:
-            sandbox.check_reachable(os.path.join(work_dir, "x"), uid, gid,
-                                    sandbox.tmpfs_roots(self.cfg))
+            sandbox.check_reachable(os.path.join(work_dir, "x"), uid, gid)
         except sandbox.SandboxError as e:
             raise Failure(str(e)) from None
 
@@ -1008,7 +1163,7 @@ class Trainer:
         row = self.db.get(training_id)
         if row is None:
             try:
-                age = time.time() - os.stat(path).st_mtime
+                age = time.time() - os.lstat(path).st_mtime
             except OSError:
                 return False
             if age > LOST_BUNDLE_AFTER:
@@ -1021,7 +1176,7 @@ class Trainer:
         if row["status"] in ("completed", "failed"):
             _event(training_id, "already %s; bundle discarded", row["status"])
             try:
-                os.unlink(path)
+                os.unlink(path)  # a name in spool/new/; unlink never follows it
             except FileNotFoundError:
                 pass
             return False
@@ -1040,13 +1195,10 @@ class Trainer:
             _event(training_id, "failed: %s", reason)
         paths = Paths(self.cfg, training_id)
         self.kill_leftovers(paths, _read_json(paths.state))
-        _rmtree(paths.job)
-        _rmtree(paths.private)
+        _rmtree(self.cfg, paths.job)
+        _rmtree(self.cfg, paths.private)
         if path:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            _unlink(self.cfg, path)
 
     # ---- every tick ----
 
@@ -1065,15 +1217,15 @@ class Trainer:
     # ---- reconcile ----
 
     def _bundle_where(self, training_id):
+        """Where the training's bundle is: spool/new/, spool/cur/.  One
+        still in spool/tmp/ does not count: the API publishes it right
+        after the row's COMMIT, so one left there belongs to a worker that
+        died in between (the temp cleaner removes it), and counting it kept
+        the row waiting, and the model from being trained, for
+        MLC_TMP_MAX_AGE instead of LOST_BUNDLE_AFTER."""
         name = bundle_name(training_id)
-        where = [d for d in ("new", "cur")
-                 if os.path.exists(os.path.join(self.spooler.spool[d], name))]
-        try:
-            if any(n.startswith(name) for n in os.listdir(self.spooler.spool["tmp"])):
-                where.append("tmp")
-        except FileNotFoundError:
-            pass
-        return where
+        return [d for d in ("new", "cur")
+                if os.path.lexists(os.path.join(self.spooler.spool[d], name))]
 
     def reconcile(self):
         """Trainings that can no longer end by themselves fail with a
@@ -1101,12 +1253,12 @@ class Trainer:
             except FileNotFoundError:
                 continue
             for name in names:
-                if self.handles(name) or os.path.exists(os.path.join(cur, bundle_name(name))):
+                if self.handles(name) or os.path.lexists(os.path.join(cur, bundle_name(name))):
                     continue
                 paths = Paths(self.cfg, name)
                 self.kill_leftovers(paths, _read_json(paths.state))
                 _event(name, "removing leftover files %s", os.path.join(base, name))
-                _rmtree(os.path.join(base, name))
+                _rmtree(self.cfg, os.path.join(base, name))
 
     def kill_leftovers(self, paths, state):
         """Kill what is left of a training's sandboxes: the recorded pid 1

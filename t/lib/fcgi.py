@@ -47,7 +47,10 @@ class Request:
         """End the body and read the reply: (status, headers dict, body bytes).
         self.ended tells whether the reply closed with an end-request record
         (a worker that cuts a reply off closes the connection without it)."""
-        self.sock.sendall(_record(STDIN, b""))
+        try:
+            self.sock.sendall(_record(STDIN, b""))
+        except OSError:
+            pass  # a worker that answered early and closed: read its answer
         out = bytearray()
         buf = bytearray()
         self.ended = False

@@ -142,11 +142,28 @@ def skip(name, reason):
 
 
 def skip_all(reason):
-    """The whole file cannot run here: say why and stop."""
+    """The whole file cannot run here: say why and stop.  Only for what a
+    test machine may lack for good (root, a tool); a missing instance is
+    bail_out's."""
     global _finished
     _finished = True
     _out("1..0 # SKIP %s" % _title(reason))
     sys.exit(0)
+
+
+def bail_out(reason):
+    """The file cannot run as it was started: stop it as failed, and prove
+    with it (a skip would let a run without an instance say PASS)."""
+    global _finished
+    _finished = True
+    _out("Bail out! %s" % " ".join(str(reason).split()))
+    sys.exit(255)
+
+
+def no_instance(missing):
+    """bail_out for a file started without the instance it needs."""
+    script = os.path.relpath(os.path.abspath(sys.argv[0]))
+    bail_out("no instance (%s unset): run ./scripts/mlc test %s" % (", ".join(missing), script))
 
 
 def _exit_code():
@@ -247,28 +264,28 @@ def _take_lock(exclusive):
             return
         except OSError:
             if time.monotonic() > deadline:
-                skip_all("waited 300 s for the other end-to-end tests (%s lock)" %
+                bail_out("waited 300 s for the other end-to-end tests (%s lock)" %
                          ("exclusive" if exclusive else "shared"))
             time.sleep(0.1)
 
 
 def need_instance(*more_env, exclusive=False):
-    """Skip the whole file unless run against an instance (./scripts/mlc
-    test exports BASE_URL and the MLC_* variables), with the Python modules
-    the tests use.  exclusive=True makes the file run alone (see
-    _take_lock)."""
+    """Fail the whole file (Bail out!) unless run against an instance
+    (./scripts/mlc test exports BASE_URL and the MLC_* variables), with the
+    Python modules the tests use.  exclusive=True makes the file run alone
+    (see _take_lock)."""
     missing = [v for v in ("BASE_URL",) + more_env if not os.environ.get(v)]
     if missing:
-        skip_all("needs %s (run through ./scripts/mlc test)" % ", ".join(missing))
+        no_instance(missing)
     try:
         import requests  # noqa: F401
     except ImportError:
-        skip_all("needs the Debian package python3-requests")
+        bail_out("needs the Debian package python3-requests (./scripts/mlc test installs it)")
     if any(v.startswith("MLC_DB_") for v in more_env):
         try:
             import pymysql  # noqa: F401
         except ImportError:
-            skip_all("needs the Debian package python3-pymysql")
+            bail_out("needs the Debian package python3-pymysql (./scripts/mlc test installs it)")
     _take_lock(exclusive)
 
 
@@ -342,13 +359,16 @@ def is_json(resp, name):
 
 def is_error(resp, status, name):
     """An error reply: this status, a JSON body with a "detail" and the
-    application/json Content-Type.  Two checks; returns the body (or {})."""
+    request's id as "request_id" (the same as its X-Request-Id header),
+    sent as application/json.  Two checks; returns the body (or {})."""
     is_status(resp, status, name + ": answers %d" % status)
     body = body_of(resp)
     ctype = resp.headers.get("Content-Type", "").split(";")[0].strip()
-    ok(ctype == "application/json" and isinstance(body, dict) and "detail" in body,
-       name + ": the %d body is JSON {\"detail\": ...} sent as application/json" % status,
-       describe(resp))
+    rid = resp.headers.get("X-Request-Id")
+    ok(ctype == "application/json" and isinstance(body, dict) and "detail" in body
+       and rid and body.get("request_id") == rid,
+       name + ": the %d body is JSON {\"detail\": ..., \"request_id\": <X-Request-Id>} sent as "
+       "application/json" % status, describe(resp), "X-Request-Id: %r" % rid)
     return body if isinstance(body, dict) else {}
 
 

@@ -249,11 +249,37 @@ static void test_api(void)
 	   "the last record without a newline counts once finished");
 }
 
+/* A data link's CSV must also be UTF-8 text; the message names the line. */
+static void utf8_is(const char *title, const char *s, size_t len, const char *want)
+{
+	char msg[128] = "";
+	int rc = mlc_csv_check_utf8(s, len, msg, sizeof(msg));
+
+	is_int(rc, want ? -1 : 0, "UTF-8: %s", title);
+	is_str(msg, want ? want : "", "UTF-8: %s: the message", title);
+}
+
+static void test_utf8(void)
+{
+	utf8_is("ASCII", BIN("a,b\n1,2\n"), NULL);
+	utf8_is("accents and emoji", BIN("name,v\ncaf\xc3\xa9,\xf0\x9f\x98\x80\n"), NULL);
+	utf8_is("empty", BIN(""), NULL);
+	utf8_is("Latin-1 on line 2", BIN("name,v\ncaf\xe9,1\n"),
+		"line 2 has a byte that is not UTF-8 (0xe9)");
+	utf8_is("a UTF-8 encoded surrogate on line 1", BIN("a\xed\xa0\x80,b\n"),
+		"line 1 has a byte that is not UTF-8 (0xed)");
+	utf8_is("a sequence cut by the end", BIN("a,b\n1,\xc3"),
+		"line 2 has a byte that is not UTF-8 (0xc3)");
+	utf8_is("a line break inside a quoted field counts", BIN("a,b\n\"x\ny\",\xff\n"),
+		"line 3 has a byte that is not UTF-8 (0xff)");
+}
+
 int main(void)
 {
 	test_valid();
 	test_invalid();
 	test_limits();
 	test_api();
+	test_utf8();
 	return done_testing();
 }

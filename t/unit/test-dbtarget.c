@@ -1,7 +1,7 @@
 /*
  * test-dbtarget.c - which database server MLC_DB_HOST, MLC_DB_SOCKET,
  * MLC_VAR and MLC_DB_PORT name, and how mlc-api reaches it.  The cases are
- * in t/unit/dbtarget-cases.txt, which t/0920-db-ops.t checks the Python
+ * in t/unit/dbtarget-cases.txt, which t/0925-db-ops.t checks the Python
  * daemons against as well.
  */
 #include <stdio.h>

@@ -189,8 +189,8 @@ static void test_strings(void)
 }
 
 /*
- * Invalid UTF-8 is refused (json-c validates it), with the offset of the
- * byte where the sequence goes wrong; a lone surrogate written as an
+ * Invalid UTF-8 is refused (json-c loosely, the lexical pass strictly),
+ * with the offset of the byte where the sequence goes wrong; a lone surrogate written as an
  * escape is accepted and json-c stores U+FFFD for it.
  */
 static void test_utf8(void)
@@ -200,6 +200,23 @@ static void test_utf8(void)
 		   "invalid JSON at byte 3: invalid utf-8 string");
 	fails_with("UTF-8 outside strings", LIT("\xc3\xa9"), "invalid JSON at byte 0: unexpected character");
 	parses_as("lone surrogate escape becomes U+FFFD", LIT("\"\\ud800\""), "\"\xef\xbf\xbd\"");
+	/* What json-c lets through and Python and utf8mb4 refuse. */
+	fails_with("overlong 2-byte form of NUL", LIT("[\"\xc0\x80\"]"),
+		   "invalid JSON at byte 2: invalid utf-8 string");
+	fails_with("overlong 3-byte form of '/'", LIT("[\"\xe0\x80\xaf\"]"),
+		   "invalid JSON at byte 3: invalid utf-8 string");
+	fails_with("UTF-8 encoded surrogate U+D800", LIT("[\"\xed\xa0\x80\"]"),
+		   "invalid JSON at byte 3: invalid utf-8 string");
+	fails_with("code point above U+10FFFF", LIT("[\"\xf4\x90\x80\x80\"]"),
+		   "invalid JSON at byte 3: invalid utf-8 string");
+	fails_with("lead byte F5", LIT("[\"\xf5\x80\x80\x80\"]"),
+		   "invalid JSON at byte 2: invalid utf-8 string");
+	fails_with("continuation byte missing mid-sequence", LIT("[\"\xe2\x82x\"]"),
+		   "invalid JSON at byte 4: invalid utf-8 string");
+	parses_as("U+10FFFF, the last code point", LIT("\"\xf4\x8f\xbf\xbf\""), "\"\xf4\x8f\xbf\xbf\"");
+	parses_as("U+D7FF and U+E000 around the surrogates", LIT("\"\xed\x9f\xbf\xee\x80\x80\""),
+		  "\"\xed\x9f\xbf\xee\x80\x80\"");
+	parses_as("a 4-byte emoji", LIT("\"\xf0\x9f\x98\x80\""), "\"\xf0\x9f\x98\x80\"");
 }
 
 /* Nesting up to MLC_JSON_MAX_DEPTH levels is fine, one more is refused

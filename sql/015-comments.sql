@@ -1,10 +1,15 @@
--- 010: every table and column says what it holds, for whoever reads the
+-- 015: every table and column says what it holds, for whoever reads the
 -- schema in an SQL console (SHOW FULL COLUMNS, SHOW CREATE TABLE,
 -- information_schema); docs/ADMIN.md has the recipes.  Only comments
 -- change: each MODIFY restates the column exactly as the earlier
--- migrations left it (type, character set, NULL, default, AUTO_INCREMENT,
--- its CHECK), which t/0920-db-ops.t verifies by comparing SHOW CREATE
--- TABLE before and after with the comments taken out.  All times are UTC.
+-- migrations left it (type, character set, collation, NULL, default,
+-- AUTO_INCREMENT, its CHECK, a generated column's expression), which
+-- t/0925-db-ops.t verifies by comparing SHOW CREATE TABLE before and after
+-- with the comments taken out.  All times are UTC.
+--
+-- A later migration that adds or changes a column gives it its COMMENT
+-- itself (and restates this one when it MODIFYs the column); t/0925 checks
+-- that no table or column is left without one.
 
 ALTER TABLE models
     MODIFY seq BIGINT UNSIGNED NOT NULL AUTO_INCREMENT
@@ -73,6 +78,8 @@ ALTER TABLE artifacts
         COMMENT 'File size in bytes',
     MODIFY sha256 CHAR(64) NOT NULL
         COMMENT 'SHA-256 of the file, lowercase hex',
+    MODIFY idempotency_key VARCHAR(255) CHARACTER SET ascii COLLATE ascii_bin NULL
+        COMMENT 'Idempotency-Key header of the upload that stored it; NULL without one. Unique per model: the same upload sent again with it answers with this row, not a new version',
     MODIFY created_at DATETIME(6) NOT NULL
         COMMENT 'When it was uploaded (UTC)',
     COMMENT = 'Stored files of models, one row per uploaded version (POST /model/{id}/upload); the bytes are in the artifact store at path';
@@ -92,7 +99,9 @@ ALTER TABLE deployments
     MODIFY inference_data TINYINT NOT NULL DEFAULT 0
         COMMENT '1: predict calls may give their rows as a CSV link (data_link); 0: rows in the body only',
     MODIFY backend VARCHAR(16) NOT NULL DEFAULT 'local'
-        COMMENT 'Backend that runs it (MLC_BACKEND when it was made)',
+        COMMENT 'Backend that runs it: local, kubernetes or mlsysops (the request''s, else MLC_BACKEND when it was made)',
+    MODIFY job_token_sha256 CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL
+        COMMENT 'SHA-256 (lowercase hex) of the credential mlc-spooler gave a remote runtime''s pods, never the credential: it opens GET /deployment/{id}/bundle while the deployment is active. NULL: none (local runtimes, or cleared once stopped)',
     MODIFY status VARCHAR(16) NOT NULL
         COMMENT 'What is true now: waiting, building, deployed, failed, stopping, stopped. mlc-spooler writes it (mlc-api: waiting, stopping); see docs/ADMIN.md before changing it by hand',
     MODIFY desired VARCHAR(16) NOT NULL DEFAULT 'running'
@@ -102,9 +111,9 @@ ALTER TABLE deployments
     MODIFY warnings TEXT NULL
         COMMENT 'Warnings from checking the bundle (requirements.txt), one per line',
     MODIFY endpoint VARCHAR(512) NULL
-        COMMENT 'Where the runtime answers (unix:<path of runtime.sock>) while deployed; mlc-api sends predict calls there',
+        COMMENT 'Where the runtime answers while deployed: unix:<path of runtime.sock> (local) or an http:// URL (kubernetes, mlsysops); mlc-api sends predict calls there',
     MODIFY runtime_pid INT NULL
-        COMMENT 'Process id of the runtime on the spooler host while deployed',
+        COMMENT 'Process id of a local runtime on the spooler host while deployed; NULL for the remote backends',
     MODIFY restarts INT UNSIGNED NOT NULL DEFAULT 0
         COMMENT 'Crashes of the runtime in a row (a new count after 600 s of serving); it fails at MLC_RUNTIME_MAX_RESTARTS',
     MODIFY created_at DATETIME(6) NOT NULL
@@ -137,6 +146,8 @@ ALTER TABLE trainings
         COMMENT 'The training id',
     MODIFY modelid CHAR(36) NOT NULL
         COMMENT 'models.modelid of the model trained',
+    MODIFY ownerid VARCHAR(255) NOT NULL DEFAULT ''
+        COMMENT 'Owner the training counts against for MLC_MAX_TRAININGS_PER_OWNER (the optional ownerid of POST /mltraining/add); empty when none was given',
     MODIFY placement LONGTEXT NULL
         COMMENT 'JSON as the client sent it; NULL when not given'
         CHECK (placement IS NULL OR JSON_VALID(placement)),
@@ -162,6 +173,8 @@ ALTER TABLE trainings
         COMMENT 'When it completed or failed (UTC)',
     MODIFY updated_at DATETIME(6) NOT NULL
         COMMENT 'When the row last changed (UTC)',
+    MODIFY job_token_sha256 CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL
+        COMMENT 'SHA-256 (lowercase hex) of the credential mlc-spooler gave a training''s pods (MLC_TRAIN_BACKEND kubernetes), never the credential: it opens GET /mltraining/{id}/bundle and PUT /mltraining/{id}/model while the training is active. NULL: none (local, or cleared once it ended)',
     COMMENT = 'Retraining jobs (POST /mltraining/add): mlc-api writes a waiting row and a job bundle, mlc-spooler runs it. Times are UTC';
 
 ALTER TABLE drift_runs
@@ -175,10 +188,16 @@ ALTER TABLE drift_runs
         COMMENT 'Why it failed',
     MODIFY requested_by VARCHAR(16) NOT NULL DEFAULT 'api'
         COMMENT 'api (POST /model/{id}/drift/run) or schedule (mlc-drift, for a model with drift_detection is_true 1)',
+    MODIFY claimed_by VARCHAR(128) NULL
+        COMMENT 'The mlc-drift process carrying out the run while it is running (host:pid:random part); NULL before',
+    MODIFY lease_until DATETIME(6) NULL
+        COMMENT 'Until when that claim holds (UTC, the database''s clock); its process renews it, and another fails the run only once it has passed',
     MODIFY created_at DATETIME(6) NOT NULL
         COMMENT 'When it was requested (UTC)',
     MODIFY finished_at DATETIME(6) NULL
         COMMENT 'When it completed or failed (UTC)',
+    MODIFY waiting_model CHAR(36) AS (IF(status = 'waiting', RTRIM(modelid), NULL)) PERSISTENT
+        COMMENT 'Generated: modelid while the run is waiting, else NULL; its unique key lets a model have one waiting run at a time',
     COMMENT = 'Drift checks, requested and done: one row per check of a model; the results per feature are in drift_metrics. Times are UTC';
 
 ALTER TABLE drift_metrics
@@ -213,6 +232,11 @@ ALTER TABLE drift_metrics
     MODIFY note TEXT NULL
         COMMENT 'Why the feature was not tested, or how its type was settled from the training data',
     COMMENT = 'Results of drift checks: one row per feature per drift run. Times are UTC';
+
+ALTER TABLE limit_locks
+    MODIFY name VARCHAR(32) NOT NULL
+        COMMENT 'deployments or trainings: the row POST /deployment/add or POST /mltraining/add locks (SELECT ... FOR UPDATE) while it counts against MLC_MAX_DEPLOYMENTS or MLC_MAX_TRAININGS and inserts',
+    COMMENT = 'One row per kind of job, locked to serialise the checks of the caps on deployments and trainings (MLC_MAX_DEPLOYMENTS[_PER_OWNER], MLC_MAX_TRAININGS[_PER_OWNER]); holds no data';
 
 -- mlc migrate creates schema_version before it applies any file (with
 -- these comments since this version); a database set up by hand may lack it.

@@ -46,7 +46,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from mlcpy import config as mconfig  # noqa: E402
 
 T0 = time.monotonic()
-TMP = tempfile.mkdtemp(prefix="t0920.", dir=os.environ["MLC_VAR"])
+TMP = tempfile.mkdtemp(prefix="t0925.", dir=os.environ["MLC_VAR"])
 os.chmod(TMP, 0o755)  # nginx's workers and the runtime user pass through
 t.defer(shutil.rmtree, TMP, True)
 
@@ -94,8 +94,8 @@ def denied(conn, sql):
 main = t.db()
 # (Tables that do not exist: the privilege check comes first, and a wrong
 # grant cannot hurt the suite's tables.)
-for sql in ("CREATE TABLE t0920_nope (a INT)", "ALTER TABLE t0920_nope ADD COLUMN b INT",
-            "DROP TABLE t0920_nope", "CREATE INDEX t0920 ON t0920_nope (a)"):
+for sql in ("CREATE TABLE t0925_nope (a INT)", "ALTER TABLE t0925_nope ADD COLUMN b INT",
+            "DROP TABLE t0925_nope", "CREATE INDEX t0925 ON t0925_nope (a)"):
     t.is_(denied(main, sql), 1142, "the suite's app account %s cannot: %s"
           % (os.environ["MLC_DB_USER"], sql.split(" (")[0]))
 t.ok(t.db_rows("SELECT COUNT(*) AS n FROM schema_version")[0]["n"] > 0,
@@ -115,18 +115,26 @@ def strip_comments(create):
 
 
 def show_creates(db):
+    """SHOW CREATE TABLE of every table, and SHOW CREATE VIEW of every view."""
     with db.cursor() as cur:
-        cur.execute("SHOW TABLES")
-        names = [list(r.values())[0] for r in cur.fetchall()]
+        cur.execute("SHOW FULL TABLES")
+        names = [list(r.values()) for r in cur.fetchall()]
         out = {}
-        for name in names:
-            cur.execute("SHOW CREATE TABLE `%s`" % name)
-            out[name] = cur.fetchone()["Create Table"]
+        for name, kind in names:
+            if kind == "VIEW":
+                cur.execute("SHOW CREATE VIEW `%s`" % name)
+                out[name] = cur.fetchone()["Create View"]
+            else:
+                cur.execute("SHOW CREATE TABLE `%s`" % name)
+                out[name] = cur.fetchone()["Create Table"]
     return out
 
 
-cdb = "mlc_t0920_comments_%d" % os.getpid()
+cdb = "mlc_t0925_comments_%d" % os.getpid()
 res = t.db_admin("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" % cdb)
+t.ok(len(COMMENTS) == 1 and COMMENTS[0] == MIGRATIONS[-1],
+     "the comments migration is the last one (a later migration comments its own columns)",
+     COMMENTS, MIGRATIONS[-1:])
 if res.returncode != 0 or len(COMMENTS) != 1:
     t.skip("the comments migration changes only comments",
            res.stderr.strip() or "no single sql/NNN-comments.sql (%s)" % COMMENTS)
@@ -154,11 +162,16 @@ else:
     t.is_(sorted(changed), [], "%s changes nothing but comments (SHOW CREATE TABLE of every table "
           "before and after, comments taken out)" % COMMENTS[0], changed)
     with croot.cursor() as cur:
-        cur.execute("SELECT table_name AS t, column_name AS c FROM information_schema.columns "
-                    "WHERE table_schema = %s AND column_comment = ''", (cdb,))
+        # (Views have no comments of their own: their columns are the
+        # tables'.)
+        cur.execute("SELECT c.table_name AS t, c.column_name AS c FROM information_schema.columns c "
+                    "JOIN information_schema.tables b ON b.table_schema = c.table_schema "
+                    "AND b.table_name = c.table_name WHERE c.table_schema = %s "
+                    "AND b.table_type = 'BASE TABLE' AND c.column_comment = ''", (cdb,))
         bare_cols = ["%s.%s" % (r["t"], r["c"]) for r in cur.fetchall()]
         cur.execute("SELECT table_name AS t FROM information_schema.tables "
-                    "WHERE table_schema = %s AND table_comment = ''", (cdb,))
+                    "WHERE table_schema = %s AND table_type = 'BASE TABLE' "
+                    "AND table_comment = ''", (cdb,))
         bare_tables = [r["t"] for r in cur.fetchall()]
         cur.execute("SELECT column_comment AS c FROM information_schema.columns "
                     "WHERE table_schema = %s AND table_name = 'deployments' "
@@ -235,11 +248,13 @@ t.is_(r.returncode, 0, "a second MariaDB without networking runs on its own sock
 
 PORT = free_port()
 VAR = os.path.join(TMP, "v")
+DRIFT_LOG = os.path.join(VAR, "log", "service", "mlc-drift.log")
 CONF = os.path.join(TMP, "ext.conf")
 
 
 def write_conf(path, var, port, **keys):
-    lines = ["MLC_HOST=127.0.0.1", "MLC_PORT=%d" % port, "MLC_VAR=" + var,
+    # (MLC_AUTH=off: requests without a token, allowed on a loopback host.)
+    lines = ["MLC_HOST=127.0.0.1", "MLC_PORT=%d" % port, "MLC_VAR=" + var, "MLC_AUTH=off",
              "MLC_MAX_BODY=1048576", "MLC_MAX_UPLOAD=67108864", "MLC_WORKERS=2",
              "MLC_DB_NAME=" + keys.pop("name", "mlconnector")]
     lines += ["%s=%s" % kv for kv in keys.items()]
@@ -312,7 +327,7 @@ with conn.cursor() as cur:
     t.is_(cur.fetchone()["n"], 3, "schema_version as mlc migrate makes it has its comments")
 
 app = ext("mlc_app", 'app pw "x\\y')
-for sql in ("CREATE TABLE t0920_nope (a INT)", "ALTER TABLE models ADD COLUMN t0920 INT",
+for sql in ("CREATE TABLE t0925_nope (a INT)", "ALTER TABLE models ADD COLUMN t0925 INT",
             "DROP TABLE operations", "TRUNCATE TABLE operations"):
     t.is_(denied(app, sql), 1142, "the external app account cannot: %s" % sql.split(" (")[0])
 
@@ -338,7 +353,7 @@ if up:
     import mlcmodels as mm  # noqa: E402
     reg, X, y, names = mm.diabetes_ridge()
     r = s.post(BASE + "/model/add", json=t.minimal_model(
-        modelkind="regression", modeltags=["t0920"], featurelist=mm.featurelist(names)))
+        modelkind="regression", modeltags=["t0925"], featurelist=mm.featurelist(names)))
     t.is_status(r, 201, "the API registers a model in the external database")
     MODEL = r.json().get("modelid") if r.status_code == 201 else None
     for kind, name, data in (("model", "model.pkl", pickle.dumps(reg, protocol=4)),
@@ -347,20 +362,20 @@ if up:
                    files={"file": (name, data), "file_kind": (None, kind)})
         t.is_status(r, 201, "upload of its %s file" % kind)
     r = s.post(BASE + "/deployment/add", json={
-        "modelid": MODEL, "ownerid": "t0920", "deployment_id": "t0920", "inference_data": 0,
+        "modelid": MODEL, "ownerid": "t0925", "deployment_id": "t0925", "inference_data": 0,
         "placement": {"clusterID": "*", "node": "*", "continuum": False}})
     t.is_status(r, 201, "POST /deployment/add")
     st, end = {}, time.monotonic() + 90
     while time.monotonic() < end and st.get("status") not in ("deployed", "failed"):
         time.sleep(0.2)
-        r = s.get(BASE + "/deployment/get/status/t0920")
+        r = s.get(BASE + "/deployment/get/status/t0925")
         st = r.json() if r.status_code == 200 else {}
     spool_log = read(os.path.join(VAR, "log", "mlc-spooler.log"))
     t.is_(st.get("status"), "deployed", "the spooler, on the external database, deploys it",
           st, spool_log[-2000:])
     t.like(spool_log, r"started \(pid \d+, MLC_VAR %s, database unix socket %s,"
            % (re.escape(VAR), re.escape(EXT_SOCK)), "... and its log names that database")
-    r = s.post(BASE + "/deployment/t0920/predict", json={"data": X[:12].tolist()})
+    r = s.post(BASE + "/deployment/t0925/predict", json={"data": X[:12].tolist()})
     t.is_status(r, 200, "a predict call through the runtime, recorded as an operation")
     r = s.post(BASE + "/model/%s/drift/run" % MODEL)
     t.is_status(r, 202, "a drift run queued")
@@ -372,9 +387,8 @@ if up:
             cur.execute("SELECT status, reason FROM drift_runs WHERE run_id = %s", (run_id,))
             row = cur.fetchone() or {}
     t.is_(row.get("status"), "completed", "mlc-drift, on the external database, carries it out",
-          row, read(os.path.join(VAR, "log", "mlc-drift.log"))[-2000:])
-    t.like(read(os.path.join(VAR, "log", "mlc-drift.log")),
-           r"drift: started \(database unix socket %s\)" % re.escape(EXT_SOCK),
+          row, read(DRIFT_LOG)[-2000:])
+    t.like(read(DRIFT_LOG), r"drift: started \(pid \d+, .*database unix socket %s," % re.escape(EXT_SOCK),
            "mlc-drift's log names the database it uses")
     r = mlc("status")
     t.ok(all(re.search(r"(?m)^%s: running \(pid \d+\)$" % n, r.stdout)
@@ -422,7 +436,7 @@ STORE = os.path.join(VAR, "artifacts")
 # Stored procedures come with the schema (a migration defines them, the app
 # account may EXECUTE them): they must survive a round trip.
 with conn.cursor() as cur:
-    cur.execute("CREATE PROCEDURE t0920_add(IN a INT) SELECT a + 1 AS b")
+    cur.execute("CREATE PROCEDURE t0925_add(IN a INT) SELECT a + 1 AS b")
 # Links in the store are never followed: not a file outside, nor a
 # directory outside posing as a model.
 outside = os.path.join(TMP, "outside")
@@ -433,7 +447,7 @@ if MODEL:
     os.symlink(os.path.join(outside, "secret"), os.path.join(STORE, MODEL, "model", "v9-link.pkl"))
 os.symlink(outside, os.path.join(STORE, "01234567-89ab-4def-8123-456789abcdef"))
 os.makedirs(os.path.join(STORE, ".tmp"), exist_ok=True)
-with open(os.path.join(STORE, ".tmp", "upload-t0920"), "w") as f:
+with open(os.path.join(STORE, ".tmp", "upload-t0925"), "w") as f:
     f.write("an upload in progress\n")
 
 rows_before, files_before = table_rows(conn), store_files(STORE)
@@ -453,7 +467,7 @@ t.ok(backed == files_before and len(backed) >= 2,
 t.ok("secret" not in read(os.path.join(BK, "MANIFEST.sha256"))
      and "v9-link" not in read(os.path.join(BK, "MANIFEST.sha256"))
      and "01234567-89ab-4def-8123-456789abcdef" not in read(os.path.join(BK, "MANIFEST.sha256"))
-     and "upload-t0920" not in read(os.path.join(BK, "MANIFEST.sha256")),
+     and "upload-t0925" not in read(os.path.join(BK, "MANIFEST.sha256")),
      "... and no symbolic link's target, nor an upload in progress")
 t.like(rb.stderr, r"not in the backup: .*v9-link\.pkl \(a symbolic link\)",
        "a link left out is named")
@@ -497,10 +511,10 @@ with open(os.path.join(BAD, "artifacts", victim), "r+b") as f:
     f.write(bytes([byte[0] ^ 1]))
 with conn.cursor() as cur:
     cur.execute("INSERT INTO operations (ownerid, deploymentid, modelid, data, timestamp) "
-                "VALUES ('t0920-marker', 'x', 'x', NULL, UTC_TIMESTAMP(6))")
+                "VALUES ('t0925-marker', 'x', 'x', NULL, UTC_TIMESTAMP(6))")
 r = mlc("restore", BAD)
 with conn.cursor() as cur:
-    cur.execute("SELECT COUNT(*) AS n FROM operations WHERE ownerid = 't0920-marker'")
+    cur.execute("SELECT COUNT(*) AS n FROM operations WHERE ownerid = 't0925-marker'")
     marker = cur.fetchone()["n"]
 t.ok(r.returncode != 0 and "SHA-256" in r.stderr and victim in r.stderr,
      "mlc restore refuses a backup with a changed file, naming it", r.stderr)
@@ -536,7 +550,7 @@ t.is_(table_rows(conn), rows_before, "every row of every table is back, and the 
 t.is_(store_files(STORE), files_before, "every file is back, with the same checksums")
 try:
     with ext("mlc_app", 'app pw "x\\y').cursor() as cur:
-        cur.execute("CALL t0920_add(41)")
+        cur.execute("CALL t0925_add(41)")
         called = cur.fetchone()
 except pymysql.err.MySQLError as e:
     called = e
@@ -584,7 +598,7 @@ with papp.cursor() as cur:
     grants = " ".join(list(r.values())[0] for r in cur.fetchall())
 t.like(grants, r"GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON `mlc_private`\.\* TO `mlc_p`@`localhost`",
        "the private app account has SELECT, INSERT, UPDATE, DELETE and EXECUTE")
-t.is_(denied(papp, "CREATE TABLE t0920_nope (a INT)"), 1142, "... and cannot CREATE")
+t.is_(denied(papp, "CREATE TABLE t0925_nope (a INT)"), 1142, "... and cannot CREATE")
 pid_model = "0b5c1a8e-1111-4222-8333-444455556666"
 pstore = os.path.join(PVAR, "artifacts")
 os.makedirs(os.path.join(pstore, pid_model, "data"))
@@ -616,5 +630,5 @@ t.is_(table_rows(papp), prows, "every row is back")
 t.is_(store_files(pstore), pfiles, "every file is back")
 papp.close()
 
-t.note("t/0920 took %.1f s" % (time.monotonic() - T0))
+t.note("t/0925 took %.1f s" % (time.monotonic() - T0))
 t.done()
