@@ -84,11 +84,11 @@ def _manifest_line(digest, rel):
 # ---- copying -----------------------------------------------------------------------
 
 
-def _copy_open(src_fd, dst_path, st, owner, want=None):
-    """Copy the open regular file src_fd to the new file dst_path (mode and
-    times of st, owner (uid, gid) or None), fsynced.  Returns (sha256, size);
-    with want set, raises BackupError when the copy's SHA-256 differs (the
-    new file is removed)."""
+def _copy_open(src_fd, dst_path, st, owner, want=None, mask=0o777):
+    """Copy the open regular file src_fd to the new file dst_path (mode of
+    st within mask, times of st, owner (uid, gid) or None), fsynced.
+    Returns (sha256, size); with want set, raises BackupError when the
+    copy's SHA-256 differs (the new file is removed)."""
     h = hashlib.sha256()
     size = 0
     fd = os.open(dst_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -109,7 +109,7 @@ def _copy_open(src_fd, dst_path, st, owner, want=None):
                               % (dst_path, h.hexdigest(), want))
         if owner is not None:
             os.fchown(fd, owner[0], owner[1])
-        os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o777)
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & mask)
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -439,13 +439,17 @@ def verify(backup, store=None):
 def restore_files(backup, store):
     """Empty STORE (its model directories and .tmp/) and copy the backup's
     model directories into it, checking each file against the manifest as
-    it is written.  Files and directories get the owner of STORE itself
-    (when run as root) and the modes they had."""
+    it is written.  Files and directories get the owner and group of STORE
+    itself (when run as root); directories get STORE's mode (2750 as
+    mlc-spooler --prepare lays it out), files the mode they had but no more
+    open than STORE (0640 there)."""
     backup = guard_dir(backup, "the backup directory")
     store = guard_dir(store, "the artifact store")
     manifest = read_manifest(backup)
     sst = os.stat(store)
     owner = (sst.st_uid, sst.st_gid) if os.geteuid() == 0 else None
+    dir_mode = stat.S_IMODE(sst.st_mode) | 0o700
+    file_mask = stat.S_IMODE(sst.st_mode) & 0o777 | 0o600
     for name in os.listdir(store):
         path = os.path.join(store, name)
         if not (name == UPLOADS or MODEL_DIR.match(name)):
@@ -473,12 +477,13 @@ def restore_files(backup, store):
                 made.append(p)
                 p = os.path.dirname(p)
             for d in reversed(made):
-                os.mkdir(d, 0o755)
+                os.mkdir(d, 0o700)
                 if owner is not None:
                     os.chown(d, owner[0], owner[1], follow_symlinks=False)
+                os.chmod(d, dir_mode)
             fd = _open_at(dirfd, name)
             try:
-                _, size = _copy_open(fd, dst, os.fstat(fd), owner, want)
+                _, size = _copy_open(fd, dst, os.fstat(fd), owner, want, file_mask)
             finally:
                 os.close(fd)
             files += 1
