@@ -16,7 +16,8 @@ comments migration, backup and restore, mlc status.
   checked); its app account cannot CREATE, ALTER or DROP.  mlc status calls
   it a running system service, and a stopped one once it stops.
 - mlc backup / mlc restore with that external database and with a private
-  one: every row and every file back, a tampered backup refused without a
+  one: every row and every file back (in the store's layout: directories
+  2750, files 0640), a tampered backup refused without a
   change, no symbolic link followed, / and the store refused as targets.
 """
 
@@ -395,6 +396,10 @@ if up:
              for n in ("mlc-api", "mlc-spooler", "mlc-drift", "nginx"))
          and "health: ok at %s" % BASE in r.stdout,
          "mlc status: mlc's own processes and the health check as before", r.stdout)
+    t.like(r.stdout, r"(?m)^spool: \d+ waiting \(new/\), \d+ claimed \(cur/\)\n"
+           r"deployments \(not stopped\):\n.*\n  t0925 +deployed +0 *$",
+           "... the spool's queue, and the deployments read from the external database as "
+           "its app account")
     r = mlc("down")
     t.is_(r.returncode, 0, "mlc down stops the instance", r.stderr)
 t.is_(ext_root("SELECT 1").returncode, 0, "... and leaves the external server running")
@@ -548,6 +553,30 @@ conn.close()
 conn = ext()
 t.is_(table_rows(conn), rows_before, "every row of every table is back, and the stored procedure")
 t.is_(store_files(STORE), files_before, "every file is back, with the same checksums")
+
+
+def modes(store):
+    """{relative path: mode} of the store's directories and files, and the
+    store's own ('.')."""
+    out = {".": os.stat(store).st_mode & 0o7777}
+    for dirpath, dirnames, filenames in os.walk(store):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            out[os.path.relpath(p, store)] = os.lstat(p).st_mode & 0o7777
+    return out
+
+
+def layout_modes(store):
+    """What is not as mlc-spooler --prepare lays the store out: directories
+    2750, files 0640, all the store's group."""
+    group = os.stat(store).st_gid
+    return {p: "%04o" % m for p, m in modes(store).items()
+            if m != (0o2750 if os.path.isdir(os.path.join(store, p)) else 0o640)
+            or os.lstat(os.path.join(store, p)).st_gid != group}
+
+
+t.is_(layout_modes(STORE), {}, "... directories 2750 and files 0640 with the store's group, "
+      "as the layout has them")
 try:
     with ext("mlc_app", 'app pw "x\\y').cursor() as cur:
         cur.execute("CALL t0925_add(41)")
@@ -628,6 +657,15 @@ t.is_(r.returncode, 0, "mlc restore DIR onto a new private server and an absent 
 papp = private()
 t.is_(table_rows(papp), prows, "every row is back")
 t.is_(store_files(pstore), pfiles, "every file is back")
+svc = os.stat(pstore)
+try:
+    import pwd
+    want_uid = pwd.getpwnam("mlconnector").pw_uid
+except KeyError:
+    want_uid = 0
+t.ok(svc.st_mode & 0o7777 == 0o2750 and svc.st_uid == want_uid and layout_modes(pstore) == {},
+     "... into a store laid out by mlc-spooler --prepare (the service user's, 2750; files 0640)",
+     "%04o uid %d" % (svc.st_mode & 0o7777, svc.st_uid), layout_modes(pstore))
 papp.close()
 
 t.note("t/0925 took %.1f s" % (time.monotonic() - T0))
