@@ -334,32 +334,15 @@ static int commit_upload(struct mlc_req *r, struct mlc_err *err)
 	return mlc_db_commit(r->db, err);
 }
 
-/*
- * After a COMMIT that failed (typically the connection was lost while it
- * ran): whether it landed.  On a new connection, the model row is locked
- * first - that waits until the server has finished the old transaction,
- * committed or rolled back - then the artifact row is looked for.
- * Returns 1 (the row is there), 0 (it is not), -1 (cannot tell).
- */
+/* After a lost COMMIT: whether the artifact row landed. */
 static int upload_landed(struct mlc_req *r, const char *id, const char *kind, long long version,
 			 const char *rel, const char *sha)
 {
-	struct mlc_param key[] = { MLC_PSTR(id) };
 	struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(kind), MLC_PLONG(version), MLC_PSTR(rel),
 				 MLC_PSTR(sha) };
-	struct mlc_err err = { 0, "" };
-	long long n;
 
-	mlc_db_rollback(r->db);
-	if (mlc_db_begin(r->db, &err) < 0)
-		return -1;
-	n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
-			NULL, NULL, &err);
-	if (n > 0)
-		n = mlc_db_exec(r->db, "SELECT 1 FROM artifacts WHERE modelid = ? AND filekind = ? "
-				"AND version = ? AND path = ? AND sha256 = ?", p, 5, NULL, NULL, &err);
-	mlc_db_rollback(r->db);
-	return n < 0 ? -1 : n > 0;
+	return mlc_model_row_landed(r, id, "SELECT 1 FROM artifacts WHERE modelid = ? AND "
+				    "filekind = ? AND version = ? AND path = ? AND sha256 = ?", p, 5);
 }
 
 /*

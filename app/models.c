@@ -191,6 +191,31 @@ int mlc_model_exists_or_404(struct mlc_req *r, const char *id)
 	return n > 0 ? 0 : -1;
 }
 
+/*
+ * After a COMMIT that failed (typically the connection was lost while it
+ * ran): whether the row it wrote landed.  On a new connection the model
+ * row is locked first - that waits until the server has finished the old
+ * transaction, committed or rolled back - then sql (a SELECT with params
+ * p) looks for the row.  1 it is there, 0 it is not, -1 cannot tell.
+ */
+int mlc_model_row_landed(struct mlc_req *r, const char *modelid, const char *sql,
+			 const struct mlc_param *p, unsigned np)
+{
+	struct mlc_param key[] = { MLC_PSTR(modelid) };
+	struct mlc_err err = { 0, "" };
+	long long n;
+
+	mlc_db_rollback(r->db);
+	if (mlc_db_begin(r->db, &err) < 0)
+		return -1;
+	n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
+			NULL, NULL, &err);
+	if (n >= 0)
+		n = mlc_db_exec(r->db, sql, p, np, NULL, NULL, &err);
+	mlc_db_rollback(r->db);
+	return n < 0 ? -1 : n > 0;
+}
+
 /* ---- handlers ---- */
 
 void mlc_h_model_add(struct mlc_req *r)

@@ -36,6 +36,10 @@ void mlc_h_model_delete(struct mlc_req *r);
 /* 0 when the model exists; otherwise replies 404 (or the database error)
  * and returns -1. */
 int mlc_model_exists_or_404(struct mlc_req *r, const char *id);
+/* After a lost COMMIT: whether the row sql finds landed (see models.c);
+ * 1 yes, 0 no, -1 cannot tell. */
+int mlc_model_row_landed(struct mlc_req *r, const char *modelid, const char *sql,
+			 const struct mlc_param *p, unsigned np);
 
 /* artifacts.c */
 void mlc_h_model_upload(struct mlc_req *r);

@@ -105,27 +105,13 @@ static const char *training_owner(json_object *m)
 	return owner ? owner : "";
 }
 
-/*
- * After a COMMIT that failed: whether the training row landed, looked up
- * on a new connection once the model row lock shows that the server has
- * finished the old transaction.  1 yes, 0 no, -1 cannot tell.
- */
+/* After a lost COMMIT: whether the training row landed. */
 static int training_landed(struct mlc_req *r, const char *modelid, const char *id)
 {
-	struct mlc_param key[] = { MLC_PSTR(modelid) }, p[] = { MLC_PSTR(id) };
-	struct mlc_err err = { 0, "" };
-	long long n;
+	struct mlc_param p[] = { MLC_PSTR(id) };
 
-	mlc_db_rollback(r->db);
-	if (mlc_db_begin(r->db, &err) < 0)
-		return -1;
-	n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
-			NULL, NULL, &err);
-	if (n >= 0)
-		n = mlc_db_exec(r->db, "SELECT 1 FROM trainings WHERE training_id = ?", p, 1,
-				NULL, NULL, &err);
-	mlc_db_rollback(r->db);
-	return n < 0 ? -1 : n > 0;
+	return mlc_model_row_landed(r, modelid, "SELECT 1 FROM trainings WHERE training_id = ?",
+				    p, 1);
 }
 
 /*
