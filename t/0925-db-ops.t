@@ -540,6 +540,23 @@ r = mlc("restore", BK)
 os.unlink(os.path.join(VAR, "run", "mlc-api.pid"))
 t.ok(r.returncode != 0 and "stop the instance first" in r.stderr,
      "mlc restore refuses while mlc-api runs", r.stderr)
+# An mlc-api without a pid file in run/ (started by hand, or by a service
+# manager): its listening socket in api/ gives it away.
+API_SOCK = os.path.join(VAR, "api", "mlc-api.sock")
+os.makedirs(os.path.dirname(API_SOCK), exist_ok=True)
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(API_SOCK)
+listener.listen(1)
+r = mlc("restore", BK)
+rs = mlc("status")
+listener.close()
+t.ok(r.returncode != 0 and "stop the instance first (mlc-api running)" in r.stderr,
+     "mlc restore refuses while something listens on mlc-api's socket in api/", r.stderr)
+t.like(rs.stdout, r"(?m)^mlc-api: running \(listening on %s\)$" % re.escape(API_SOCK),
+       "... and mlc status says mlc-api runs there")
+rs = mlc("status")
+os.unlink(API_SOCK)
+t.like(rs.stdout, r"(?m)^mlc-api: stopped$", "a socket file nothing listens on is not mlc-api")
 
 # Wipe: the database dropped and made again empty, the store emptied.
 ext_root("DROP DATABASE %s; CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
