@@ -21,6 +21,7 @@
 #include "buildinfo.h"
 #include "conf.h"
 #include "db.h"
+#include "dbtarget.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -86,14 +87,25 @@ void mlc_db_free(struct mlc_db *db)
 
 static int connect_db(struct mlc_db *db, struct mlc_err *err)
 {
-	const char *host = mlc_config_get("MLC_DB_HOST", NULL);
-	const char *sock = mlc_config_get("MLC_DB_SOCKET", NULL);
+	struct mlc_db_target t;
+	char msg[MLC_ERR_MAX];
 	unsigned int timeout = (unsigned)mlc_config_long("MLC_DB_TIMEOUT", 5);
+	unsigned int protocol;
 	my_bool off = 0;
 
+	if (mlc_db_target_config(&t, msg, sizeof(msg)) < 0) {
+		mlc_log("error", NULL, "database: %s", msg);
+		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		return -1;
+	}
+	/* The protocol is explicit: libmariadb would otherwise take a host
+	 * "localhost" as its compiled-in socket and ignore MLC_DB_PORT, where
+	 * the Python daemons connect as dbtarget.h says. */
+	protocol = t.via == MLC_DB_VIA_SOCKET ? MYSQL_PROTOCOL_SOCKET : MYSQL_PROTOCOL_TCP;
 	db->conn = mysql_init(NULL);
 	if (!db->conn)
 		mlc_die("mysql_init: out of memory");
+	mysql_options(db->conn, MYSQL_OPT_PROTOCOL, &protocol);
 	mysql_options(db->conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
 	mysql_options(db->conn, MYSQL_OPT_READ_TIMEOUT, &timeout);
 	mysql_options(db->conn, MYSQL_OPT_WRITE_TIMEOUT, &timeout);
@@ -104,11 +116,12 @@ static int connect_db(struct mlc_db *db, struct mlc_err *err)
 	 * COMMITTED avoids the gap locks that make concurrent inserts deadlock. */
 	mysql_options(db->conn, MYSQL_INIT_COMMAND,
 		      "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED");
-	if (!mysql_real_connect(db->conn, host, mlc_config_get("MLC_DB_USER", "mlc"),
+	if (!mysql_real_connect(db->conn, t.via == MLC_DB_VIA_TCP ? t.host : "localhost",
+				mlc_config_get("MLC_DB_USER", "mlc"),
 				mlc_config_get("MLC_DB_PASSWORD", ""),
 				mlc_config_get("MLC_DB_NAME", "mlconnector"),
-				(unsigned)mlc_config_long("MLC_DB_PORT", 3306),
-				host ? NULL : sock, 0)) {
+				t.via == MLC_DB_VIA_TCP ? t.port : 0,
+				t.via == MLC_DB_VIA_SOCKET ? t.socket : NULL, 0)) {
 		mlc_log("error", NULL, "database: %s", mysql_error(db->conn));
 		mlc_metrics_db_error(MLC_METRICS_DB_CONNECT);
 		mlc_err_set(err, 503, "database unavailable: try again shortly");

@@ -47,6 +47,7 @@
 #include "buildinfo.h"
 #include "conf.h"
 #include "db.h"
+#include "dbtarget.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -427,6 +428,12 @@ int main(int argc, char **argv)
 		mlc_die("cannot open the log file %s: %s", log_file, strerror(errno));
 	if (conf && mlc_config_load(conf, &err) < 0)
 		mlc_die("%s", err.msg);
+	{
+		struct mlc_db_target t;
+
+		if (mlc_db_target_config(&t, err.msg, sizeof(err.msg)) < 0)
+			mlc_die("%s", err.msg);
+	}
 	if (mlc_auth_setup(err.msg, sizeof(err.msg)) < 0)
 		mlc_die("%s", err.msg);
 	pool_configure(pools);

@@ -68,6 +68,11 @@ DEFAULTS = {
 }
 
 
+# The local MariaDB server's socket on Debian, where MLC_DB_HOST=localhost
+# points (app/dbtarget.h has the same).
+SYSTEM_DB_SOCKET = "/run/mysqld/mysqld.sock"
+
+
 class ConfigError(Exception):
     """The config file cannot be read or has a line that is not KEY=value."""
 
@@ -205,9 +210,44 @@ class Config:
         """Whether the API wants a bearer token (MLC_AUTH, on unless off)."""
         return self.get("MLC_AUTH").lower() != "off"
 
+    def db_target(self):
+        """Where the database is, by the rule app/dbtarget.h states for
+        mlc-api too: ("socket", path) or ("tcp", host, port).
+
+        MLC_DB_SOCKET set: that socket (MLC_DB_HOST must be empty or
+        "localhost"); MLC_DB_HOST empty: the private server's socket
+        $MLC_VAR/run/mysqld.sock; MLC_DB_HOST=localhost: the local server's
+        socket /run/mysqld/mysqld.sock, as the mariadb client reads it; any
+        other host: TCP to MLC_DB_HOST:MLC_DB_PORT.  Raises ConfigError when
+        a host and a socket name two servers, or the port is no port."""
+        host, sock = self.get("MLC_DB_HOST"), self.get("MLC_DB_SOCKET")
+        local = host == "localhost"
+        if sock and host and not local:
+            raise ConfigError("MLC_DB_HOST=%s and MLC_DB_SOCKET=%s name two database servers; "
+                              "set only one of them" % (host, sock))
+        if sock:
+            return ("socket", sock)
+        if not host:
+            return ("socket", os.path.join(self.run_dir, "mysqld.sock"))
+        if local:
+            return ("socket", SYSTEM_DB_SOCKET)
+        port = self.number("MLC_DB_PORT", int)
+        if not 0 < port < 65536:
+            raise ConfigError("MLC_DB_PORT=%d is not a TCP port" % port)
+        return ("tcp", host, port)
+
     def db_socket(self):
-        """The unix socket of the database when MLC_DB_HOST is empty."""
-        return self.get("MLC_DB_SOCKET") or os.path.join(self.run_dir, "mysqld.sock")
+        """The unix socket of the database, or None when it is reached
+        over TCP."""
+        target = self.db_target()
+        return target[1] if target[0] == "socket" else None
+
+    def db_where(self):
+        """The database's address for log lines."""
+        target = self.db_target()
+        if target[0] == "socket":
+            return "unix socket %s" % target[1]
+        return "%s port %d (TCP)" % (target[1], target[2])
 
 
 def load(root=None, environ=None):

@@ -24,10 +24,11 @@ def connect(cfg):
                 database=cfg.get("MLC_DB_NAME"), charset="utf8mb4", autocommit=False,
                 connect_timeout=cfg.number("MLC_DB_TIMEOUT", int),
                 cursorclass=pymysql.cursors.DictCursor)
-    if cfg.get("MLC_DB_HOST"):
-        args.update(host=cfg.get("MLC_DB_HOST"), port=cfg.number("MLC_DB_PORT", int))
+    target = cfg.db_target()  # the rule mlc-api follows too (app/dbtarget.h)
+    if target[0] == "socket":
+        args.update(unix_socket=target[1])
     else:
-        args.update(unix_socket=cfg.db_socket())
+        args.update(host=target[1], port=target[2])
     return pymysql.connect(**args)
 
 

@@ -230,8 +230,9 @@ class Spooler:
         signal.signal(signal.SIGINT, on_signal)
         self.prepare()
         lb = self.local()
-        log.spooler("started (pid %d, MLC_VAR %s, backend %s; runtimes: %s)",
-                    os.getpid(), self.cfg.var, self.default_backend, lb.cgroups.describe())
+        log.spooler("started (pid %d, MLC_VAR %s, database %s, backend %s; runtimes: %s)",
+                    os.getpid(), self.cfg.var, self.cfg.db_where(), self.default_backend,
+                    lb.cgroups.describe())
         while not self.stopping:
             self.guarded(self.tick)
             end = time.monotonic() + self.poll_interval

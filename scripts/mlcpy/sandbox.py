@@ -498,7 +498,7 @@ def hidden_paths(cfg, roots):
     empty tmpfs, 'file' paths get /dev/null.  Parents first."""
     dirs = [cfg.var, os.path.join(cfg.root, "var"), os.path.join(cfg.root, "conf"),
             os.path.join(cfg.root, "scripts"), cfg.artifacts]
-    if not cfg.get("MLC_DB_HOST"):
+    if cfg.db_socket():
         dirs.append(os.path.dirname(cfg.db_socket()))
     # mlc-api's sockets (the slow pool's defaults to beside MLC_SOCKET).
     for key in ("MLC_SOCKET", "MLC_SLOW_SOCKET"):

@@ -555,15 +555,21 @@ def db_admin(sql, database=None, stdin=None):
     return subprocess.run(args, input=stdin, capture_output=True, text=True, timeout=60)
 
 
+# What the app account (MLC_DB_USER) may do on a database: rows and stored
+# procedures, no schema changes (scripts/mlc APP_GRANTS, INSTALL).
+APP_GRANTS = "SELECT, INSERT, UPDATE, DELETE, EXECUTE"
+
+
 def private_database(name):
     """Create database `name` with every sql/ migration applied, granted to
-    the instance's user and dropped when the test ends.  Returns None, or
-    why it could not be created (root's socket login refused)."""
+    the instance's user as the app account (APP_GRANTS) and dropped when
+    the test ends.  Returns None, or why it could not be created (root's
+    socket login refused)."""
     if os.environ.get("MLC_DB_HOST") or not os.access("/usr/bin/mariadb", os.X_OK):
         return "the instance's database is not a local one"
     res = db_admin("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin; "
-                   "GRANT ALL ON `%s`.* TO '%s'@'localhost'"
-                   % (name, name, os.environ["MLC_DB_USER"]))
+                   "GRANT %s ON `%s`.* TO '%s'@'localhost'"
+                   % (name, APP_GRANTS, name, os.environ["MLC_DB_USER"]))
     if res.returncode != 0:
         return res.stderr.strip()
     defer(db_admin, "DROP DATABASE IF EXISTS `%s`" % name)
