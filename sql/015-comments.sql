@@ -16,6 +16,8 @@ ALTER TABLE models
         COMMENT 'Registration order (AUTO_INCREMENT): the order of GET /model/all; model_tags.model_seq refers to it',
     MODIFY modelid CHAR(36) NOT NULL
         COMMENT 'The model id, a lowercase UUID made by mlc-api. Other tables refer to it as modelid (operations.modelid is VARCHAR(64), without a foreign key)',
+    MODIFY ownerid VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL DEFAULT 'admin'
+        COMMENT 'Owner: the owner of the token that registered it, who alone (with admins) may change, upload to, retrain or drift-check it; admin for models from before owners. Compared exactly (no padding)',
     MODIFY modelname VARCHAR(255) NOT NULL
         COMMENT 'Name given by the client; not unique',
     MODIFY modelkind VARCHAR(64) NOT NULL
@@ -91,13 +93,16 @@ ALTER TABLE deployments
         COMMENT 'models.modelid of the deployed model',
     MODIFY model_version INT UNSIGNED NOT NULL
         COMMENT 'Version of the model file served (artifacts.version, filekind model); a training with redeploy moves it',
-    MODIFY ownerid VARCHAR(255) NOT NULL
-        COMMENT 'Owner given by the client',
+    MODIFY ownerid VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL
+        COMMENT 'Owner: the ownerid it was created with (with auth on, the token''s owner unless an admin named another); only it and admins see and act on it. Compared exactly (no padding)',
     MODIFY placement LONGTEXT NULL
         COMMENT 'JSON as the client sent it; NULL when not given'
         CHECK (placement IS NULL OR JSON_VALID(placement)),
     MODIFY inference_data TINYINT NOT NULL DEFAULT 0
         COMMENT '1: predict calls may give their rows as a CSV link (data_link); 0: rows in the body only',
+    MODIFY features LONGTEXT NULL
+        COMMENT 'JSON: the model''s featurelist when the deployment was made, frozen: predict maps rows keyed by feature name with it, whatever later PATCHes of the model say'
+        CHECK (features IS NULL OR JSON_VALID(features)),
     MODIFY backend VARCHAR(16) NOT NULL DEFAULT 'local'
         COMMENT 'Backend that runs it: local, kubernetes or mlsysops (the request''s, else MLC_BACKEND when it was made)',
     MODIFY job_token_sha256 CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NULL
@@ -127,8 +132,8 @@ ALTER TABLE operations
         COMMENT 'Internal order (AUTO_INCREMENT): lists and drift checks go by it. The API shows operation_uuid as operationid',
     MODIFY operation_uuid CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT (UUID())
         COMMENT 'The operationid the API shows (a UUID)',
-    MODIFY ownerid VARCHAR(255) NOT NULL
-        COMMENT 'Owner given by the client',
+    MODIFY ownerid VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL
+        COMMENT 'Owner it was recorded with (the deployment''s owner unless the call named another); only it and admins read it. Compared exactly (no padding)',
     MODIFY deploymentid VARCHAR(64) NOT NULL
         COMMENT 'deployments.deployment_id of the deployment (no foreign key: the row outlives it)',
     MODIFY modelid VARCHAR(64) NOT NULL
@@ -146,13 +151,15 @@ ALTER TABLE trainings
         COMMENT 'The training id',
     MODIFY modelid CHAR(36) NOT NULL
         COMMENT 'models.modelid of the model trained',
-    MODIFY ownerid VARCHAR(255) NOT NULL DEFAULT ''
-        COMMENT 'Owner the training counts against for MLC_MAX_TRAININGS_PER_OWNER (the optional ownerid of POST /mltraining/add); empty when none was given',
+    MODIFY ownerid VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL DEFAULT ''
+        COMMENT 'Owner: the owner of the token that started it (the optional ownerid of POST /mltraining/add with auth off; admin for trainings from before owners); it counts against MLC_MAX_TRAININGS_PER_OWNER. Compared exactly (no padding)',
     MODIFY placement LONGTEXT NULL
         COMMENT 'JSON as the client sent it; NULL when not given'
         CHECK (placement IS NULL OR JSON_VALID(placement)),
     MODIFY redeploy TINYINT NOT NULL DEFAULT 0
         COMMENT '1: move the deployments of the model onto the produced version once it completes',
+    MODIFY redeploy_owner VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NULL
+        COMMENT 'With redeploy: only this owner''s deployments are moved (the owner of the token that started it); NULL: every deployment of the model (an admin''s token, or auth off)',
     MODIFY status VARCHAR(16) NOT NULL
         COMMENT 'waiting, running, completed or failed; written by mlc-spooler (mlc-api: waiting)',
     MODIFY reason TEXT NULL
@@ -237,6 +244,27 @@ ALTER TABLE limit_locks
     MODIFY name VARCHAR(32) NOT NULL
         COMMENT 'deployments or trainings: the row POST /deployment/add or POST /mltraining/add locks (SELECT ... FOR UPDATE) while it counts against MLC_MAX_DEPLOYMENTS or MLC_MAX_TRAININGS and inserts',
     COMMENT = 'One row per kind of job, locked to serialise the checks of the caps on deployments and trainings (MLC_MAX_DEPLOYMENTS[_PER_OWNER], MLC_MAX_TRAININGS[_PER_OWNER]); holds no data';
+
+ALTER TABLE tokens
+    MODIFY id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT
+        COMMENT 'The token''s id (AUTO_INCREMENT): mlc token list shows it, CALL mlc_token_revoke(''<id>'') takes it',
+    MODIFY token_hash CHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL
+        COMMENT 'SHA-256 (lowercase hex) of the token (mlc_ and 64 hex digits); the token itself is never stored',
+    MODIFY ownerid VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL
+        COMMENT 'The owner the token acts as: what it creates is this owner''s. Compared exactly (no padding)',
+    MODIFY scope VARCHAR(8) NOT NULL
+        COMMENT 'read, write or admin: the routes it may call (each scope also those below it); admin acts on every owner''s resources',
+    MODIFY note VARCHAR(255) NULL
+        COMMENT 'Free text: what the token is for (the spooler notes its short-lived upload tokens here)',
+    MODIFY created_at DATETIME(6) NOT NULL
+        COMMENT 'When it was made (UTC)',
+    MODIFY expires_at DATETIME(6) NULL
+        COMMENT 'When it stops working (UTC); NULL: never',
+    MODIFY revoked_at DATETIME(6) NULL
+        COMMENT 'When it was revoked (UTC, mlc_token_revoke); NULL: not revoked',
+    MODIFY last_used_at DATETIME(6) NULL
+        COMMENT 'The last request that used it (UTC), to within a minute; NULL: never used',
+    COMMENT = 'API bearer tokens (docs/SECURITY.md): made by CALL mlc_token_add or mlc_token_issue and revoked by mlc_token_revoke only; the view token_list shows them without hashes. Times are UTC';
 
 -- mlc migrate creates schema_version before it applies any file (with
 -- these comments since this version); a database set up by hand may lack it.
