@@ -332,6 +332,7 @@ static int check_schema(struct mlc_db *db, unsigned *code, struct mlc_err *err)
 	} migrations[] = { MLC_MIGRATIONS };
 	static long logged = -1;
 	char names[300] = "";
+	const char *first = "", *last = "";
 	size_t i, len = 0, missing = 0;
 	long have = 0;
 
@@ -346,16 +347,21 @@ static int check_schema(struct mlc_db *db, unsigned *code, struct mlc_err *err)
 	*code = 0;
 	if (have >= MLC_SCHEMA_VERSION)
 		return 0;
+	/* Up to three are named; more as the first and the last of the run
+	 * (the list grows with every release, the message must not). */
 	for (i = 0; i < sizeof(migrations) / sizeof(migrations[0]); i++) {
 		if (migrations[i].version <= have)
 			continue;
-		if (len < sizeof(names))
+		if (!missing)
+			first = migrations[i].name;
+		last = migrations[i].name;
+		if (missing < 3 && len < sizeof(names))
 			len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s",
 						missing ? ", " : "", migrations[i].name);
 		missing++;
 	}
-	if (len >= sizeof(names))
-		memcpy(names + sizeof(names) - 4, "...", 4);
+	if (missing > 3)
+		snprintf(names, sizeof(names), "%s to %s (%zu files)", first, last, missing);
 	mlc_err_set(err, 503, "database schema is at version %ld, mlc-api %s needs version %d: "
 		    "%s %s %s not applied; run the migrations (mlc migrate)", have, MLC_VERSION,
 		    MLC_SCHEMA_VERSION, missing == 1 ? "migration" : "migrations", names,
