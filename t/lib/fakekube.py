@@ -94,10 +94,13 @@ class Runner:
         self.output = b""
 
     def _map(self, text):
-        text = text.replace(APP_DIR + "/", self.root.rstrip("/") + "/")
+        # Volumes are container paths: match them before the image's
+        # /opt/mlconnector becomes the source tree, which may itself lie
+        # under a path a volume shadows (a checkout in /tmp, a /tmp volume).
         for mount, local in sorted(self.volumes.items(), key=lambda kv: -len(kv[0])):
             if text == mount or text.startswith(mount + "/"):
                 return local + text[len(mount):]
+        text = text.replace(APP_DIR + "/", self.root.rstrip("/") + "/")
         for port, local in self.port_map.items():
             text = text.replace("0.0.0.0:%d" % port, "127.0.0.1:%d" % local)
         return text
