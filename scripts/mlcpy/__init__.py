@@ -21,10 +21,12 @@ Modules, one concern each:
   backend_mlsysops    runtimes handed to the MLSysOps Northbound API
   kubemanifest  the Kubernetes objects of a deployment or training
   training_kube trainings as Kubernetes Jobs
-  reconcile     the spooler loop: claim bundles, converge DB and processes
+  spooler       the spooler loop: converge DB and processes (class Spooler)
+  spool         spool/ as the spooler reads it: bundle names, states, claims
+                (the C writer is app/spool.c); the database claims of jobs
   runtime       the model runtime server (mlc-runtime)
   explain       Shapley-value explanations, used by the runtime
-  drift         drift checks on recorded inferences, run by the spooler
+  drift         drift checks on recorded inferences, run by mlc-drift
   training      retraining jobs, run by the spooler
 
 mlc-runtime imports only `runtime` and `explain` (and so only the standard

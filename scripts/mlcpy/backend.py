@@ -1,6 +1,6 @@
 """Deployment backends: where and how a deployment's runtime runs.
 
-The spooler (reconcile.py) owns the policy - what should run, when a
+The spooler (spooler.py) owns the policy - what should run, when a
 crash counts, when to give up - and talks to a backend only through this
 interface.  `local` runs sandboxed runtimes on this host; `kubernetes`
 (backend_kubernetes.py) runs them in a Kubernetes cluster and `mlsysops`
