@@ -26,6 +26,8 @@ DEFAULTS = {
     "MLC_DB_TIMEOUT": "5",
     "MLC_SPOOL_POLL": "0.2",
     "MLC_RECONCILE_INTERVAL": "2",
+    "MLC_SPOOLER_ID": "",
+    "MLC_SPOOLER_LEASE": "30",
     "MLC_BACKEND": "local",
     "MLC_RUNTIME_USER": "mlc-runtime",
     "MLC_SERVICE_USER": "mlconnector",

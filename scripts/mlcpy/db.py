@@ -6,16 +6,26 @@ own transaction: the WHERE clause names the state the transition starts
 from, so a concurrent DELETE (desired='stopped', status='stopping' written
 by a C worker) is never overwritten.  Each function returns whether the
 row was in the expected state (rows changed == 1).
+
+Every transition also names this spooler as the row's claimant
+(claimed_by = MLC_SPOOLER_ID, see spool.py): a spooler only writes the rows
+it holds, and one whose claim another spooler took over (after the lease)
+writes nothing more to them.  The reads of the loop (active,
+stop_requests, serving, in_states) see only the rows this spooler holds.
 """
 
+import hashlib
+
 import pymysql
+
+from . import spool
 
 REASON_MAX = 4000
 
 COLUMNS = ("deployment_id, modelid, model_version, ownerid, backend, status, desired, "
-           "reason, warnings, endpoint, runtime_pid, restarts, created_at, updated_at")
+           "reason, warnings, endpoint, runtime_pid, restarts, created_at, updated_at, claimed_by")
 TRAINING_COLUMNS = ("training_id, modelid, ownerid, redeploy, redeploy_owner, status, reason, code_version, data_version, "
-                    "produced_version, created_at, started_at, finished_at, updated_at")
+                    "produced_version, created_at, started_at, finished_at, updated_at, claimed_by")
 
 
 def connect(cfg):
@@ -50,6 +60,7 @@ class _Table:
     def __init__(self, cfg):
         self.cfg = cfg
         self.conn = None
+        self.me = spool.spooler_id(cfg)
 
     def ensure(self):
         """Check the connection is alive, or (re)connect with _open; raises
@@ -90,6 +101,18 @@ class _Table:
             raise
         return n == 1
 
+    def _update_many(self, sql, args):
+        """Run one UPDATE in its own transaction; the number of rows changed."""
+        conn = self._conn()
+        try:
+            with conn.cursor() as cur:
+                n = cur.execute(sql, args)
+            conn.commit()
+        except Exception:
+            self.close()
+            raise
+        return n
+
     def _select(self, sql, args=()):
         conn = self._conn()
         try:
@@ -108,12 +131,16 @@ class Deployments(_Table):
 
     def _open(self):
         """A new connection holding the server-wide lock
-        mlc-spooler.<database> (GET_LOCK, held while the session lives), so
-        that two spoolers with different MLC_VAR can never reconcile one
-        table against two process tables; raises LockHeld when another
-        spooler works on the same database."""
+        mlc-spooler.<database>.<MLC_SPOOLER_ID> (GET_LOCK, held while the
+        session lives), so that two spoolers claiming under one name (two
+        MLC_VAR on one host, say) can never reconcile the same rows against
+        two process tables; raises LockHeld when another spooler of that
+        name works on the same database.  Spoolers of different names share
+        the database through their claims (spool.py)."""
         conn = connect(self.cfg)
-        name = "mlc-spooler." + self.cfg.get("MLC_DB_NAME")
+        name = "mlc-spooler.%s.%s" % (self.cfg.get("MLC_DB_NAME"), self.me)
+        if len(name) > 64:  # GET_LOCK's limit
+            name = "mlc-spooler." + hashlib.sha256(name.encode()).hexdigest()[:52]
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT GET_LOCK(%s, 0) AS got", (name,))
@@ -124,9 +151,9 @@ class Deployments(_Table):
             raise
         if got != 1:
             conn.close()
-            raise LockHeld("another mlc-spooler works on database '%s' (it holds the MariaDB "
-                           "lock '%s'); run one spooler per database"
-                           % (self.cfg.get("MLC_DB_NAME"), name))
+            raise LockHeld("another mlc-spooler works on database '%s' as '%s' (it holds the "
+                           "MariaDB lock '%s'); give each spooler of a database its own "
+                           "MLC_SPOOLER_ID" % (self.cfg.get("MLC_DB_NAME"), self.me, name))
         return conn
 
     # ---- reads ----
@@ -140,13 +167,13 @@ class Deployments(_Table):
     def stop_requests(self):
         """Rows the API asked to stop that are not stopped yet."""
         return self._select("SELECT " + COLUMNS + " FROM deployments "
-                            "WHERE desired = 'stopped' AND status <> 'stopped'")
+                            "WHERE desired = 'stopped' AND status <> 'stopped' "
+                            "AND claimed_by = %s", (self.me,))
 
     def active(self):
         """Rows the reconciler must look at: everything not at rest."""
-        return self._select("SELECT " + COLUMNS + " FROM deployments "
-                            "WHERE status IN ('waiting', 'building', 'deployed', 'stopping') "
-                            "OR (desired = 'stopped' AND status <> 'stopped')")
+        return self._select("SELECT " + COLUMNS + " FROM deployments WHERE claimed_by = %s "
+                            "AND " + spool.ACTIVE_DEPLOYMENTS, (self.me,))
 
     def existing(self, ids):
         """Of these deployment ids, the rows that exist (id -> row)."""
@@ -169,15 +196,15 @@ class Deployments(_Table):
             "UPDATE deployments SET status = 'building', reason = NULL, warnings = %s, "
             "endpoint = NULL, runtime_pid = NULL, updated_at = UTC_TIMESTAMP(6) "
             "WHERE deployment_id = %s AND status IN ('waiting', 'building') "
-            "AND desired = 'running'", (_clip(warnings), dep_id))
+            "AND desired = 'running' AND claimed_by = %s", (_clip(warnings), dep_id, self.me))
 
     def deployed(self, dep_id, endpoint, pid):
         """building -> deployed, with where the runtime answers."""
         return self._update(
             "UPDATE deployments SET status = 'deployed', reason = NULL, endpoint = %s, "
             "runtime_pid = %s, restarts = 0, updated_at = UTC_TIMESTAMP(6) "
-            "WHERE deployment_id = %s AND status = 'building' AND desired = 'running'",
-            (endpoint, pid, dep_id))
+            "WHERE deployment_id = %s AND status = 'building' AND desired = 'running' "
+            "AND claimed_by = %s", (endpoint, pid, dep_id, self.me))
 
     def failed(self, dep_id, reason):
         """waiting/building/deployed -> failed, with a reason a person can act on."""
@@ -185,15 +212,15 @@ class Deployments(_Table):
             "UPDATE deployments SET status = 'failed', reason = %s, endpoint = NULL, "
             "runtime_pid = NULL, updated_at = UTC_TIMESTAMP(6) "
             "WHERE deployment_id = %s AND status IN ('waiting', 'building', 'deployed') "
-            "AND desired = 'running'", (_clip(reason), dep_id))
+            "AND desired = 'running' AND claimed_by = %s", (_clip(reason), dep_id, self.me))
 
     def runtime(self, dep_id, endpoint, pid, restarts):
         """A deployed runtime was (re)started or lost: new pid, restart count."""
         return self._update(
             "UPDATE deployments SET endpoint = %s, runtime_pid = %s, restarts = %s, "
             "updated_at = UTC_TIMESTAMP(6) "
-            "WHERE deployment_id = %s AND status = 'deployed' AND desired = 'running'",
-            (endpoint, pid, restarts, dep_id))
+            "WHERE deployment_id = %s AND status = 'deployed' AND desired = 'running' "
+            "AND claimed_by = %s", (endpoint, pid, restarts, dep_id, self.me))
 
     def serving(self, modelid, below_version, owner=None):
         """Deployments of a model that serve (deployed, should run) a version
@@ -202,7 +229,8 @@ class Deployments(_Table):
         return self._select("SELECT " + COLUMNS + " FROM deployments WHERE modelid = %s "
                             "AND status = 'deployed' AND desired = 'running' "
                             "AND model_version < %s AND (%s IS NULL OR ownerid = %s) "
-                            "ORDER BY deployment_id", (modelid, below_version, owner, owner))
+                            "AND claimed_by = %s ORDER BY deployment_id",
+                            (modelid, below_version, owner, owner, self.me))
 
     def switch(self, dep_id, old_version, version, endpoint, pid):
         """A redeploy's one atomic step: the deployment serving old_version
@@ -212,15 +240,16 @@ class Deployments(_Table):
             "UPDATE deployments SET model_version = %s, endpoint = %s, runtime_pid = %s, "
             "restarts = 0, reason = NULL, updated_at = UTC_TIMESTAMP(6) "
             "WHERE deployment_id = %s AND status = 'deployed' AND desired = 'running' "
-            "AND model_version = %s", (version, endpoint, pid, dep_id, old_version))
+            "AND model_version = %s AND claimed_by = %s",
+            (version, endpoint, pid, dep_id, old_version, self.me))
 
     def stopped(self, dep_id):
         """stopping (or any state whose desired is stopped) -> stopped."""
         return self._update(
             "UPDATE deployments SET status = 'stopped', endpoint = NULL, runtime_pid = NULL, "
             "updated_at = UTC_TIMESTAMP(6) "
-            "WHERE deployment_id = %s AND desired = 'stopped' AND status <> 'stopped'",
-            (dep_id,))
+            "WHERE deployment_id = %s AND desired = 'stopped' AND status <> 'stopped' "
+            "AND claimed_by = %s", (dep_id, self.me))
 
 
 class Trainings(_Table):
@@ -245,7 +274,8 @@ class Trainings(_Table):
     def in_states(self, states):
         marks = ", ".join(["%s"] * len(states))
         return self._select("SELECT " + TRAINING_COLUMNS + " FROM trainings "
-                            "WHERE status IN (" + marks + ")", tuple(states))
+                            "WHERE status IN (" + marks + ") AND claimed_by = %s",
+                            tuple(states) + (self.me,))
 
     def running(self, training_id):
         """waiting (or running, when run again after a spooler restart) ->
@@ -254,19 +284,22 @@ class Trainings(_Table):
             "UPDATE trainings SET status = 'running', reason = NULL, log = NULL, "
             "produced_version = NULL, started_at = UTC_TIMESTAMP(6), finished_at = NULL, "
             "updated_at = UTC_TIMESTAMP(6) "
-            "WHERE training_id = %s AND status IN ('waiting', 'running')", (training_id,))
+            "WHERE training_id = %s AND status IN ('waiting', 'running') AND claimed_by = %s",
+            (training_id, self.me))
 
     def progress(self, training_id, log):
         """The output so far of a running training."""
         return self._update(
             "UPDATE trainings SET log = %s, updated_at = UTC_TIMESTAMP(6) "
-            "WHERE training_id = %s AND status = 'running'", (log, training_id))
+            "WHERE training_id = %s AND status = 'running' AND claimed_by = %s",
+            (log, training_id, self.me))
 
     def completed(self, training_id, version, log):
         return self._update(
             "UPDATE trainings SET status = 'completed', reason = NULL, produced_version = %s, "
             "log = %s, finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
-            "WHERE training_id = %s AND status = 'running'", (version, log, training_id))
+            "WHERE training_id = %s AND status = 'running' AND claimed_by = %s",
+            (version, log, training_id, self.me))
 
     def failed(self, training_id, reason, log=None):
         """waiting/running -> failed, with a reason a person can act on (and
@@ -274,8 +307,8 @@ class Trainings(_Table):
         return self._update(
             "UPDATE trainings SET status = 'failed', reason = %s, log = COALESCE(%s, log), "
             "finished_at = UTC_TIMESTAMP(6), updated_at = UTC_TIMESTAMP(6) "
-            "WHERE training_id = %s AND status IN ('waiting', 'running')",
-            (_clip(reason), log, training_id))
+            "WHERE training_id = %s AND status IN ('waiting', 'running') AND claimed_by = %s",
+            (_clip(reason), log, training_id, self.me))
 
     def note(self, training_id, text, reason=None, log_max=1 << 18):
         """Append a line to a completed training's log (what its redeploy
@@ -283,8 +316,8 @@ class Trainings(_Table):
         return self._update(
             "UPDATE trainings SET log = RIGHT(CONCAT(COALESCE(log, ''), %s), %s), "
             "reason = COALESCE(%s, reason), updated_at = UTC_TIMESTAMP(6) "
-            "WHERE training_id = %s AND status = 'completed'",
-            (text, log_max, _clip(reason), training_id))
+            "WHERE training_id = %s AND status = 'completed' AND claimed_by = %s",
+            (text, log_max, _clip(reason), training_id, self.me))
 
     # ---- the credential of the upload ----
 

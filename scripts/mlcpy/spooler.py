@@ -2,21 +2,27 @@
 deployments table (what should run) with the runtimes (what runs).
 
 Every MLC_SPOOL_POLL seconds a tick
+  - claims jobs in the database: deployments and trainings that need a
+    spooler and have none (or whose spooler's lease expired), and renews
+    the lease of those it holds (spool.py, Claims); everything below
+    looks only at the rows this spooler holds,
   - collects exited children,
   - stops deployments the API asked to stop (desired='stopped'),
   - polls runtimes that are starting (deployed once /health answers),
   - collects finished trainings and steps their redeploys (training.py),
-  - claims new bundles: rename new/X -> cur/X, then handle by job type
-    (a deploy here, a train job in a thread of its own);
+  - claims new bundles of its jobs: rename new/X -> cur/X (spool.py,
+    claim_file), then handle by job type (a deploy here, a train job in a
+    thread of its own);
 and every MLC_RECONCILE_INTERVAL seconds (and at start) a reconcile pass
-  - processes bundles left in cur/ by a spooler that died,
+  - processes bundles of its jobs left in cur/ by a spooler that died,
   - fails 'building' deployments that lost their bundle, and trainings
     that did,
   - restarts deployed runtimes that are gone (a crash is counted, with
     back-off; a clean stop or a reboot is not) and fails those that keep
     crashing,
   - removes files and processes no deployment wants (also the runtime of
-    an older model version a redeploy left behind) and those of trainings
+    an older model version a redeploy left behind, and those of
+    deployments another spooler has taken over) and those of trainings
     that are over;
 and every MLC_TMP_CLEAN_INTERVAL seconds the leftovers of dead requests in
 artifacts/.tmp and spool/tmp (older than MLC_TMP_MAX_AGE; tmpclean.py).
@@ -48,7 +54,8 @@ import traceback
 import pymysql
 
 from . import backend as backends
-from . import bundle, layout, log, requirements, safefs, tmpclean, training
+from .config import ConfigError
+from . import bundle, layout, log, requirements, safefs, spool, testhooks, tmpclean, training
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError
 
@@ -58,6 +65,7 @@ LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle in th
 STRAYS = "*strays"        # the Workers key of the stray-runtime sweep (no id starts with '*')
 REMOTE_SWEEP_EVERY = 60   # s between looks for stray objects in clusters (remote backends)
 SHUTDOWN_WAIT = 20.0      # s a stopping spooler waits for the tasks under way
+QUICK_JOB_SECONDS = 0.05  # s a test-hook job takes (quick_job)
 
 
 class Pending:
@@ -177,7 +185,15 @@ class Spooler:
         self.next_sweep = {}        # remote backend name -> when to look for strays next
         self.unobserved = {}        # deployment id -> why its backend cannot see it now
         self.sweeping = set()       # (backend, id) whose leftovers are being removed (logged)
-        self.spool = {d: os.path.join(cfg.spool, d) for d in ("tmp", "new", "cur", "rejected")}
+        self.spool = {d: spool.spool_path(cfg, d) for d in spool.STATES}
+        self.me = spool.spooler_id(cfg)
+        self.lease = cfg.number("MLC_SPOOLER_LEASE")
+        if self.lease < 3:
+            raise ConfigError("MLC_SPOOLER_LEASE=%g: the lease must be at least 3 seconds"
+                              % self.lease)
+        self.claims = spool.Claims(self.db, self.me, self.lease)
+        self.held = (set(), set())  # (deployment ids, training ids) this spooler holds
+        self.next_renew = 0.0
         self.lock_fd = None
         self.layout = layout.Layout(cfg)
         self.bundle_owners = self.layout.bundle_owners()
@@ -230,9 +246,9 @@ class Spooler:
         signal.signal(signal.SIGINT, on_signal)
         self.prepare()
         lb = self.local()
-        log.spooler("started (pid %d, MLC_VAR %s, database %s, backend %s; runtimes: %s)",
-                    os.getpid(), self.cfg.var, self.cfg.db_where(), self.default_backend,
-                    lb.cgroups.describe())
+        log.spooler("started (pid %d, MLC_VAR %s, database %s as '%s', lease %g s, backend %s; "
+                    "runtimes: %s)", os.getpid(), self.cfg.var, self.cfg.db_where(), self.me,
+                    self.lease, self.default_backend, lb.cgroups.describe())
         while not self.stopping:
             self.guarded(self.tick)
             end = time.monotonic() + self.poll_interval
@@ -265,12 +281,14 @@ class Spooler:
         runtimes started to come up or fail and for the trainings (and
         their redeploys) to end (for tests and cron)."""
         self.prepare()
+        self.guarded(self.claim_jobs)
         self.guarded(self.handle_stop_requests)
         self.guarded(self.reconcile)
         self.guarded(self.claim_new)
         while (self.pending or self.trainer.busy() or self.workers.tasks) and not self.stopping:
             time.sleep(0.05)
             self.guarded(self.collect)
+            self.guarded(self.claim_jobs)
             self.guarded(self.handle_stop_requests)
             self.guarded(self.poll_pending)
             self.guarded(self.trainer.tick)
@@ -313,6 +331,7 @@ class Spooler:
         for b in {p.backend for p in self.pending.values()} | {self.local()}:
             b.reap()
         self.collect()
+        self.claim_jobs()
         self.handle_stop_requests()
         self.poll_pending()
         self.trainer.tick()
@@ -322,25 +341,38 @@ class Spooler:
             self.next_reconcile = time.monotonic() + self.reconcile_interval
         self.cleaner.tick()
 
+    # ---- claims in the database (spool.py) ----
+
+    def claim_jobs(self):
+        """Take the jobs no live spooler holds, renew the lease of ours
+        (every third of it), and note which rows are ours now."""
+        now = time.monotonic()
+        if now >= self.next_renew:
+            self.claims.renew()
+            self.next_renew = now + self.lease / 3.0
+        taken = self.claims.claim_deployments()
+        taken_tr = self.claims.claim_trainings(
+            self.trainer.max_jobs - len(self.held[1] | set(self.trainer.jobs)))
+        for kind, got in (("deployment", taken), ("training", taken_tr)):
+            for job_id, before in sorted(got.items()):
+                if before is not None and before != self.me:
+                    log.event("%s %s" % (kind, job_id), "taken over from spooler '%s' (its lease "
+                              "expired)" % before)
+        self.held = self.claims.held()
+
+    def holds(self, kind, job_id):
+        """This spooler holds the job's claim (as of the last claim_jobs)."""
+        return job_id in self.held[0 if kind == "deploy" else 1]
+
     # ---- bundles ----
 
     def _bundle_names(self, where):
-        try:
-            names = [n for n in os.listdir(self.spool[where]) if not n.startswith(".")]
-        except FileNotFoundError:
-            return []
-
-        def mtime(n):
-            try:
-                return os.lstat(os.path.join(self.spool[where], n)).st_mtime
-            except OSError:
-                return 0
-        return sorted(names, key=lambda n: (mtime(n), n))
+        return spool.names(self.cfg, where)
 
     def _bundle_exists(self, dep_id):
-        name = "deploy-%s.tar.gz" % dep_id
-        return any(os.path.lexists(os.path.join(self.spool[w], name))
-                   for w in ("tmp", "new", "cur"))
+        """The deployment's bundle is published (new/, cur/) or still being
+        written by a live mlc-api worker (tmp/<name>.<pid>, spool.py)."""
+        return spool.bundle_exists(self.cfg, spool.bundle_name("deploy", dep_id))
 
     def claim_new(self):
         """Claim each bundle in new/ (rename into cur/) and handle it."""
@@ -361,12 +393,13 @@ class Spooler:
                               "the bundle stays in spool/new/" % kind)
                     self.noted.add(name)
                 continue
-            src, dst = os.path.join(self.spool["new"], name), os.path.join(self.spool["cur"], name)
+            if not self.holds(kind, job_id) and not self._orphan_bundle(kind, job_id, name):
+                continue  # another spooler's job, or one not claimed yet
+            src = os.path.join(self.spool["new"], name)
             if kind == "train" and not self.trainer.may_claim(name, job_id, src):
                 continue
-            try:
-                os.rename(src, dst)
-            except FileNotFoundError:
+            dst = spool.claim_file(self.cfg, name)
+            if dst is None:
                 continue  # taken meanwhile
             log.event("%s %s" % ("deployment" if kind == "deploy" else "training", job_id),
                       "claimed %s" % name)
@@ -413,17 +446,29 @@ class Spooler:
             self.isolated(job_id, self.fail, job_id, reason, path, None)
             self._drop(path)
 
+    def _orphan_bundle(self, kind, job_id, name):
+        """A bundle no row can claim: its row is gone or at rest (a deploy
+        bundle is then claimed and discarded by deploy_job, a train bundle
+        by Trainer.may_claim, as by a single spooler), or it has no row yet
+        and has waited LOST_BUNDLE_AFTER (may_claim rejects it)."""
+        if kind == "deploy":
+            row = self.db.get(job_id)
+            return row is None or row["status"] in ("failed", "stopped")
+        row = self.trainer.db.get(job_id)
+        if row is None:
+            try:
+                age = time.time() - os.lstat(os.path.join(self.spool["new"], name)).st_mtime
+            except OSError:
+                return False
+            return age > LOST_BUNDLE_AFTER
+        return row["status"] in ("completed", "failed")
+
     def _reject(self, name, where, why):
-        src = os.path.join(self.spool[where], name)
-        try:
-            os.rename(src, os.path.join(self.spool["rejected"], name))
+        if spool.reject(self.cfg, name, where):
             log.spooler("moved spool/%s/%s to spool/rejected/: %s", where, name, why)
-        except OSError:
-            pass
 
     def _drop(self, path):
-        if path:
-            safefs.unlink(path, self.cfg.var)
+        spool.drop(self.cfg, path)
 
     # ---- train jobs (see training.py) ----
 
@@ -457,6 +502,9 @@ class Spooler:
             return
         if self.workers.busy(dep_id):
             return
+        if testhooks.armed(self.cfg.var, "quick-jobs"):
+            self.quick_job(row, path)
+            return
         try:
             be = self.backend_for(row)
         except backends.Unavailable as e:
@@ -470,6 +518,22 @@ class Spooler:
                 self.pending[dep_id] = Pending(launch, be, "deploy", path)
                 return
         self.build(row, be, path)
+
+    def quick_job(self, row, path):
+        """Test builds (testhooks.py, the hook quick-jobs): a deploy job
+        that only records that it ran - one line in $MLC_VAR/quick-jobs.log
+        and, in the row, status failed with reason 'quick job run by
+        <spooler>' - after QUICK_JOB_SECONDS in a task, so that the claims
+        of many jobs can be tested without starting runtimes."""
+        dep_id = row["deployment_id"]
+
+        def work():
+            time.sleep(QUICK_JOB_SECONDS)
+            with open(os.path.join(self.cfg.var, "quick-jobs.log"), "a") as f:
+                f.write("%s %s %d\n" % (dep_id, self.me, os.getpid()))
+        self.workers.submit(dep_id, "quick", work,
+                            lambda task: self._failed(dep_id, "quick job run by %s" % self.me,
+                                                      path))
 
     def build(self, row, be, path):
         """Extract, verify and check the bundle in a task; then (_unpacked)
@@ -709,8 +773,8 @@ class Spooler:
                 self._reject(name, "cur", "not a job bundle this spooler handles")
                 continue
             kind, job_id = parsed
-            if self.busy(job_id):
-                continue
+            if self.busy(job_id) or not self.holds(kind, job_id):
+                continue  # under way here, or another spooler's
             if kind == "train" and (self.trainer.handles(job_id) or not self.trainer.has_room()):
                 continue
             log.event("deployment %s" % job_id if kind == "deploy" else "training %s" % job_id,
@@ -778,9 +842,11 @@ class Spooler:
         for dep_id in sorted(present):
             row = rows.get(dep_id)
             if row is None or row["status"] in ("failed", "stopped") or (
-                    row["backend"] or "local") != "local":
+                    row["backend"] or "local") != "local" or row["claimed_by"] != self.me:
                 log.deployment(dep_id, "removing leftover files (%s)",
-                               "no row" if row is None else "status %s" % row["status"])
+                               "no row" if row is None else "status %s" % row["status"]
+                               if row["claimed_by"] == self.me else
+                               "now looked after by spooler '%s'" % row["claimed_by"])
                 keep_log = row is not None and row["status"] == "failed"
                 self.workers.submit(dep_id, "cleanup",
                                     lambda dep_id=dep_id, keep_log=keep_log:
@@ -816,7 +882,7 @@ class Spooler:
             for dep_id in sorted(present):
                 row = rows.get(dep_id)
                 if row is None or row["status"] in ("failed", "stopped") or \
-                        (row["backend"] or "local") != be.name:
+                        (row["backend"] or "local") != be.name or row["claimed_by"] != self.me:
                     if (be.name, dep_id) not in self.sweeping:
                         self.sweeping.add((be.name, dep_id))
                         log.deployment(dep_id, "removing what %s still holds (%s)", be.name,

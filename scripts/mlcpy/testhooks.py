@@ -34,3 +34,11 @@ def kill_here(var, name, log=None):
         if log:
             log("test hook %s: killing this process (SIGKILL)" % name)
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def armed(var, name):
+    """Whether the hook `name` is armed, without taking it: for a hook that
+    changes how every job of a test runs (both spoolers of a test see it)."""
+    if os.environ.get("MLC_TEST_HOOKS") != "1":
+        return False
+    return os.path.lexists(os.path.join(var, "test-" + name))
