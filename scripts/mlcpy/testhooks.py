@@ -37,8 +37,13 @@ def kill_here(var, name, log=None):
 
 
 def armed(var, name):
-    """Whether the hook `name` is armed, without taking it: for a hook that
-    changes how every job of a test runs (both spoolers of a test see it)."""
+    """The content of $var/test-<name> (stripped) while the hook is armed,
+    without taking it; else None.  For a hook that changes how every job of
+    a test runs."""
     if os.environ.get("MLC_TEST_HOOKS") != "1":
-        return False
-    return os.path.lexists(os.path.join(var, "test-" + name))
+        return None
+    try:
+        with open(os.path.join(var, "test-" + name), encoding="utf-8", errors="replace") as f:
+            return f.read(256).strip()
+    except OSError:
+        return None
