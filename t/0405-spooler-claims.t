@@ -192,6 +192,21 @@ t.ok(share["a"] > 0 and share["b"] > 0, "100 jobs: both spoolers took some (%s)"
 t.is_(sorted(os.listdir(os.path.join(SHARED, "new")) + os.listdir(os.path.join(SHARED, "cur"))),
       [], "100 jobs: no bundle is left in spool/new or spool/cur")
 
+# ---- a job held by a third spooler (alive: its lease runs) ---------------------------
+ghost, = add_jobs(1, "ghost")
+sql("UPDATE deployments SET claimed_by = 'c', lease_until = UTC_TIMESTAMP(6) + INTERVAL 1 HOUR "
+    "WHERE deployment_id = %s", ghost)
+time.sleep(2.0)
+r = outcome([ghost])[ghost]
+t.ok(r["status"] == "waiting" and r["claimed_by"] == "c" and os.path.exists(
+     os.path.join(SHARED, "new", "deploy-%s.tar.gz" % ghost)),
+     "a job another live spooler holds: neither a nor b touches its row or its bundle", r)
+sql("UPDATE deployments SET lease_until = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND "
+    "WHERE deployment_id = %s", ghost)
+t.ok(wait_for(lambda: all_done([ghost]), 20), "... once its lease has passed, it is taken over "
+     "and run (by %s)" % outcome([ghost])[ghost]["claimed_by"])
+first.append(ghost)
+
 # ---- 100 more: a takes its time and is killed holding claims ---------------------
 a.arm(600)  # a's jobs now take 10 minutes: killed before any of them ends
 second = add_jobs(100, "two")

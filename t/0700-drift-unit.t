@@ -357,6 +357,13 @@ add_ops(GONE, [json.dumps(draw(12))], now())
 row, _ = carry_out(request(GONE))
 t.ok(row["status"] == "failed" and "missing from the artifact store" in (row["reason"] or ""),
      "a data artifact whose file is gone: the run fails saying so", repr(row))
+CHANGED = add_model(FL_A, [{"is_true": 0, "method": 0}], TRAIN_A)
+with open(os.path.join(STORE, CHANGED, "data", "v1-train.csv"), "ab") as f:
+    f.write(b"1,2\n")  # the store's file no longer is the one uploaded
+add_ops(CHANGED, [json.dumps(draw(12))], now())
+row, _ = carry_out(request(CHANGED))
+t.ok(row["status"] == "failed" and "does not match its SHA-256" in (row["reason"] or ""),
+     "a data artifact whose file changed in the store: the run fails saying so", repr(row))
 bad_method = request(A)
 sql("UPDATE models SET drift_detection = %s WHERE modelid = %s",
     json.dumps([{"is_true": 0, "method": 9}]), A)

@@ -175,6 +175,13 @@ class Deployments(_Table):
         return self._select("SELECT " + COLUMNS + " FROM deployments WHERE claimed_by = %s "
                             "AND " + spool.ACTIVE_DEPLOYMENTS, (self.me,))
 
+    def wanted(self):
+        """Ids of the deployments any spooler should keep running (for the
+        sweeps of shared clusters)."""
+        return {r["deployment_id"] for r in self._select(
+            "SELECT deployment_id FROM deployments WHERE desired = 'running' "
+            "AND status IN ('waiting', 'building', 'deployed')")}
+
     def existing(self, ids):
         """Of these deployment ids, the rows that exist (id -> row)."""
         out = {}

@@ -127,6 +127,7 @@ DATETIME(6) columns.
 import argparse
 import array
 import datetime
+import hashlib
 import json
 import math
 import os
@@ -962,6 +963,27 @@ def _artifact_path(cfg, rel):
     return path
 
 
+def _verify(path, sha256):
+    """The stored training data is the file the upload hashed
+    (artifacts.sha256): a store shared between hosts (docs/SCALING.md)
+    must not hand a drift check a truncated or replaced file."""
+    if not sha256:
+        return
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise DriftError("the training data file is missing from the artifact store (%s)"
+                         % path) from None
+    except OSError as e:
+        raise DriftError("cannot read the training data %s: %s" % (path, e.strerror)) from None
+    if digest.hexdigest() != sha256.strip().lower():
+        raise DriftError("the training data in the artifact store (%s) does not match its "
+                         "SHA-256 %s; upload it again" % (path, sha256))
+
+
 def check_model(conn, cfg, modelid, seed=0):
     """Run a drift check of one model without writing anything.  Returns
     (results, window_start, window_end, method) or raises DriftError with
@@ -976,13 +998,16 @@ def check_model(conn, cfg, modelid, seed=0):
     if method not in METHODS:
         raise DriftError("unknown drift detection method %r in the model's drift_detection; "
                          "use 0 (mean-shift), 1 (MMD) or 2 (Kolmogorov-Smirnov)" % (method,))
-    arts = _select(conn, "SELECT path, filename, version FROM artifacts WHERE modelid = %s "
+    arts = _select(conn, "SELECT path, filename, version, sha256 FROM artifacts WHERE modelid = %s "
                    "AND filekind = 'data' ORDER BY version DESC LIMIT 1", (modelid,))
     if not arts:
         raise DriftError("model '%s' has no training data to compare with; upload it with "
                          "POST /model/%s/upload (file_kind=data)" % (modelid, modelid))
     cap = train_rows(cfg)
-    declared, train_df, total = load_training_sample(_artifact_path(cfg, arts[0]["path"]),
+    path = _artifact_path(cfg, arts[0]["path"])
+    sha = arts[0]["sha256"]
+    _verify(path, sha.decode("ascii") if isinstance(sha, (bytes, bytearray)) else sha)
+    declared, train_df, total = load_training_sample(path,
                                                      model_features(models[0]["featurelist"]),
                                                      cap, seed)
     features, _ = decide_types(declared, train_df)  # compute() says what it decided

@@ -194,6 +194,7 @@ class Spooler:
         self.claims = spool.Claims(self.db, self.me, self.lease)
         self.held = (set(), set())  # (deployment ids, training ids) this spooler holds
         self.next_renew = 0.0
+        self.drain = True           # the first claim_jobs takes every free deployment
         self.lock_fd = None
         self.layout = layout.Layout(cfg)
         self.bundle_owners = self.layout.bundle_owners()
@@ -351,6 +352,15 @@ class Spooler:
             self.claims.renew()
             self.next_renew = now + self.lease / 3.0
         taken = self.claims.claim_deployments()
+        if self.drain:
+            # At start every free row is taken before the first reconcile
+            # pass, which would count the runtimes of rows not yet held
+            # (deployments from before the claims, say) as strays.
+            self.drain = False
+            more = taken
+            while len(more) >= spool.CLAIM_BATCH:
+                more = self.claims.claim_deployments()
+                taken.update(more)
         taken_tr = self.claims.claim_trainings(
             self.trainer.max_jobs - len(self.held[1] | set(self.trainer.jobs)))
         for kind, got in (("deployment", taken), ("training", taken_tr)):
@@ -359,6 +369,10 @@ class Spooler:
                     log.event("%s %s" % (kind, job_id), "taken over from spooler '%s' (its lease "
                               "expired)" % before)
         self.held = self.claims.held()
+
+    def elsewhere(self, row):
+        """Another spooler holds the row: what this one still has of it goes."""
+        return row["claimed_by"] is not None and row["claimed_by"] != self.me
 
     def holds(self, kind, job_id):
         """This spooler holds the job's claim (as of the last claim_jobs)."""
@@ -844,10 +858,11 @@ class Spooler:
         for dep_id in sorted(present):
             row = rows.get(dep_id)
             if row is None or row["status"] in ("failed", "stopped") or (
-                    row["backend"] or "local") != "local" or row["claimed_by"] != self.me:
+                    row["backend"] or "local") != "local" or self.elsewhere(row):
                 log.deployment(dep_id, "removing leftover files (%s)",
                                "no row" if row is None else "status %s" % row["status"]
-                               if row["claimed_by"] == self.me else
+                               if row["status"] in ("failed", "stopped") or not
+                               self.elsewhere(row) else
                                "now looked after by spooler '%s'" % row["claimed_by"])
                 keep_log = row is not None and row["status"] == "failed"
                 self.workers.submit(dep_id, "cleanup",
@@ -874,17 +889,24 @@ class Spooler:
         """The same for the remote backends (kubernetes, mlsysops): records
         of deployments no row wants are removed with everything they run,
         and every REMOTE_SWEEP_EVERY seconds the cluster is searched for
-        objects of this instance that belong to no wanted deployment."""
+        objects of this instance that belong to no wanted deployment - of
+        any spooler: the cluster is shared by all spoolers of the
+        database."""
         now = time.monotonic()
-        for be in backends.remote(self.cfg):
+        remotes = backends.remote(self.cfg)
+        if remotes and any(now >= self.next_sweep.get(be.name, 0) for be in remotes):
+            keep = set(keep) | self.db.wanted()
+        for be in remotes:
             held = be.present()
             self.sweeping = {(n, d) for n, d in self.sweeping if n != be.name or d in held}
             present = held - set(self.pending) - self.workers.keys()
             rows = self.db.existing(present) if present else {}
             for dep_id in sorted(present):
                 row = rows.get(dep_id)
+                # (A row another spooler took over is left alone: the
+                # objects are in the cluster, where the new owner acts on them.)
                 if row is None or row["status"] in ("failed", "stopped") or \
-                        (row["backend"] or "local") != be.name or row["claimed_by"] != self.me:
+                        (row["backend"] or "local") != be.name:
                     if (be.name, dep_id) not in self.sweeping:
                         self.sweeping.add((be.name, dep_id))
                         log.deployment(dep_id, "removing what %s still holds (%s)", be.name,
