@@ -247,9 +247,10 @@ class Spooler:
         signal.signal(signal.SIGINT, on_signal)
         self.prepare()
         lb = self.local()
-        log.spooler("started (pid %d, MLC_VAR %s, database %s as '%s', lease %g s, backend %s; "
-                    "runtimes: %s)", os.getpid(), self.cfg.var, self.cfg.db_where(), self.me,
-                    self.lease, self.default_backend, lb.cgroups.describe())
+        log.spooler("started (pid %d, MLC_VAR %s, database %s, backend %s; claims as '%s' with "
+                    "a lease of %g s; runtimes: %s)", os.getpid(), self.cfg.var,
+                    self.cfg.db_where(), self.default_backend, self.me, self.lease,
+                    lb.cgroups.describe())
         while not self.stopping:
             self.guarded(self.tick)
             end = time.monotonic() + self.poll_interval
