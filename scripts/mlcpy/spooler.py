@@ -53,9 +53,9 @@ import traceback
 
 import pymysql
 
-from . import backend as backends
-from .config import ConfigError
+from . import backends
 from . import bundle, layout, log, requirements, safefs, spool, testhooks, tmpclean, training
+from .config import ConfigError
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError
 
