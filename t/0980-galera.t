@@ -13,6 +13,8 @@
 # - concurrent changes of one model through both pools: the loser of a
 #   certification conflict is answered 503 (never 500, never a 200 for a
 #   change that was rolled back), the stored value is one that was acked;
+# - concurrent uploads of one file name to one model through both pools
+#   (one shared store): each acknowledged version downloads its own bytes;
 # - SIGKILL of node 2 under write load (POST /model/add from several
 #   clients): every 2xx reply's modelid is on both surviving nodes; clients
 #   get 201 or 503, and node 1's pool keeps accepting writes;
@@ -25,6 +27,7 @@
 # apply there).
 import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -173,6 +176,52 @@ t.ok(len(set(names.values())) == 1 and names[1] in acked,
      "all nodes store the same name, one whose PATCH was answered 200", "stored: %s" % names)
 st, got = via(POOL_A, "GET", path)
 t.is_((st, got and got.get("modelname")), (200, names[1]), "GET answers the stored name")
+
+# ---- concurrent uploads of one file name to one model ------------------------
+
+# Both pools pick the same next version and the same stored name at once:
+# the loser must neither overwrite the winner's file in the shared store
+# nor delete it when its own COMMIT fails.
+ucodes, bad, vers = [], [], []
+for rnd in range(3):
+    up = t.add_model(t.minimal_model(modelname=t.uniq("galera-upload")),
+                     "setup: a model both pools upload to at once (round %d)" % (rnd + 1))
+    blobs = [pickle.dumps({"upload": i, "pad": "x" * (1000 + i)}, protocol=4) for i in range(8)]
+    uploads = [None] * len(blobs)
+    go = threading.Barrier(len(blobs))
+
+    def uploader(i):
+        import requests
+        with requests.Session() as s:
+            go.wait()
+            uploads[i] = s.post(t.BASE_URL + "/model/%s/upload" % up["modelid"], timeout=60,
+                                files={"file": ("model.pkl", blobs[i]),
+                                       "file_kind": (None, "model")},
+                                headers={"Authorization": "Bearer " + t.TOKEN} if t.TOKEN else {})
+
+    threads = [threading.Thread(target=uploader, args=(i,)) for i in range(len(blobs))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    ucodes += [u.status_code for u in uploads]
+    for i, u in enumerate(uploads):
+        if u.status_code != 201:
+            continue
+        v = u.json().get("version")
+        d = t.get("/model/%s/files/model" % up["modelid"], params={"version": v})
+        if d.status_code != 200 or d.content != blobs[i]:
+            bad.append("round %d, version %s: %s, %d bytes, expected the %d bytes of upload %d"
+                       % (rnd + 1, v, d.status_code, len(d.content), len(blobs[i]), i))
+    got = sorted(u.json().get("version") for u in uploads if u.status_code == 201)
+    if got != list(range(1, len(got) + 1)):
+        vers.append("round %d: versions %s" % (rnd + 1, got))
+t.note("3 x 8 concurrent uploads of model.pkl: statuses %s"
+       % {c: ucodes.count(c) for c in sorted(set(ucodes))})
+t.ok(set(ucodes) <= {201, 503}, "concurrent uploads through both pools answer 201 or 503",
+     *[c for c in ucodes if c not in (201, 503)][:3])
+t.ok(not bad, "each acknowledged upload's version downloads the bytes that upload sent", *bad)
+t.ok(not vers, "the acknowledged uploads of each model took distinct versions 1..n", *vers)
 
 # ---- SIGKILL of node 2 under write load --------------------------------------
 
