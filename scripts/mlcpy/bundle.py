@@ -7,7 +7,8 @@ data.csv and requirements.txt, a train bundle code.py and data.csv and
 optionally requirements.txt.  Nothing in a bundle is trusted: members must
 be plain top-level names of regular files of that set, each listed file
 must match its size and SHA-256 from job.json, and the total size is
-capped.  Files are written with O_EXCL|O_NOFOLLOW relative to a fresh
+capped; job.json "features" (the input features the API computed, see
+features.py) must be well-formed.  Files are written with O_EXCL|O_NOFOLLOW relative to a fresh
 directory's descriptor, so nothing outside it can be touched whatever the
 archive holds.  The bundle file itself, written by the service user, is
 opened with safefs.open_file: a symbolic link, a FIFO, a device or a hard

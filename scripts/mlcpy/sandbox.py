@@ -9,7 +9,9 @@ The runtime is started as
         --seccomp <fd> -- /usr/bin/python3 -I /run/mlc-scripts/mlc-runtime --dir <deployment dir>
 
 and a training as the same with `/usr/bin/python3 <job dir>/code.py
-<job dir>/data.csv` as the program (see training.py).
+<job dir>/data.csv` as the program (see training.py).  Both start through
+start() (the command, its cgroups and limits); run() runs a training's
+sandbox to its end, killing it for time, memory or a stopping spooler.
 
 Privileges.  The launched process (root) joins the sandbox's cgroups and
 sets its resource limits (limiter()), then setpriv switches to
