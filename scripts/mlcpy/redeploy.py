@@ -27,7 +27,7 @@ import os
 import shutil
 import time
 
-from . import backend as backends
+from . import backends
 from . import bundle, log, safefs, sandbox
 
 ROLL_GRACE = 2.0          # s the old runtime keeps serving after the switch
