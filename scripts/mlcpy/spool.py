@@ -39,6 +39,8 @@ import os
 import socket
 import time
 
+import pymysql
+
 from . import safefs
 
 STATES = ("tmp", "new", "cur", "rejected")
@@ -48,6 +50,7 @@ ACTIVE_DEPLOYMENTS = ("(status IN ('waiting', 'building', 'deployed', 'stopping'
                       "OR (desired = 'stopped' AND status <> 'stopped'))")
 ACTIVE_TRAININGS = "status IN ('waiting', 'running')"
 CLAIM_BATCH = 20          # deployments taken in one claim transaction
+ER_LOCK_DEADLOCK = 1213   # a claim that lost to another spooler's (Galera certification)
 
 
 def spooler_id(cfg):
@@ -204,6 +207,17 @@ class Claims:
                     cur.execute(sql_update_head + " WHERE " + key + " IN (" + marks + ")",
                                 [self.me, _micros(self.lease)] + [r[key] for r in rows])
             conn.commit()
+        except pymysql.err.OperationalError as e:
+            if e.args and e.args[0] == ER_LOCK_DEADLOCK:
+                # Another spooler's claim of the same rows won (on Galera,
+                # certification at COMMIT): nothing is claimed this time.
+                try:
+                    conn.rollback()
+                    return {}
+                except pymysql.Error:
+                    pass
+            self.table.close()
+            raise
         except Exception:
             self.table.close()
             raise
