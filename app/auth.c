@@ -131,7 +131,7 @@ static void reply_401(struct mlc_req *r, const char *error, const char *msg)
 	else
 		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mlconnector\"");
 	mlc_reply_header(r, hdr);
-	mlc_reply_detail(r, 401, "%s", msg);
+	mlc_error(r, 401, "%s", msg);
 }
 
 /* ---- looking a token up ---- */
@@ -271,7 +271,7 @@ int mlc_auth_check(struct mlc_req *r, int need)
 		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mlconnector\", "
 			 "error=\"insufficient_scope\", scope=\"%s\"", mlc_scope_name(need));
 		mlc_reply_header(r, hdr);
-		mlc_reply_detail(r, 403, "this token's scope '%s' does not allow %s %s (it needs "
+		mlc_error(r, 403, "this token's scope '%s' does not allow %s %s (it needs "
 				 "'%s')", mlc_scope_name(c->scope), r->method, r->path,
 				 mlc_scope_name(need));
 		return -1;
@@ -280,7 +280,7 @@ int mlc_auth_check(struct mlc_req *r, int need)
 					mono_ns(), &retry) < 0) {
 		snprintf(hdr, sizeof(hdr), "Retry-After: %ld", retry);
 		mlc_reply_header(r, hdr);
-		mlc_reply_detail(r, 429, "too many requests for this token (limit %ld per second, "
+		mlc_error(r, 429, "too many requests for this token (limit %ld per second, "
 				 "bursts of %ld); retry after %ld s", rate_limit, rate_burst, retry);
 		return -1;
 	}
@@ -322,7 +322,7 @@ int mlc_body_owner(struct mlc_req *r, const char *body_owner, const char **owner
 		return 0;
 	}
 	if (!mlc_owns(r, body_owner)) {
-		mlc_reply_detail(r, 403, "ownerid '%s' is not this token's owner '%s'; leave it "
+		mlc_error(r, 403, "ownerid '%s' is not this token's owner '%s'; leave it "
 				 "out, or send your own", body_owner, r->who.owner);
 		return -1;
 	}
@@ -347,7 +347,7 @@ void mlc_reply_owned_row_or_404(struct mlc_req *r, int status, const char *sql, 
 	if (mlc_load_row(r, sql, p, 3, to_json, &o, &err) < 0)
 		mlc_reply_err(r, &err);
 	else if (!o)
-		mlc_reply_detail(r, 404, "%s '%s' not found", what, id);
+		mlc_error(r, 404, "%s '%s' not found", what, id);
 	else
 		mlc_reply_json(r, status, o);
 }

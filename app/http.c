@@ -237,15 +237,12 @@ void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *rel
 	FCGX_PutStr(head, n, r->fcgx->out);
 }
 
-void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
+/* The one place an error reply is made: {"detail": msg}, logged when
+ * the fault is the service's (5xx). */
+static int reply_error_msg(struct mlc_req *r, int status, char *msg)
 {
-	char msg[1024];
 	json_object *o = json_object_new_object();
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	/* A long message (one quoting a runtime's, say) is cut to the buffer:
 	 * never in the middle of a character. */
 	mlc_utf8_trim(msg);
@@ -253,6 +250,31 @@ void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 	if (status >= 500)
 		mlc_log("error", r->request_id, "%d %s", status, msg);
 	mlc_reply_json(r, status, o);
+	return -1;
+}
+
+int mlc_req_error(struct mlc_req *r, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return reply_error_msg(r, status, msg);
+}
+
+int mlc_req_error_errno(struct mlc_req *r, const char *fmt, ...)
+{
+	int e = errno;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	mlc_errno_append(msg, sizeof(msg), e);
+	return reply_error_msg(r, mlc_errno_status(e), msg);
 }
 
 void mlc_reply_422(struct mlc_req *r, json_object *errors)
@@ -277,11 +299,11 @@ void mlc_reply_422_at(struct mlc_req *r, const char *field, const char *type,
 	mlc_reply_422(r, errors);
 }
 
-void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err)
+int mlc_reply_err(struct mlc_req *r, const struct mlc_err *err)
 {
 	int code = err->code >= 400 && err->code < 600 ? err->code : 500;
 
-	mlc_reply_detail(r, code, "%s", err->msg);
+	return mlc_error(r, code, "%s", err->msg);
 }
 
 /* ---- reading the body under deadlines ---- */
@@ -413,7 +435,7 @@ int mlc_body_read(struct mlc_req *r, char *buf, size_t cap)
 
 void mlc_reply_body_cut(struct mlc_req *r)
 {
-	mlc_reply_detail(r, 408, "%s", r->body_cut);
+	mlc_error(r, 408, "%s", r->body_cut);
 }
 
 int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *len)
@@ -423,11 +445,11 @@ int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *le
 	int n;
 
 	if (r->content_length < 0) {
-		mlc_reply_detail(r, 411, "a Content-Length header is required");
+		mlc_error(r, 411, "a Content-Length header is required");
 		return -1;
 	}
 	if ((unsigned long long)r->content_length > max) {
-		mlc_reply_detail(r, 413, "request body of %lld bytes exceeds the limit of %zu bytes",
+		mlc_error(r, 413, "request body of %lld bytes exceeds the limit of %zu bytes",
 				 r->content_length, max);
 		return -1;
 	}
@@ -743,7 +765,7 @@ void mlc_reply_row_or_404(struct mlc_req *r, int status, const char *sql, const 
 	if (mlc_load_row(r, sql, p, 1, to_json, &o, &err) < 0)
 		mlc_reply_err(r, &err);
 	else if (!o)
-		mlc_reply_detail(r, 404, "%s '%s' not found", what, id);
+		mlc_error(r, 404, "%s '%s' not found", what, id);
 	else
 		mlc_reply_json(r, status, o);
 }

@@ -49,17 +49,19 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj);
 /* Send len bytes of body as they are, with this Content-Type. */
 void mlc_reply_text(struct mlc_req *r, int status, const char *content_type,
 		    const char *body, size_t len);
-/* Send {"detail": "<formatted sentence>"}. */
-void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* Error replies {"detail": "<formatted sentence>"}: mlc_error(r, status,
+ * fmt, ...) and mlc_error_errno(r, fmt, ...), see mlc.h.  Both return -1.
+ * mlc_reply_detail is their older name, for statements. */
+#define mlc_reply_detail(r, ...) ((void)mlc_req_error((r), __VA_ARGS__))
 /* Send a 422 {"detail": errors} (errors consumed). */
 void mlc_reply_422(struct mlc_req *r, json_object *errors);
 /* Send a 422 with one detail entry at ["body", field] (field may be
  * NULL for ["body"]). */
 void mlc_reply_422_at(struct mlc_req *r, const char *field, const char *type,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Send the status an lower layer chose (err->code, 500 when unset). */
-void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
+/* Send the status a lower layer chose (err->code, 500 when unset), with
+ * err->msg as the detail; returns -1. */
+int mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
 /* Send status with no body, and a Location header when location is not
  * NULL (it must be a clean header value, see mlc_route_slash_redirect). */
 void mlc_reply_empty(struct mlc_req *r, int status, const char *location);

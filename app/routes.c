@@ -129,14 +129,14 @@ static void reply_no_route(struct mlc_req *r, const char *qs)
 		if (to)
 			mlc_reply_empty(r, 307, to);
 		else
-			mlc_reply_detail(r, 404, "no route for %s %s", r->method, r->path);
+			mlc_error(r, 404, "no route for %s %s", r->method, r->path);
 		free(to);
 		return;
 	}
 	mlc_route_allowed(routes, NROUTES, r->path, allow, sizeof(allow));
 	snprintf(hdr, sizeof(hdr), "Allow: %s", allow);
 	mlc_reply_header(r, hdr);
-	mlc_reply_detail(r, 405, "method %s not allowed on %s (allowed: %s)",
+	mlc_error(r, 405, "method %s not allowed on %s (allowed: %s)",
 			 r->method, r->path, allow);
 }
 
@@ -201,7 +201,7 @@ static int cors(struct mlc_req *r)
 	if (c == MLC_CORS_OFF || (c == MLC_CORS_DENIED && !preflight))
 		return 0;
 	if (c == MLC_CORS_DENIED) {
-		mlc_reply_detail(r, 400, "Disallowed CORS origin");
+		mlc_error(r, 400, "Disallowed CORS origin");
 		return 1;
 	}
 	/* mlc_cors_check vouches for an echoed origin: short, printable. */
@@ -263,21 +263,21 @@ static void dispatch(struct mlc_req *r)
 	if ((r->match.route->flags & MLC_R_MODEL_ID) && !is_model_id(mlc_param(r, "model_id"))) {
 		/* Model ids are service-made UUIDs: anything else names no model
 		 * (and never reaches a file path). */
-		mlc_reply_detail(r, 404, "model '%s' not found", mlc_param(r, "model_id"));
+		mlc_error(r, 404, "model '%s' not found", mlc_param(r, "model_id"));
 		return;
 	}
 	if ((r->match.route->flags & MLC_R_DEPLOYMENT_ID) &&
 	    !mlc_is_deployment_id(mlc_param(r, "deployment_id"))) {
 		/* No deployment has an id outside the rule (and a trailing
 		 * space must not find one, as MariaDB's comparison would). */
-		mlc_reply_detail(r, 404, "deployment '%s' not found", mlc_param(r, "deployment_id"));
+		mlc_error(r, 404, "deployment '%s' not found", mlc_param(r, "deployment_id"));
 		return;
 	}
 	if ((r->match.route->flags & MLC_R_JSON) && parse_json_body(r) < 0)
 		return;
 	((mlc_handler)r->match.route->handler)(r);
 	if (!r->status)
-		mlc_reply_detail(r, 500, "handler for %s %s sent no reply", r->method, r->path);
+		mlc_error(r, 500, "handler for %s %s sent no reply", r->method, r->path);
 }
 
 void mlc_dispatch(struct mlc_req *r)
