@@ -122,6 +122,15 @@ void mlc_buf_reset(struct mlc_buf *b)
 		b->s[0] = '\0';
 }
 
+void mlc_buf_setlen(struct mlc_buf *b, size_t len)
+{
+	if (len < b->len) {
+		b->len = len;
+		b->s[len] = '\0';
+	}
+	b->failed = 0;
+}
+
 char *mlc_buf_detach(struct mlc_buf *b, size_t *len)
 {
 	char *s = b->s;

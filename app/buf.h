@@ -50,6 +50,9 @@ int mlc_buf_vappendf(struct mlc_buf *b, const char *fmt, va_list ap)
 const char *mlc_buf_str(const struct mlc_buf *b);
 /* Empty the text and clear failed, keeping the memory and max. */
 void mlc_buf_reset(struct mlc_buf *b);
+/* Cut the text back to len bytes (no more than it has) and clear failed:
+ * undoes the appends made since its length was len, refused ones too. */
+void mlc_buf_setlen(struct mlc_buf *b, size_t len);
 /* Hand the text over (the caller frees it; "" allocated when empty) with
  * its length in *len (when not NULL); the buffer is left empty, as new.
  * NULL when the buffer failed (it is reset all the same). */

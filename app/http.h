@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "db.h"
 #include "query.h"
 #include "router.h"
@@ -28,7 +29,7 @@ struct mlc_req {
 	void *curl;			/* the worker's libcurl handle (CURL *), kept alive across requests */
 	struct mlc_principal who;	/* the caller (see auth.h), filled before the handler runs */
 	int status;			/* the status sent, 0 until a reply went out */
-	char extra_header[2048];	/* "Name: value\r\n" lines added to the reply */
+	struct mlc_buf extra_header;	/* "Name: value\r\n" lines added to the reply */
 	/* Reading the body (mlc_body_read): */
 	long long body_read;		/* bytes read so far */
 	double body_start;		/* monotonic seconds at the first read */
@@ -76,8 +77,15 @@ void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filenam
  * sha256 may be NULL (no X-Checksum-SHA256 header). */
 void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *relpath,
 			const char *filename, const char *sha256);
-/* Add a response header line to the next reply (e.g. "Allow: GET"). */
+/* Add a response header line to the next reply (e.g. "Allow: GET"), or
+ * one made printf-style.  The lines are made by the service, never copied
+ * unbounded from a request: all of them together hold at most
+ * MLC_EXTRA_HEADER_MAX bytes, and a line past that is dropped and logged,
+ * never cut. */
+#define MLC_EXTRA_HEADER_MAX 4096
 void mlc_reply_header(struct mlc_req *r, const char *line);
+void mlc_reply_headerf(struct mlc_req *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Name the request's owner in X-Owner (its first 255 bytes, bytes outside
  * visible ASCII and '%' percent-encoded), which nginx writes into the
  * access log and keeps from the client (docs/OPERATIONS.md). */

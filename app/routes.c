@@ -122,7 +122,7 @@ static int is_model_id(const char *s)
  * answers; 307 keeps the method and body. */
 static void reply_no_route(struct mlc_req *r, const char *qs)
 {
-	char allow[128], hdr[160], *to;
+	char allow[128], *to;
 
 	if (!r->match.path_matched) {
 		to = mlc_route_slash_redirect(routes, NROUTES, r->path, qs);
@@ -134,8 +134,7 @@ static void reply_no_route(struct mlc_req *r, const char *qs)
 		return;
 	}
 	mlc_route_allowed(routes, NROUTES, r->path, allow, sizeof(allow));
-	snprintf(hdr, sizeof(hdr), "Allow: %s", allow);
-	mlc_reply_header(r, hdr);
+	mlc_reply_headerf(r, "Allow: %s", allow);
 	mlc_error(r, 405, "method %s not allowed on %s (allowed: %s)",
 			 r->method, r->path, allow);
 }
@@ -196,7 +195,7 @@ static int cors(struct mlc_req *r)
 	const char *want = FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_METHOD", r->fcgx->envp);
 	enum mlc_cors c = mlc_cors_check(mlc_config_get("MLC_CORS_ORIGINS", NULL), origin);
 	int preflight = !strcmp(r->method, "OPTIONS") && want && *want;
-	char hdr[64 + MLC_CORS_MAX_ORIGIN], methods[128], names[1024], line[sizeof(names) + 40];
+	char methods[128], names[1024];
 
 	if (c == MLC_CORS_OFF || (c == MLC_CORS_DENIED && !preflight))
 		return 0;
@@ -205,9 +204,7 @@ static int cors(struct mlc_req *r)
 		return 1;
 	}
 	/* mlc_cors_check vouches for an echoed origin: short, printable. */
-	snprintf(hdr, sizeof(hdr), "Access-Control-Allow-Origin: %s",
-		 c == MLC_CORS_ANY ? "*" : origin);
-	mlc_reply_header(r, hdr);
+	mlc_reply_headerf(r, "Access-Control-Allow-Origin: %s", c == MLC_CORS_ANY ? "*" : origin);
 	if (c == MLC_CORS_ORIGIN)
 		mlc_reply_header(r, "Vary: Origin");
 	if (!preflight) {
@@ -215,14 +212,11 @@ static int cors(struct mlc_req *r)
 		return 0;
 	}
 	preflight_methods(r, methods, sizeof(methods));
-	snprintf(line, sizeof(line), "Access-Control-Allow-Methods: %s", methods);
-	mlc_reply_header(r, line);
+	mlc_reply_headerf(r, "Access-Control-Allow-Methods: %s", methods);
 	mlc_cors_allow_headers(FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", r->fcgx->envp),
 			       names, sizeof(names));
-	snprintf(line, sizeof(line), "Access-Control-Allow-Headers: %s", names);
-	mlc_reply_header(r, line);
-	snprintf(line, sizeof(line), "Access-Control-Max-Age: %d", MLC_CORS_MAX_AGE);
-	mlc_reply_header(r, line);
+	mlc_reply_headerf(r, "Access-Control-Allow-Headers: %s", names);
+	mlc_reply_headerf(r, "Access-Control-Max-Age: %d", MLC_CORS_MAX_AGE);
 	mlc_reply_empty(r, 200, NULL);
 	return 1;
 }
@@ -230,7 +224,7 @@ static int cors(struct mlc_req *r)
 static void dispatch(struct mlc_req *r)
 {
 	const char *qs = FCGX_GetParam("QUERY_STRING", r->fcgx->envp);
-	char msg[256], hdr[128];
+	char msg[256];
 	json_object *errors;
 
 	/* CORS first: its headers go on every answer, and a preflight needs
@@ -244,8 +238,7 @@ static void dispatch(struct mlc_req *r)
 	/* The route template, for nginx's access log (which keeps it from the
 	 * client); the owner goes the same way once the request has one
 	 * (mlc_reply_owner). */
-	snprintf(hdr, sizeof(hdr), "X-Route: %s", r->match.route->pattern);
-	mlc_reply_header(r, hdr);
+	mlc_reply_headerf(r, "X-Route: %s", r->match.route->pattern);
 	/* ---- authentication: the one place a route's scope is checked.
 	 * Before anything else of the request is read, so that a caller
 	 * without a valid token learns nothing about ids or bodies. ---- */

@@ -48,6 +48,14 @@ int main(void)
 	is_str(mlc_buf_str(&b), "", "without leaving a piece of it");
 	mlc_buf_reset(&b);
 
+	/* setlen undoes appends, a refused one included */
+	ok(mlc_buf_puts(&b, "abc") == 0 && mlc_buf_puts(&b, "0123456789") < 0, "a refused append");
+	mlc_buf_setlen(&b, 2);
+	ok(!b.failed && b.len == 2 && !strcmp(mlc_buf_str(&b), "ab"), "setlen cuts and clears it");
+	mlc_buf_setlen(&b, 99);
+	ok(b.len == 2 && !strcmp(mlc_buf_str(&b), "ab"), "setlen never lengthens");
+	mlc_buf_reset(&b);
+
 	/* lengths that would wrap size_t */
 	ok(mlc_buf_reserve(&b, SIZE_MAX) < 0, "reserving SIZE_MAX is refused");
 	mlc_buf_reset(&b);
