@@ -688,12 +688,6 @@ static void stream_list(struct mlc_req *r, const char *sql, const struct mlc_par
 			"failed after %lld rows", o.rows);
 }
 
-void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *p,
-		    unsigned np, mlc_row_json to_json)
-{
-	stream_list(r, sql, p, np, NULL, to_json);
-}
-
 /* "SELECT 1 FROM <rest> LIMIT 1 OFFSET ?" for a page statement
  * "SELECT <columns> FROM <rest> LIMIT ? OFFSET ?". */
 static char *probe_sql(const char *sql)

@@ -150,17 +150,12 @@ struct mlc_param mlc_json_param(json_object *v);
 typedef json_object *(*mlc_row_json)(char **cols);
 
 /*
- * 200 with a JSON list of every row of sql, mapped through to_json.  The
- * list is streamed: each row is written as it is fetched, so a worker holds
- * one row at a time whatever the count, and the reply has no
- * Content-Length.  An error before the first row is an ordinary error
- * reply; after it, the response is cut off (see mlc_reply_abort).
- */
-void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *p,
-		    unsigned np, mlc_row_json to_json);
-
-/*
- * One page of a list, streamed as mlc_reply_rows does.  sql has the shape
+ * One page of a list, as 200 with a JSON list of the rows of sql, mapped
+ * through to_json.  The list is streamed: each row is written as it is
+ * fetched, so a worker holds one row at a time whatever the count, and the
+ * reply has no Content-Length.  An error before the first row is an
+ * ordinary error reply; after it, the response is cut off (see
+ * mlc_reply_abort).  sql has the shape
  * "SELECT <columns> FROM <rest> LIMIT ? OFFSET ?"; p holds its np other
  * parameters, and limit (MLC_NO_LIMIT: every row) and skip are bound after
  * them.  When the page is cut by limit, that is when a row follows it
