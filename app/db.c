@@ -390,7 +390,7 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 	/* The bind arrays above hold MAX_PARAMS: more is refused before
 	 * anything is bound, as an error of this request, not of the worker.
 	 * Handlers bound their request-dependent counts below it statically
-	 * (see models.c), so this is a second line of defence. */
+	 * (see route-models.c), so this is a second line of defence. */
 	if (nparams > MAX_PARAMS) {
 		mlc_log("error", NULL, "statement with %u parameters refused (at most %d): %.200s",
 			nparams, MAX_PARAMS, sql);

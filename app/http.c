@@ -243,7 +243,7 @@ void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *rel
 			const char *filename, const char *sha256)
 {
 	/* Store paths and names are made of [A-Za-z0-9._/-] only (see
-	 * artifacts.c), so they need no quoting here. */
+	 * route-artifacts.c), so they need no quoting here. */
 	send_head(r, 200, "Content-Type: application/octet-stream\r\n"
 		  "Content-Disposition: attachment; filename=\"%s\"\r\n"
 		  "%s%s%sX-Content-Type-Options: nosniff\r\n"

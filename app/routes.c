@@ -43,7 +43,7 @@ static const struct mlc_route routes[] = {
 	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, MLC_R_DEPLOYMENT_ID, MLC_SCOPE_WRITE },
 	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON | MLC_R_DEPLOYMENT_ID, MLC_SCOPE_WRITE },
 	/* Remote runtimes' job files: their own credential (X-MLC-Job-Token,
-	 * jobfiles.c), no bearer token. */
+	 * route-jobfiles.c), no bearer token. */
 	{ "GET",    "/deployment/{deployment_id}/bundle", mlc_h_deployment_bundle, MLC_R_DEPLOYMENT_ID, MLC_SCOPE_NONE },
 	{ "POST",   "/mltraining/add",            mlc_h_training_add, MLC_R_JSON, MLC_SCOPE_WRITE },
 	{ "GET",    "/mltraining/all",            mlc_h_training_all, 0, MLC_SCOPE_READ },

@@ -3,7 +3,7 @@ store the model it writes as the model's next version.
 
 A training is a 'waiting' row in `trainings` plus the bundle
 spool/new/train-<id>.tar.gz (job.json, code.py, data.csv and optionally
-requirements.txt) written by the C workers (app/training.c).  The spooler
+requirements.txt) written by the C workers (app/route-training.c).  The spooler
 claims the bundle (rename into spool/cur/) and runs the job in a thread of
 its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
 

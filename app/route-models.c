@@ -1,5 +1,5 @@
 /*
- * models.c - the model registry: /model/add, /model/all, /model/getkind,
+ * route-models.c - the model registry: /model/add, /model/all, /model/getkind,
  * /model/search and /model/{model_id} (GET, PATCH, DELETE).
  *
  * A model is one row of `models`; its list-valued metadata is stored as the

@@ -1,5 +1,5 @@
 /*
- * health.c - GET /health: the service answers and its database does (with
+ * route-health.c - GET /health: the service answers and its database does (with
  * every migration this mlc-api needs, see db.c), and which version runs.
  */
 #include "buildinfo.h"

@@ -1,5 +1,5 @@
 /*
- * jobfiles.c - the files remote runtimes and trainings exchange with the
+ * route-jobfiles.c - the files remote runtimes and trainings exchange with the
  * API (the kubernetes and mlsysops backends, docs/SCALING.md):
  *
  *   GET /deployment/{deployment_id}/bundle   the deployment's bundle

@@ -1,5 +1,5 @@
 /*
- * training.c - /mltraining routes: a retraining job is a 'waiting' row in
+ * route-training.c - /mltraining routes: a retraining job is a 'waiting' row in
  * `trainings` plus a bundle (code, data and env artifacts) for
  * mlc-spooler, which runs the code in the sandbox and stores the model it
  * produces as the model's next version through POST /model/{id}/upload.

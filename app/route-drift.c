@@ -1,5 +1,5 @@
 /*
- * drift.c - /model/{id}/drift routes: ask for a drift check (mlc-spooler
+ * route-drift.c - /model/{id}/drift routes: ask for a drift check (mlc-spooler
  * runs it) and read the results it stored in drift_metrics.  Runs and
  * results are the model owner's: only the owner or an admin asks for them
  * or reads them (they are made from the inputs the model was sent).

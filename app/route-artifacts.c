@@ -1,5 +1,5 @@
 /*
- * artifacts.c - model artifacts: POST /model/{id}/upload (streaming
+ * route-artifacts.c - model artifacts: POST /model/{id}/upload (streaming
  * multipart), GET /model/{id}/files and GET /model/{id}/files/{kind}.
  *
  * The upload is never held in memory: body pieces go from libfcgi through

@@ -1,5 +1,5 @@
 /*
- * deployments.c - the /deployment routes: creating deployments (a job bundle for
+ * route-deployments.c - the /deployment routes: creating deployments (a job bundle for
  * mlc-spooler plus a 'waiting' row), reading their state, stopping them,
  * and the inference operations recorded against them.
  *

@@ -1,5 +1,5 @@
 /*
- * predict.c - POST /deployment/{deployment_id}/predict: the gateway to a
+ * route-predict.c - POST /deployment/{deployment_id}/predict: the gateway to a
  * deployment's model runtime.
  *
  * The worker checks the rows against the model's featurelist as the
