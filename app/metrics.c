@@ -256,7 +256,8 @@ static void route_labels(struct mlc_buf *l, const struct mlc_route *routes, size
 
 void mlc_metrics_render(struct mlc_buf *t, const struct mlc_route *routes, size_t nroutes)
 {
-	static const char *const db_kinds[] = { "connect", "connection_lost", "duplicate", "other" };
+	static const char *const db_kinds[] = { "connect", "connection_lost", "duplicate", "other",
+						     "conflict", "not_ready" };
 	struct mlc_buf l = { 0 };
 	size_t i, j, n = nroutes < MLC_METRICS_MAX_ROUTES ? nroutes : MLC_METRICS_MAX_ROUTES;
 
