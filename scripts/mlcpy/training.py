@@ -53,7 +53,6 @@ counting a run.  A completed training whose redeploy was interrupted
 redeploys again; deployments already on the version are skipped.
 """
 
-import datetime
 import hashlib
 import http.client
 import json
@@ -877,14 +876,13 @@ class Trainer:
     def reconcile(self):
         """Trainings that can no longer end by themselves fail with a
         reason; files of trainings that are over are removed."""
-        now = datetime.datetime.utcnow()
         for row in self.db.in_states(("waiting", "running")):
             tid = row["training_id"]
             if self.handles(tid):
                 continue
             where = self._bundle_where(tid)
             if row["status"] == "waiting" and not where:
-                if (now - row["updated_at"]).total_seconds() > bundle.LOST_BUNDLE_AFTER:
+                if row["idle_s"] > bundle.LOST_BUNDLE_AFTER:
                     self.fail_now(tid, "the training bundle never reached the spool (the API may "
                                   "have stopped while writing it); start it again", None)
             elif row["status"] == "running" and not where:
