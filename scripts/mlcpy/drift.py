@@ -139,7 +139,7 @@ import numpy as np
 
 from . import config, db, log
 from .drift_sample import (  # noqa: F401  (the module's interface, as before the split)
-    FETCH, FIRST_PAGE, FLUSH, PAGE, TRAIN_CHUNK, DriftConfigError, DriftError, InferenceSample,
+    FIRST_PAGE, FLUSH, PAGE_BYTES, TRAIN_CHUNK, DriftConfigError, DriftError, InferenceSample,
     _json, _norm_features, _train_categories, _train_numbers, category_key, decide_types,
     declared_type, drift_settings, extract_rows, load_training,
     load_training_sample, model_features, number_value, read_inference)
@@ -206,6 +206,24 @@ def recorded_rows(conn, modelid, since=None):
         args.append(since)
     rows = _select(conn, sql, args)
     return int(rows[0]["n"]) if rows else 0
+
+
+def enough_rows(conn, modelid, need, since=None):
+    """Whether recorded_rows(conn, modelid, since) >= need, mostly without
+    adding up a long history: the newest `need` operations are looked at
+    first (an operation often holds one row); only when they hold fewer
+    is everything added up."""
+    sql = ("SELECT COALESCE(SUM(input_rows), 0) AS n FROM (SELECT input_rows FROM operations "
+           "FORCE INDEX (operations_model_rows) WHERE modelid = %s")
+    args = [modelid]
+    if since is not None:
+        sql += " AND timestamp > %s"
+        args.append(since)
+    sql += " ORDER BY operationid DESC LIMIT %s) newest"
+    args.append(need)
+    if int(_select(conn, sql, args)[0]["n"]) >= need:
+        return True
+    return recorded_rows(conn, modelid, since) >= need
 
 
 def lease_seconds(cfg):
@@ -383,13 +401,12 @@ def check_model(conn, cfg, modelid, seed=0):
     # fewer than that the run fails with the count the API would give.
     need = min_rows(cfg)
     since = last_window_end(conn, modelid)
-    if since is not None and recorded_rows(conn, modelid, since) < need:
+    if since is not None and not enough_rows(conn, modelid, need, since):
         since = None
-    if since is None:
+    if since is None and not enough_rows(conn, modelid, need):
         have = recorded_rows(conn, modelid)
-        if have < need:
-            conn.commit()
-            raise DriftError("needs at least %d inference rows, has %d" % (need, have))
+        conn.commit()
+        raise DriftError("needs at least %d inference rows, has %d" % (need, have))
     conn.commit()
     sample, start, end = read_inference(conn, modelid, features, since, max_rows)
     results = compute(train_df, sample, declared, method, alpha, seed)

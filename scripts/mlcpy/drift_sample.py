@@ -17,9 +17,9 @@ import numpy as np
 
 from .config import ConfigError
 
-PAGE = 5000              # operations per query while reading rows (at most)
-FIRST_PAGE = 64          # ... in the first query, until rows per operation are known
-FETCH = 500              # rows per fetchmany
+PAGE_BYTES = 8 << 20     # operations.data bytes per query while reading rows (at most)
+MAX_PAGE = 200000        # operations per query (at most)
+FIRST_PAGE = 64          # ... in the first query, until sizes are known
 FLUSH = 4096             # numeric rows converted to float64 at a time
 TRAIN_CHUNK = 100000     # training CSV rows read at a time while sampling
 
@@ -349,6 +349,21 @@ class InferenceSample:
             added += self.add_row(r)
         return added
 
+    def add_block(self, values):
+        """Add rows of numbers (a float64 array of shape (k, n), all
+        features numeric), up to max_rows; returns how many were added."""
+        if self.full or not len(values):
+            return 0
+        if self.max_rows is not None:
+            values = values[:self.max_rows - self.rows]
+        self._flush()  # keep the values in the order of the rows
+        for j in range(self.n):
+            col = values[:, j]
+            col = col[np.isfinite(col)]
+            self.cols[j].frombytes(np.ascontiguousarray(col).tobytes())
+        self.rows += len(values)
+        return len(values)
+
     def _flush(self):
         pending, self._pending = self._pending, []
         if not pending:
@@ -503,60 +518,218 @@ def read_inference(conn, modelid, features, since=None, max_rows=None):
     Returns (sample, window_start, window_end): the timestamps of the
     oldest and newest operation that contributed a row (None when none).
 
-    Operations are read in pages of PAGE by descending operationid (so
-    reading can stop without draining a long result), each page through a
-    server-side cursor fetched FETCH rows at a time."""
+    Operations are read in pages by descending operationid (so reading
+    can stop without draining a long history), each page one row from
+    MariaDB: the texts concatenated (GROUP_CONCAT), their byte lengths and
+    their timestamps.  The texts in the gateway's form (2-D lists of
+    numbers) are parsed together by numeric_batches(), the others one by
+    one by InferenceSample.add_data(), in the order of the operations.  A
+    page holds at most PAGE_BYTES of data (and fits max_allowed_packet: a
+    page the server cut short is read again in halves)."""
     sample = InferenceSample(features, max_rows)
-    first = last = None
+    window = [None, None]
     before = None
-    seen = 0
-    limit = PAGE if max_rows is None else min(PAGE, FIRST_PAGE)
+    ops = total_bytes = 0
+    limit = FIRST_PAGE
+    with conn.cursor(_cursors().Cursor) as cur:
+        cur.execute("SELECT @@max_allowed_packet")
+        packet = int(cur.fetchone()[0])
+        cur.execute("SET SESSION group_concat_max_len = %s", (packet,))
+    page_bytes = max(1 << 16, min(PAGE_BYTES, packet // 2))
+    fast_width = sample.n if sample.all_numeric else -1
     while not sample.full:
-        # Without the hint MariaDB 10.11 reads a page as a ref on modelid
-        # only, scanning every newer row again: quadratic in the pages.
-        # The timestamp comes as text (DATETIME(6) text sorts as time),
-        # converted once at the end instead of once a row.
-        sql = ("SELECT operationid, data, CAST(timestamp AS CHAR) FROM operations "
-               "FORCE INDEX (operations_model) WHERE modelid = %s")
-        args = [modelid]
+        got = _read_page(conn, modelid, since, before, limit, fast_width)
+        if got is None:          # more than max_allowed_packet: fewer operations
+            if limit == 1:
+                raise DriftError("an inference operation's data is larger than the database's "
+                                 "max_allowed_packet")
+            limit = max(1, limit // 2)
+            continue
+        n, low, page, fast_times = got
+        if page is not None:
+            span = _add_page(sample, *page, window)
+            total_bytes += len(page[-1])
+            if span is not None and not sample.full and fast_times:
+                _widen(window, *fast_times)  # every operation read in bulk gave rows
+            elif span is not None:           # the ones that did, up to max_rows
+                _fast_window(conn, modelid, since, span, fast_width, window)
+        if n:
+            before = low
+            ops += n
+        if n < limit:
+            break
+        # The next page: PAGE_BYTES of text, and (with max_rows) not many
+        # more rows than are still wanted.
+        per_op = max(total_bytes, 1) / max(ops, 1)
+        limit = int(max(FIRST_PAGE, min(MAX_PAGE, page_bytes / per_op)))
+        if max_rows is not None:
+            rows_per_op = max(sample.rows, 1) / max(ops, 1)
+            limit = int(max(FIRST_PAGE, min(limit, (max_rows - sample.rows) / rows_per_op * 1.25
+                                            + 16)))
+    conn.commit()
+    return sample.finish(), _datetime(window[0]), _datetime(window[1])
+
+
+def _fast_window(conn, modelid, since, span, width, window):
+    """Widen window by the timestamps of the model's operations of input_width
+    width with operationid in span (from the index alone)."""
+    sql = ("SELECT CAST(MIN(timestamp) AS CHAR), CAST(MAX(timestamp) AS CHAR) FROM operations "
+           "FORCE INDEX (operations_model_rows) WHERE modelid = %s AND operationid BETWEEN %s "
+           "AND %s AND input_width = %s")
+    args = [modelid, span[0], span[1], width]
+    if since is not None:
+        sql += " AND timestamp > %s"
+        args.append(since)
+    with conn.cursor(_cursors().Cursor) as cur:
+        cur.execute(sql, args)
+        lo, hi = cur.fetchone()
+    conn.commit()
+    if lo is not None:
+        _widen(window, _text(lo), _text(hi))
+
+
+def _read_page(conn, modelid, since, before, limit, fast_width):
+    """(operations, lowest operationid, byte lengths, timestamps, texts) of
+    the next page, or None when the server cut the texts short.
+
+    Two statements in one transaction (one read view): the page's
+    operationids from the index operations_model_rows alone (no row is
+    read), then the rows of that id range in one GROUP_CONCAT - through the
+    primary key when the model holds most of the range (a sequential read,
+    several times faster than a lookup per row), else through
+    operations_model."""
+    ids = ("SELECT COUNT(*), MIN(operationid), MAX(operationid) FROM (SELECT operationid "
+           "FROM operations FORCE INDEX (operations_model_rows) WHERE modelid = %s")
+    args = [modelid]
+    if since is not None:
+        ids += " AND timestamp > %s"
+        args.append(since)
+    if before is not None:
+        ids += " AND operationid < %s"
+        args.append(before)
+    ids += " ORDER BY operationid DESC LIMIT %s) page"
+    args.append(limit)
+    with conn.cursor(_cursors().Cursor) as cur:
+        cur.execute(ids, args)
+        n, low, high = cur.fetchone()
+        if not n:
+            conn.commit()
+            return 0, None, None, None
+        dense = n >= 0.25 * (high - low + 1)
+        # No ORDER BY in GROUP_CONCAT (it sorts in a temporary table): the
+        # columns come in one order, the scan's, and the operationids say
+        # which it is.
+        # One text of numbers for the operations (id, bytes, rows, width),
+        # parsed by numpy; the timestamps only of the operations read one by
+        # one, in the same order (MIN and MAX cover the others).
+        sql = ("SELECT COUNT(*), GROUP_CONCAT(CONCAT_WS(' ', operationid, LENGTH(data), "
+               "input_rows, IFNULL(input_width, 0)) SEPARATOR ' '), "
+               "GROUP_CONCAT(IF(input_width <=> %%s, NULL, CAST(timestamp AS CHAR))), "
+               "CAST(MIN(IF(input_width <=> %%s, timestamp, NULL)) AS CHAR), "
+               "CAST(MAX(IF(input_width <=> %%s, timestamp, NULL)) AS CHAR), "
+               "CAST(GROUP_CONCAT(data SEPARATOR '') AS BINARY) "
+               "FROM operations FORCE INDEX (%s) WHERE modelid = %%s AND operationid "
+               "BETWEEN %%s AND %%s AND data IS NOT NULL"
+               % ("PRIMARY" if dense else "operations_model"))
+        args = [fast_width, fast_width, fast_width, modelid, low, high]
         if since is not None:
             sql += " AND timestamp > %s"
             args.append(since)
-        if before is not None:
-            sql += " AND operationid < %s"
-            args.append(before)
-        sql += " ORDER BY operationid DESC LIMIT %s"
-        args.append(limit)
-        got = 0
-        cur = conn.cursor(_cursors().SSCursor)
-        try:
-            cur.execute(sql, args)
-            while True:
-                chunk = cur.fetchmany(FETCH)
-                if not chunk:
-                    break
-                got += len(chunk)
-                for opid, data, ts in chunk:
-                    before = opid
-                    if data is None or sample.full:
-                        continue
-                    seen += 1
-                    if sample.add_data(data):
-                        if last is None or ts > last:
-                            last = ts
-                        if first is None or ts < first:
-                            first = ts
-        finally:
-            cur.close()  # reads what is left of the page
-        conn.commit()
-        if got < limit:
-            break
-        if max_rows is not None:
-            # Size the next page by the rows an operation held so far, so that
-            # batches of many rows do not leave a long page to drain.
-            per_op = max(sample.rows, 1) / max(seen, 1)
-            limit = int(min(PAGE, max(FIRST_PAGE, (max_rows - sample.rows) / per_op * 1.25 + 16)))
-    return sample.finish(), _datetime(first), _datetime(last)
+        cur.execute(sql, args)
+        k, meta, times_text, fast_lo, fast_hi, data = cur.fetchone()
+    conn.commit()
+    if not k:
+        return n, low, None, None
+    meta = np.fromstring(_text(meta), dtype=np.int64, sep=" ")
+    data = bytes(data or b"")
+    if meta.size != 4 * k:
+        return None
+    opids, lens, rows, widths = meta.reshape(k, 4).T
+    slow = widths != fast_width
+    times = [""] * k
+    if slow.any():
+        got = _text(times_text).split(",")
+        if len(got) != int(slow.sum()):
+            return None
+        for q, t in zip(np.flatnonzero(slow).tolist(), got):
+            times[q] = t
+    if int(lens.sum()) != len(data):
+        return None
+    fast_times = (_text(fast_lo), _text(fast_hi)) if fast_lo is not None else None
+    return n, low, (opids, lens, times, rows, widths, data), fast_times
+
+
+def _text(v):
+    return v.decode("ascii") if isinstance(v, (bytes, bytearray)) else v
+
+
+def _add_page(sample, opids, lens, times, rows, widths, data, window):
+    """Add one page's operations to sample, newest first (the page comes in
+    the order the database read it); window [first, last] widens to the
+    timestamps of the operations read one by one that contributed rows, and
+    the range of operationids of those read in bulk that did is returned
+    (None when none did): all the fast operations in that range did.  The operations in
+    the gateway's form (input_width = the number of features, all numeric)
+    are parsed together by numeric_rows(), a run of them at a time; any
+    other operation by InferenceSample.add_data()."""
+    m = lens.size
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    fast = (widths == sample.n) if sample.all_numeric else np.zeros(m, dtype=bool)
+    # The rows of the fast operations, parsed in the page's order: run by
+    # run of adjacent fast texts; first[q] is operation q's first row.
+    first = np.zeros(m, dtype=np.int64)
+    blocks, at = [], 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], fast.astype(np.int8), [0]])))
+    for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist()):   # fast lo..hi-1
+        want = int(rows[lo:hi].sum())
+        vals = numeric_rows(data[starts[lo]:ends[hi - 1]], want, sample.n)
+        if vals is None:                 # cannot happen; read them one by one
+            fast[lo:hi] = False
+            continue
+        first[lo:hi] = at + np.cumsum(rows[lo:hi]) - rows[lo:hi]
+        blocks.append(vals)
+        at += want
+    values = np.concatenate(blocks) if len(blocks) > 1 else (blocks[0] if blocks else None)
+    order = np.argsort(-opids, kind="stable").tolist()      # newest first
+    span = None
+    i = 0
+    while i < m and not sample.full:
+        q = order[i]
+        if not fast[q]:
+            if sample.add_data(data[starts[q]:ends[q]].decode("utf-8", "replace")):
+                _widen(window, times[q], times[q])
+            i += 1
+            continue
+        j = i                            # a run of fast operations, newest first
+        while j < m and fast[order[j]]:
+            j += 1
+        run = np.array(order[i:j], dtype=np.int64)
+        counts = rows[run]
+        if sample.max_rows is not None:  # only the operations that fit
+            room = sample.max_rows - sample.rows
+            keep = int(np.searchsorted(np.cumsum(counts), room)) + 1
+            run, counts = run[:keep], counts[:keep]
+        total = int(counts.sum())
+        # the rows of run's operations, in order: first[q] .. first[q] + rows[q] - 1
+        idx = np.repeat(first[run] - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        take = sample.add_block(values[idx])
+        if take:
+            k = int(np.searchsorted(np.cumsum(counts), take))  # the last contributing
+            ids = opids[run[:k + 1]]
+            lo, hi = int(ids.min()), int(ids.max())
+            span = (lo, hi) if span is None else (min(span[0], lo), max(span[1], hi))
+        i = j
+    return span
+
+
+def _widen(window, lo, hi):
+    if not lo:
+        return
+    if window[0] is None or lo < window[0]:
+        window[0] = lo
+    if window[1] is None or hi > window[1]:
+        window[1] = hi
 
 
 def _datetime(text):
@@ -567,3 +740,27 @@ def _datetime(text):
         text = text.decode("ascii")
     return datetime.datetime.fromisoformat(text)
 
+
+
+# ---- the numeric fast path -------------------------------------------------------
+
+_TO_BLANKS = bytes.maketrans(b"[],\t\r\n", b"      ")
+
+
+def numeric_rows(texts, rows, n):
+    """The numbers of operations.data texts that MariaDB found to be
+    batches of rows of n JSON numbers each (operations.input_width = n;
+    sql/020-operation-rows.sql), concatenated in texts (bytes), holding
+    rows rows in all: a float64 array of shape (rows, n), parsed by numpy
+    in one call (the numbers json.loads gives: both round correctly).
+    None when the count of numbers is not rows * n (it always is)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            vals = np.fromstring(texts.translate(_TO_BLANKS), dtype=np.float64, sep=" ")
+        except (ValueError, DeprecationWarning):
+            return None
+    if vals.size != rows * n:
+        return None
+    return vals.reshape(rows, n)
