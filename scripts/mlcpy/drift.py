@@ -4,11 +4,16 @@ artifact), one two-sample test per input feature.
 
 Who calls what
 --------------
-mlc-drift calls run_pending(), schedule_due() and fail_interrupted() from
-its loop; the C API only inserts drift_runs rows (POST
-/model/{id}/drift/run, requested_by 'api': one waiting run per model, the
-unique key drift_runs_one_waiting) and serves drift_metrics.  compute() is
-the pure part, also used by the tests.
+scripts/mlc-drift is main() below: the daemon (serve(): run_pending(),
+schedule_due() and fail_interrupted() in a loop), `--once`, and the
+commands check, run, pending and schedule.  The C API only inserts
+drift_runs rows (POST /model/{id}/drift/run, requested_by 'api': one
+waiting run per model, the unique key drift_runs_one_waiting) and serves
+drift_metrics.  The code is in three parts: mlcpy.drift_sample (features,
+reading operations.data and the training CSV), mlcpy.drift_stats (the
+tests: pure functions of arrays and counts) and this module (runs,
+scheduling, the daemon); compute() is the pure part, also used by the
+tests.
 
 Claims.  A run is claimed by UPDATE ... WHERE status = 'waiting', which
 records the claimant (claimed_by: host, pid, random part) and a lease
@@ -97,19 +102,25 @@ Rows are read newest first (operations.operationid), at most
 MLC_DRIFT_MAX_ROWS (default 100000), from the window "since the last
 completed check": operations with timestamp later than the window_end of
 the model's latest drift_metrics row (all of them for a first check).
-If the window holds fewer than 10 rows, the latest rows are used
-regardless of the window, so an on-demand check on a quiet model
-compares what there is; with fewer than 10 rows even then the run fails
-with "needs at least 10 inference rows, has N".  window_start and
-window_end are the timestamps of the oldest and newest operation that
-contributed a row.
+How many rows there are is the database's count, not this module's:
+operations.input_rows, a generated column (sql/020-operation-rows.sql,
+the rule in docs/API.md), which mlc-api's POST /model/{id}/drift/run adds
+up too.  If the window holds fewer than MLC_DRIFT_MIN_ROWS (10) rows by
+that count, the latest rows are used regardless of the window, so an
+on-demand check on a quiet model compares what there is; with fewer even
+then the run fails with "needs at least 10 inference rows, has N", N as
+the API counts.  window_start and window_end are the timestamps of the
+oldest and newest operation that contributed a row.
 
-Rows are streamed - pages of operations by descending operationid, each
-through a server-side cursor (pymysql SSCursor, fetchmany), the page size
-following the rows an operation has held so far so that little is left to
-drain when MLC_DRIFT_MAX_ROWS is reached - into one float64 array per
-numeric feature and one category counter per categorical feature: memory
-grows by 8 bytes per numeric value, not by a Python object per row.
+Rows are read a page at a time (drift_sample.read_inference): the page's
+operationids from an index, then the page's texts in one GROUP_CONCAT.
+Operations whose operations.input_width is the number of features (a
+batch of rows of that many JSON numbers, as predict records it; MariaDB
+decides that at insert) are parsed together by numpy, the others one at a
+time as above - the same values in the same order either way.  They go
+into one float64 array per numeric feature and one category counter per
+categorical feature: memory grows by 8 bytes per numeric value plus one
+page (about 1 MiB of text, sized by the texts read so far).
 
 Scheduling
 ----------
@@ -377,6 +388,7 @@ def check_model(conn, cfg, modelid, seed=0):
     (results, window_start, window_end, method) or raises DriftError with
     the reason the run fails."""
     alpha, max_rows, _ = settings(cfg)
+    conn.commit()  # a fresh read view: rows committed since the last statement count
     models = _select(conn, "SELECT featurelist, drift_detection FROM models WHERE modelid = %s",
                      (modelid,))
     if not models:

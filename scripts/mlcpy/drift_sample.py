@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import ConfigError
 
-PAGE_BYTES = 8 << 20     # operations.data bytes per query while reading rows (at most)
+PAGE_BYTES = 1 << 20     # operations.data bytes per query while reading rows (about)
 MAX_PAGE = 200000        # operations per query (at most)
 FIRST_PAGE = 64          # ... in the first query, until sizes are known
 FLUSH = 4096             # numeric rows converted to float64 at a time
@@ -524,7 +524,7 @@ def read_inference(conn, modelid, features, since=None, max_rows=None):
     their timestamps.  The texts in the gateway's form (2-D lists of
     numbers) are parsed together by numeric_batches(), the others one by
     one by InferenceSample.add_data(), in the order of the operations.  A
-    page holds at most PAGE_BYTES of data (and fits max_allowed_packet: a
+    page holds about PAGE_BYTES of data (and fits max_allowed_packet: a
     page the server cut short is read again in halves)."""
     sample = InferenceSample(features, max_rows)
     window = [None, None]
