@@ -404,7 +404,7 @@ void mlc_h_deployment_delete(struct mlc_req *r)
 /* The API's operationid is the row's UUID (operation_uuid), a string as
  * in the Python service; the integer operations.operationid only orders
  * the rows. */
-#define OPERATION_COLS "operation_uuid, ownerid, deploymentid, modelid, data, result, timestamp"
+#define OPERATION_COLS "operation_uuid, ownerid, deployment_id, modelid, data, result, timestamp"
 
 static json_object *operation_from_row(char **c)
 {
@@ -431,7 +431,7 @@ int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *dep
 	struct mlc_param p[] = { MLC_PSTR(opid), MLC_PSTR(ownerid), MLC_PSTR(deploymentid),
 				 MLC_PSTR(modelid), mlc_json_param(data), mlc_json_param(result),
 				 MLC_PSTR(when) };
-	if (mlc_db_exec(r->db, "INSERT INTO operations (operation_uuid, ownerid, deploymentid, "
+	if (mlc_db_exec(r->db, "INSERT INTO operations (operation_uuid, ownerid, deployment_id, "
 			"modelid, data, result, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)", p, 7,
 			NULL, NULL, err) < 0)
 		return -1;
