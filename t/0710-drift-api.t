@@ -68,8 +68,8 @@ t.is_([m["feature"] for m in only], ["bmi"], "?feature= filters the results")
 summary = t.body_of(t.get("/model/%s/drift/summary" % mid)) or []
 t.is_(sorted(m["feature"] for m in summary), sorted(names), "the summary has the latest result per feature")
 
-# The method follows the model's settings from the next run on; a
-# featurelist type other than cont/cat is decided from the training data.
+# The method follows the model's settings from the next run on; the
+# features are the deployment's, frozen when it was created (predict's).
 fl = [dict(f, type="numeric") if f["feature_name"] == "bmi" else f for f in mm.featurelist(names)]
 t.is_status(t.patch("/model/" + mid, json={"drift_detection": [{"is_true": "1", "method": False}],
                                            "featurelist": fl}), 200,
@@ -81,10 +81,9 @@ st = wait_run((t.body_of(r) or {}).get("run_id", ""))
 t.is_((st or {}).get("status"), "completed", "the second run completes")
 summary = {m["feature"]: m for m in t.body_of(t.get("/model/%s/drift/summary" % mid)) or []}
 t.is_(summary.get("bmi", {}).get("method"), "mean_shift", "the next run uses the new method (Welch's t-test)")
-t.is_([summary.get("bmi", {}).get("type"), summary.get("bmi", {}).get("note")],
-      ["cont", 'featurelist type "numeric" is neither "cont" nor "cat": taken as continuous, '
-       "because the training data's column is numeric"],
-      "bmi of type \"numeric\" is tested as continuous, and its note in the results says why")
+t.is_([summary.get("bmi", {}).get("type"), summary.get("bmi", {}).get("note")], ["cont", None],
+      "the features are those the deployment froze (bmi \"cont\"), as predict reads its rows, "
+      "not the PATCHed featurelist")
 t.is_(summary.get("age", {}).get("note"), None, "a feature typed cont has no note")
 t.is_status(t.delete("/deployment/" + dep), 200, "stop the deployment")
 
@@ -102,7 +101,7 @@ mm.upload(hid, "data", "train.csv", mm.csv_bytes(np.arange(40.0).reshape(20, 2),
 
 def record(*datas):
     for d in datas:
-        t.db_rows("INSERT INTO operations (ownerid, deploymentid, modelid, data, timestamp) "
+        t.db_rows("INSERT INTO operations (ownerid, deployment_id, modelid, data, timestamp) "
                   "VALUES ('o', 'd-hostile', %s, %s, UTC_TIMESTAMP(6))", hid, d)
 
 

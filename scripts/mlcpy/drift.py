@@ -72,7 +72,10 @@ values per feature whatever the data size.
 
 Features
 --------
-The input features are the featurelist entries with a feature_name and
+The features are those of the feature list the model's newest deployment
+froze when it was created (deployments.features; the model's featurelist
+when it has no deployment left): the rows predict recorded are in that
+order.  The input features are its entries with a feature_name and
 kind 0 or absent, in order - the rule the predict gateway uses - typed by
 their "type": "cat" is categorical; "cont", null or absent continuous;
 any other type (the API stores whatever a client sent, "numeric",
@@ -405,7 +408,8 @@ def check_model(conn, cfg, modelid, seed=0):
                          "POST /model/%s/upload (file_kind=data)" % (modelid, modelid))
     cap = train_rows(cfg)
     declared, train_df, total = load_training_sample(_artifact_path(cfg, arts[0]["path"]),
-                                                     model_features(models[0]["featurelist"]),
+                                                     model_features(featurelist_of(conn, modelid,
+                                                                    models[0]["featurelist"])),
                                                      cap, seed)
     features, _ = decide_types(declared, train_df)  # compute() says what it decided
     # The minimum is checked on the database's count, the one mlc-api's 409
@@ -427,6 +431,17 @@ def check_model(conn, cfg, modelid, seed=0):
         for r in results:
             r["sample"] = said
     return results, start, end, method
+
+
+def featurelist_of(conn, modelid, model_featurelist):
+    """The feature list the model's recorded rows follow: the one its newest
+    deployment froze when it was created (deployments.features, which
+    predict maps and checks rows with), else - no deployment left, or one
+    made before features were frozen - the model's featurelist.  Either is
+    read with model_features(), predict's rule (kind 0 or absent)."""
+    rows = _select(conn, "SELECT features FROM deployments WHERE modelid = %s AND features IS "
+                   "NOT NULL ORDER BY created_at DESC, deployment_id DESC LIMIT 1", (modelid,))
+    return rows[0]["features"] if rows else model_featurelist
 
 
 def sample_note(kept, total):
