@@ -227,15 +227,15 @@ def enough_rows(conn, modelid, need, since=None):
     adding up a long history: the newest `need` operations are looked at
     first (an operation often holds one row); only when they hold fewer
     is everything added up."""
-    sql = ("SELECT COALESCE(SUM(input_rows), 0) AS n FROM (SELECT input_rows FROM operations "
-           "FORCE INDEX (operations_model_rows) WHERE modelid = %s")
+    sql = ("SELECT input_rows FROM operations FORCE INDEX (operations_model_rows) "
+           "WHERE modelid = %s")
     args = [modelid]
     if since is not None:
         sql += " AND timestamp > %s"
         args.append(since)
-    sql += " ORDER BY operationid DESC LIMIT %s) newest"
+    sql += " ORDER BY operationid DESC LIMIT %s"
     args.append(need)
-    if int(_select(conn, sql, args)[0]["n"]) >= need:
+    if sum(int(r["input_rows"]) for r in _select(conn, sql, args)) >= need:
         return True
     return recorded_rows(conn, modelid, since) >= need
 
@@ -710,14 +710,13 @@ def _new_rows(conn, modelid, since, need):
     """Whether the model has at least `need` inference rows (input_rows)
     among its newest DUE_PROBE operations later than since (see the module
     documentation)."""
-    # The newest DUE_PROBE operations first, then the time: a bounded read
-    # however old the model's last operations are.
-    sql = ("SELECT COALESCE(SUM(IF(%s IS NULL OR timestamp > %s, input_rows, 0)), 0) AS n "
-           "FROM (SELECT input_rows, timestamp FROM operations FORCE INDEX (operations_model) "
-           "WHERE modelid = %s ORDER BY operationid DESC LIMIT %s) newest")
-    args = [since, since, modelid, DUE_PROBE]
-    rows = _select(conn, sql, args)
-    return int(rows[0]["n"]) >= need
+    # The newest DUE_PROBE operations, then the time: a bounded read however
+    # old the model's last operations are.
+    rows = _select(conn, "SELECT input_rows, timestamp FROM operations FORCE INDEX "
+                   "(operations_model_rows) WHERE modelid = %s ORDER BY operationid DESC "
+                   "LIMIT %s", (modelid, DUE_PROBE))
+    return sum(int(r["input_rows"]) for r in rows
+               if since is None or r["timestamp"] > since) >= need
 
 
 def due_models(conn, cfg, now=None):

@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import ConfigError
 
-PAGE_BYTES = 1 << 20     # operations.data bytes per query while reading rows (about)
+PAGE_BYTES = 512 << 10   # operations.data bytes per query while reading rows (about)
 MAX_PAGE = 200000        # operations per query (at most)
 FIRST_PAGE = 64          # ... in the first query, until sizes are known
 FLUSH = 4096             # numeric rows converted to float64 at a time
@@ -598,23 +598,31 @@ def _read_page(conn, modelid, since, before, limit, fast_width):
     primary key when the model holds most of the range (a sequential read,
     several times faster than a lookup per row), else through
     operations_model."""
-    ids = ("SELECT COUNT(*), MIN(operationid), MAX(operationid) FROM (SELECT operationid "
-           "FROM operations FORCE INDEX (operations_model_rows) WHERE modelid = %s")
+    # No derived table (MariaDB may build it on disk): the newest id, the
+    # limit-th newest, else the count and the oldest of what is left.
+    where = " FROM operations FORCE INDEX (operations_model_rows) WHERE modelid = %s"
     args = [modelid]
     if since is not None:
-        ids += " AND timestamp > %s"
+        where += " AND timestamp > %s"
         args.append(since)
     if before is not None:
-        ids += " AND operationid < %s"
+        where += " AND operationid < %s"
         args.append(before)
-    ids += " ORDER BY operationid DESC LIMIT %s) page"
-    args.append(limit)
     with conn.cursor(_cursors().Cursor) as cur:
-        cur.execute(ids, args)
-        n, low, high = cur.fetchone()
-        if not n:
+        cur.execute("SELECT operationid" + where + " ORDER BY operationid DESC LIMIT 1", args)
+        row = cur.fetchone()
+        if row is None:
             conn.commit()
             return 0, None, None, None
+        high = row[0]
+        cur.execute("SELECT operationid" + where + " ORDER BY operationid DESC LIMIT 1 OFFSET %s",
+                    args + [limit - 1])
+        row = cur.fetchone()
+        if row is not None:
+            n, low = limit, row[0]
+        else:
+            cur.execute("SELECT COUNT(*), MIN(operationid)" + where, args)
+            n, low = cur.fetchone()
         dense = n >= 0.25 * (high - low + 1)
         # No ORDER BY in GROUP_CONCAT (it sorts in a temporary table): the
         # columns come in one order, the scan's, and the operationids say
@@ -712,8 +720,15 @@ def _add_page(sample, opids, lens, times, rows, widths, data, window):
             run, counts = run[:keep], counts[:keep]
         total = int(counts.sum())
         # the rows of run's operations, in order: first[q] .. first[q] + rows[q] - 1
-        idx = np.repeat(first[run] - (np.cumsum(counts) - counts), counts) + np.arange(total)
-        take = sample.add_block(values[idx])
+        starts_at = first[run]
+        if (counts == 1).all() and (total < 2 or (np.diff(starts_at) == -1).all()):
+            block = values[starts_at[-1]:starts_at[0] + 1][::-1]  # one row each, read oldest first
+        elif (total < 2 or (np.diff(starts_at) == counts[:-1]).all()):
+            block = values[starts_at[0]:starts_at[0] + total]  # already in order
+        else:
+            idx = np.repeat(starts_at - (np.cumsum(counts) - counts), counts) + np.arange(total)
+            block = values[idx]
+        take = sample.add_block(block)
         if take:
             k = int(np.searchsorted(np.cumsum(counts), take))  # the last contributing
             ids = opids[run[:k + 1]]
