@@ -123,7 +123,7 @@ decides that at insert) are parsed together by numpy, the others one at a
 time as above - the same values in the same order either way.  They go
 into one float64 array per numeric feature and one category counter per
 categorical feature: memory grows by 8 bytes per numeric value plus one
-page (about 1 MiB of text, sized by the texts read so far).
+page (256 KiB to 8 MiB of text: a sixteenth of the values' size).
 
 Scheduling
 ----------

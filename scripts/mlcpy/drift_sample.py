@@ -17,7 +17,7 @@ import numpy as np
 
 from .config import ConfigError
 
-PAGE_BYTES = 512 << 10   # operations.data bytes per query while reading rows (about)
+PAGE_BYTES = 8 << 20     # operations.data bytes per query while reading rows (at most, about)
 MAX_PAGE = 200000        # operations per query (at most)
 FIRST_PAGE = 64          # ... in the first query, until sizes are known
 FLUSH = 4096             # numeric rows converted to float64 at a time
@@ -535,7 +535,11 @@ def read_inference(conn, modelid, features, since=None, max_rows=None):
         cur.execute("SELECT @@max_allowed_packet")
         packet = int(cur.fetchone()[0])
         cur.execute("SET SESSION group_concat_max_len = %s", (packet,))
-    page_bytes = max(1 << 16, min(PAGE_BYTES, packet // 2))
+    # Pages of text in proportion to the values kept (a sixteenth of them,
+    # 256 KiB to PAGE_BYTES): a page's buffers are a few times its text, so
+    # memory grows by the values, and a long read makes few round trips.
+    want = PAGE_BYTES if max_rows is None else max_rows * max(sample.n, 1) * 8 // 16
+    page_bytes = max(256 << 10, min(PAGE_BYTES, want, packet // 2))
     fast_width = sample.n if sample.all_numeric else -1
     while not sample.full:
         got = _read_page(conn, modelid, since, before, limit, fast_width)
