@@ -270,8 +270,15 @@ t.is_(drift.model_features(json.dumps([
     {"feature_name": "label", "type": "cat", "kind": 1},
     {"type": "cont", "kind": 0}, {"feature_name": "age", "kind": 0}, "junk",
     {"feature_name": "w", "kind": None}])),
-    [("age", "cont"), ("city", "cat"), ("w", "cont")],
-    "featurelist: entries with a name and kind 0 or absent, in order, typed")
+    [("age", "cont"), ("city", "cat"), (None, "cont"), (None, "cont"), ("w", "cont")],
+    "featurelist: the inputs as predict takes them (kind 0, null or absent, in order), typed; "
+    "a nameless or repeated one keeps its place in a row, untested (None)")
+r = drift.compute(pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) + 5}),
+                  [[float(i), 99.0, float(i) + 5] for i in range(20)],
+                  drift.model_features([{"feature_name": "a"}, {"type": "cont"},
+                                        {"feature_name": "b"}]), 0, ALPHA)
+t.is_([(x["feature"], x["n_infer"], x["drift_detected"]) for x in r], [("a", 20, False), ("b", 20, False)],
+      "a nameless input: its column of a row is skipped, the others tested in their places")
 t.is_([drift.model_features(v) for v in (None, "null", "[]", "not json")], [[]] * 4,
       "featurelist: none gives no features")
 t.is_(drift.model_features([{"feature_name": "n", "type": "numeric", "kind": 0},

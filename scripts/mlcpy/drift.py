@@ -75,8 +75,10 @@ Features
 The features are those of the feature list the model's newest deployment
 froze when it was created (deployments.features; the model's featurelist
 when it has no deployment left): the rows predict recorded are in that
-order.  The input features are its entries with a feature_name and
-kind 0 or absent, in order - the rule the predict gateway uses - typed by
+order.  The input features are its entries of kind 0, null or absent, in
+order - the rule of app/featurelist.c, which predict uses: each is one
+position of a list row; one without a feature_name, or with the name of
+an earlier one, keeps its position and is not tested - typed by
 their "type": "cat" is categorical; "cont", null or absent continuous;
 any other type (the API stores whatever a client sent, "numeric",
 "categorical", "") is decided from the training data's column: "cont"
@@ -288,6 +290,8 @@ def compute(train_df, infer_rows, features, method, alpha, seed=0):
         raise ValueError("the inference sample was gathered for other features")
     out = []
     for j, (name, typ) in enumerate(features):
+        if name is None:                 # an input without a name of its own
+            continue
         res = {"feature": name, "type": typ, "method": "chi2" if typ == "cat" else METHODS[method],
                "statistic": None, "p_value": None, "drift_detected": False}
         if typ == "cat":

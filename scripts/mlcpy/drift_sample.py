@@ -85,9 +85,12 @@ def declared_type(item):
 
 def model_features(featurelist):
     """The input features of a featurelist (text or parsed) as
-    [(name, type)]: entries with a non-empty feature_name whose kind is 0
-    or absent, in order, duplicates dropped; type is 'cont', 'cat' or a
-    type still to be decided (see declared_type).  [] when there are none."""
+    [(name, type)], by the rule predict follows (app/featurelist.c): the
+    entries whose kind is 0, null or absent, in order - each one position
+    of a list row.  An input without a feature_name, or with the name of
+    an earlier one, keeps its position but is not tested: its name is None
+    (and its type 'cont').  type is 'cont', 'cat' or a type still to be
+    decided (see declared_type).  [] when there are none."""
     items = _json(featurelist)
     out, seen = [], set()
     if not isinstance(items, list):
@@ -95,14 +98,16 @@ def model_features(featurelist):
     for item in items:
         if not isinstance(item, dict):
             continue
-        name, kind = item.get("feature_name"), item.get("kind")
-        if not isinstance(name, str) or not name or name in seen:
-            continue
+        kind = item.get("kind")
         if kind is not None and _int(kind) != 0:
+            continue
+        name = item.get("feature_name")
+        if not isinstance(name, str) or not name or name in seen:
+            out.append((None, "cont"))
             continue
         seen.add(name)
         out.append((name, declared_type(item)))
-    return out
+    return out if any(n is not None for n, _ in out) else []
 
 
 def _column_type(df, name):
@@ -124,7 +129,7 @@ def decide_types(features, train_df):
     [(name, 'cont'|'cat')], {name: note saying what was decided})."""
     out, notes = [], {}
     for name, typ in features:
-        if typ in ("cont", "cat"):
+        if name is None or typ in ("cont", "cat"):
             out.append((name, typ))
             continue
         col = _column_type(train_df, name)
@@ -147,7 +152,9 @@ def _norm_features(features):
     dicts or bare names (numeric); types as declared_type() gives them."""
     out = []
     for f in features:
-        if isinstance(f, str):
+        if f is None or (isinstance(f, tuple) and f[0] is None):
+            out.append((None, "cont"))   # a position that is not tested
+        elif isinstance(f, str):
             out.append((f, "cont"))
         elif isinstance(f, dict):
             out.append((str(f.get("feature_name")), declared_type(f)))
