@@ -17,7 +17,8 @@ enum { MLC_ART_MODEL, MLC_ART_DATA, MLC_ART_CODE, MLC_ART_ENV, MLC_ART_KINDS };
 struct mlc_job_src {
 	int found;			/* the model exists */
 	char modelkind[65];
-	json_object *featurelist;	/* stored JSON, or NULL */
+	json_object *featurelist;	/* stored JSON (mlc_json_raw), or NULL */
+	json_object *features;		/* its input features (mlc_features_json) */
 	struct {
 		char path[PATH_MAX];	/* absolute, inside the artifact store */
 		char sha256[65];
@@ -32,12 +33,11 @@ int mlc_job_src_load(struct mlc_db *db, const char *modelid, struct mlc_job_src 
 		     struct mlc_err *err);
 void mlc_job_src_release(struct mlc_job_src *s);
 
-/* The artifact kind's name as the API spells it ("model", "data", ...). */
-const char *mlc_art_kind_name(unsigned kind);
-
 /*
  * Write the bundle spool/tmp/<name>: job.json (manifest plus "modelkind",
- * "featurelist", "files" and "created_at") and the artifacts of the kinds
+ * "featurelist", "features" (the featurelist's input features as
+ * featurelist.h computes them), "files" and "created_at") and the artifacts
+ * of the kinds
  * in mask that the model has, as model.pkl, data.csv, code.py and
  * requirements.txt.  Publish it with mlc_spool_publish.
  */

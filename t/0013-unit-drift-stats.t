@@ -384,7 +384,7 @@ t.is_(drift_stats.test_feature("cont", 2, x, y, "f"),
       "... Kolmogorov-Smirnov as scipy's")
 t.is_(drift_stats.test_feature("cont", 0, np.array([1.0, 1.0]), np.array([1.0, 1.0]), "f"),
       (None, None), "... a statistic that is not a finite number is None")
-c_src = open(os.path.join(HERE, "..", "app", "drift.c")).read()
+c_src = open(os.path.join(HERE, "..", "app", "route-drift.c")).read()
 m = re.search(r"#define MIN_ROWS_DEFAULT (\d+)", c_src)
 t.is_(m and m.group(1), drift.DEFAULT_MIN_ROWS,
       "the minimum of inference rows: mlc-api's default is mlc-drift's (MLC_DRIFT_MIN_ROWS)")

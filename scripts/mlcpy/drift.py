@@ -173,7 +173,7 @@ DEFAULT_MAX_ROWS = "100000"
 DEFAULT_INTERVAL = "3600"
 DEFAULT_TRAIN_ROWS = "100000"
 DEFAULT_LEASE = "60"
-DEFAULT_MIN_ROWS = "10"  # as app/drift.c's MIN_ROWS_DEFAULT (t/0013-unit-drift-stats.t checks)
+DEFAULT_MIN_ROWS = "10"  # as app/route-drift.c's MIN_ROWS_DEFAULT (t/0013-unit-drift-stats.t checks)
 
 
 # ---- settings ---------------------------------------------------------------

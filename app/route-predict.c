@@ -1,5 +1,5 @@
 /*
- * predict.c - POST /deployment/{deployment_id}/predict: the gateway to a
+ * route-predict.c - POST /deployment/{deployment_id}/predict: the gateway to a
  * deployment's model runtime.
  *
  * The worker checks the rows against the model's featurelist as the
@@ -37,6 +37,7 @@
 
 #include "conf.h"
 #include "csvcheck.h"
+#include "featurelist.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
@@ -66,16 +67,16 @@ struct target {
 };
 
 /*
- * The model's input features: featurelist entries of kind 0 (or no kind),
- * in order.  names holds their feature_name (null where an entry has
- * none); text marks the features that also take strings: type "cat", and
- * any type other than "cont" (the featurelist does not say such a feature
- * is numeric, so the model decides).  named says whether the names can
- * key rows; when not, why says what keeps them from it.
+ * The model's input features (featurelist.h, the one rule): names holds
+ * their names (null where an input has none); text marks the features
+ * that also take strings: type "cat", and any type other than "cont" (the
+ * featurelist does not say such a feature is numeric, so the model
+ * decides).  named says whether the names can key rows; when not, why
+ * says what keeps them from it.
  */
 struct features {
 	json_object *names;
-	unsigned char text[4096];
+	unsigned char text[MLC_FEATURES_MAX];
 	size_t n;
 	int named;
 	char why[320];
@@ -101,19 +102,7 @@ static int target_row(void *ctx, char **c, const unsigned long *l, unsigned n)
 	return 1;
 }
 
-/* Whether a featurelist entry's kind makes it an input: absent, null or 0. */
-static int input_kind(json_object *item)
-{
-	json_object *kind;
-
-	if (!json_object_object_get_ex(item, "kind", &kind) || !kind)
-		return 1;
-	if (json_object_is_type(kind, json_type_int))
-		return json_object_get_int64(kind) == 0;
-	return json_object_is_type(kind, json_type_double) && json_object_get_double(kind) == 0.0;
-}
-
-/* The name of input feature j, or NULL when its entry has none. */
+/* The name of input feature j, or NULL when it has none. */
 static const char *feature_name(const struct features *f, size_t j)
 {
 	json_object *name = j < f->n ? json_object_array_get_idx(f->names, j) : NULL;
@@ -121,62 +110,23 @@ static const char *feature_name(const struct features *f, size_t j)
 	return name ? json_object_get_string(name) : NULL;
 }
 
-/*
- * Fill f from the model's featurelist (NULL when it has none).  Entries
- * that are not objects are skipped, as the runtime and drift skip them.
- * An input entry without a string feature_name, or a name given twice,
- * keeps the inputs' count and types but not their names: rows can then
- * only be lists.
- */
+/* Fill f from the featurelist the deployment froze (NULL when none). */
 static void feature_names(json_object *featurelist, struct features *f)
 {
-	size_t i, j, n;
+	struct mlc_features in;
+	size_t j;
 
-	f->names = json_object_new_array();
-	f->n = 0;
-	f->named = 0;
-	f->why[0] = '\0';
-	if (!featurelist) {
-		snprintf(f->why, sizeof(f->why), "the model has no featurelist");
-		return;
-	}
-	if (!json_object_is_type(featurelist, json_type_array)) {
-		snprintf(f->why, sizeof(f->why), "the model's featurelist is not a list");
-		return;
-	}
-	n = json_object_array_length(featurelist);
-	for (i = 0; i < n; i++) {
-		json_object *item = json_object_array_get_idx(featurelist, i), *name = NULL, *type = NULL;
-		const char *t;
+	mlc_features_of(featurelist, &in);
+	f->names = json_object_get(in.names);
+	f->n = in.n;
+	f->named = in.named;
+	snprintf(f->why, sizeof(f->why), "%s", in.why);
+	for (j = 0; j < f->n; j++) {
+		json_object *type = json_object_array_get_idx(in.types, j);
 
-		if (!json_object_is_type(item, json_type_object) || !input_kind(item))
-			continue;
-		if (f->n == sizeof(f->text)) {
-			snprintf(f->why, sizeof(f->why), "its featurelist has more than %zu input features",
-				 sizeof(f->text));
-			f->n = 0;
-			break;
-		}
-		json_object_object_get_ex(item, "feature_name", &name);
-		if (!json_object_is_type(name, json_type_string)) {
-			name = NULL;
-			if (!f->why[0])
-				snprintf(f->why, sizeof(f->why), "its featurelist entry %zu is an input "
-					 "(kind 0) without a feature_name", i);
-		}
-		for (j = 0; name && j < f->n && !f->why[0]; j++)
-			if (feature_name(f, j) && !strcmp(json_object_get_string(name), feature_name(f, j)))
-				snprintf(f->why, sizeof(f->why), "its featurelist names the input feature "
-					 "'%.200s' twice", json_object_get_string(name));
-		json_object_object_get_ex(item, "type", &type);
-		t = json_object_is_type(type, json_type_string) ? json_object_get_string(type) : NULL;
-		f->text[f->n++] = t && strcmp(t, "cont");
-		json_object_array_add(f->names, json_object_get(name));
+		f->text[j] = type && strcmp(json_object_get_string(type), "cont");
 	}
-	if (!f->why[0] && !f->n)
-		snprintf(f->why, sizeof(f->why), "its featurelist has no input features (entries of "
-			 "kind 0)");
-	f->named = !f->why[0];
+	mlc_features_release(&in);
 }
 
 /* ---- rows ---- */
@@ -674,12 +624,12 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 				 "data_link resolves to a loopback or private address (%s); "
 				 "refused (allow the host with MLC_LINK_ALLOW_HOSTS)", lc.refused);
 	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
-		mlc_reply_detail(r, 413, "data_link content exceeds %zu bytes", out->max);
+		mlc_error(r, 413, "data_link content exceeds %zu bytes", out->max);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		mlc_reply_detail(r, 504, "data_link did not finish sending within %ld s "
+		mlc_error(r, 504, "data_link did not finish sending within %ld s "
 				 "(MLC_LINK_TIMEOUT)", timeout);
 	else if (rc != CURLE_OK)
-		mlc_reply_detail(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
+		mlc_error(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
 	else if (status != 200)
 		mlc_reply_422_at(r, "data_link", "value_error.url.status", "data_link answered HTTP %ld", status);
 	if (r->status)
@@ -738,7 +688,7 @@ static int take_slot(struct mlc_req *r, const char *dep, int *fd)
 		return 0;
 	if (rc == MLC_SLOTS_FULL) {
 		mlc_reply_header(r, "Retry-After: 1");
-		mlc_reply_detail(r, 429, "deployment '%s' is already answering %d predict calls, "
+		mlc_error(r, 429, "deployment '%s' is already answering %d predict calls, "
 				 "its most at once (MLC_PREDICT_MAX_PER_DEPLOYMENT); try again shortly",
 				 dep, n);
 		return -1;
@@ -804,7 +754,7 @@ static void relay_refusal(struct mlc_req *r, long status, const struct sink *ans
 
 	mlc_runtime_detail(answer->buf, answer->len, detail, sizeof(detail));
 	if (status == 409) {
-		mlc_reply_detail(r, 409, "%s", detail);
+		mlc_error(r, 409, "%s", detail);
 	} else {
 		json_object *errors = json_object_new_array();
 
@@ -824,12 +774,11 @@ static void reply_failed_call(struct mlc_req *r, const char *owner, const char *
 {
 	json_object *result = json_object_new_object(), *o = json_object_new_object();
 	struct mlc_err err = { 0, "" };
-	char now[32], opid[37];
+	char opid[37];
 
 	json_object_object_add(result, "error", json_object_new_string(f->detail));
 	json_object_object_add(result, "status", json_object_new_int(f->code));
-	mlc_now_utc(now);
-	if (mlc_record_operation(r, owner, dep, modelid, rows, result, now, opid, &err) < 0) {
+	if (mlc_record_operation(r, owner, dep, modelid, rows, result, NULL, opid, &err) < 0) {
 		mlc_log("error", r->request_id, "the failed call of deployment %s was not recorded: %s",
 			dep, err.msg);
 		opid[0] = '\0';
@@ -851,7 +800,7 @@ void mlc_h_predict(struct mlc_req *r)
 	struct call_failure fail = { 0, "" };
 	struct mlc_err err = { 0, "" };
 	struct target t;
-	char now[32], opid[37];
+	char opid[37];
 	int batch = 0, explain = 0, slot = -1, called = 0;
 	double start = mlc_metrics_now();
 	long status;
@@ -868,7 +817,7 @@ void mlc_h_predict(struct mlc_req *r)
 		goto out;
 	}
 	if (!t.found) {
-		mlc_reply_detail(r, 404, "deployment '%s' not found", dep);
+		mlc_error(r, 404, "deployment '%s' not found", dep);
 		goto out;
 	}
 	/* The operation is the deployment owner's (the caller's, unless an
@@ -880,7 +829,7 @@ void mlc_h_predict(struct mlc_req *r)
 				&owner) < 0)
 		goto out;
 	if (strcmp(t.status, "deployed")) {
-		mlc_reply_detail(r, 409, "deployment '%s' is %s%s%s", dep, t.status,
+		mlc_error(r, 409, "deployment '%s' is %s%s%s", dep, t.status,
 				 t.reason[0] ? ": " : "", t.reason);
 		goto out;
 	}
@@ -913,7 +862,7 @@ void mlc_h_predict(struct mlc_req *r)
 	status = call_runtime(r, dep, t.endpoint,
 			      json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &reply, &fail);
 	if (status < 0 && fail.code == 503) {
-		mlc_reply_detail(r, 503, "%s", fail.detail);	/* it never got the call */
+		mlc_error(r, 503, "%s", fail.detail);	/* it never got the call */
 		goto out;
 	}
 	if (status == 422 || status == 409) {
@@ -945,9 +894,8 @@ void mlc_h_predict(struct mlc_req *r)
 		json_object_object_del(answer, "data");
 		batch = 1;
 	}
-	mlc_now_utc(now);
 	if (mlc_record_operation(r, owner, dep, t.modelid, rows,
-				 json_object_object_get(answer, "prediction"), now, opid, &err) < 0) {
+				 json_object_object_get(answer, "prediction"), NULL, opid, &err) < 0) {
 		mlc_reply_err(r, &err);
 		goto out;
 	}
