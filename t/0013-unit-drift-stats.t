@@ -392,4 +392,27 @@ conf = open(os.path.join(HERE, "..", "conf", "mlconnector.conf")).read()
 t.like(conf, r"(?m)^MLC_DRIFT_MIN_ROWS=%s$" % drift.DEFAULT_MIN_ROWS,
        "... and conf/mlconnector.conf's")
 
+# The input rule is app/featurelist.c's: drift takes the same positions
+# (count and order) on every case of t/fixtures/input-features.json, and
+# tests the inputs whose name is their own (the first with a name).
+with open(os.path.join(HERE, "fixtures", "input-features.json")) as f:
+    CASES = json.load(f)
+bad = []
+for case in CASES:
+    inputs = case["features"]["inputs"]
+    got = drift.model_features(case["featurelist"])
+    seen, want = set(), []
+    for i in inputs:
+        if i["name"] is None or i["name"] in seen:
+            want.append(None)
+        else:
+            seen.add(i["name"])
+            want.append(i["name"])
+    if not any(w is not None for w in want):
+        want = []
+    if [n for n, _ in got] != want:
+        bad.append((case["what"], got, want))
+t.ok(not bad, "drift's features take predict's input positions on every case of "
+     "t/fixtures/input-features.json (%d cases)" % len(CASES), bad)
+
 t.done()
