@@ -19,7 +19,7 @@
  *
  * What is read from the database and the spool at scrape time (deployments
  * and trainings by status, drift runs per model, the spool's queue) is
- * not kept here: see mlc_h_metrics.
+ * not kept here: see mlc_h_metrics (route-metrics.c).
  */
 #ifndef MLC_METRICS_H
 #define MLC_METRICS_H
@@ -69,6 +69,8 @@ void mlc_metrics_upload(long long received, const char *kind, long long stored);
 
 /* Append v as a Prometheus label value: \, " and newline escaped. */
 void mlc_text_label(struct mlc_buf *t, const char *v);
+/* "# HELP" and "# TYPE" lines of one metric family. */
+void mlc_metrics_family(struct mlc_buf *t, const char *name, const char *type, const char *help);
 
 /* Append every counter of the segment (nothing before mlc_metrics_init)
  * in the Prometheus text format, the routes named by the table's rows. */
