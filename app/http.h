@@ -139,6 +139,11 @@ struct mlc_param mlc_json_param(json_object *v);
 /* Turns one result row into its JSON object (see mlc_db_exec for cols). */
 typedef json_object *(*mlc_row_json)(char **cols);
 
+/* Writes one result row as JSON text (jsonbuf.h): the hot routes' rows,
+ * without a json-c object per row. */
+struct mlc_jbuf;
+typedef void (*mlc_row_text)(struct mlc_jbuf *b, char **cols);
+
 /*
  * 200 with a JSON list of every row of sql, mapped through to_json.  The
  * list is streamed: each row is written as it is fetched, so a worker holds
@@ -161,6 +166,9 @@ void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *
 #define MLC_PAGE_PARAMS 2
 void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
 		    unsigned np, long skip, long limit, mlc_row_json to_json);
+/* The same with rows written as text. */
+void mlc_reply_page_text(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+			 unsigned np, long skip, long limit, mlc_row_text to_text);
 
 /*
  * End a reply whose head already went out so that the client cannot take
@@ -179,6 +187,9 @@ int mlc_load_row(struct mlc_req *r, const char *sql, const struct mlc_param *p, 
  * "<what> '<id>' not found". */
 void mlc_reply_row_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
 			  mlc_row_json to_json, const char *what);
+/* The same with the row written as text. */
+void mlc_reply_row_text_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
+			       mlc_row_text to_text, const char *what);
 
 /* The route capture called name (always present for a matched route). */
 const char *mlc_param(struct mlc_req *r, const char *name);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "routes.h"
+#include "jsonbuf.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "stamp.h"
@@ -118,20 +119,29 @@ static const char *const json_columns[] = {
 
 /* ---- helpers ---- */
 
-static json_object *model_from_row(char **cols)
+/* One row of MODEL_COLS as the API shows a model: the list-valued
+ * metadata is the stored JSON text, echoed (jsonbuf.h). */
+static void model_text(struct mlc_jbuf *b, char **cols)
 {
-	json_object *o = json_object_new_object();
 	size_t i;
 
-	json_object_object_add(o, "modelid", json_object_new_string(cols[0]));
-	json_object_object_add(o, "modelname", json_object_new_string(cols[1]));
-	json_object_object_add(o, "modelkind", json_object_new_string(cols[2]));
-	for (i = 0; i < NJSON; i++)
-		json_object_object_add(o, json_columns[i],
-				       mlc_json_raw(cols[3 + i]));
-	json_object_object_add(o, "created_at", mlc_iso_time(cols[3 + NJSON]));
-	json_object_object_add(o, "updated_at", mlc_iso_time(cols[4 + NJSON]));
-	return o;
+	mlc_jbuf_lit(b, "{\"modelid\":");
+	mlc_jbuf_str(b, cols[0]);
+	mlc_jbuf_lit(b, ",\"modelname\":");
+	mlc_jbuf_str(b, cols[1]);
+	mlc_jbuf_lit(b, ",\"modelkind\":");
+	mlc_jbuf_str(b, cols[2]);
+	for (i = 0; i < NJSON; i++) {
+		mlc_jbuf_lit(b, ",\"");
+		mlc_jbuf_put(b, json_columns[i], strlen(json_columns[i]));
+		mlc_jbuf_lit(b, "\":");
+		mlc_jbuf_raw(b, cols[3 + i]);
+	}
+	mlc_jbuf_lit(b, ",\"created_at\":");
+	mlc_jbuf_time(b, cols[3 + NJSON]);
+	mlc_jbuf_lit(b, ",\"updated_at\":");
+	mlc_jbuf_time(b, cols[4 + NJSON]);
+	mlc_jbuf_lit(b, "}");
 }
 
 /* Give the model the rows of model_tags for tags (a list of strings or
@@ -168,7 +178,7 @@ static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int 
 
 static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
 {
-	mlc_reply_row_or_404(r, status, MODEL_BY_ID, id, model_from_row, "model");
+	mlc_reply_row_text_or_404(r, status, MODEL_BY_ID, id, model_text, "model");
 }
 
 static int exec_with_id(struct mlc_req *r, const char *id, const char *sql,
@@ -294,7 +304,7 @@ void mlc_h_model_all(struct mlc_req *r)
 
 	if (mlc_paging_or_422(r, MLC_DEFAULT_LIMIT, &skip, &limit) < 0)
 		return;
-	mlc_reply_page(r, ALL_MODELS, NULL, 0, skip, limit, model_from_row);
+	mlc_reply_page_text(r, ALL_MODELS, NULL, 0, skip, limit, model_text);
 }
 
 void mlc_h_model_getkind(struct mlc_req *r)
@@ -304,8 +314,8 @@ void mlc_h_model_getkind(struct mlc_req *r)
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")) };
-	mlc_reply_page(r, "SELECT " MODEL_COLS " FROM models WHERE modelkind = ? "
-		       "ORDER BY seq LIMIT ? OFFSET ?", p, 1, skip, limit, model_from_row);
+	mlc_reply_page_text(r, "SELECT " MODEL_COLS " FROM models WHERE modelkind = ? "
+			    "ORDER BY seq LIMIT ? OFFSET ?", p, 1, skip, limit, model_text);
 }
 
 #define SEARCH_HEAD "SELECT " MODEL_COLS " FROM models WHERE seq IN " \
@@ -344,7 +354,7 @@ void mlc_h_model_search(struct mlc_req *r)
 	}
 	/* Without tags every model matches. */
 	if (!ntags) {
-		mlc_reply_page(r, ALL_MODELS, NULL, 0, skip, limit, model_from_row);
+		mlc_reply_page_text(r, ALL_MODELS, NULL, 0, skip, limit, model_text);
 		return;
 	}
 	/* "?" then ", ?" for each further tag: the buffer holds the most. */
@@ -352,7 +362,7 @@ void mlc_h_model_search(struct mlc_req *r)
 	for (i = 1; i < ntags; i++)
 		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ", ?");
 	snprintf(sql + off, sizeof(sql) - off, "%s", SEARCH_TAIL);
-	mlc_reply_page(r, sql, p, (unsigned)ntags, skip, limit, model_from_row);
+	mlc_reply_page_text(r, sql, p, (unsigned)ntags, skip, limit, model_text);
 }
 
 /* Append "col = ?, " for every field present in the partial update m. */
