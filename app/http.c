@@ -761,6 +761,33 @@ void mlc_reply_page_text(struct mlc_req *r, const char *sql, const struct mlc_pa
 	reply_page(r, sql, p, np, skip, limit, NULL, to_text);
 }
 
+void mlc_reply_page_body(struct mlc_req *r, long skip, long limit, int more,
+			 const char *rows, size_t len)
+{
+	struct list_out o = { r, NULL, NULL, "", 0, 0 };
+	char *link = NULL;
+
+	if (r->status) {
+		mlc_log("error", r->request_id, "second reply suppressed (page)");
+		return;
+	}
+	if (more) {
+		char *url = mlc_query_page_url(r->path, &r->query, skip + limit, limit);
+		size_t n = strlen(url) + 32;
+
+		link = mlc_xmalloc(n);
+		snprintf(link, n, "Link: <%s>; rel=\"next\"\r\n", url);
+		free(url);
+		o.link = link;
+	}
+	list_head(&o);
+	put(&o, rows, len);
+	put(&o, "]", 1);
+	if (o.lost)
+		mlc_log("warn", r->request_id, "list not delivered: the connection to nginx failed");
+	free(link);
+}
+
 int mlc_load_row(struct mlc_req *r, const char *sql, const struct mlc_param *p, unsigned np,
 		 mlc_row_json to_json, json_object **out, struct mlc_err *err)
 {

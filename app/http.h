@@ -171,6 +171,14 @@ void mlc_reply_page_text(struct mlc_req *r, const char *sql, const struct mlc_pa
 			 unsigned np, long skip, long limit, mlc_row_text to_text);
 
 /*
+ * 200 with a page whose rows the caller has already written, joined by
+ * commas (rows[0..len)), with the head mlc_reply_page sends: a Link to the
+ * next page when more says a row follows it.
+ */
+void mlc_reply_page_body(struct mlc_req *r, long skip, long limit, int more,
+			 const char *rows, size_t len);
+
+/*
  * End a reply whose head already went out so that the client cannot take
  * it for a complete answer: the FastCGI connection is closed without its
  * end-of-request record, and nginx drops the response without the last
