@@ -149,8 +149,8 @@ static void model_text(struct mlc_jbuf *b, char **cols)
  * null), skipping duplicates; replace drops its old rows first (a new
  * model has none, and deleting nothing would still take gap locks that
  * make concurrent adds deadlock). */
-static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int replace,
-		      struct mlc_err *err)
+static int store_tags(struct mlc_req *r, const char *id, unsigned long long seq,
+		      json_object *tags, int replace, struct mlc_err *err)
 {
 	struct mlc_param del[] = { MLC_PSTR(id) };
 	size_t i, j, n = tags ? json_object_array_length(tags) : 0;
@@ -160,16 +160,19 @@ static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int 
 		return -1;
 	for (i = 0; i < n; i++) {
 		const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
-		struct mlc_param p[] = { MLC_PSTR(t), MLC_PSTR(id) };
+		struct mlc_param p[] = { MLC_PSTR(t), MLC_PSTR(id), MLC_PLONG((long long)seq) };
 
 		for (j = 0; j < i; j++)
 			if (!strcmp(t, json_object_get_string(json_object_array_get_idx(tags, j))))
 				break;
 		if (j < i)
 			continue;
-		if (mlc_db_exec(r->db, "INSERT INTO model_tags (tag, model_seq, modelid) "
-				"SELECT ?, seq, modelid FROM models WHERE modelid = ?",
-				p, 2, NULL, NULL, err) < 0)
+		/* A new model's seq is known (its INSERT's AUTO_INCREMENT value). */
+		if (seq ? mlc_db_exec(r->db, "INSERT INTO model_tags (tag, modelid, model_seq) "
+				      "VALUES (?, ?, ?)", p, 3, NULL, NULL, err) < 0
+			: mlc_db_exec(r->db, "INSERT INTO model_tags (tag, model_seq, modelid) "
+				      "SELECT ?, seq, modelid FROM models WHERE modelid = ?",
+				      p, 2, NULL, NULL, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -457,8 +460,9 @@ void mlc_h_model_add(struct mlc_req *r)
 {
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[6 + NJSON];
-	char id[37], now[32];
+	char id[37], now[32], *cols[5 + NJSON];
 	json_object *m = mlc_body_or_422(r, model_schema, 0);
+	unsigned long long seq = 0;
 	size_t i;
 
 	if (!m)
@@ -477,15 +481,27 @@ void mlc_h_model_add(struct mlc_req *r)
 	    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ", ownerid) "
 			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			p, 6 + NJSON, NULL, NULL, &err) < 0 ||
-	    store_tags(r, id, json_object_object_get(m, "modeltags"), 0, &err) < 0 ||
+	    !(seq = mlc_db_insert_id(r->db)) ||
+	    store_tags(r, id, seq, json_object_object_get(m, "modeltags"), 0, &err) < 0 ||
 	    mlc_db_commit(r->db, &err) < 0) {
+		if (!err.code)
+			mlc_err_set(&err, 500, "the new model got no seq");
 		mlc_db_rollback(r->db);
 		json_object_put(m);
 		mlc_reply_err(r, &err);
 		return;
 	}
+	/* The answer is the row as it was written, which is the row a read
+	 * gives back byte for byte (the JSON columns keep the text bound
+	 * here, DATETIME(6) the time): no statement to read it again.  It is
+	 * the new row's cache entry, at row_version 0. */
+	for (i = 0; i < 5 + NJSON; i++)
+		cols[i] = (char *)p[i].s;
+	mlc_jbuf_reset(&body);
+	model_text(&body, cols);
+	mlc_rowcache_put(id, seq, 0, body.s, body.len);
 	json_object_put(m);
-	reply_model_fresh(r, 201, id);
+	mlc_reply_text(r, 201, "application/json", body.s, body.len);
 }
 
 void mlc_h_model_get(struct mlc_req *r)
@@ -625,7 +641,7 @@ void mlc_h_model_patch(struct mlc_req *r)
 				  &err)) < 0 ||
 	    (found && mlc_db_exec(r->db, sql, p, np, NULL, NULL, &err) < 0) ||
 	    (found && json_object_object_get_ex(m, "modeltags", &tags) &&
-	     store_tags(r, id, tags, 1, &err) < 0) ||
+	     store_tags(r, id, 0, tags, 1, &err) < 0) ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
 		json_object_put(m);

@@ -147,6 +147,25 @@ cur.execute("UPDATE models SET modelname = CONCAT('some-', modelname) WHERE mode
 db.commit()
 same_as_plain("after three models of a page changed: the same answers as without the cache")
 
+# ---- POST /model/add answers with the row as written: the bytes a read gives -----
+odd = {"modelname": "caf\u00e9 \"quoted\" \\ tab\t nl\n \u0001 \U0001F600 </script>",
+       "modelkind": kind2, "modeltags": ["b", "a", "b", "\u00fcn\u00efcode"],
+       "hyperparameter": [{"parameter": "alpha", "value": 0.89}, {"parameter": "n", "value": 1e300},
+                          {"parameter": None, "value": -0.0}, {"parameter": "big", "value": 12345678901234567}],
+       "modelperformance": [{"metric": "Accuracy", "order": 1, "threshold": 1.5e-7}],
+       "trainingresource": None, "runresource": [],
+       "featurelist": [{"feature_name": "x/y", "type": "cont", "kind": 0, "units": 1}],
+       "inference": [{"type": "string", "value": "\u2028\u2029"}],
+       "drift_detection": [{"is_true": 1, "method": 2}]}
+for sock in (a, plain):
+    status, _, out = req(sock, "/model/add", "POST", odd)
+    t.is_(status, 201, "POST /model/add of a model with odd values (%s)" % os.path.basename(sock))
+    added = json.loads(out)
+    t.defer(lambda i=added["modelid"]: req(plain, "/model/" + i, "DELETE"))
+    got = req(plain, "/model/" + added["modelid"])
+    t.is_(out, got[2], "its answer is byte for byte what the uncached master reads back (%s)"
+          % os.path.basename(sock))
+
 # ---- DELETE on one host ---------------------------------------------------------------
 status, _, _ = req(b, "/model/" + mid, "DELETE")
 t.is_(status, 200, "DELETE on host b")
