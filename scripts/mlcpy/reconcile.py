@@ -47,7 +47,7 @@ import traceback
 
 import pymysql
 
-from . import backend as backends
+from . import backends
 from . import bundle, layout, log, requirements, safefs, tmpclean, training
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError

@@ -70,7 +70,7 @@ import uuid
 
 import pymysql
 
-from . import backend as backends
+from . import backends
 from . import bundle, db, log, procs, requirements, safefs, sandbox, testhooks
 
 MAX_ATTEMPTS = 3          # runs of one training across spooler restarts
