@@ -8,9 +8,9 @@
  * database, so it is as current as the database is to every API host
  * (docs/SCALING.md, "Caches and several API hosts").
  *
- * Bounded by MLC_MODEL_CACHE KiB of text per worker (0: no cache); a
- * model's slot is chosen by a hash of its id, and a new entry replaces
- * whatever held the slot.
+ * Bounded by MLC_MODEL_CACHE KiB of text per worker (0: no cache).  A
+ * model's id hashes to a set of 8 slots; a new entry takes a free slot of
+ * the set or replaces its least recently used one.
  */
 #ifndef MLC_ROWCACHE_H
 #define MLC_ROWCACHE_H
