@@ -361,7 +361,7 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 	struct mlc_param key[] = { MLC_PSTR(id), MLC_PSTR(u->kind) };
 	long long version = 1, found;
 	json_object *out = NULL;
-	int placed = 0, landed;
+	int placed = 0, landed, rc;
 
 	*replayed = 0;
 	safe_name(u->filename, name, sizeof(name));
@@ -402,7 +402,17 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 			"AND filekind = ?", key, 2, next_version, &version, err) < 0)
 		goto fail;
 	snprintf(rel, sizeof(rel), "%s/%s/v%lld-%s", id, u->kind, version, name);
-	if (mlc_blob_place(&u->blob, rel, err) < 0)
+	while ((rc = mlc_blob_place(&u->blob, rel, err)) == 1) {
+		/* Taken: by a concurrent upload of the same name on another
+		 * API host (whose row, if it commits, takes this version, and
+		 * ours then fails on the unique version), or by a file no row
+		 * names.  Either way this upload's bytes go beside it. */
+		char uuid[37];
+
+		mlc_uuid4(uuid);
+		snprintf(rel, sizeof(rel), "%s/%s/v%lld-%.8s-%s", id, u->kind, version, uuid, name);
+	}
+	if (rc < 0)
 		goto fail;
 	placed = 1;
 	{

@@ -143,9 +143,42 @@ static int is_conn_error(unsigned code)
 	       code == ER_SERVER_SHUTDOWN;
 }
 
+/*
+ * The transaction was rolled back whole by the server: an InnoDB deadlock
+ * or lock wait timeout, or - on a Galera cluster - a certification
+ * failure (a concurrent transaction on another node changed the same rows
+ * first; the node reports it as a deadlock, on the statement or on the
+ * COMMIT).  Nothing of it was written: the client may send it again.
+ */
+static int is_conflict(unsigned code)
+{
+	return code == ER_LOCK_DEADLOCK || code == ER_LOCK_WAIT_TIMEOUT;
+}
+
+/*
+ * A Galera node that is not in the Primary Component (cut off from the
+ * majority of the cluster, or still joining it) refuses every statement
+ * with ER_UNKNOWN_COM_ERROR ("WSREP has not yet prepared node for
+ * application use"): its data may be stale and it may not write.  The
+ * connection is given up, so the next statement connects anew.
+ */
+static int is_not_ready(unsigned code)
+{
+	return code == ER_UNKNOWN_COM_ERROR;
+}
+
 static void set_db_err(struct mlc_err *err, unsigned code, const char *msg)
 {
-	if (is_conn_error(code)) {
+	if (is_not_ready(code)) {
+		mlc_log("error", NULL, "database: node not ready: %s", msg);
+		mlc_metrics_db_error(MLC_METRICS_DB_NOT_READY);
+		mlc_err_set(err, 503, "database unavailable: try again shortly");
+	} else if (is_conflict(code)) {
+		mlc_log("warn", NULL, "database: transaction rolled back: %s", msg);
+		mlc_metrics_db_error(MLC_METRICS_DB_CONFLICT);
+		mlc_err_set(err, 503, "the change conflicted with a concurrent one and was not "
+			    "made: try again");
+	} else if (is_conn_error(code)) {
 		/* The client sees that the database is down, the log sees why. */
 		mlc_log("error", NULL, "database: %s", msg);
 		mlc_metrics_db_error(MLC_METRICS_DB_LOST);
@@ -442,7 +475,21 @@ long long mlc_db_exec(struct mlc_db *db, const char *sql,
 	unsigned code;
 	long long rc = exec_once(db, sql, params, nparams, cb, ctx, &code, err);
 
-	if (rc >= 0 || !is_conn_error(code))
+	if (rc >= 0)
+		return rc;
+	/* Rolled back whole: an autocommit statement that no row went out
+	 * of is run once more (the node has already retried it
+	 * wsrep_retry_autocommit times); inside a transaction the handler's
+	 * earlier statements are gone too, so the error goes up (503). */
+	if (is_conflict(code) && !db->in_txn && !db->delivered) {
+		mlc_log("warn", NULL, "database: retrying a statement rolled back by a conflict");
+		return exec_once(db, sql, params, nparams, cb, ctx, &code, err);
+	}
+	if (is_not_ready(code)) {
+		drop_connection(db);
+		return -1;
+	}
+	if (!is_conn_error(code))
 		return rc;
 	/* Lost after rows went to the callback (a list may have streamed them
 	 * to a client already): running it again would hand them over twice. */

@@ -285,7 +285,8 @@ static void route_labels(struct mlc_text *l, const struct mlc_route *routes, siz
 
 void mlc_metrics_render(struct mlc_text *t, const struct mlc_route *routes, size_t nroutes)
 {
-	static const char *const db_kinds[] = { "connect", "connection_lost", "duplicate", "other" };
+	static const char *const db_kinds[] = { "connect", "connection_lost", "duplicate", "other",
+						     "conflict", "not_ready" };
 	struct mlc_text l = { 0 };
 	size_t i, j, n = nroutes < MLC_METRICS_MAX_ROUTES ? nroutes : MLC_METRICS_MAX_ROUTES;
 

@@ -36,6 +36,8 @@ enum mlc_metrics_db {
 	MLC_METRICS_DB_LOST,		/* the server went away during a statement */
 	MLC_METRICS_DB_DUPLICATE,	/* a unique key refused a row */
 	MLC_METRICS_DB_OTHER,		/* any other error of a statement */
+	MLC_METRICS_DB_CONFLICT,	/* rolled back: deadlock, lock wait, Galera certification */
+	MLC_METRICS_DB_NOT_READY,	/* a Galera node outside the Primary Component */
 	MLC_METRICS_DB_KINDS
 };
 

@@ -195,10 +195,21 @@ int mlc_blob_place(struct mlc_blob *b, const char *relpath, struct mlc_err *err)
 		return -1;
 	}
 	snprintf(final, sizeof(final), "%s/%s", mlc_store_root(), relpath);
-	if (make_parents(final) < 0 || rename(b->tmp_path, final) < 0) {
+	/* link(), not rename(): a file already at relpath is never replaced.
+	 * Two API hosts on one shared store (docs/SCALING.md) can pick the
+	 * same version at once; the loser must not overwrite, and later
+	 * unlink, the file the winner's committed row names. */
+	if (make_parents(final) < 0) {
 		store_err(err, errno);
 		return -1;
 	}
+	if (link(b->tmp_path, final) < 0) {
+		if (errno == EEXIST)
+			return 1;
+		store_err(err, errno);
+		return -1;
+	}
+	unlink(b->tmp_path);
 	b->tmp_path[0] = '\0';
 	if (mlc_fsync_parent(final) < 0) {
 		e = errno;

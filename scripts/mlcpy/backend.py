@@ -28,7 +28,7 @@ class Backend:
     act on the runtime serving now also take the row's model_version
     (`version`): a retraining with redeploy moves a deployment onto a new
     version by starting a second runtime next to the first (see
-    training.Roll), and the version tells the backend which one is current."""
+    redeploy.Roll), and the version tells the backend which one is current."""
 
     name = None
 
