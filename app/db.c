@@ -44,7 +44,6 @@ struct mlc_db {
 	MYSQL *conn;
 	int in_txn;
 	int had_conn;			/* a connection was open before: the next is a reconnect */
-	unsigned long long insert_id;	/* AUTO_INCREMENT value of the last INSERT */
 	long long delivered;		/* rows the running statement gave its callback */
 	struct stmt_entry cache[STMT_CACHE];
 	size_t ncache;
@@ -95,7 +94,7 @@ static int connect_db(struct mlc_db *db, struct mlc_err *err)
 
 	if (mlc_db_target_config(&t, msg, sizeof(msg)) < 0) {
 		mlc_log("error", NULL, "database: %s", msg);
-		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mlc_error(err, 503, "database unavailable: try again shortly");
 		return -1;
 	}
 	/* The protocol is explicit: libmariadb would otherwise take a host
@@ -124,7 +123,7 @@ static int connect_db(struct mlc_db *db, struct mlc_err *err)
 				t.via == MLC_DB_VIA_SOCKET ? t.socket : NULL, 0)) {
 		mlc_log("error", NULL, "database: %s", mysql_error(db->conn));
 		mlc_metrics_db_error(MLC_METRICS_DB_CONNECT);
-		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mlc_error(err, 503, "database unavailable: try again shortly");
 		mysql_close(db->conn);
 		db->conn = NULL;
 		return -1;
@@ -182,13 +181,13 @@ static void set_db_err(struct mlc_err *err, unsigned code, const char *msg)
 		/* The client sees that the database is down, the log sees why. */
 		mlc_log("error", NULL, "database: %s", msg);
 		mlc_metrics_db_error(MLC_METRICS_DB_LOST);
-		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mlc_error(err, 503, "database unavailable: try again shortly");
 	} else if (code == ER_DUP_ENTRY) {
 		mlc_metrics_db_error(MLC_METRICS_DB_DUPLICATE);
-		mlc_err_set(err, 409, "duplicate entry: %s", msg);
+		mlc_error(err, 409, "duplicate entry: %s", msg);
 	} else {
 		mlc_metrics_db_error(MLC_METRICS_DB_OTHER);
-		mlc_err_set(err, 500, "database error %u: %s", code, msg);
+		mlc_error(err, 500, "database error %u: %s", code, msg);
 	}
 }
 
@@ -395,7 +394,7 @@ static int check_schema(struct mlc_db *db, unsigned *code, struct mlc_err *err)
 	}
 	if (missing > 3)
 		snprintf(names, sizeof(names), "%s to %s (%zu files)", first, last, missing);
-	mlc_err_set(err, 503, "database schema is at version %ld, mlc-api %s needs version %d: "
+	mlc_error(err, 503, "database schema is at version %ld, mlc-api %s needs version %d: "
 		    "%s %s %s not applied; run the migrations (mlc migrate)", have, MLC_VERSION,
 		    MLC_SCHEMA_VERSION, missing == 1 ? "migration" : "migrations", names,
 		    missing == 1 ? "is" : "are");
@@ -423,11 +422,11 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 	/* The bind arrays above hold MAX_PARAMS: more is refused before
 	 * anything is bound, as an error of this request, not of the worker.
 	 * Handlers bound their request-dependent counts below it statically
-	 * (see models.c), so this is a second line of defence. */
+	 * (see route-models.c), so this is a second line of defence. */
 	if (nparams > MAX_PARAMS) {
 		mlc_log("error", NULL, "statement with %u parameters refused (at most %d): %.200s",
 			nparams, MAX_PARAMS, sql);
-		mlc_err_set(err, 500, "the statement has %u parameters, more than the %d "
+		mlc_error(err, 500, "the statement has %u parameters, more than the %d "
 			    "the service binds", nparams, MAX_PARAMS);
 		*code = CR_UNKNOWN_ERROR;
 		return -1;
@@ -459,13 +458,23 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 	ncols = mysql_stmt_field_count(st);
 	if (ncols)
 		return fetch_rows(db, st, ncols, cb, ctx, code, err);
-	db->insert_id = mysql_stmt_insert_id(st);
 	return (long long)mysql_stmt_affected_rows(st);
 }
 
-unsigned long long mlc_db_insert_id(const struct mlc_db *db)
+static int now_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
 {
-	return db->insert_id;
+	snprintf((char *)ctx, 32, "%s", cols[0] ? cols[0] : "");
+	return 1;
+}
+
+int mlc_db_now(struct mlc_db *db, char out[32], struct mlc_err *err)
+{
+	out[0] = '\0';
+	if (mlc_db_exec(db, "SELECT UTC_TIMESTAMP(6)", NULL, 0, now_row, out, err) < 0)
+		return -1;
+	if (!out[0])
+		return mlc_error(err, 500, "the database gave no time");
+	return 0;
 }
 
 long long mlc_db_exec(struct mlc_db *db, const char *sql,

@@ -1,5 +1,5 @@
 /*
- * models.c - the model registry: /model/add, /model/all, /model/getkind,
+ * route-models.c - the model registry: /model/add, /model/all, /model/getkind,
  * /model/search and /model/{model_id} (GET, PATCH, DELETE).
  *
  * A model is one row of `models`; its list-valued metadata is stored as the
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "routes.h"
+#include "buf.h"
 #include "jsonbuf.h"
 #include "jsonutil.h"
 #include "log.h"
@@ -149,8 +150,8 @@ static void model_text(struct mlc_jbuf *b, char **cols)
  * null), skipping duplicates; replace drops its old rows first (a new
  * model has none, and deleting nothing would still take gap locks that
  * make concurrent adds deadlock). */
-static int store_tags(struct mlc_req *r, const char *id, unsigned long long seq,
-		      json_object *tags, int replace, struct mlc_err *err)
+static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int replace,
+		      struct mlc_err *err)
 {
 	struct mlc_param del[] = { MLC_PSTR(id) };
 	size_t i, j, n = tags ? json_object_array_length(tags) : 0;
@@ -160,19 +161,16 @@ static int store_tags(struct mlc_req *r, const char *id, unsigned long long seq,
 		return -1;
 	for (i = 0; i < n; i++) {
 		const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
-		struct mlc_param p[] = { MLC_PSTR(t), MLC_PSTR(id), MLC_PLONG((long long)seq) };
+		struct mlc_param p[] = { MLC_PSTR(t), MLC_PSTR(id) };
 
 		for (j = 0; j < i; j++)
 			if (!strcmp(t, json_object_get_string(json_object_array_get_idx(tags, j))))
 				break;
 		if (j < i)
 			continue;
-		/* A new model's seq is known (its INSERT's AUTO_INCREMENT value). */
-		if (seq ? mlc_db_exec(r->db, "INSERT INTO model_tags (tag, modelid, model_seq) "
-				      "VALUES (?, ?, ?)", p, 3, NULL, NULL, err) < 0
-			: mlc_db_exec(r->db, "INSERT INTO model_tags (tag, model_seq, modelid) "
-				      "SELECT ?, seq, modelid FROM models WHERE modelid = ?",
-				      p, 2, NULL, NULL, err) < 0)
+		if (mlc_db_exec(r->db, "INSERT INTO model_tags (tag, model_seq, modelid) "
+				"SELECT ?, seq, modelid FROM models WHERE modelid = ?",
+				p, 2, NULL, NULL, err) < 0)
 			return -1;
 	}
 	return 0;
@@ -270,7 +268,7 @@ static void reply_model_fresh(struct mlc_req *r, int status, const char *id)
 	if ((n = mlc_db_exec(r->db, MODEL_BY_ID, p, 1, full_row, &body, &err)) < 0)
 		mlc_reply_err(r, &err);
 	else if (!n)
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 	else
 		mlc_reply_text(r, status, "application/json", body.s, body.len);
 }
@@ -302,7 +300,7 @@ static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
 	    (n > 0 && (n = append_model(r, &key, &body, &err)) < 0))
 		mlc_reply_err(r, &err);
 	else if (!n)
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 	else
 		mlc_reply_text(r, status, "application/json", body.s, body.len);
 }
@@ -399,7 +397,7 @@ int mlc_model_exists_or_404(struct mlc_req *r, const char *id)
 	if (n < 0)
 		mlc_reply_err(r, &err);
 	else if (!n)
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 	return n > 0 ? 0 : -1;
 }
 
@@ -445,9 +443,9 @@ int mlc_model_owned_or_reply(struct mlc_req *r, const char *id, const char *what
 	if (n < 0)
 		mlc_reply_err(r, &err);
 	else if (!n)
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 	else if (!mlc_owns(r, owner))
-		mlc_reply_detail(r, 403, "model '%s' belongs to another owner: only its owner or "
+		mlc_error(r, 403, "model '%s' belongs to another owner: only its owner or "
 				 "an admin may %s it", id, what);
 	else
 		return 0;
@@ -459,49 +457,36 @@ int mlc_model_owned_or_reply(struct mlc_req *r, const char *id, const char *what
 void mlc_h_model_add(struct mlc_req *r)
 {
 	struct mlc_err err = { 0, "" };
-	struct mlc_param p[6 + NJSON];
-	char id[37], now[32], *cols[5 + NJSON];
+	struct mlc_param p[4 + NJSON];
+	char id[37];
 	json_object *m = mlc_body_or_422(r, model_schema, 0);
-	unsigned long long seq = 0;
 	size_t i;
 
 	if (!m)
 		return;
 	mlc_uuid4(id);
-	mlc_now_utc(now);
 	p[0] = MLC_PSTR(id);
 	p[1] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelname")));
 	p[2] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelkind")));
 	for (i = 0; i < NJSON; i++)
 		p[3 + i] = mlc_json_param(json_object_object_get(m, json_columns[i]));
-	p[3 + NJSON] = MLC_PSTR(now);
-	p[4 + NJSON] = MLC_PSTR(now);
-	p[5 + NJSON] = MLC_PSTR(mlc_new_owner(r));
+	p[3 + NJSON] = MLC_PSTR(mlc_new_owner(r));
+	/* created_at and updated_at: the database's clock, one reading. */
 	if (mlc_db_begin(r->db, &err) < 0 ||
 	    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ", ownerid) "
-			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			p, 6 + NJSON, NULL, NULL, &err) < 0 ||
-	    !(seq = mlc_db_insert_id(r->db)) ||
-	    store_tags(r, id, seq, json_object_object_get(m, "modeltags"), 0, &err) < 0 ||
+			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+			"UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?)",
+			p, 4 + NJSON, NULL, NULL, &err) < 0 ||
+	    store_tags(r, id, json_object_object_get(m, "modeltags"), 0, &err) < 0 ||
 	    mlc_db_commit(r->db, &err) < 0) {
-		if (!err.code)
-			mlc_err_set(&err, 500, "the new model got no seq");
 		mlc_db_rollback(r->db);
 		json_object_put(m);
 		mlc_reply_err(r, &err);
 		return;
 	}
-	/* The answer is the row as it was written, which is the row a read
-	 * gives back byte for byte (the JSON columns keep the text bound
-	 * here, DATETIME(6) the time): no statement to read it again.  It is
-	 * the new row's cache entry, at row_version 0. */
-	for (i = 0; i < 5 + NJSON; i++)
-		cols[i] = (char *)p[i].s;
-	mlc_jbuf_reset(&body);
-	model_text(&body, cols);
-	mlc_rowcache_put(id, seq, 0, body.s, body.len);
 	json_object_put(m);
-	mlc_reply_text(r, 201, "application/json", body.s, body.len);
+	/* Read back (the times are the database's) and kept in the cache. */
+	reply_model_fresh(r, 201, id);
 }
 
 void mlc_h_model_get(struct mlc_req *r)
@@ -553,9 +538,11 @@ void mlc_h_model_getkind(struct mlc_req *r)
 void mlc_h_model_search(struct mlc_req *r)
 {
 	struct mlc_param p[MAX_SEARCH_TAGS];
-	char sql[sizeof(SEARCH_HEAD) + 3 * MAX_SEARCH_TAGS + sizeof(SEARCH_TAIL)];
-	char keys[sizeof(SEARCH_KEYS_HEAD) + 3 * MAX_SEARCH_TAGS + sizeof(SEARCH_TAIL)];
-	size_t i, ntags = 0, off, koff;
+	struct mlc_buf sql = MLC_BUF_INIT(sizeof(SEARCH_HEAD) + 3 * MAX_SEARCH_TAGS +
+					  sizeof(SEARCH_TAIL));
+	struct mlc_buf keys = MLC_BUF_INIT(sizeof(SEARCH_KEYS_HEAD) + 3 * MAX_SEARCH_TAGS +
+					   sizeof(SEARCH_TAIL));
+	size_t i, ntags = 0;
 	long skip, limit;
 
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
@@ -581,37 +568,43 @@ void mlc_h_model_search(struct mlc_req *r)
 		reply_models(r, ALL_KEYS, ALL_MODELS, NULL, 0, skip, limit);
 		return;
 	}
-	/* "?" then ", ?" for each further tag: the buffers hold the most. */
-	off = (size_t)snprintf(sql, sizeof(sql), "%s", SEARCH_HEAD);
-	koff = (size_t)snprintf(keys, sizeof(keys), "%s", SEARCH_KEYS_HEAD);
+	/* "?" then ", ?" for each further tag: the caps hold the most. */
+	mlc_buf_puts(&sql, SEARCH_HEAD);
+	mlc_buf_puts(&keys, SEARCH_KEYS_HEAD);
 	for (i = 1; i < ntags; i++) {
-		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ", ?");
-		koff += (size_t)snprintf(keys + koff, sizeof(keys) - koff, ", ?");
+		mlc_buf_puts(&sql, ", ?");
+		mlc_buf_puts(&keys, ", ?");
 	}
-	snprintf(sql + off, sizeof(sql) - off, "%s", SEARCH_TAIL);
-	snprintf(keys + koff, sizeof(keys) - koff, "%s", SEARCH_TAIL);
-	reply_models(r, keys, sql, p, (unsigned)ntags, skip, limit);
+	mlc_buf_puts(&sql, SEARCH_TAIL);
+	mlc_buf_puts(&keys, SEARCH_TAIL);
+	if (sql.failed || keys.failed)
+		mlc_error(r, 500, "the search statement does not fit its buffer");
+	else
+		reply_models(r, mlc_buf_str(&keys), mlc_buf_str(&sql), p, (unsigned)ntags, skip,
+			     limit);
+	mlc_buf_release(&sql);
+	mlc_buf_release(&keys);
 }
 
-/* Append "col = ?, " for every field present in the partial update m. */
-static unsigned patch_assignments(json_object *m, char *sql, size_t cap,
-				  struct mlc_param *p)
+/* Append "col = ?, " for every field present in the partial update m
+ * (the names are the service's own, never the request's). */
+static unsigned patch_assignments(json_object *m, struct mlc_buf *sql, struct mlc_param *p)
 {
 	static const char *const plain[] = { "modelname", "modelkind" };
 	unsigned np = 0;
-	size_t i, off = strlen(sql);
+	size_t i;
 	json_object *v;
 
 	for (i = 0; i < 2; i++) {
 		if (!json_object_object_get_ex(m, plain[i], &v))
 			continue;
-		off += (size_t)snprintf(sql + off, cap - off, "%s = ?, ", plain[i]);
+		mlc_buf_appendf(sql, "%s = ?, ", plain[i]);
 		p[np++] = MLC_PSTR(json_object_get_string(v));
 	}
 	for (i = 0; i < NJSON; i++) {
 		if (!json_object_object_get_ex(m, json_columns[i], &v))
 			continue;
-		off += (size_t)snprintf(sql + off, cap - off, "%s = ?, ", json_columns[i]);
+		mlc_buf_appendf(sql, "%s = ?, ", json_columns[i]);
 		p[np++] = mlc_json_param(v);
 	}
 	return np;
@@ -623,7 +616,7 @@ void mlc_h_model_patch(struct mlc_req *r)
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[4 + NJSON];
-	char sql[512] = "UPDATE models SET ", now[32];
+	struct mlc_buf sql = MLC_BUF_INIT(1024);
 	json_object *m, *tags;
 	unsigned np;
 	int found;
@@ -631,23 +624,30 @@ void mlc_h_model_patch(struct mlc_req *r)
 	if (mlc_model_owned_or_reply(r, id, "change") < 0 ||
 	    !(m = mlc_body_or_422(r, model_schema, 1)))
 		return;
-	mlc_now_utc(now);
-	np = patch_assignments(m, sql, sizeof(sql), p);
-	strcat(sql, "updated_at = ? WHERE modelid = ?");
-	p[np++] = MLC_PSTR(now);
+	mlc_buf_puts(&sql, "UPDATE models SET ");
+	np = patch_assignments(m, &sql, p);
+	mlc_buf_puts(&sql, "updated_at = UTC_TIMESTAMP(6) WHERE modelid = ?");
 	p[np++] = MLC_PSTR(id);
+	if (sql.failed) {
+		mlc_buf_release(&sql);
+		json_object_put(m);
+		mlc_error(r, 500, "the update statement does not fit its buffer");
+		return;
+	}
 	if (mlc_db_begin(r->db, &err) < 0 ||
 	    (found = exec_with_id(r, id, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE",
 				  &err)) < 0 ||
-	    (found && mlc_db_exec(r->db, sql, p, np, NULL, NULL, &err) < 0) ||
+	    (found && mlc_db_exec(r->db, mlc_buf_str(&sql), p, np, NULL, NULL, &err) < 0) ||
 	    (found && json_object_object_get_ex(m, "modeltags", &tags) &&
-	     store_tags(r, id, 0, tags, 1, &err) < 0) ||
+	     store_tags(r, id, tags, 1, &err) < 0) ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
+		mlc_buf_release(&sql);
 		json_object_put(m);
 		mlc_reply_err(r, &err);
 		return;
 	}
+	mlc_buf_release(&sql);
 	json_object_put(m);
 	reply_model_fresh(r, 200, id);
 }
@@ -693,17 +693,17 @@ void mlc_h_model_delete(struct mlc_req *r)
 		return;
 	}
 	if (n == 0) {
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 		return;
 	}
 	if (active.id[0] && !mlc_owns(r, active.owner)) {
 		/* Another owner's deployment: its id is not this caller's to know. */
-		mlc_reply_detail(r, 409, "model '%s' is deployed by another owner; it cannot be "
+		mlc_error(r, 409, "model '%s' is deployed by another owner; it cannot be "
 				 "deleted while it serves", id);
 		return;
 	}
 	if (active.id[0]) {
-		mlc_reply_detail(r, 409, "model '%s' has an active deployment '%s'; "
+		mlc_error(r, 409, "model '%s' has an active deployment '%s'; "
 				 "DELETE /deployment/%s first", id, active.id, active.id);
 		return;
 	}
