@@ -196,7 +196,9 @@ static int write_bundle(struct mlc_req *r, json_object *m, const char *id,
 
 /* Insert the 'waiting' row, replacing a stopped deployment of the same id
  * and owner (ids of stopped deployments may be reused by their owner), with
- * the model's featurelist as it is now: the deployment keeps it. */
+ * the model's featurelist as it is now: the deployment keeps it.  It is
+ * the featurelist the bundle's "features" were computed from (s), not one
+ * read again, so that the gateway and the runtime cannot disagree. */
 static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 			     const char *backend, const struct mlc_job_src *s, const char *now,
 			     struct mlc_err *err)
@@ -214,6 +216,7 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 		MLC_PLONG(json_object_get_int(json_object_object_get(m, "inference_data"))),
 		MLC_PSTR(backend),
 		MLC_PSTR(now), MLC_PSTR(now),
+		s->featurelist ? MLC_PSTR(json_object_to_json_string(s->featurelist)) : MLC_PNULL,
 		MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelid"))),
 	};
 
@@ -232,7 +235,7 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	    mlc_db_exec(r->db, "INSERT INTO deployments (deployment_id, modelid, model_version, "
 			"ownerid, placement, inference_data, backend, status, desired, "
 			"created_at, updated_at, features) SELECT ?, ?, ?, ?, ?, ?, ?, 'waiting', "
-			"'running', ?, ?, featurelist FROM models WHERE modelid = ?", p, 10,
+			"'running', ?, ?, ? FROM models WHERE modelid = ?", p, 11,
 			NULL, NULL, err) < 0 ||
 	    mlc_db_commit(r->db, err) < 0) {
 		mlc_db_rollback(r->db);
@@ -404,7 +407,7 @@ void mlc_h_deployment_delete(struct mlc_req *r)
 /* The API's operationid is the row's UUID (operation_uuid), a string as
  * in the Python service; the integer operations.operationid only orders
  * the rows. */
-#define OPERATION_COLS "operation_uuid, ownerid, deploymentid, modelid, data, result, timestamp"
+#define OPERATION_COLS "operation_uuid, ownerid, deployment_id, modelid, data, result, timestamp"
 
 static json_object *operation_from_row(char **c)
 {
@@ -431,7 +434,7 @@ int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *dep
 	struct mlc_param p[] = { MLC_PSTR(opid), MLC_PSTR(ownerid), MLC_PSTR(deploymentid),
 				 MLC_PSTR(modelid), mlc_json_param(data), mlc_json_param(result),
 				 MLC_PSTR(when) };
-	if (mlc_db_exec(r->db, "INSERT INTO operations (operation_uuid, ownerid, deploymentid, "
+	if (mlc_db_exec(r->db, "INSERT INTO operations (operation_uuid, ownerid, deployment_id, "
 			"modelid, data, result, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)", p, 7,
 			NULL, NULL, err) < 0)
 		return -1;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "featurelist.h"
 #include "jobs.h"
 #include "jsonutil.h"
 #include "spool.h"
@@ -24,10 +25,16 @@ const char *mlc_art_kind_name(unsigned kind)
 static int model_row(void *ctx, char **c, const unsigned long *l, unsigned n)
 {
 	struct mlc_job_src *s = ctx;
+	struct mlc_features f;
+	json_object *parsed = c[1] ? json_tokener_parse(c[1]) : NULL;
 
 	s->found = 1;
 	snprintf(s->modelkind, sizeof(s->modelkind), "%s", c[0]);
 	s->featurelist = mlc_json_raw(c[1]);
+	mlc_features_of(parsed, &f);
+	s->features = mlc_features_json(&f);
+	mlc_features_release(&f);
+	json_object_put(parsed);
 	return 1;
 }
 
@@ -67,7 +74,8 @@ int mlc_job_src_load(struct mlc_db *db, const char *modelid, struct mlc_job_src 
 void mlc_job_src_release(struct mlc_job_src *s)
 {
 	json_object_put(s->featurelist);
-	s->featurelist = NULL;
+	json_object_put(s->features);
+	s->featurelist = s->features = NULL;
 }
 
 int mlc_job_bundle(const char *name, json_object *manifest, const struct mlc_job_src *s,
@@ -92,6 +100,7 @@ int mlc_job_bundle(const char *name, json_object *manifest, const struct mlc_job
 	}
 	json_object_object_add(manifest, "modelkind", json_object_new_string(s->modelkind));
 	json_object_object_add(manifest, "featurelist", json_object_get(s->featurelist));
+	json_object_object_add(manifest, "features", json_object_get(s->features));
 	json_object_object_add(manifest, "files", files);
 	json_object_object_add(manifest, "created_at", mlc_iso_time(now));
 	return mlc_spool_write(name, manifest, members, n, err);

@@ -17,7 +17,8 @@ enum { MLC_ART_MODEL, MLC_ART_DATA, MLC_ART_CODE, MLC_ART_ENV, MLC_ART_KINDS };
 struct mlc_job_src {
 	int found;			/* the model exists */
 	char modelkind[65];
-	json_object *featurelist;	/* stored JSON, or NULL */
+	json_object *featurelist;	/* stored JSON (mlc_json_raw), or NULL */
+	json_object *features;		/* its input features (mlc_features_json) */
 	struct {
 		char path[PATH_MAX];	/* absolute, inside the artifact store */
 		char sha256[65];
@@ -37,7 +38,9 @@ const char *mlc_art_kind_name(unsigned kind);
 
 /*
  * Write the bundle spool/tmp/<name>: job.json (manifest plus "modelkind",
- * "featurelist", "files" and "created_at") and the artifacts of the kinds
+ * "featurelist", "features" (the featurelist's input features as
+ * featurelist.h computes them), "files" and "created_at") and the artifacts
+ * of the kinds
  * in mask that the model has, as model.pkl, data.csv, code.py and
  * requirements.txt.  Publish it with mlc_spool_publish.
  */

@@ -37,6 +37,7 @@
 
 #include "conf.h"
 #include "csvcheck.h"
+#include "featurelist.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "metrics.h"
@@ -66,16 +67,16 @@ struct target {
 };
 
 /*
- * The model's input features: featurelist entries of kind 0 (or no kind),
- * in order.  names holds their feature_name (null where an entry has
- * none); text marks the features that also take strings: type "cat", and
- * any type other than "cont" (the featurelist does not say such a feature
- * is numeric, so the model decides).  named says whether the names can
- * key rows; when not, why says what keeps them from it.
+ * The model's input features (featurelist.h, the one rule): names holds
+ * their names (null where an input has none); text marks the features
+ * that also take strings: type "cat", and any type other than "cont" (the
+ * featurelist does not say such a feature is numeric, so the model
+ * decides).  named says whether the names can key rows; when not, why
+ * says what keeps them from it.
  */
 struct features {
 	json_object *names;
-	unsigned char text[4096];
+	unsigned char text[MLC_FEATURES_MAX];
 	size_t n;
 	int named;
 	char why[320];
@@ -101,19 +102,7 @@ static int target_row(void *ctx, char **c, const unsigned long *l, unsigned n)
 	return 1;
 }
 
-/* Whether a featurelist entry's kind makes it an input: absent, null or 0. */
-static int input_kind(json_object *item)
-{
-	json_object *kind;
-
-	if (!json_object_object_get_ex(item, "kind", &kind) || !kind)
-		return 1;
-	if (json_object_is_type(kind, json_type_int))
-		return json_object_get_int64(kind) == 0;
-	return json_object_is_type(kind, json_type_double) && json_object_get_double(kind) == 0.0;
-}
-
-/* The name of input feature j, or NULL when its entry has none. */
+/* The name of input feature j, or NULL when it has none. */
 static const char *feature_name(const struct features *f, size_t j)
 {
 	json_object *name = j < f->n ? json_object_array_get_idx(f->names, j) : NULL;
@@ -121,62 +110,23 @@ static const char *feature_name(const struct features *f, size_t j)
 	return name ? json_object_get_string(name) : NULL;
 }
 
-/*
- * Fill f from the model's featurelist (NULL when it has none).  Entries
- * that are not objects are skipped, as the runtime and drift skip them.
- * An input entry without a string feature_name, or a name given twice,
- * keeps the inputs' count and types but not their names: rows can then
- * only be lists.
- */
+/* Fill f from the featurelist the deployment froze (NULL when none). */
 static void feature_names(json_object *featurelist, struct features *f)
 {
-	size_t i, j, n;
+	struct mlc_features in;
+	size_t j;
 
-	f->names = json_object_new_array();
-	f->n = 0;
-	f->named = 0;
-	f->why[0] = '\0';
-	if (!featurelist) {
-		snprintf(f->why, sizeof(f->why), "the model has no featurelist");
-		return;
-	}
-	if (!json_object_is_type(featurelist, json_type_array)) {
-		snprintf(f->why, sizeof(f->why), "the model's featurelist is not a list");
-		return;
-	}
-	n = json_object_array_length(featurelist);
-	for (i = 0; i < n; i++) {
-		json_object *item = json_object_array_get_idx(featurelist, i), *name = NULL, *type = NULL;
-		const char *t;
+	mlc_features_of(featurelist, &in);
+	f->names = json_object_get(in.names);
+	f->n = in.n;
+	f->named = in.named;
+	snprintf(f->why, sizeof(f->why), "%s", in.why);
+	for (j = 0; j < f->n; j++) {
+		json_object *type = json_object_array_get_idx(in.types, j);
 
-		if (!json_object_is_type(item, json_type_object) || !input_kind(item))
-			continue;
-		if (f->n == sizeof(f->text)) {
-			snprintf(f->why, sizeof(f->why), "its featurelist has more than %zu input features",
-				 sizeof(f->text));
-			f->n = 0;
-			break;
-		}
-		json_object_object_get_ex(item, "feature_name", &name);
-		if (!json_object_is_type(name, json_type_string)) {
-			name = NULL;
-			if (!f->why[0])
-				snprintf(f->why, sizeof(f->why), "its featurelist entry %zu is an input "
-					 "(kind 0) without a feature_name", i);
-		}
-		for (j = 0; name && j < f->n && !f->why[0]; j++)
-			if (feature_name(f, j) && !strcmp(json_object_get_string(name), feature_name(f, j)))
-				snprintf(f->why, sizeof(f->why), "its featurelist names the input feature "
-					 "'%.200s' twice", json_object_get_string(name));
-		json_object_object_get_ex(item, "type", &type);
-		t = json_object_is_type(type, json_type_string) ? json_object_get_string(type) : NULL;
-		f->text[f->n++] = t && strcmp(t, "cont");
-		json_object_array_add(f->names, json_object_get(name));
+		f->text[j] = type && strcmp(json_object_get_string(type), "cont");
 	}
-	if (!f->why[0] && !f->n)
-		snprintf(f->why, sizeof(f->why), "its featurelist has no input features (entries of "
-			 "kind 0)");
-	f->named = !f->why[0];
+	mlc_features_release(&in);
 }
 
 /* ---- rows ---- */

@@ -43,7 +43,7 @@ OUT=$(mktemp -d /tmp/mlc-bench.XXXXXX)
 cleanup() {
 	if [[ -z ${BENCH_KEEP:-} ]]; then
 		say "deleting the bench models (BENCH_KEEP=1 keeps them)"
-		bench_sql -e "DELETE FROM operations WHERE deploymentid = 'bench-dep';
+		bench_sql -e "DELETE FROM operations WHERE deployment_id = 'bench-dep';
 			DELETE FROM deployments WHERE deployment_id = 'bench-dep';
 			DELETE FROM models WHERE modelkind LIKE 'bench-%'" || true
 	fi
@@ -126,7 +126,7 @@ bench_sql <<-SQL || die "seeding operations failed"
 	    inference_data, status, desired, created_at, updated_at)
 	VALUES ('bench-dep', '$MODEL_ID', 1, 'bench-owner-0', NULL, 0, 'stopped', 'stopped',
 	    UTC_TIMESTAMP(6), UTC_TIMESTAMP(6));
-	INSERT INTO operations (ownerid, deploymentid, modelid, data, result, timestamp)
+	INSERT INTO operations (ownerid, deployment_id, modelid, data, result, timestamp)
 	SELECT CONCAT('bench-owner-', seq % 1000), 'bench-dep', '$MODEL_ID',
 	       CONCAT('[[', seq % 97, ', ', seq % 13, ', 0.5]]'), CONCAT('[', seq % 7, ']'),
 	       UTC_TIMESTAMP(6)

@@ -104,7 +104,7 @@ t0=$(date +%s.%N)
 chunk=100000
 for ((lo = 1; lo <= ROWS; lo += chunk)); do
 	hi=$((lo + chunk - 1 < ROWS ? lo + chunk - 1 : ROWS))
-	bench_sql -e "INSERT INTO operations (ownerid, deploymentid, modelid, data, result, timestamp)
+	bench_sql -e "INSERT INTO operations (ownerid, deployment_id, modelid, data, result, timestamp)
 		SELECT 'bench', 'bench-drift', '$MODELID', CONCAT('[[', CONCAT_WS(',', $cols), ']]'), '[0]',
 			UTC_TIMESTAMP(6) - INTERVAL (($ROWS - seq) * 100) MICROSECOND
 		FROM seq_${lo}_to_${hi}"

@@ -64,7 +64,9 @@ for title, text, pattern in hostile:
     miss, warn = mreq.check(text, have)
     took = time.monotonic() - t0
     t.like(" ".join(miss), pattern, "%s fails with a clear reason" % title)
-    t.ok(took < 2.0, "%s is refused within 2 s (%.3f s)" % (title, took))
+    # Linear work takes milliseconds; a backtracking parser takes minutes.
+    # 10 s tells them apart on a loaded machine too.
+    t.ok(took < 10.0, "%s is refused in linear time (%.3f s, bound 10 s)" % (title, took))
 miss, warn = mreq.check("a; " + "(" * 500 + "os_name == 'x'" + ")" * 500, have)
 t.is_(miss, [], "nesting the parser cannot follow is not a crash ...")
 t.like(" ".join(warn), r"nested too deeply|not a requirement|does not apply", "... but a note")
@@ -82,7 +84,7 @@ with open(path, "w") as f:
 t0 = time.monotonic()
 miss, _ = mreq.check_file(path)
 t.like(" ".join(miss), r"lines of at most 4096", "check_file refuses a 1 MiB line ...")
-t.ok(time.monotonic() - t0 < 2.0, "... within 2 s")
+t.ok(time.monotonic() - t0 < 10.0, "... without reading it through a backtracking parser (bound 10 s)")
 with open(path, "w") as f:
     f.write("a\n" * (1 << 20))
 miss, _ = mreq.check_file(path)

@@ -137,7 +137,7 @@ t.is_(listing(t.get(kind_path, params={"skip": 1000}), "past the end"), [], "ski
 
 owner = t.uniq("owner")
 with t.db().cursor() as cur:
-    cur.execute("INSERT INTO operations (ownerid, deploymentid, modelid, data, result, timestamp) "
+    cur.execute("INSERT INTO operations (ownerid, deployment_id, modelid, data, result, timestamp) "
                 "SELECT %s, 'dep-lists', 'model-lists', CONCAT('[', seq, ']'), '[0]', UTC_TIMESTAMP(6) "
                 "FROM seq_1_to_10000", (owner,))
 t.defer(t.db_rows, "DELETE FROM operations WHERE ownerid = %s", owner)
@@ -219,7 +219,7 @@ t.is_((status, len(json.loads(body or b"null") or []), headers.get("link")),
 # Big rows: 96 operations of about 1 MiB each.
 big_owner = t.uniq("big-owner")
 with t.db().cursor() as cur:
-    cur.execute("INSERT INTO operations (ownerid, deploymentid, modelid, data, result, timestamp) "
+    cur.execute("INSERT INTO operations (ownerid, deployment_id, modelid, data, result, timestamp) "
                 "SELECT %s, 'dep-big', 'model-big', CONCAT('[\"', seq, REPEAT('x', 1048576), '\"]'), "
                 "'[0]', UTC_TIMESTAMP(6) FROM seq_1_to_96", (big_owner,))
 t.defer(t.db_rows, "DELETE FROM operations WHERE ownerid = %s", big_owner)

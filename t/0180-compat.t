@@ -62,7 +62,7 @@ t.is_([r["operation_uuid"] for r in rows], [o.get("operationid") for o in ops],
 t.ok(all(isinstance(r["operationid"], int) for r in rows), "operations.operationid stays the integer key")
 
 # A row inserted without a UUID, as from the SQL console, gets one from MariaDB.
-t.db_rows("INSERT INTO operations (ownerid, deploymentid, modelid, data, timestamp) "
+t.db_rows("INSERT INTO operations (ownerid, deployment_id, modelid, data, timestamp) "
           "VALUES (%s, %s, 'm', '[5]', UTC_TIMESTAMP(6))", owner, dep)
 listed = t.body_of(t.get("/deployment/get/opos/" + owner)) or []
 t.is_([o.get("operationid") for o in listed][1:], [o.get("operationid") for o in reversed(ops)],

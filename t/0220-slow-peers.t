@@ -355,10 +355,10 @@ try:
     t.like(body.get("detail", ""), r"deployment '%s' did not answer within 2 s" % dep_a,
            "the 504 names the deployment and the timeout")
     t.like(body.get("operationid", ""), t.UUID4_RE, "the 504 carries the operation's id")
-    rows = t.db_rows("SELECT ownerid, deploymentid, modelid, data, result FROM operations "
+    rows = t.db_rows("SELECT ownerid, deployment_id, modelid, data, result FROM operations "
                      "WHERE operation_uuid = %s", body.get("operationid", ""))
     row = rows[0] if rows else {}
-    t.is_((row.get("ownerid"), row.get("deploymentid"), row.get("modelid")), (owner, dep_a, mid),
+    t.is_((row.get("ownerid"), row.get("deployment_id"), row.get("modelid")), (owner, dep_a, mid),
           "the timed-out call is recorded as an operation of its owner, deployment and model")
     t.is_(json.loads(row.get("data") or "null"), [[4]], "with the rows sent to the model")
     res = json.loads(row.get("result") or "null") or {}

@@ -111,15 +111,15 @@ t.is_(sum(1 for a in answers if a.headers.get("Idempotent-Replayed") == "true"),
       "... %d of them replayed" % (N - 1))
 
 # The spooler's training upload carries training-<id>: sent twice, one version.
-from mlcpy import training  # noqa: E402
+from mlcpy import training, uploadclient  # noqa: E402
 path = os.path.join(var, "t0320-model.pkl")
 with open(path, "wb") as f:
     f.write(pkl2)
 t.defer(os.unlink, path)
 key = training.idempotency_key("3f1c0000-0000-4000-8000-000000000001")
 t.is_(key, "training-3f1c0000-0000-4000-8000-000000000001", "a training's key is training-<id>")
-s1, j1 = training.upload(t.BASE_URL, mid3, path, key=key, token=t.TOKEN)
-s2, j2 = training.upload(t.BASE_URL, mid3, path, key=key, token=t.TOKEN)
+s1, j1 = uploadclient.upload(t.BASE_URL, mid3, path, key=key, token=t.TOKEN)
+s2, j2 = uploadclient.upload(t.BASE_URL, mid3, path, key=key, token=t.TOKEN)
 t.is_((s1, s2, (j1 or {}).get("version"), (j2 or {}).get("version")), (201, 201, 2, 2),
       "the spooler's upload of a trained model, sent twice, stores version 2 once")
 t.is_(versions(mid3, "model"), [1, 2], "... no third version")

@@ -181,6 +181,39 @@ t.is_422(predict(dep, {"data": [keyed, keyed]}),
            "has no featurelist; send rows as lists in feature order", "value_error.row_shape") for i in (0, 1)],
          "no featurelist: object rows are refused, saying why")
 with_featurelist(fl, "restored")
+
+# ---- one rule for the input features: the gateway and the runtime ----
+# The API computes a deployment's input features once (app/featurelist.c)
+# and hands them to the runtime in its bundle (job.json "features"): an
+# input whose name is empty or given twice stays an input (rows are lists
+# of all of them), and the names key nothing, at the gateway (object rows
+# refused, saying why) and in the runtime (explanations are not labelled
+# with them).
+for what, fnames, why in [
+        ("a name given twice", names[:3] + [names[0]] + names[4:],
+         "its featurelist names the input feature 'age' twice"),
+        ("an empty name", names[:3] + [""] + names[4:],
+         "its featurelist entry 3 is an input (kind 0) without a feature_name")]:
+    m = mm.register(reg, X, y, names)
+    patched = mm.featurelist(fnames)
+    t.is_status(t.patch("/model/" + m["modelid"], json={"featurelist": patched}), 200,
+                "%s: the model's featurelist is patched before it is deployed" % what)
+    d = deployed(m)
+    stored = t.db_rows("SELECT features FROM deployments WHERE deployment_id = %s", d)[0]["features"]
+    t.is_(json.loads(stored), patched, "%s: the deployment keeps the featurelist it was created with" % what)
+    with open(os.path.join(var, "deployments", d, "job.json"), encoding="utf-8") as f:
+        carried = json.load(f).get("features")
+    t.is_(carried, {"inputs": [{"name": n or None, "type": "cont"} for n in fnames], "named": False, "why": why},
+          "%s: the runtime's job.json carries the input features the API computed" % what)
+    t.is_422(predict(d, {"data": dict(zip(names, X[0].tolist()))}), row_shape(why),
+             "%s: an object row is refused, saying why" % what)
+    r = predict(d, {"data": X[:2].tolist(), "explain": True})
+    a = t.body_of(r) or {}
+    t.ok(r.status_code == 200 and np.max(np.abs(np.array(a.get("prediction") or [0, 0]) - reg.predict(X[:2])))
+         < 1e-9, "%s: rows as lists of every input predict" % what, t.describe(r))
+    t.is_((a.get("explanation") or {}).get("feature_names"), ["x%d" % i for i in range(10)],
+          "%s: the runtime does not label its explanations with names that key nothing" % what)
+    t.is_status(t.delete("/deployment/" + d), 200, "%s: stop it" % what)
 t.is_error(predict("no-such-deployment", {"data": [1]}), 404, "predict on an unknown deployment")
 nodata = mm.register(reg, X, y, names, with_data=False)
 dep_nodata = deployed(nodata)

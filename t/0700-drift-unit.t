@@ -199,7 +199,7 @@ def add_ops(modelid, datas, start, step=datetime.timedelta(milliseconds=10)):
     returns the timestamps."""
     stamps = [start + i * step for i in range(len(datas))]
     with _admin.cursor() as cur:
-        cur.executemany("INSERT INTO operations (ownerid, deploymentid, modelid, data, result, "
+        cur.executemany("INSERT INTO operations (ownerid, deployment_id, modelid, data, result, "
                         "timestamp) VALUES ('drift-test', 'dep-drift', %s, %s, NULL, %s)",
                         [(modelid, d, ts) for d, ts in zip(datas, stamps)])
     return stamps
@@ -503,7 +503,7 @@ base = now() - datetime.timedelta(hours=1)
 texts = [json.dumps([row]) for row in vals.tolist()]   # as the predict gateway stores rows
 with _admin.cursor() as cur:
     for i in range(0, N, 10000):
-        cur.executemany("INSERT INTO operations (ownerid, deploymentid, modelid, data, timestamp) "
+        cur.executemany("INSERT INTO operations (ownerid, deployment_id, modelid, data, timestamp) "
                         "VALUES (%s, %s, %s, %s, %s)",
                         [("drift-test", "dep-stream", S, texts[j],
                           base + datetime.timedelta(microseconds=j * 1000))

@@ -75,7 +75,7 @@ def wait_run(run_id, seconds=90):
 def add_ops(modelid, n=12):
     rng = np.random.default_rng(3)
     with t.db().cursor() as cur:
-        cur.executemany("INSERT INTO operations (ownerid, deploymentid, modelid, data, result, "
+        cur.executemany("INSERT INTO operations (ownerid, deployment_id, modelid, data, result, "
                         "timestamp) VALUES ('drift-durable', 'dep-durable', %s, %s, NULL, "
                         "UTC_TIMESTAMP(6))",
                         [(modelid, json.dumps([float(rng.normal())])) for _ in range(n)])

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import mlctap as t  # noqa: E402
 from mlcpy import config, kubemanifest as km  # noqa: E402
-from mlcpy import backend as B  # noqa: E402
+from mlcpy import backends as B  # noqa: E402
 from mlcpy import backend_mlsysops as bm  # noqa: E402
 from mlcpy import log as mlog  # noqa: E402
 

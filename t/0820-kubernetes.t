@@ -105,7 +105,7 @@ t.ok(len(pred) == 3 and max(abs(a - b) for a, b in zip(pred, reg.predict(X[:3]))
      "it predicts what the model predicts in-process", out)
 t.ok(isinstance((out.get("explanation") or {}).get("feature_importance"), list),
      "explanations come back through the remote runtime too", out)
-ops = t.db_rows("SELECT COUNT(*) AS n FROM operations WHERE deploymentid = %s", dep)
+ops = t.db_rows("SELECT COUNT(*) AS n FROM operations WHERE deployment_id = %s", dep)
 t.is_(ops[0]["n"], 1, "the call is recorded as an inference operation")
 
 # The bundle route and its credential.

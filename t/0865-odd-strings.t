@@ -31,7 +31,7 @@ t.defer(t.db_rows, "DELETE FROM deployments WHERE deployment_id = %s", dep)
 for owner in ODD + ["plain-owner"]:
     r = t.post("/deployment/add/operation", json={"deploymentid": dep, "ownerid": owner, "data": [1]})
     t.is_status(r, 201, "setup: an operation of owner %r" % owner)
-t.defer(t.db_rows, "DELETE FROM operations WHERE deploymentid = %s", dep)
+t.defer(t.db_rows, "DELETE FROM operations WHERE deployment_id = %s", dep)
 run = str(uuid.uuid4())
 for feature in ODD + ["plain-feature"]:
     t.db_rows("INSERT INTO drift_metrics (run_id, modelid, feature, type, method, drift_detected, n_train, "

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Database operations: where the parts connect, the two accounts, the
-comments migration, backup and restore, mlc status.
+comments migration, the naming rule of keys, backup and restore, mlc status.
 
 - The socket-or-TCP rule: the Python daemons follow the table the C unit
   test checks mlc-api against (t/unit/dbtarget-cases.txt).
@@ -8,6 +8,11 @@ comments migration, backup and restore, mlc status.
   rest of the suite passes with rows-only rights.
 - The comments migration changes nothing but comments (SHOW CREATE TABLE
   before and after, comments taken out), and leaves none empty.
+- The naming rule (docs/ADMIN.md, Names): after the last migration every
+  column holding an entity's key has the key's name and type in every table
+  and view.  Migration 016 upgrades a database at 015 keeping every
+  operation, and refuses, changing nothing, one whose operations hold a
+  modelid CHAR(36) cannot keep.
 - A second MariaDB started here on a socket of its own, without networking,
   stands for the host's server: an instance configured with MLC_DB_SOCKET
   pointing at it migrates without starting a server of its own (and does
@@ -131,6 +136,69 @@ def show_creates(db):
     return out
 
 
+def columns(conn, db):
+    """{(table, column): (type, character set, collation)} of every table and
+    view of db."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT table_name AS t, column_name AS c, column_type AS ty, "
+                    "character_set_name AS cs, collation_name AS co "
+                    "FROM information_schema.columns WHERE table_schema = %s", (db,))
+        return {(r["t"], r["c"]): (r["ty"], r["cs"], r["co"]) for r in cur.fetchall()}
+
+
+# Columns that hold a key in a role of their own, and the key whose type
+# they have (docs/ADMIN.md, Names).  A column named <role>_<entity> for an
+# entity with a key <entity>id or <entity>_id is found without this list.
+ROLE_KEYS = {("model_tags", "model_seq"): ("models", "seq"),
+             ("deployments", "model_version"): ("artifacts", "version"),
+             ("trainings", "produced_version"): ("artifacts", "version"),
+             ("trainings", "data_version"): ("artifacts", "version"),
+             ("trainings", "code_version"): ("artifacts", "version")}
+
+
+def key_rule(conn, db):
+    """The naming rule of docs/ADMIN.md: a column that holds an entity's key
+    has that key's name and type (character set, collation) in every table.
+    Key names are the column names ending in id; generic over all tables and
+    views, so that a later migration breaking it fails here."""
+    cols = columns(conn, db)
+    spellings, types = {}, {}
+    for (table, col), ty in cols.items():
+        if col.lower().endswith("id"):
+            spellings.setdefault(col.replace("_", "").lower(), set()).add(col)
+            types.setdefault(col, {}).setdefault(ty, []).append(table)
+    t.is_({k: sorted(v) for k, v in spellings.items() if len(v) > 1}, {},
+          "one spelling per key name (none that differ by underscores only)")
+    t.is_({k: v for k, v in types.items() if len(v) > 1}, {},
+          "each key name has one type, character set and collation in every table and view")
+    t.ok({"modelid", "ownerid", "deployment_id", "run_id"} <= set(types),
+         "... the keys held by more than one table are among them", sorted(types))
+    t.is_(sorted(types.get("modelid", {}).get(("char(36)", "utf8mb4", "utf8mb4_bin"), [])),
+          ["artifacts", "deployments", "drift_metrics", "drift_runs", "model_tags", "models",
+           "operations", "trainings"], "modelid is CHAR(36) utf8mb4_bin in every table that holds it")
+    t.is_(sorted(types.get("deployment_id", {}).get(("varchar(64)", "utf8mb4", "utf8mb4_bin"), [])),
+          ["deployments", "operations"], "deployment_id is VARCHAR(64) in deployments and operations")
+    t.is_(sorted(types.get("ownerid", {}).get(("varchar(255)", "utf8mb4", "utf8mb4_nopad_bin"), [])),
+          ["deployments", "models", "operations", "token_list", "tokens", "trainings"],
+          "ownerid is VARCHAR(255) utf8mb4_nopad_bin everywhere, the view included")
+    stems = {re.sub(r"_?id$", "", k): k for k in types if re.sub(r"_?id$", "", k)}
+    wrong, seen = [], []
+    for (table, col), ty in sorted(cols.items()):
+        m = re.search(r"_([a-z]+)$", col)
+        key = None
+        if m and m.group(1) in stems:
+            key = [ty2 for (t2, c2), ty2 in cols.items() if c2 == stems[m.group(1)]][0]
+        elif (table, col) in ROLE_KEYS:
+            key = cols.get(ROLE_KEYS[(table, col)])
+        if key is not None:
+            seen.append("%s.%s" % (table, col))
+            if ty != key:
+                wrong.append("%s.%s %s (the key: %s)" % (table, col, ty, key))
+    t.is_(wrong, [], "a column holding a key in a role of its own has the key's type", seen)
+    t.ok({"trainings.redeploy_owner", "drift_runs.waiting_model", "model_tags.model_seq"}
+         <= set(seen), "... redeploy_owner, waiting_model, model_seq among them", seen)
+
+
 cdb = "mlc_t0925_comments_%d" % os.getpid()
 res = t.db_admin("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin" % cdb)
 t.ok(len(COMMENTS) == 1, "one comments migration (a later migration comments its own columns)",
@@ -184,9 +252,109 @@ else:
                     "WHERE table_schema = %s AND table_name = 'deployments' "
                     "AND column_name = 'status'", (cdb,))
         status_comment = cur.fetchone()["c"]
+    key_rule(croot, cdb)
     croot.close()
     t.is_(bare_cols + bare_tables, [], "after the last migration every table and column has a comment")
     t.like(status_comment, r"waiting.*stopping.*stopped", "deployments.status names its values")
+
+
+# ---- the upgrade to 016 (one name and type per key) keeps every operation -----------------
+
+def apply(db, files):
+    """Apply these migration files to db as mlc migrate does; the errors."""
+    errs = []
+    for f in files:
+        with open(os.path.join(SQL_DIR, f)) as fh:
+            r = t.db_admin(None, db, fh.read())
+        if r.returncode != 0:
+            errs.append("%s: %s" % (f, r.stderr.strip()))
+            break
+    return errs
+
+
+NAMES = [f for f in MIGRATIONS if f.startswith("016-")]
+udb = "mlc_t0925_upgrade_%d" % os.getpid()
+if len(NAMES) != 1 or t.db_admin("CREATE DATABASE `%s` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+                                  % udb).returncode != 0:
+    t.skip("the upgrade to 016", "no sql/016-*.sql, or no database %s" % udb)
+else:
+    t.defer(t.db_admin, "DROP DATABASE IF EXISTS `%s`" % udb)
+    at16 = MIGRATIONS.index(NAMES[0])
+    t.is_(apply(udb, MIGRATIONS[:at16]), [], "a database at 015")
+    uroot = pymysql.connect(unix_socket=os.environ["MLC_DB_SOCKET"], user="root", database=udb,
+                            charset="utf8mb4", autocommit=True,
+                            cursorclass=pymysql.cursors.DictCursor)
+    t.defer(uroot.close)
+    mid = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+    with uroot.cursor() as cur:
+        # As mlc-api records them (the deployment's model), and as older
+        # versions did (the client's modelid, any string up to 64).
+        cur.executemany(
+            "INSERT INTO operations (ownerid, deploymentid, modelid, data, result, timestamp) "
+            "VALUES (%s, %s, %s, %s, %s, UTC_TIMESTAMP(6) - INTERVAL %s SECOND)",
+            [("alice", "dep-a", mid, "[[1, 2]]", "[0]", 5), ("bob", "dep-b", mid, None, None, 4),
+             ("alice", "dep-a", "m", "[3]", '{"error": "x"}', 3), ("alice", "dep-\u00e9", "", "[]", "[]", 2),
+             ("admin", "d" * 64, "x" * 36, "[4]", None, 1),
+             ("admin", "dep-a", "\u00e9" * 36, "[5]", None, 0)])
+    ROWS = ("SELECT operationid, operation_uuid, ownerid, {dep} AS dep, modelid, data, result, "
+            "timestamp FROM operations ORDER BY operationid")
+
+    def rows(dep):
+        with uroot.cursor() as cur:
+            cur.execute(ROWS.format(dep=dep))
+            return [{k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in r.items()}
+                    for r in cur.fetchall()]
+
+    before_rows = rows("deploymentid")
+    # Rows 016 cannot keep: a modelid longer than 36, or with a trailing
+    # space.  It refuses before any change, saying why.
+    for bad in ("y" * 37, "m "):
+        with uroot.cursor() as cur:
+            cur.execute("INSERT INTO operations (ownerid, deploymentid, modelid, timestamp) "
+                        "VALUES ('old', 'dep-old', %s, UTC_TIMESTAMP(6))", (bad,))
+            bad_id = cur.lastrowid
+        schema = show_creates(uroot)
+        errs = apply(udb, [NAMES[0]])
+        t.like(" ".join(errs), r"016 not applied, nothing changed: 1 rows of operations have a "
+               r"modelid longer than 36 characters or ending in a space.*docs/ADMIN\.md",
+               "016 refuses a database with an operation's modelid %r, naming the cause and the "
+               "recipe" % bad)
+        t.is_(show_creates(uroot), schema, "... and changes nothing in the schema")
+        t.is_(rows("deploymentid")[:-1], before_rows, "... nor in the rows")
+        with uroot.cursor() as cur:
+            # docs/ADMIN.md, Upgrading to 016
+            cur.execute("DELETE FROM operations WHERE CHAR_LENGTH(modelid) > 36 "
+                        "OR modelid LIKE '%% '")
+            t.is_(cur.rowcount, 1, "... and the recipe's DELETE finds that row (%d)" % bad_id)
+    others = {n: strip_comments(c) for n, c in show_creates(uroot).items() if n != "operations"}
+    t.is_(apply(udb, [NAMES[0]]), [], "then %s applies to the database at 015" % NAMES[0])
+    after_rows = rows("deployment_id")
+    t.is_(after_rows, before_rows, "every operation is kept, every value as it was "
+          "(deploymentid now deployment_id)")
+    t.is_({n: strip_comments(c) for n, c in show_creates(uroot).items() if n != "operations"},
+          others, "in the other tables only comments change")
+    cols = columns(uroot, udb)
+    t.is_((cols.get(("operations", "deployment_id")), cols.get(("operations", "modelid")),
+           ("operations", "deploymentid") in cols),
+          (("varchar(64)", "utf8mb4", "utf8mb4_bin"), ("char(36)", "utf8mb4", "utf8mb4_bin"), False),
+          "operations: deployment_id VARCHAR(64), modelid CHAR(36), as in deployments and models")
+    with uroot.cursor() as cur:
+        cur.execute("SELECT index_name AS i, GROUP_CONCAT(column_name ORDER BY seq_in_index) AS c, "
+                    "MAX(index_comment) AS m FROM information_schema.statistics "
+                    "WHERE table_schema = %s AND table_name = 'operations' "
+                    "AND index_name IN ('operations_model', 'operations_deployment') "
+                    "GROUP BY index_name ORDER BY index_name", (udb,))
+        idx = [(r["i"], r["c"], bool(r["m"])) for r in cur.fetchall()]
+        cur.execute("EXPLAIN SELECT operationid FROM operations FORCE INDEX (operations_model) "
+                    "WHERE modelid = %s ORDER BY operationid DESC", (mid,))
+        plan = cur.fetchall()
+    t.is_(idx, [("operations_deployment", "deployment_id,operationid", True),
+                ("operations_model", "modelid,operationid", True)],
+          "its indexes keep their names, on the new columns, with comments")
+    t.is_([p.get("key") for p in plan], ["operations_model"], "mlc-drift's FORCE INDEX still names one")
+    t.is_(apply(udb, [NAMES[0]]), [], "%s run again changes nothing and does not fail" % NAMES[0])
+    t.is_(rows("deployment_id"), before_rows, "... every row still there")
+    key_rule(uroot, udb)
 
 
 # ---- a second server: the host's MariaDB, on a socket of its own ------------------------
@@ -521,7 +689,7 @@ with open(os.path.join(BAD, "artifacts", victim), "r+b") as f:
     f.seek(0)
     f.write(bytes([byte[0] ^ 1]))
 with conn.cursor() as cur:
-    cur.execute("INSERT INTO operations (ownerid, deploymentid, modelid, data, timestamp) "
+    cur.execute("INSERT INTO operations (ownerid, deployment_id, modelid, data, timestamp) "
                 "VALUES ('t0925-marker', 'x', 'x', NULL, UTC_TIMESTAMP(6))")
 r = mlc("restore", BAD)
 with conn.cursor() as cur:
@@ -665,7 +833,7 @@ with papp.cursor() as cur:
                 "size, sha256, created_at) VALUES (%s, 'data', 1, 't.csv', 'text/csv', %s, %s, %s, "
                 "UTC_TIMESTAMP(6))", (pid_model, pid_model + "/data/v1-t.csv", len(content),
                                       hashlib.sha256(content).hexdigest()))
-    cur.execute("INSERT INTO operations (ownerid, deploymentid, modelid, data, result, timestamp) "
+    cur.execute("INSERT INTO operations (ownerid, deployment_id, modelid, data, result, timestamp) "
                 "VALUES ('o', 'd', %s, '[[1, \"a,b)\\'\"]]', NULL, UTC_TIMESTAMP(6))", (pid_model,))
 prows, pfiles = table_rows(papp), store_files(pstore)
 papp.close()

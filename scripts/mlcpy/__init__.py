@@ -12,7 +12,8 @@ Modules, one concern each:
   requirements  requirements.txt against the installed distributions
   procs         /proc inspection: is this pid still that runtime?
   unixhttp      a small HTTP/1.1 client over AF_UNIX sockets
-  sandbox       the bubblewrap + setpriv command line and resource limits
+  sandbox       the bubblewrap + setpriv command line and resource limits;
+                start() and run() of runtimes' and trainings' sandboxes
   backend       the deployment-backend interface and registry
   backend_local the local backend: sandboxed runtimes supervised on this host
   backend_remote what the kubernetes and mlsysops backends share: bundles
@@ -26,11 +27,15 @@ Modules, one concern each:
   explain       Shapley-value explanations, used by the runtime
   drift         drift checks on recorded inferences, run by the spooler
   training      retraining jobs, run by the spooler
+  redeploy      moving a model's deployments onto the version a training stored
+  uploadclient  the spooler's client of POST /model/{id}/upload
+  features      a deployment's input features as the API computed them
+                (job.json "features", app/featurelist.c)
 
-mlc-runtime imports only `runtime` and `explain` (and so only the standard
+mlc-runtime imports only `runtime`, `explain` and `features` (and so only the standard
 library, numpy, pandas and scikit-learn): nothing that knows where the
 database or the config is.  The cluster image (conf/kubernetes/Dockerfile)
-holds those two plus `bundle` and `safefs` (scripts/mlc-kube-fetch).
+holds those three plus `bundle` and `safefs` (scripts/mlc-kube-fetch).
 The sandbox holds copies of just these files
 (sandbox.RUNTIME_FILES): a new import of the runtime must be added there.
 """

@@ -2,9 +2,10 @@
 
 The spooler (reconcile.py) owns the policy - what should run, when a
 crash counts, when to give up - and talks to a backend only through this
-interface.  `local` runs sandboxed runtimes on this host; `kubernetes`
-(backend_kubernetes.py) runs them in a Kubernetes cluster and `mlsysops`
-(backend_mlsysops.py) hands them to the MLSysOps framework.  A remote
+interface (backends.py picks one).  `local` runs sandboxed runtimes on
+this host; `kubernetes` (backend_kubernetes.py) runs them in a Kubernetes
+cluster and `mlsysops` (backend_mlsysops.py) hands them to the MLSysOps
+framework.  A remote
 runtime has no pid: Ready, Running and launch handles carry pid None.
 """
 
@@ -27,7 +28,7 @@ class Backend:
     act on the runtime serving now also take the row's model_version
     (`version`): a retraining with redeploy moves a deployment onto a new
     version by starting a second runtime next to the first (see
-    training.Roll), and the version tells the backend which one is current."""
+    redeploy.Roll), and the version tells the backend which one is current."""
 
     name = None
 
@@ -99,49 +100,3 @@ class Backend:
 class Unavailable(Exception):
     """No backend of that name in this build, or it is not configured."""
 
-
-NAMES = ("local", "kubernetes", "mlsysops")
-_instances = {}
-
-
-def configured(name, cfg):
-    """None when backend `name` can be used with this configuration, else
-    why not (the rule app/deployments.c applies to POST /deployment/add)."""
-    if name == "local":
-        return None
-    if name == "kubernetes":
-        return None if cfg.get("MLC_KUBECONFIG") else "set MLC_KUBECONFIG"
-    if name == "mlsysops":
-        return None if cfg.get("MLC_NORTHBOUND_URL") else "set MLC_NORTHBOUND_URL"
-    return "no such backend (known: %s)" % ", ".join(NAMES)
-
-
-def get(name, cfg):
-    """The backend called name (one instance per process: it keeps the
-    children it started)."""
-    if name not in _instances:
-        why = configured(name, cfg)
-        if why:
-            raise Unavailable("backend '%s' is not available: %s" % (name, why))
-        if name == "local":
-            from .backend_local import LocalBackend
-            _instances[name] = LocalBackend(cfg)
-        elif name == "kubernetes":
-            from .backend_kubernetes import KubernetesBackend
-            _instances[name] = KubernetesBackend(cfg)
-        else:
-            from .backend_mlsysops import MlsysopsBackend
-            _instances[name] = MlsysopsBackend(cfg)
-    return _instances[name]
-
-
-def remote(cfg):
-    """The configured backends other than local (created on first use)."""
-    out = []
-    for name in NAMES[1:]:
-        if configured(name, cfg) is None:
-            try:
-                out.append(get(name, cfg))
-            except Unavailable:
-                pass
-    return out

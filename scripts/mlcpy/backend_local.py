@@ -41,7 +41,6 @@ import pwd
 import socket
 import stat
 import subprocess
-import threading
 import time
 
 from . import backend, log, procs, safefs, sandbox, unixhttp
@@ -91,9 +90,6 @@ class LocalBackend(backend.Backend):
         self.user = cfg.get("MLC_RUNTIME_USER")
         self._ids = None
         self.children = {}  # launcher pid -> Popen, reaped by reap()
-        # The spooler calls this backend from several threads, one per
-        # deployment; cgroup directories are shared between deployments.
-        self._cgroups_lock = threading.Lock()
 
     # ---- paths and small files ----
 
@@ -323,10 +319,6 @@ class LocalBackend(backend.Backend):
                 % (sock, len(sock.encode()), SOCKET_MAX))
         sandbox.check_reachable(sock, uid, gid)
 
-    @staticmethod
-    def _sandboxed_pid(popen, timeout):
-        return sandbox.sandboxed_pid(popen, timeout)
-
     def launch(self, dep_id, kind, version=None, key=None):
         """Start the sandboxed runtime (see sandbox.py) in the deployment's
         current directory (or the directory `key`); returns a LocalLaunch."""
@@ -334,36 +326,24 @@ class LocalBackend(backend.Backend):
         d = self.dir(key)
         uid, gid = self.ids()
         self._check_paths(key)
-        cmd = sandbox.Command(self.cfg, d, uid, gid)
-        try:
-            listener = self._bind_socket(key)
-        except OSError:
-            cmd.close()
-            raise
+        listener = self._bind_socket(key)
         try:
             log_fd, offset = self._open_log(dep_id, kind)
         except OSError:
-            cmd.close()
             listener.close()
             raise
-        with self._cgroups_lock:
-            cgroups, enforced = self.cgroups.prepare(key)
-        oom_base = self.cgroups.oom_kills(key)
-        limits = sandbox.limiter(
-            self.memory, cgroups,
-            nice=self.cgroups.cpus > 0 and "cpu" not in enforced,
-            nproc=self.cgroups.pids if "pids" not in enforced else 0, fsize=self.log_max)
         try:
-            popen = cmd.popen(sandbox.environment(d, {"MLC_LISTEN_FD": str(listener.fileno())}),
-                              log_fd, log_fd, limits, extra_fds=(listener.fileno(),))
+            started = sandbox.start(
+                self.cfg, self.cgroups, key, d, uid, gid,
+                sandbox.environment(d, {"MLC_LISTEN_FD": str(listener.fileno())}),
+                log_fd, log_fd, fsize=self.log_max, extra_fds=(listener.fileno(),))
         except subprocess.SubprocessError as e:  # raised by the preexec function
             raise sandbox.SandboxError("cannot apply the runtime's limits: %s" % e) from None
         finally:
             os.close(log_fd)
             listener.close()
+        popen, pid, start, oom_base = started.popen, started.pid, started.start, started.oom_base
         self.children[popen.pid] = popen
-        pid = self._sandboxed_pid(popen, 10.0)
-        start = procs.starttime(pid) if pid else None
         if pid and start is not None:
             self._write_state(key, {"pid": pid, "start": start, "boot": procs.boot_id(),
                                     "started": time.time(), "log_offset": offset,
@@ -519,8 +499,7 @@ class LocalBackend(backend.Backend):
             if _isdir(self.dir(key)):
                 self._clear_state(key)
                 self._unlink(self.sock(key))
-            with self._cgroups_lock:
-                self.cgroups.release(key)
+            self.cgroups.release(key)
         return gone
 
     def stop(self, dep_id):

@@ -7,7 +7,8 @@ data.csv and requirements.txt, a train bundle code.py and data.csv and
 optionally requirements.txt.  Nothing in a bundle is trusted: members must
 be plain top-level names of regular files of that set, each listed file
 must match its size and SHA-256 from job.json, and the total size is
-capped.  Files are written with O_EXCL|O_NOFOLLOW relative to a fresh
+capped; job.json "features" (the input features the API computed, see
+features.py) must be well-formed.  Files are written with O_EXCL|O_NOFOLLOW relative to a fresh
 directory's descriptor, so nothing outside it can be touched whatever the
 archive holds.  The bundle file itself, written by the service user, is
 opened with safefs.open_file: a symbolic link, a FIFO, a device or a hard
@@ -22,7 +23,7 @@ import re
 import tarfile
 import zlib
 
-from . import safefs
+from . import features, safefs
 
 # Job ids (deployment ids, and training ids, which are UUIDs): the rule of
 # app/validate.c mlc_is_deployment_id, tested with it against the shared
@@ -35,6 +36,7 @@ MEMBER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 JOB_JSON_MAX = 1 << 20
+LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle in the spool
 
 # Per job type: the job.json key holding the job's id, the files it may
 # list (files.<kind> -> the member name the C side gives it) and those it
@@ -199,6 +201,10 @@ def check_job(job, kind, job_id):
     if not isinstance(got_id, str) or not ID_RE.match(got_id) or got_id != job_id:
         raise BundleError("bundle rejected: job.json %s %r does not match the "
                           "bundle name (%r)" % (id_key, got_id, job_id))
+    try:
+        features.read(job)
+    except features.Malformed as e:
+        raise BundleError("bundle rejected: %s" % e) from None
     files = job.get("files")
     if not isinstance(files, dict):
         files = {}
@@ -249,6 +255,18 @@ def verify_files(job, hashes, dest_dir):
     if extra:
         raise BundleError("bundle rejected: unexpected member '%s' (not listed in job.json)"
                           % extra[0])
+
+
+def read_job(directory):
+    """job.json of a directory the spooler made (an unpacked bundle, a
+    deployment directory) as a dict; {} when it is missing or not a JSON
+    object."""
+    try:
+        with open(os.path.join(directory, "job.json"), encoding="utf-8") as f:
+            job = json.load(f)
+        return job if isinstance(job, dict) else {}
+    except (OSError, ValueError, RecursionError):
+        return {}
 
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")

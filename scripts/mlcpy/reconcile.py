@@ -47,14 +47,14 @@ import traceback
 
 import pymysql
 
-from . import backend as backends
+from . import backends
 from . import bundle, layout, log, requirements, safefs, tmpclean, training
+from .bundle import LOST_BUNDLE_AFTER
 from .db import Deployments, LockHeld as DbLockHeld
 from .sandbox import SandboxError
 
 STABLE_AFTER = 600        # s a runtime must have served for its crash count to restart at 1
 BACKOFF_MAX = 60          # s, longest wait before restarting a crashed runtime
-LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle in the spool
 STRAYS = "*strays"        # the Workers key of the stray-runtime sweep (no id starts with '*')
 REMOTE_SWEEP_EVERY = 60   # s between looks for stray objects in clusters (remote backends)
 SHUTDOWN_WAIT = 20.0      # s a stopping spooler waits for the tasks under way
@@ -491,7 +491,7 @@ class Spooler:
                                 top=self.cfg.var, owners=self.bundle_owners)
         except bundle.BundleError as e:
             return [str(e)], [], ""
-        missing, warnings = self.check_requirements(job, staging)
+        missing, warnings = requirements.check_job(job, staging)
         if missing:
             self.rmtree(staging)
         return missing, warnings, bundle.request_note(job)
@@ -533,15 +533,6 @@ class Spooler:
         launch = task.result
         log.deployment(dep_id, "runtime starting (pid %s)", launch.pid)
         self.pending[dep_id] = Pending(launch, be, "deploy", path)
-
-    @staticmethod
-    def check_requirements(job, staging):
-        """(missing, warnings) for the bundle's requirements.txt, if any
-        (checked in a child process with a deadline, see requirements.py)."""
-        env = job["files"].get("env")
-        if not env:
-            return [], []
-        return requirements.check_file(os.path.join(staging, env["name"]))
 
     def fail(self, dep_id, reason, path, be):
         """The deployment failed: clean up (so that 'failed' means nothing of

@@ -247,3 +247,16 @@ def check_file(path, subject="runtimes", timeout=CHECK_TIMEOUT, python=PYTHON):
         tail = out.stderr.decode("utf-8", "replace").strip().splitlines()
         return ["cannot check requirements.txt: the check exited with status %s%s"
                 % (out.returncode, ": " + _clip(tail[-1], 300) if tail else "")], []
+
+
+def check_job(job, directory, subject="runtimes"):
+    """(missing, warnings) for the requirements.txt a job bundle lists
+    (job.json files.env), unpacked in `directory`: check_file() of it, or
+    nothing to say when it has none.  Used for deployments ("runtimes")
+    and trainings ("trainings") alike; `subject` picks the sentence that
+    says who cannot install packages (INSTALL_HINT)."""
+    files = job.get("files") if isinstance(job, dict) else None
+    env = files.get("env") if isinstance(files, dict) else None
+    if not isinstance(env, dict) or not isinstance(env.get("name"), str):
+        return [], []
+    return check_file(os.path.join(directory, env["name"]), subject=subject)

@@ -50,6 +50,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402  (after the thread settings above)
 
+from mlcpy import features  # noqa: E402
+
 EXIT_LOAD_FAILED = 3
 MAX_BODY = 64 << 20
 BACKGROUND_ROWS = 100
@@ -150,14 +152,12 @@ class Model:
         return [str(x) for x in names] if names is not None else None
 
     def _featurelist_names(self):
-        """Names from the model's featurelist, when they fit the model."""
-        fl = self.job.get("featurelist")
-        if not isinstance(fl, list):
-            return None
-        # kind 1 marks the dependent variable (the target): not an input.
-        names = [f.get("feature_name") for f in fl
-                 if isinstance(f, dict) and f.get("kind") in (0, None)]
-        if not names or not all(isinstance(n, str) for n in names):
+        """The input names the deployment was made with (job.json
+        "features", computed once by the API: app/featurelist.c), when
+        they can key rows and fit the model; else None."""
+        feats = features.read_or_none(self.job)
+        names = feats.names if feats is not None else None
+        if not names:
             return None
         if self.n_features is not None and len(names) != self.n_features:
             return None

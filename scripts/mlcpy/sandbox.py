@@ -9,7 +9,9 @@ The runtime is started as
         --seccomp <fd> -- /usr/bin/python3 -I /run/mlc-scripts/mlc-runtime --dir <deployment dir>
 
 and a training as the same with `/usr/bin/python3 <job dir>/code.py
-<job dir>/data.csv` as the program (see training.py).
+<job dir>/data.csv` as the program (see training.py).  Both start through
+start() (the command, its cgroups and limits); run() runs a training's
+sandbox to its end, killing it for time, memory or a stopping spooler.
 
 Privileges.  The launched process (root) joins the sandbox's cgroups and
 sets its resource limits (limiter()), then setpriv switches to
@@ -73,6 +75,8 @@ import hashlib
 import os
 import pwd
 import resource
+import select
+import signal
 import subprocess
 import threading
 import time
@@ -186,6 +190,9 @@ class Cgroups:
         self.prefix = prefix
         self.name = "mlconnector-" + hashlib.sha1(instance_key.encode()).hexdigest()[:8]
         self.bases = {}  # controller -> the group that holds our groups
+        # Sandboxes start and end from several threads (one per deployment
+        # task or training); they share the instance's group.
+        self._lock = threading.Lock()
         self.v2 = False
         self.memsw = False
         wanted = [c for c, on in (("cpu", cpus > 0), ("pids", pids > 0), ("memory", memory > 0))
@@ -284,6 +291,10 @@ class Cgroups:
         at zero) when it is empty.  Returns the cgroup.procs files a process
         joins and the controllers that enforce (the others fall back, see
         the class comment)."""
+        with self._lock:
+            return self._prepare(key)
+
+    def _prepare(self, key):
         joined, enforced = [], set()
         try:
             if self.v2 and self.bases:
@@ -355,6 +366,10 @@ class Cgroups:
         non-empty group fails, which is what keeps the others).  The
         launcher outside the sandbox may take a moment to follow its
         program: a busy group is tried again for up to a second."""
+        with self._lock:
+            self._release(key)
+
+    def _release(self, key):
         deadline = time.monotonic() + 1.0
         for c in self.bases:
             leaf = self.leaf(c, key)
@@ -487,7 +502,8 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_ENTRIES = ("ld.so.cache", "alternatives", "localtime", "mime.types")
 # What mlc-runtime imports (and nothing that knows the database or the
 # configuration: see mlcpy/__init__.py); copied into the sandbox.
-RUNTIME_FILES = ("mlc-runtime", "mlcpy/__init__.py", "mlcpy/runtime.py", "mlcpy/explain.py")
+RUNTIME_FILES = ("mlc-runtime", "mlcpy/__init__.py", "mlcpy/runtime.py", "mlcpy/explain.py",
+                 "mlcpy/features.py")
 # Where those appear inside the sandbox.
 SANDBOX_SCRIPTS = "/run/mlc-scripts"
 
@@ -757,6 +773,141 @@ def limiter(memory, cgroups, nice, nproc, fsize=0):
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     return setup
+
+
+# ---- starting and running a sandbox ------------------------------------------------
+
+class Started:
+    """A sandbox just started: the launcher (popen), the pid of its program
+    (pid 1 of the sandbox's pid namespace; None if it never got there), that
+    pid's start time, and the memory group's kill count before it ran."""
+
+    def __init__(self, popen, pid, start, oom_base):
+        self.popen, self.pid, self.start, self.oom_base = popen, pid, start, oom_base
+
+
+def start(cfg, cgroups, key, work_dir, uid, gid, env, stdout, stderr, program=None,
+          hostname="mlc-runtime", write_from=None, ro_binds=(), fsize=0, extra_fds=()):
+    """Start one sandbox, a runtime's or a training's: the command (see
+    Command; program None runs mlc-runtime for work_dir), its cgroups
+    (`cgroups`, a Cgroups, for `key`) and limits, its output to the
+    descriptors stdout and stderr.  Returns a Started.  Raises SandboxError
+    or OSError when the command cannot be built, subprocess.SubprocessError
+    when the limits cannot be applied (the preexec function failed)."""
+    cmd = Command(cfg, work_dir, uid, gid, program=program, hostname=hostname,
+                  write_from=write_from, ro_binds=ro_binds)
+    joined, enforced = cgroups.prepare(key)
+    oom_base = cgroups.oom_kills(key)
+    limits = limiter(cgroups.memory, joined,
+                     nice=cgroups.cpus > 0 and "cpu" not in enforced,
+                     nproc=cgroups.pids if "pids" not in enforced else 0, fsize=fsize)
+    popen = cmd.popen(env, stdout, stderr, limits, extra_fds=extra_fds)
+    pid = sandboxed_pid(popen, 10.0)
+    return Started(popen, pid, procs.starttime(pid) if pid else None, oom_base)
+
+
+def kill(started):
+    """SIGKILL the sandbox's pid 1: the kernel then kills every process of
+    its pid namespace; bwrap outside it exits with it."""
+    if started.pid and procs.alive(started.pid, started.start):
+        procs.kill(started.pid, signal.SIGKILL)
+    elif started.popen.poll() is None:
+        started.popen.kill()
+
+
+class Ran:
+    """How run() ended: exit status, and whether the sandbox was killed for
+    its time, for memory (oom: also when the kernel killed one of its
+    processes and it then ended by itself) or because `stop` was set."""
+
+    def __init__(self, rc, timed_out, oom, stopped):
+        self.rc, self.timed_out, self.oom, self.stopped = rc, timed_out, oom, stopped
+
+
+def run(cfg, cgroups, key, work_dir, uid, gid, program, env, timeout, output, stop,
+        hostname="mlc-sandbox", write_from=None, ro_binds=(), on_started=None, on_event=None,
+        progress=None, after_exit=None):
+    """Run program in a sandbox (start()) to its end: a training's script
+    or its model check.  Its stdout and stderr go to output(data,
+    from_stderr) as they come.  The whole sandbox is killed after `timeout`
+    seconds, when the kernel killed one of its processes for memory, or
+    when the threading.Event `stop` is set; on_event("timeout" | "oom" |
+    "stop") is called as that happens, and on_event("oom-late") when a
+    kill for memory is only seen once it ended.  on_started(pid, start)
+    is called once it runs (to record it for a successor that must kill
+    it), progress = (seconds, fn) calls fn every so often while it runs,
+    after_exit() once it is gone (before its cgroups are released).
+    Returns a Ran."""
+    r_out, w_out = os.pipe()
+    r_err, w_err = os.pipe()
+    try:
+        s = start(cfg, cgroups, key, work_dir, uid, gid, env, w_out, w_err, program=program,
+                  hostname=hostname, write_from=write_from, ro_binds=ro_binds)
+    except BaseException:
+        os.close(r_out)
+        os.close(r_err)
+        raise
+    finally:
+        os.close(w_out)
+        os.close(w_err)
+    event = on_event or (lambda kind: None)
+    if on_started:
+        on_started(s.pid, s.start)
+    fds = {r_out: False, r_err: True}
+    deadline = time.monotonic() + timeout
+    every, tick = progress or (None, None)
+    next_progress = time.monotonic() + every if every else None
+    timed_out = stopped = oom = False
+    exited = None
+    try:
+        while True:
+            if fds:
+                ready, _, _ = select.select(list(fds), [], [], 0.2)
+                for fd in (r_out, r_err):
+                    if fd in ready:
+                        data = os.read(fd, 65536)
+                        if data:
+                            output(data, fds[fd])
+                        else:
+                            os.close(fd)
+                            del fds[fd]
+            else:
+                time.sleep(0.05)
+            if s.popen.poll() is not None:
+                # Everything in the sandbox died with its pid 1; the pipes
+                # end at once.  Don't hang on one that somehow does not.
+                exited = exited or time.monotonic()
+                if not fds or time.monotonic() - exited > 2.0:
+                    break
+            now = time.monotonic()
+            if not timed_out and not stopped and now > deadline:
+                timed_out = True
+                event("timeout")
+                kill(s)
+            if not oom and not stopped and cgroups.oom_kills(key) > s.oom_base:
+                oom = True
+                event("oom")
+                kill(s)
+            if not stopped and stop.is_set():
+                stopped = True
+                event("stop")
+                kill(s)
+            if next_progress is not None and now >= next_progress:
+                next_progress = now + every
+                tick()
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if s.popen.poll() is None:  # only when something above raised
+            kill(s)
+        rc = s.popen.wait()
+        if after_exit:
+            after_exit()
+        if not oom and not stopped and cgroups.oom_kills(key) > s.oom_base:
+            oom = True
+            event("oom-late")
+        cgroups.release(key)
+    return Ran(rc, timed_out, oom, stopped)
 
 
 # ---- host mounts: a training's size-limited job directory ------------------------

@@ -33,7 +33,8 @@ its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
      answers becomes trainings.produced_version, status completed;
   6. with "redeploy": true, move every serving deployment of the model that
      belongs to the owner who started the training (every one, when an
-     admin did) onto the new version (Roll, run by the spooler's main loop).
+     admin did) onto the new version (redeploy.py, driven by the spooler's
+     main loop).
 The job directory is removed when the script has ended; the bundle leaves
 spool/cur/ once the outcome (and the redeploy) is recorded.
 
@@ -57,7 +58,6 @@ import hashlib
 import http.client
 import json
 import os
-import select
 import shutil
 import signal
 import stat
@@ -65,22 +65,17 @@ import subprocess
 import threading
 import time
 import traceback
-import urllib.parse
-import uuid
 
 import pymysql
 
-from . import backend as backends
-from . import bundle, db, log, procs, requirements, safefs, sandbox, testhooks
+from . import (bundle, db, log, procs, redeploy, requirements, safefs, sandbox, testhooks,
+               uploadclient)
 
 MAX_ATTEMPTS = 3          # runs of one training across spooler restarts
 PROGRESS_EVERY = 3.0      # s between updates of trainings.log while running
 CHECK_TIMEOUT_MIN = 30    # s at least for loading the model in the check
-UPLOAD_TIMEOUT = 600      # s for one upload request
 UPLOAD_RETRY_FOR = 60     # s to keep retrying while the API does not answer
 UPLOAD_TOKEN_LIFE = 900   # s the upload's token lives if it is not revoked
-ROLL_GRACE = 2.0          # s the old runtime keeps serving after the switch
-LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle
 OUTPUT_NAME = "model.pkl"
 OUTPUT_SUFFIXES = (".pkl", ".joblib")  # the model file, when not at MLC_OUTPUT
 CHECK_MARK = "mlc-check: "
@@ -186,69 +181,24 @@ def _unlink(cfg, path):
     safefs.unlink(path, cfg.var)
 
 
-def _detail(body):
-    """The API's error detail as one line."""
-    if isinstance(body, dict):
-        d = body.get("detail")
-        if isinstance(d, str):
-            return d
-        if isinstance(d, list):
-            return "; ".join(str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in d)
-        return json.dumps(body)[:500]
-    if isinstance(body, bytes):
-        body = body.decode("utf-8", "replace")
-    return " ".join(str(body).split())[:500] or "no detail"
-
-
 def idempotency_key(training_id):
     """The Idempotency-Key of a training's model upload: one per training,
     so that every retry of it stores at most one version."""
     return "training-%s" % training_id
 
 
-def upload(api_url, modelid, path, timeout=UPLOAD_TIMEOUT, key=None, token=None):
-    """POST path as the model's next `model` file to the API, streamed as
-    multipart/form-data; returns (HTTP status, parsed JSON body or bytes).
-    With key, the request carries it as its Idempotency-Key: sent again
-    (after a lost answer, or by a spooler that restarted), the upload is
-    answered with the version the first one stored.  With token, it
-    carries that bearer token."""
-    u = urllib.parse.urlsplit(api_url)
-    boundary = "mlc-spooler-" + uuid.uuid4().hex
-    head = ("--%s\r\nContent-Disposition: form-data; name=\"file_kind\"\r\n\r\nmodel\r\n"
-            "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"model.pkl\"\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n" % (boundary, boundary)).encode()
-    tail = ("\r\n--%s--\r\n" % boundary).encode()
-    size = os.path.getsize(path)
-    cls = http.client.HTTPSConnection if u.scheme == "https" else http.client.HTTPConnection
-    conn = cls(u.hostname, u.port, timeout=timeout)
-    try:
-        conn.putrequest("POST", "%s/model/%s/upload" % (u.path.rstrip("/"),
-                                                        urllib.parse.quote(modelid, safe="")))
-        conn.putheader("Content-Type", "multipart/form-data; boundary=%s" % boundary)
-        conn.putheader("Content-Length", str(len(head) + size + len(tail)))
-        conn.putheader("User-Agent", "mlc-spooler")
-        if key:
-            conn.putheader("Idempotency-Key", key)
-        if token:
-            conn.putheader("Authorization", "Bearer " + token)
-        conn.endheaders()
-        conn.send(head)
-        with open(path, "rb") as f:
-            while True:
-                chunk = f.read(1 << 20)
-                if not chunk:
-                    break
-                conn.send(chunk)
-        conn.send(tail)
-        resp = conn.getresponse()
-        raw = resp.read()
-    finally:
-        conn.close()
-    try:
-        return resp.status, json.loads(raw)
-    except ValueError:
-        return resp.status, raw
+def script_failure(rc, line):
+    """The failure reason of a training script that ended with status rc
+    (a shell-style 128+N for a signal), `line` the last it wrote to stderr."""
+    if rc > 128 and rc - 128 < signal.NSIG:
+        try:
+            name = signal.Signals(rc - 128).name
+        except ValueError:
+            name = "signal %d" % (rc - 128)
+        what = "was killed by %s" % name
+    else:
+        what = "exited with status %d" % rc
+    return "the training script %s%s" % (what, ": " + line if line else " without writing to stderr")
 
 
 class Output:
@@ -439,7 +389,7 @@ class Job(threading.Thread):
         self._save_state()
         self.counted = True
         job = self.unpack(row)
-        missing, warnings = self.check_requirements(job)
+        missing, warnings = requirements.check_job(job, self.paths.inputs, "trainings")
         if missing:
             raise Failure("; ".join(missing))
         if not self._db(self.db.running, self.id):
@@ -486,15 +436,6 @@ class Job(threading.Thread):
             raise Failure("bundle rejected: job.json modelid %r is not the training's model %r"
                           % (job.get("modelid"), row["modelid"]))
         return job
-
-    def check_requirements(self, job):
-        """(missing, warnings) for the bundle's requirements.txt, if any
-        (checked in a child process with a deadline, see requirements.py)."""
-        env = job["files"].get("env")
-        if not env:
-            return [], []
-        return requirements.check_file(os.path.join(self.paths.inputs, env["name"]),
-                                       subject="trainings")
 
     def prepare_job_dir(self):
         """The sandbox's job directory: the inputs (root-owned, 0644, bound
@@ -553,130 +494,57 @@ class Job(threading.Thread):
         full = self.disk_full()
         if full:
             raise Failure(full)
-        line = self.out.last_line()
-        if rc > 128 and rc - 128 < signal.NSIG:
-            try:
-                name = signal.Signals(rc - 128).name
-            except ValueError:
-                name = "signal %d" % (rc - 128)
-            what = "was killed by %s" % name
-        else:
-            what = "exited with status %d" % rc
-        raise Failure("the training script %s%s" % (
-            what, ": " + line if line else " without writing to stderr"))
+        raise Failure(script_failure(rc, self.out.last_line()))
 
     def sandboxed(self, phase, program, work_dir, env, timeout, out, progress=False,
                   write_from=None, ro_binds=()):
-        """Run program in the sandbox with work_dir as its directory (read-
-        only, or write_from there read-write), its output into `out`; kill
-        the whole sandbox after `timeout` seconds, when the kernel killed one
-        of its processes for memory, or when the spooler stops.  Returns
-        (exit status, timed out); raises Failure when it ran out of memory."""
+        """Run program in the training's sandbox (sandbox.run) with work_dir
+        as its directory (read-only, or write_from there read-write), its
+        output into `out`; the whole sandbox is killed after `timeout`
+        seconds, when the kernel killed one of its processes for memory, or
+        when the spooler stops (Interrupted).  Returns (exit status, timed
+        out); raises Failure when it ran out of memory."""
         t = self.trainer
         uid, gid = t.ids()
         t.check_sandbox(work_dir)
+        notes = {
+            "timeout": ("training exceeded MLC_TRAIN_TIMEOUT (%g s); its sandbox was killed"
+                        % timeout if phase == "train" else
+                        "the model check exceeded %g s; its sandbox was killed" % timeout),
+            "oom": "%s; its sandbox was killed" % t.cgroups.out_of_memory(),
+            "oom-late": t.cgroups.out_of_memory(),
+            "stop": "interrupted: the spooler is stopping; the training runs again from the "
+                    "start when a spooler starts",
+        }
+
+        def started(pid, start):
+            self.state.update(pid=pid, start=start, boot=procs.boot_id(), phase=phase)
+            self._save_state()
+
         try:
-            cmd = sandbox.Command(self.cfg, work_dir, uid, gid, program=program,
-                                  hostname="mlc-training", write_from=write_from,
-                                  ro_binds=ro_binds)
+            ran = sandbox.run(self.cfg, t.cgroups, self.id, work_dir, uid, gid, program, env,
+                              timeout, out.add, self.stop, hostname="mlc-training",
+                              write_from=write_from, ro_binds=ro_binds, on_started=started,
+                              on_event=lambda kind: out.note(notes[kind]),
+                              progress=(PROGRESS_EVERY, self.push_progress) if progress else None,
+                              after_exit=lambda: t.kill_leftovers(self.paths, {}))
         except OSError as e:
             raise Failure("cannot set up the training sandbox: %s" % e) from None
-        cgroups, enforced = t.cgroups.prepare(self.id)
-        oom_base = t.cgroups.oom_kills(self.id)
-        limits = sandbox.limiter(t.memory, cgroups,
-                                 nice=t.cgroups.cpus > 0 and "cpu" not in enforced,
-                                 nproc=t.cgroups.pids if "pids" not in enforced else 0)
-        r_out, w_out = os.pipe()
-        r_err, w_err = os.pipe()
-        try:
-            popen = cmd.popen(env, w_out, w_err, limits)
-        except (subprocess.SubprocessError, OSError) as e:
-            os.close(r_out)
-            os.close(r_err)
+        except subprocess.SubprocessError as e:
             raise Failure("cannot start the training sandbox: %s" % e) from None
         finally:
-            os.close(w_out)
-            os.close(w_err)
-        pid = sandbox.sandboxed_pid(popen, 10.0)
-        start = procs.starttime(pid) if pid else None
-        self.state.update(pid=pid, start=start, boot=procs.boot_id(), phase=phase)
-        self._save_state()
-        fds = {r_out: False, r_err: True}
-        deadline = time.monotonic() + timeout
-        next_progress = time.monotonic() + PROGRESS_EVERY
-        timed_out = stopped = oom = False
-        exited = None
-        try:
-            while True:
-                if fds:
-                    ready, _, _ = select.select(list(fds), [], [], 0.2)
-                    for fd in (r_out, r_err):
-                        if fd in ready:
-                            data = os.read(fd, 65536)
-                            if data:
-                                out.add(data, fds[fd])
-                            else:
-                                os.close(fd)
-                                del fds[fd]
-                else:
-                    time.sleep(0.05)
-                if popen.poll() is not None:
-                    # Everything in the sandbox died with its pid 1; the pipes
-                    # end at once.  Don't hang on one that somehow does not.
-                    exited = exited or time.monotonic()
-                    if not fds or time.monotonic() - exited > 2.0:
-                        break
-                now = time.monotonic()
-                if not timed_out and not stopped and now > deadline:
-                    timed_out = True
-                    out.note("training exceeded MLC_TRAIN_TIMEOUT (%g s); its sandbox was "
-                             "killed" % timeout if phase == "train" else
-                             "the model check exceeded %g s; its sandbox was killed" % timeout)
-                    self.kill_sandbox(popen, pid, start)
-                if not oom and not stopped and t.cgroups.oom_kills(self.id) > oom_base:
-                    oom = True
-                    out.note("%s; its sandbox was killed" % t.cgroups.out_of_memory())
-                    self.kill_sandbox(popen, pid, start)
-                if not stopped and self.stop.is_set():
-                    stopped = True
-                    out.note("interrupted: the spooler is stopping; the training runs again "
-                             "from the start when a spooler starts")
-                    self.kill_sandbox(popen, pid, start)
-                if progress and now >= next_progress:
-                    next_progress = now + PROGRESS_EVERY
-                    self.push_progress()
-        finally:
-            for fd in fds:
-                os.close(fd)
-            if popen.poll() is None:  # only when something above raised
-                self.kill_sandbox(popen, pid, start)
-            rc = popen.wait()
-            self.trainer.kill_leftovers(self.paths, {})
-            if not oom and not stopped and t.cgroups.oom_kills(self.id) > oom_base:
-                oom = True
-                out.note(t.cgroups.out_of_memory())
-            t.cgroups.release(self.id)
             for k in ("pid", "start", "boot", "phase"):
                 self.state.pop(k, None)
             self._save_state()
-        if stopped:
+        if ran.stopped:
             if progress:
                 self.push_progress()
             raise Interrupted()
-        if oom and not timed_out:
+        if ran.oom and not ran.timed_out:
             raise Failure("%s ran %s" % (
                 "the training script" if phase == "train" else
                 "loading the model the training script wrote", t.cgroups.out_of_memory()))
-        return rc, timed_out
-
-    @staticmethod
-    def kill_sandbox(popen, pid, start):
-        """SIGKILL the sandbox's pid 1: the kernel then kills every process
-        of its pid namespace; bwrap outside it exits with it."""
-        if pid and procs.alive(pid, start):
-            procs.kill(pid, signal.SIGKILL)
-        elif popen.poll() is None:
-            popen.kill()
+        return ran.rc, ran.timed_out
 
     def push_progress(self):
         if not self.out.changed:
@@ -817,8 +685,8 @@ class Job(threading.Thread):
             if self.stop.is_set():
                 raise Interrupted()
             try:
-                status, body = upload(url, modelid, model, key=idempotency_key(self.id),
-                                      token=token)
+                status, body = uploadclient.upload(url, modelid, model,
+                                                   key=idempotency_key(self.id), token=token)
             except (OSError, http.client.HTTPException) as e:
                 if time.monotonic() > give_up:
                     raise Failure("cannot store the trained model: the API at %s does not answer "
@@ -832,12 +700,12 @@ class Job(threading.Thread):
                          body.get("sha256"))
                 return body["version"]
             if status in (502, 503, 504) and time.monotonic() < give_up:
-                self.say("the API answered %d (%s); retrying", status, _detail(body))
+                self.say("the API answered %d (%s); retrying", status, uploadclient.detail(body))
                 if self.stop.wait(3.0):
                     raise Interrupted() from None
                 continue
             raise Failure("the API refused the trained model (HTTP %d): %s"
-                          % (status, _detail(body)))
+                          % (status, uploadclient.detail(body)))
 
     def finish(self, row, version):
         self.out.note("completed: the model is stored as version %d" % version)
@@ -853,263 +721,6 @@ class Job(threading.Thread):
             self.cleanup(keep_result=True)
         else:
             self.cleanup()
-
-
-# ---- redeploy: move serving deployments onto the new version --------------------
-
-
-class RollItem:
-    """One deployment moving onto the new version: start a runtime for it in
-    a new directory, wait until it answers /health, switch the row to it in
-    one UPDATE, let the old runtime finish what it serves for ROLL_GRACE
-    seconds, then stop it and remove its directory.  Starting, polling and
-    stopping runtimes run as tasks of the spooler's Workers (one step of a
-    deployment at a time), so that the loop never waits on them."""
-
-    def __init__(self, roll, row):
-        self.roll, self.row = roll, row
-        self.dep = row["deployment_id"]
-        self.state = "new"
-        self.be = self.launch = self.key = self.old_key = self.ready = None
-        self.until = 0.0
-        self.waiting = False
-
-    @property
-    def done(self):
-        return self.state in ("done", "failed")
-
-    def _task(self, what, fn, then):
-        """Run fn as the deployment's task, then(task) on the loop's thread;
-        False when another step of the deployment is under way."""
-        workers = self.roll.trainer.spooler.workers
-        if workers.busy(self.dep):
-            return False
-
-        def done(task):
-            self.waiting = False
-            then(task)
-        self.waiting = True
-        workers.submit(self.dep, what, fn, done)
-        return True
-
-    def note(self, text, failure=False):
-        self.roll.notes.append("deployment %s: %s" % (self.dep, text))
-        if failure:
-            self.roll.failures.append("deployment %s %s" % (self.dep, text))
-        log.deployment(self.dep, "redeploy: %s", text)
-
-    def give_up(self, why):
-        key, launch, be = self.key, self.launch, self.be
-        if key and be is not None:
-            def clean():
-                if launch is not None:
-                    be.cancel(launch)
-                be.remove_key(key)
-            if not self._task("cleanup", clean, lambda task: None):
-                clean()
-        self.note("stays on version %d: %s" % (self.row["model_version"], why), failure=True)
-        self.state = "failed"
-
-    def begin(self):
-        sp, roll = self.roll.trainer.spooler, self.roll
-        try:
-            self.be = sp.backend_for(self.row)
-        except backends.Unavailable as e:
-            self.give_up(str(e))
-            return
-        if not hasattr(self.be, "install_generation"):
-            self.give_up("backend '%s' cannot switch runtimes" % self.be.name)
-            return
-        staging = os.path.join(sp.cfg.deployments, ".%s@%d.partial" % (self.dep, roll.version))
-
-        def start():
-            key = None
-            try:
-                _rmtree(sp.cfg, staging)
-                os.mkdir(staging, 0o755)
-                self.stage(staging)
-                key = self.be.install_generation(self.dep, roll.version, staging)
-                return key, self.be.launch(self.dep, "redeploy", key=key), None
-            except (sandbox.SandboxError, OSError, ValueError) as e:
-                _rmtree(sp.cfg, staging)
-                return key, None, e
-        self._task("redeploy", start, self._begun)
-
-    def _begun(self, task):
-        if task.error is not None:
-            self.give_up("internal error in mlc-spooler; see the spooler log")
-            return
-        self.key, self.launch, error = task.result
-        if error is not None:
-            self.give_up("cannot start a runtime for version %d: %s" % (self.roll.version, error))
-            return
-        log.deployment(self.dep, "redeploy: starting a runtime for model version %d (pid %s)",
-                       self.roll.version, self.launch.pid)
-        self.state = "starting"
-
-    def stage(self, staging):
-        """The new directory's files: the trained model, the training data,
-        requirements, and job.json describing them."""
-        roll, be = self.roll, self.be
-        current = be.dir(be.key(self.dep, self.row["model_version"]))
-        old = _read_json(os.path.join(current, "job.json"))
-        train = _read_json(os.path.join(roll.paths.inputs, "job.json"))
-        tfiles = train.get("files") if isinstance(train.get("files"), dict) else {}
-        ofiles = old.get("files") if isinstance(old.get("files"), dict) else {}
-        job = dict(old)
-        job.update(type="deploy", deployment_id=self.dep, modelid=roll.modelid,
-                   model_version=roll.version, redeployed_by_training=roll.id)
-        if train.get("featurelist") is not None:
-            job["featurelist"] = train["featurelist"]
-        if train.get("modelkind"):
-            job["modelkind"] = train["modelkind"]
-        files = {"model": {"name": "model.pkl", "sha256": roll.sha256,
-                           "size": os.path.getsize(roll.paths.model), "version": roll.version}}
-        shutil.copyfile(roll.paths.model, os.path.join(staging, "model.pkl"))
-        for kind, name in (("data", "data.csv"), ("env", "requirements.txt")):
-            src = os.path.join(roll.paths.inputs, name)
-            if isinstance(tfiles.get(kind), dict) and os.path.isfile(src):
-                files[kind] = tfiles[kind]
-            elif isinstance(ofiles.get(kind), dict) and os.path.isfile(os.path.join(current, name)):
-                src, files[kind] = os.path.join(current, name), ofiles[kind]
-            else:
-                continue
-            shutil.copyfile(src, os.path.join(staging, name))
-        job["files"] = files
-        with open(os.path.join(staging, "job.json"), "w", encoding="utf-8") as f:
-            json.dump(job, f, indent=1)
-
-    def step(self):
-        sp, version = self.roll.trainer.spooler, self.roll.version
-        if self.waiting:
-            return
-        if self.state == "new":
-            if not sp.busy(self.dep):
-                self.begin()
-            return
-        if self.state == "starting":
-            self._task("poll", lambda: self.be.poll(self.launch), self._polled)
-            return
-        if self.state == "ready":
-            if sp.busy(self.dep):
-                return  # the old runtime is being restarted; switch once that settled
-            row = sp.db.get(self.dep)
-            if (row is None or row["status"] != "deployed" or row["desired"] != "running"
-                    or row["model_version"] >= version):
-                self.give_up("it changed meanwhile (%s)" % (
-                    "removed" if row is None else "status %s, desired %s, version %d" % (
-                        row["status"], row["desired"], row["model_version"])))
-                return
-            self.old_key = self.be.key(self.dep, row["model_version"])
-            if not sp.db.switch(self.dep, row["model_version"], version, self.ready.endpoint,
-                                self.ready.pid):
-                self.give_up("it changed meanwhile")
-                return
-            self.row = row
-            log.deployment(self.dep, "now serves model version %d at %s (pid %s); the runtime "
-                           "of version %d stops in %g s", version, self.ready.endpoint,
-                           self.ready.pid, row["model_version"], ROLL_GRACE)
-            self.until = time.monotonic() + ROLL_GRACE
-            self.state = "grace"
-        if self.state == "grace" and time.monotonic() >= self.until:
-            self._task("retire", self._retire_old, self._retired)
-
-    def _polled(self, task):
-        result = task.result
-        if task.error is not None:
-            result = backends.Failed("internal error in mlc-spooler; see the spooler log", "")
-        if result is None:
-            return
-        if isinstance(result, backends.Failed):
-            self.launch = None
-            self.give_up("its runtime for version %d did not start: %s"
-                         % (self.roll.version, result.reason))
-            return
-        self.ready, self.state = result, "ready"
-
-    def _retire_old(self):
-        if self.old_key and self.old_key != self.key:
-            self.be.remove_key(self.old_key)
-            self.be.skip_log(self.key)
-
-    def _retired(self, task):
-        self.note("version %d -> %d (runtime pid %s)" % (
-            self.row["model_version"], self.roll.version, self.ready.pid))
-        self.state = "done"
-
-    def retire(self):
-        self._retire_old()
-        self._retired(None)
-
-    def abort(self):
-        """The spooler stops: an unswitched new runtime goes (the next
-        spooler redeploys again), a switched one keeps serving."""
-        if self.state in ("starting", "ready"):
-            self.be.cancel(self.launch)
-            self.be.remove_key(self.key)
-        elif self.state == "grace":
-            self.retire()
-
-
-class Roll:
-    """The redeploy of a completed training ("redeploy": true): every
-    deployment of the model that is deployed and should run, and belongs
-    to the training's redeploy_owner (the owner who started it; every
-    deployment when an admin did, or with auth off), moves onto the new
-    version, one RollItem each, all at once.  Other owners' deployments of
-    the model stay where they are.  Driven by the spooler's main loop (it shares the deployments and
-    runtimes with the reconciler)."""
-
-    def __init__(self, trainer, training_id, modelid, version, owner, bundle_path):
-        self.trainer, self.id = trainer, training_id
-        self.modelid, self.version, self.bundle = modelid, version, bundle_path
-        self.owner = owner
-        self.paths = Paths(trainer.cfg, training_id)
-        self.items = None
-        self.notes, self.failures = [], []
-        self.done = False
-        self.sha256 = None
-
-    def deployments(self):
-        return {i.dep for i in (self.items or {}).values() if not i.done}
-
-    def step(self):
-        sp = self.trainer.spooler
-        if self.items is None:
-            self.sha256 = _read_json(self.paths.state).get("sha256") or self._hash()
-            rows = sp.db.serving(self.modelid, self.version, self.owner)
-            self.items = {r["deployment_id"]: RollItem(self, r) for r in rows}
-            _event(self.id, "redeploy of model version %d: %s", self.version,
-                   ", ".join(sorted(self.items)) or "no deployment serves an older version")
-            if not rows:
-                self.notes.append("no deployment serves an older version of the model; nothing to move")
-        for item in self.items.values():
-            if not item.done and sp.isolated(item.dep, item.step):
-                item.give_up("internal error in mlc-spooler; see the spooler log")
-        if all(i.done for i in self.items.values()):
-            self.finish()
-
-    def _hash(self):
-        h = hashlib.sha256()
-        with open(self.paths.model, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-
-    def finish(self):
-        text = "".join("mlc-spooler: redeploy: %s\n" % n for n in self.notes)
-        reason = ("completed, but the redeploy left %s" % "; ".join(self.failures)
-                  if self.failures else None)
-        self.trainer.db.note(self.id, text, reason, self.trainer.log_max)
-        _event(self.id, "redeploy done%s", ": " + reason if reason else "")
-        _rmtree(self.trainer.cfg, self.paths.private)
-        _unlink(self.trainer.cfg, self.bundle)
-        self.done = True
-
-    def abort(self):
-        for item in (self.items or {}).values():
-            if not item.done:
-                item.abort()
 
 
 # ---- the spooler's side ----------------------------------------------------------
@@ -1200,7 +811,7 @@ class Trainer:
                 age = time.time() - os.lstat(path).st_mtime
             except OSError:
                 return False
-            if age > LOST_BUNDLE_AFTER:
+            if age > bundle.LOST_BUNDLE_AFTER:
                 self.spooler._reject(name, "new", "no trainings row for it")
             elif name not in self.noted:
                 self.noted.add(name)
@@ -1242,7 +853,9 @@ class Trainer:
                 continue
             del self.jobs[tid]
             if job.redeploy and not self.stop_event.is_set():
-                self.rolls[tid] = Roll(self, tid, *job.redeploy, bundle_path=job.bundle)
+                self.rolls[tid] = redeploy.Roll(
+                    self, tid, *job.redeploy, bundle_path=job.bundle, paths=job.paths,
+                    sha256=_read_json(job.paths.state).get("sha256"))
         for tid, roll in list(self.rolls.items()):
             roll.step()
             if roll.done:
@@ -1271,7 +884,7 @@ class Trainer:
                 continue
             where = self._bundle_where(tid)
             if row["status"] == "waiting" and not where:
-                if (now - row["updated_at"]).total_seconds() > LOST_BUNDLE_AFTER:
+                if (now - row["updated_at"]).total_seconds() > bundle.LOST_BUNDLE_AFTER:
                     self.fail_now(tid, "the training bundle never reached the spool (the API may "
                                   "have stopped while writing it); start it again", None)
             elif row["status"] == "running" and not where:

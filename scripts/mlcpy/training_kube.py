@@ -25,7 +25,7 @@ only running the script moves into the cluster:
 import os
 import time
 
-from . import backend as backends
+from . import backends
 from . import kubemanifest as km
 from . import safefs
 from .backend_kubernetes import KubeError, pod_problem
