@@ -77,7 +77,7 @@ def accepted(dep):
 
 
 def rows_of(dep):
-    return t.db_rows("SELECT operation_uuid, result FROM operations WHERE deploymentid = %s "
+    return t.db_rows("SELECT operation_uuid, result FROM operations WHERE deployment_id = %s "
                      "ORDER BY operationid", dep)
 
 
