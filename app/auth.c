@@ -123,15 +123,12 @@ int mlc_auth_setup(char *msg, size_t cap)
 
 static void reply_401(struct mlc_req *r, const char *error, const char *msg)
 {
-	char hdr[256];
-
 	if (error)
-		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mlconnector\", "
-			 "error=\"%s\"", error);
+		mlc_reply_headerf(r, "WWW-Authenticate: Bearer realm=\"mlconnector\", "
+				  "error=\"%s\"", error);
 	else
-		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mlconnector\"");
-	mlc_reply_header(r, hdr);
-	mlc_reply_detail(r, 401, "%s", msg);
+		mlc_reply_header(r, "WWW-Authenticate: Bearer realm=\"mlconnector\"");
+	mlc_error(r, 401, "%s", msg);
 }
 
 /* ---- looking a token up ---- */
@@ -231,7 +228,7 @@ static struct cached *lookup(struct mlc_req *r, const char *token, int *unknown,
 int mlc_auth_check(struct mlc_req *r, int need)
 {
 	const char *header = FCGX_GetParam("HTTP_AUTHORIZATION", r->fcgx->envp);
-	char token[MLC_TOKEN_LEN + 1], hdr[160];
+	char token[MLC_TOKEN_LEN + 1];
 	struct mlc_err err = { 0, "" };
 	struct cached *c;
 	long retry;
@@ -268,19 +265,17 @@ int mlc_auth_check(struct mlc_req *r, int need)
 		return -1;
 	}
 	if (c->scope < need) {
-		snprintf(hdr, sizeof(hdr), "WWW-Authenticate: Bearer realm=\"mlconnector\", "
-			 "error=\"insufficient_scope\", scope=\"%s\"", mlc_scope_name(need));
-		mlc_reply_header(r, hdr);
-		mlc_reply_detail(r, 403, "this token's scope '%s' does not allow %s %s (it needs "
+		mlc_reply_headerf(r, "WWW-Authenticate: Bearer realm=\"mlconnector\", "
+				  "error=\"insufficient_scope\", scope=\"%s\"", mlc_scope_name(need));
+		mlc_error(r, 403, "this token's scope '%s' does not allow %s %s (it needs "
 				 "'%s')", mlc_scope_name(c->scope), r->method, r->path,
 				 mlc_scope_name(need));
 		return -1;
 	}
 	if (rate_table && mlc_rate_take(rate_table, (uint64_t)c->id, rate_limit, rate_burst,
 					mono_ns(), &retry) < 0) {
-		snprintf(hdr, sizeof(hdr), "Retry-After: %ld", retry);
-		mlc_reply_header(r, hdr);
-		mlc_reply_detail(r, 429, "too many requests for this token (limit %ld per second, "
+		mlc_reply_headerf(r, "Retry-After: %ld", retry);
+		mlc_error(r, 429, "too many requests for this token (limit %ld per second, "
 				 "bursts of %ld); retry after %ld s", rate_limit, rate_burst, retry);
 		return -1;
 	}
@@ -322,7 +317,7 @@ int mlc_body_owner(struct mlc_req *r, const char *body_owner, const char **owner
 		return 0;
 	}
 	if (!mlc_owns(r, body_owner)) {
-		mlc_reply_detail(r, 403, "ownerid '%s' is not this token's owner '%s'; leave it "
+		mlc_error(r, 403, "ownerid '%s' is not this token's owner '%s'; leave it "
 				 "out, or send your own", body_owner, r->who.owner);
 		return -1;
 	}
@@ -347,7 +342,7 @@ void mlc_reply_owned_row_or_404(struct mlc_req *r, int status, const char *sql, 
 	if (mlc_load_row(r, sql, p, 3, to_json, &o, &err) < 0)
 		mlc_reply_err(r, &err);
 	else if (!o)
-		mlc_reply_detail(r, 404, "%s '%s' not found", what, id);
+		mlc_error(r, 404, "%s '%s' not found", what, id);
 	else
 		mlc_reply_json(r, status, o);
 }

@@ -71,12 +71,12 @@ int mlc_cap_check(struct mlc_db *db, enum mlc_cap_kind kind, const char *owner, 
 	if (mlc_db_exec(db, s->count_sql, who, 1, count_row, &k, err) < 0)
 		return -1;
 	if (owner_max > 0 && k.owner >= owner_max) {
-		mlc_err_set(err, 409, "limit reached: owner '%s' has %lld %s, and %s=%ld; %s",
+		mlc_error(err, 409, "limit reached: owner '%s' has %lld %s, and %s=%ld; %s",
 			    owner, k.owner, s->what, s->owner_key, owner_max, s->fix);
 		return -1;
 	}
 	if (total_max > 0 && k.total >= total_max) {
-		mlc_err_set(err, 409, "limit reached: this installation has %lld %s, and %s=%ld; %s",
+		mlc_error(err, 409, "limit reached: this installation has %lld %s, and %s=%ld; %s",
 			    k.total, s->what, s->total_key, total_max, s->fix);
 		return -1;
 	}

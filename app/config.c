@@ -152,7 +152,7 @@ int mlc_config_load(const char *path, struct mlc_err *err)
 	int lineno = 0, rc = 0;
 
 	if (!f) {
-		mlc_err_set(err, 0, "cannot read config '%s': %s", path, strerror(errno));
+		mlc_error(err, 0, "cannot read config '%s': %s", path, strerror(errno));
 		return -1;
 	}
 	errno = 0;
@@ -168,14 +168,14 @@ int mlc_config_load(const char *path, struct mlc_err *err)
 			continue;
 		}
 		if (key)
-			mlc_err_set(err, 0, "%s:%d: %s '%s'", path, lineno, why, key);
+			mlc_error(err, 0, "%s:%d: %s '%s'", path, lineno, why, key);
 		else
-			mlc_err_set(err, 0, "%s:%d: %s", path, lineno, why);
+			mlc_error(err, 0, "%s:%d: %s", path, lineno, why);
 		rc = -1;
 		break;
 	}
 	if (rc == 0 && ferror(f)) {
-		mlc_err_set(err, 0, "cannot read config '%s': %s", path,
+		mlc_error(err, 0, "cannot read config '%s': %s", path,
 			    strerror(errno ? errno : EIO));
 		rc = -1;
 	}

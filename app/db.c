@@ -44,7 +44,6 @@ struct mlc_db {
 	MYSQL *conn;
 	int in_txn;
 	int had_conn;			/* a connection was open before: the next is a reconnect */
-	unsigned long long insert_id;	/* AUTO_INCREMENT value of the last INSERT */
 	long long delivered;		/* rows the running statement gave its callback */
 	struct stmt_entry cache[STMT_CACHE];
 	size_t ncache;
@@ -95,7 +94,7 @@ static int connect_db(struct mlc_db *db, struct mlc_err *err)
 
 	if (mlc_db_target_config(&t, msg, sizeof(msg)) < 0) {
 		mlc_log("error", NULL, "database: %s", msg);
-		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mlc_error(err, 503, "database unavailable: try again shortly");
 		return -1;
 	}
 	/* The protocol is explicit: libmariadb would otherwise take a host
@@ -124,7 +123,7 @@ static int connect_db(struct mlc_db *db, struct mlc_err *err)
 				t.via == MLC_DB_VIA_SOCKET ? t.socket : NULL, 0)) {
 		mlc_log("error", NULL, "database: %s", mysql_error(db->conn));
 		mlc_metrics_db_error(MLC_METRICS_DB_CONNECT);
-		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mlc_error(err, 503, "database unavailable: try again shortly");
 		mysql_close(db->conn);
 		db->conn = NULL;
 		return -1;
@@ -143,19 +142,52 @@ static int is_conn_error(unsigned code)
 	       code == ER_SERVER_SHUTDOWN;
 }
 
+/*
+ * The transaction was rolled back whole by the server: an InnoDB deadlock
+ * or lock wait timeout, or - on a Galera cluster - a certification
+ * failure (a concurrent transaction on another node changed the same rows
+ * first; the node reports it as a deadlock, on the statement or on the
+ * COMMIT).  Nothing of it was written: the client may send it again.
+ */
+static int is_conflict(unsigned code)
+{
+	return code == ER_LOCK_DEADLOCK || code == ER_LOCK_WAIT_TIMEOUT;
+}
+
+/*
+ * A Galera node that is not in the Primary Component (cut off from the
+ * majority of the cluster, or still joining it) refuses every statement
+ * with ER_UNKNOWN_COM_ERROR ("WSREP has not yet prepared node for
+ * application use"): its data may be stale and it may not write.  The
+ * connection is given up, so the next statement connects anew.
+ */
+static int is_not_ready(unsigned code)
+{
+	return code == ER_UNKNOWN_COM_ERROR;
+}
+
 static void set_db_err(struct mlc_err *err, unsigned code, const char *msg)
 {
-	if (is_conn_error(code)) {
+	if (is_not_ready(code)) {
+		mlc_log("error", NULL, "database: node not ready: %s", msg);
+		mlc_metrics_db_error(MLC_METRICS_DB_NOT_READY);
+		mlc_err_set(err, 503, "database unavailable: try again shortly");
+	} else if (is_conflict(code)) {
+		mlc_log("warn", NULL, "database: transaction rolled back: %s", msg);
+		mlc_metrics_db_error(MLC_METRICS_DB_CONFLICT);
+		mlc_err_set(err, 503, "the change conflicted with a concurrent one and was not "
+			    "made: try again");
+	} else if (is_conn_error(code)) {
 		/* The client sees that the database is down, the log sees why. */
 		mlc_log("error", NULL, "database: %s", msg);
 		mlc_metrics_db_error(MLC_METRICS_DB_LOST);
-		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mlc_error(err, 503, "database unavailable: try again shortly");
 	} else if (code == ER_DUP_ENTRY) {
 		mlc_metrics_db_error(MLC_METRICS_DB_DUPLICATE);
-		mlc_err_set(err, 409, "duplicate entry: %s", msg);
+		mlc_error(err, 409, "duplicate entry: %s", msg);
 	} else {
 		mlc_metrics_db_error(MLC_METRICS_DB_OTHER);
-		mlc_err_set(err, 500, "database error %u: %s", code, msg);
+		mlc_error(err, 500, "database error %u: %s", code, msg);
 	}
 }
 
@@ -362,7 +394,7 @@ static int check_schema(struct mlc_db *db, unsigned *code, struct mlc_err *err)
 	}
 	if (missing > 3)
 		snprintf(names, sizeof(names), "%s to %s (%zu files)", first, last, missing);
-	mlc_err_set(err, 503, "database schema is at version %ld, mlc-api %s needs version %d: "
+	mlc_error(err, 503, "database schema is at version %ld, mlc-api %s needs version %d: "
 		    "%s %s %s not applied; run the migrations (mlc migrate)", have, MLC_VERSION,
 		    MLC_SCHEMA_VERSION, missing == 1 ? "migration" : "migrations", names,
 		    missing == 1 ? "is" : "are");
@@ -391,11 +423,11 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 	/* The bind arrays above hold MAX_PARAMS: more is refused before
 	 * anything is bound, as an error of this request, not of the worker.
 	 * Handlers bound their request-dependent counts below it statically
-	 * (see models.c), so this is a second line of defence. */
+	 * (see route-models.c), so this is a second line of defence. */
 	if (nparams > MAX_PARAMS) {
 		mlc_log("error", NULL, "statement with %u parameters refused (at most %d): %.200s",
 			nparams, MAX_PARAMS, sql);
-		mlc_err_set(err, 500, "the statement has %u parameters, more than the %d "
+		mlc_error(err, 500, "the statement has %u parameters, more than the %d "
 			    "the service binds", nparams, MAX_PARAMS);
 		*code = CR_UNKNOWN_ERROR;
 		return -1;
@@ -428,13 +460,23 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 		mysql_free_result(meta);
 		return fetch_rows(db, st, ncols, cb, ctx, code, err);
 	}
-	db->insert_id = mysql_stmt_insert_id(st);
 	return (long long)mysql_stmt_affected_rows(st);
 }
 
-unsigned long long mlc_db_insert_id(const struct mlc_db *db)
+static int now_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
 {
-	return db->insert_id;
+	snprintf((char *)ctx, 32, "%s", cols[0] ? cols[0] : "");
+	return 1;
+}
+
+int mlc_db_now(struct mlc_db *db, char out[32], struct mlc_err *err)
+{
+	out[0] = '\0';
+	if (mlc_db_exec(db, "SELECT UTC_TIMESTAMP(6)", NULL, 0, now_row, out, err) < 0)
+		return -1;
+	if (!out[0])
+		return mlc_error(err, 500, "the database gave no time");
+	return 0;
 }
 
 long long mlc_db_exec(struct mlc_db *db, const char *sql,
@@ -444,7 +486,21 @@ long long mlc_db_exec(struct mlc_db *db, const char *sql,
 	unsigned code;
 	long long rc = exec_once(db, sql, params, nparams, cb, ctx, &code, err);
 
-	if (rc >= 0 || !is_conn_error(code))
+	if (rc >= 0)
+		return rc;
+	/* Rolled back whole: an autocommit statement that no row went out
+	 * of is run once more (the node has already retried it
+	 * wsrep_retry_autocommit times); inside a transaction the handler's
+	 * earlier statements are gone too, so the error goes up (503). */
+	if (is_conflict(code) && !db->in_txn && !db->delivered) {
+		mlc_log("warn", NULL, "database: retrying a statement rolled back by a conflict");
+		return exec_once(db, sql, params, nparams, cb, ctx, &code, err);
+	}
+	if (is_not_ready(code)) {
+		drop_connection(db);
+		return -1;
+	}
+	if (!is_conn_error(code))
 		return rc;
 	/* Lost after rows went to the callback (a list may have streamed them
 	 * to a client already): running it again would hand them over twice. */

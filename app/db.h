@@ -52,8 +52,15 @@ long long mlc_db_exec(struct mlc_db *db, const char *sql,
 		      const struct mlc_param *params, unsigned nparams,
 		      mlc_row_cb cb, void *ctx, struct mlc_err *err);
 
-/* The AUTO_INCREMENT value the last statement's INSERT generated. */
-unsigned long long mlc_db_insert_id(const struct mlc_db *db);
+/*
+ * The database's clock, UTC_TIMESTAMP(6), as a DATETIME(6) literal
+ * "YYYY-MM-DD HH:MM:SS.ffffff": 0, or -1 with err.  The one clock of every
+ * time the service stores or compares with a stored one (the worker's
+ * clock is never read for that; see docs/DESIGN-NOTES.md "One clock").  A
+ * statement writes UTC_TIMESTAMP(6) in its own text; this is for a time
+ * that must also go somewhere else (a job bundle) equal to the row's.
+ */
+int mlc_db_now(struct mlc_db *db, char out[32], struct mlc_err *err);
 
 int mlc_db_begin(struct mlc_db *db, struct mlc_err *err);
 int mlc_db_commit(struct mlc_db *db, struct mlc_err *err);

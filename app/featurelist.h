@@ -10,7 +10,7 @@
  * has one and no name is given twice; otherwise the inputs keep their
  * count, order and types, and "why" says what keeps the names from use.
  *
- * predict.c checks rows with it; mlc_job_bundle writes its result into
+ * route-predict.c checks rows with it; mlc_job_bundle writes its result into
  * every job bundle's job.json as "features" (mlc_features_json), which is
  * what the model runtime reads instead of computing its own.
  */

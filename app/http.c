@@ -46,6 +46,9 @@ static const char *reason_phrase(int status)
 	}
 }
 
+static int send_head(struct mlc_req *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 static const char *param(FCGX_Request *f, const char *name)
 {
 	return FCGX_GetParam(name, f->envp);
@@ -68,6 +71,7 @@ void mlc_req_init(struct mlc_req *r, FCGX_Request *fcgx, struct mlc_db *db, void
 	const char *uri, *q, *cl;
 
 	memset(r, 0, sizeof(*r));
+	r->extra_header.max = MLC_EXTRA_HEADER_MAX;
 	r->fcgx = fcgx;
 	r->db = db;
 	r->curl = curl;
@@ -97,6 +101,7 @@ void mlc_req_release(struct mlc_req *r)
 		r->body_timed = 0;
 	}
 	free(r->path);
+	mlc_buf_release(&r->extra_header);
 	mlc_query_release(&r->query);
 	if (r->body)
 		json_object_put(r->body);
@@ -104,25 +109,64 @@ void mlc_req_release(struct mlc_req *r)
 	r->path = NULL;
 }
 
+void mlc_reply_headerf(struct mlc_req *r, const char *fmt, ...)
+{
+	struct mlc_buf *h = &r->extra_header;
+	size_t was = h->len;
+	va_list ap;
+
+	va_start(ap, fmt);
+	mlc_buf_vappendf(h, fmt, ap);
+	va_end(ap);
+	if (mlc_buf_puts(h, "\r\n") < 0) {
+		mlc_log("error", r->request_id, "response header dropped: %.80s",
+			h->len > was ? h->s + was : "(too long)");
+		mlc_buf_setlen(h, was);
+	}
+}
+
 void mlc_reply_header(struct mlc_req *r, const char *line)
 {
-	size_t used = strlen(r->extra_header), need = strlen(line) + 2;
+	mlc_reply_headerf(r, "%s", line);
+}
 
-	/* Header lines are made by the service, never copied from a request
-	 * unbounded; one that does not fit is a bug worth a log line, not a
-	 * truncated header. */
-	if (used + need >= sizeof(r->extra_header)) {
-		mlc_log("error", r->request_id, "response header dropped: %.80s", line);
-		return;
+/*
+ * The one place a response head is made and sent: the status line, the
+ * lines of fmt (each ending in "\r\n"), those of mlc_reply_header, and
+ * the blank line.  Returns 0, or -1 when it would not fit HEAD_MAX (a
+ * programming error, logged): a bare 500 went out instead and the caller
+ * sends no body.
+ */
+#define HEAD_MAX (16384 + MLC_EXTRA_HEADER_MAX)
+static int send_head(struct mlc_req *r, int status, const char *fmt, ...)
+{
+	static const char bare[] = "Status: 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n";
+	struct mlc_buf h = MLC_BUF_INIT(HEAD_MAX);
+	va_list ap;
+	int rc = 0;
+
+	r->status = status;
+	mlc_buf_appendf(&h, "Status: %d %s\r\n", status, reason_phrase(status));
+	va_start(ap, fmt);
+	mlc_buf_vappendf(&h, fmt, ap);
+	va_end(ap);
+	mlc_buf_append(&h, mlc_buf_str(&r->extra_header), r->extra_header.len);
+	mlc_buf_puts(&h, "\r\n");
+	if (h.failed) {
+		mlc_log("error", r->request_id, "the response head of status %d does not fit %d "
+			"bytes: 500 sent instead", status, HEAD_MAX);
+		r->status = 500;
+		FCGX_PutStr(bare, (int)sizeof(bare) - 1, r->fcgx->out);
+		rc = -1;
+	} else {
+		FCGX_PutStr(h.s, (int)h.len, r->fcgx->out);
 	}
-	memcpy(r->extra_header + used, line, need - 2);
-	memcpy(r->extra_header + used + need - 2, "\r\n", 3);
+	mlc_buf_release(&h);
+	return rc;
 }
 
 void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 {
-	char head[256 + sizeof(r->extra_header)];
-	int hlen;
 	size_t len;
 	const char *s;
 
@@ -131,7 +175,6 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 		json_object_put(obj);
 		return;
 	}
-	r->status = status;
 	/* Every error body names the request, as the X-Request-Id header and
 	 * the logs do. */
 	if (status >= 400 && r->request_id && json_object_is_type(obj, json_type_object) &&
@@ -140,32 +183,24 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj)
 		json_object_object_add(obj, "request_id", json_object_new_string(r->request_id));
 	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN |
 					      JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	/* libfcgi's own printf knows no %zu: format the head here. */
-	hlen = snprintf(head, sizeof(head),
-			"Status: %d %s\r\nContent-Type: application/json\r\n"
-			"Content-Length: %zu\r\n%s\r\n",
-			status, reason_phrase(status), len, r->extra_header);
-	FCGX_PutStr(head, hlen, r->fcgx->out);
-	FCGX_PutStr(s, (int)len, r->fcgx->out);
+	if (send_head(r, status, "Content-Type: application/json\r\nContent-Length: %zu\r\n",
+		      len) == 0)
+		FCGX_PutStr(s, (int)len, r->fcgx->out);
 	json_object_put(obj);
 }
 
 void mlc_reply_text(struct mlc_req *r, int status, const char *content_type,
 		    const char *body, size_t len)
 {
-	char head[256 + sizeof(r->extra_header)];
 	size_t off;
-	int hlen;
 
 	if (r->status) {
 		mlc_log("error", r->request_id, "second reply suppressed (status %d)", status);
 		return;
 	}
-	r->status = status;
-	hlen = snprintf(head, sizeof(head), "Status: %d %s\r\nContent-Type: %s\r\n"
-			"Content-Length: %zu\r\n%s\r\n",
-			status, reason_phrase(status), content_type, len, r->extra_header);
-	FCGX_PutStr(head, hlen, r->fcgx->out);
+	if (send_head(r, status, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+		      content_type, len) < 0)
+		return;
 	for (off = 0; off < len; off += 1U << 30)
 		FCGX_PutStr(body + off, (int)(len - off < (1U << 30) ? len - off : 1U << 30),
 			    r->fcgx->out);
@@ -190,24 +225,12 @@ void mlc_reply_owner(struct mlc_req *r, const char *owner)
 
 void mlc_reply_empty(struct mlc_req *r, int status, const char *location)
 {
-	size_t cap = 128 + strlen(r->extra_header) + (location ? strlen(location) : 0);
-	char *head;
-	int n;
-
 	if (r->status) {
 		mlc_log("error", r->request_id, "second reply suppressed (status %d)", status);
 		return;
 	}
-	r->status = status;
-	head = mlc_xmalloc(cap);
-	n = snprintf(head, cap, "Status: %d %s\r\n%s%s%sContent-Length: 0\r\n%s\r\n",
-		     status, reason_phrase(status), location ? "Location: " : "",
-		     location ? location : "", location ? "\r\n" : "", r->extra_header);
-	/* 128 bytes hold the fixed text; never send past the buffer anyway. */
-	if (n < 0 || (size_t)n >= cap)
-		n = (int)cap - 1;
-	FCGX_PutStr(head, n, r->fcgx->out);
-	free(head);
+	send_head(r, status, "%s%s%sContent-Length: 0\r\n", location ? "Location: " : "",
+		  location ? location : "", location ? "\r\n" : "");
 }
 
 void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filename,
@@ -219,33 +242,22 @@ void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filenam
 void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *relpath,
 			const char *filename, const char *sha256)
 {
-	char head[1536 + sizeof(r->extra_header)];
-	int n;
-
-	r->status = 200;
 	/* Store paths and names are made of [A-Za-z0-9._/-] only (see
-	 * artifacts.c), so they need no quoting here. */
-	n = snprintf(head, sizeof(head),
-		     "Status: 200 OK\r\nContent-Type: application/octet-stream\r\n"
-		     "Content-Disposition: attachment; filename=\"%s\"\r\n"
-		     "%s%s%sX-Content-Type-Options: nosniff\r\n"
-		     "X-Accel-Redirect: %s%s\r\n%s\r\n",
-		     filename, sha256 ? "X-Checksum-SHA256: " : "", sha256 ? sha256 : "",
-		     sha256 ? "\r\n" : "", location, relpath, r->extra_header);
-	if (n < 0 || (size_t)n >= sizeof(head))
-		n = (int)sizeof(head) - 1;
-	FCGX_PutStr(head, n, r->fcgx->out);
+	 * route-artifacts.c), so they need no quoting here. */
+	send_head(r, 200, "Content-Type: application/octet-stream\r\n"
+		  "Content-Disposition: attachment; filename=\"%s\"\r\n"
+		  "%s%s%sX-Content-Type-Options: nosniff\r\n"
+		  "X-Accel-Redirect: %s%s\r\n",
+		  filename, sha256 ? "X-Checksum-SHA256: " : "", sha256 ? sha256 : "",
+		  sha256 ? "\r\n" : "", location, relpath);
 }
 
-void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
+/* The one place an error reply is made: {"detail": msg}, logged when
+ * the fault is the service's (5xx). */
+static int reply_error_msg(struct mlc_req *r, int status, char *msg)
 {
-	char msg[1024];
 	json_object *o = json_object_new_object();
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	/* A long message (one quoting a runtime's, say) is cut to the buffer:
 	 * never in the middle of a character. */
 	mlc_utf8_trim(msg);
@@ -253,6 +265,31 @@ void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
 	if (status >= 500)
 		mlc_log("error", r->request_id, "%d %s", status, msg);
 	mlc_reply_json(r, status, o);
+	return -1;
+}
+
+int mlc_req_error(struct mlc_req *r, int status, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return reply_error_msg(r, status, msg);
+}
+
+int mlc_req_error_errno(struct mlc_req *r, const char *fmt, ...)
+{
+	int e = errno;
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	mlc_errno_append(msg, sizeof(msg), e);
+	return reply_error_msg(r, mlc_errno_status(e), msg);
 }
 
 void mlc_reply_422(struct mlc_req *r, json_object *errors)
@@ -277,11 +314,11 @@ void mlc_reply_422_at(struct mlc_req *r, const char *field, const char *type,
 	mlc_reply_422(r, errors);
 }
 
-void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err)
+int mlc_reply_err(struct mlc_req *r, const struct mlc_err *err)
 {
 	int code = err->code >= 400 && err->code < 600 ? err->code : 500;
 
-	mlc_reply_detail(r, code, "%s", err->msg);
+	return mlc_error(r, code, "%s", err->msg);
 }
 
 /* ---- reading the body under deadlines ---- */
@@ -413,7 +450,7 @@ int mlc_body_read(struct mlc_req *r, char *buf, size_t cap)
 
 void mlc_reply_body_cut(struct mlc_req *r)
 {
-	mlc_reply_detail(r, 408, "%s", r->body_cut);
+	mlc_error(r, 408, "%s", r->body_cut);
 }
 
 int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *len)
@@ -423,11 +460,11 @@ int mlc_read_body_or_reply(struct mlc_req *r, size_t max, char **buf, size_t *le
 	int n;
 
 	if (r->content_length < 0) {
-		mlc_reply_detail(r, 411, "a Content-Length header is required");
+		mlc_error(r, 411, "a Content-Length header is required");
 		return -1;
 	}
 	if ((unsigned long long)r->content_length > max) {
-		mlc_reply_detail(r, 413, "request body of %lld bytes exceeds the limit of %zu bytes",
+		mlc_error(r, 413, "request body of %lld bytes exceeds the limit of %zu bytes",
 				 r->content_length, max);
 		return -1;
 	}
@@ -592,15 +629,10 @@ static int put(struct list_out *o, const char *s, size_t len)
  * chunked (HTTP/1.1) or closes the connection after it (HTTP/1.0). */
 static void list_head(struct list_out *o)
 {
-	struct mlc_req *r = o->r;
-	size_t cap = 128 + strlen(r->extra_header) + strlen(o->link);
-	char *head = mlc_xmalloc(cap);
-	int n = snprintf(head, cap, "Status: 200 OK\r\nContent-Type: application/json\r\n%s%s\r\n[",
-			 r->extra_header, o->link);
-
-	r->status = 200;
-	put(o, head, (size_t)n);
-	free(head);
+	if (send_head(o->r, 200, "Content-Type: application/json\r\n%s", o->link) < 0)
+		o->lost = 1;
+	else
+		put(o, "[", 1);
 }
 
 static int stream_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
@@ -654,12 +686,6 @@ static void stream_list(struct mlc_req *r, const char *sql, const struct mlc_par
 	if (o.lost)
 		mlc_log("warn", r->request_id, "list not delivered: the connection to nginx "
 			"failed after %lld rows", o.rows);
-}
-
-void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *p,
-		    unsigned np, mlc_row_json to_json)
-{
-	stream_list(r, sql, p, np, NULL, to_json);
 }
 
 /* "SELECT 1 FROM <rest> LIMIT 1 OFFSET ?" for a page statement
@@ -743,7 +769,7 @@ void mlc_reply_row_or_404(struct mlc_req *r, int status, const char *sql, const 
 	if (mlc_load_row(r, sql, p, 1, to_json, &o, &err) < 0)
 		mlc_reply_err(r, &err);
 	else if (!o)
-		mlc_reply_detail(r, 404, "%s '%s' not found", what, id);
+		mlc_error(r, 404, "%s '%s' not found", what, id);
 	else
 		mlc_reply_json(r, status, o);
 }

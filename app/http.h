@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "db.h"
 #include "query.h"
 #include "router.h"
@@ -28,7 +29,7 @@ struct mlc_req {
 	void *curl;			/* the worker's libcurl handle (CURL *), kept alive across requests */
 	struct mlc_principal who;	/* the caller (see auth.h), filled before the handler runs */
 	int status;			/* the status sent, 0 until a reply went out */
-	char extra_header[2048];	/* "Name: value\r\n" lines added to the reply */
+	struct mlc_buf extra_header;	/* "Name: value\r\n" lines added to the reply */
 	/* Reading the body (mlc_body_read): */
 	long long body_read;		/* bytes read so far */
 	double body_start;		/* monotonic seconds at the first read */
@@ -49,17 +50,19 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj);
 /* Send len bytes of body as they are, with this Content-Type. */
 void mlc_reply_text(struct mlc_req *r, int status, const char *content_type,
 		    const char *body, size_t len);
-/* Send {"detail": "<formatted sentence>"}. */
-void mlc_reply_detail(struct mlc_req *r, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+/* Error replies {"detail": "<formatted sentence>"}: mlc_error(r, status,
+ * fmt, ...) and mlc_error_errno(r, fmt, ...), see mlc.h.  Both return -1.
+ * mlc_reply_detail is their older name, for statements. */
+#define mlc_reply_detail(r, ...) ((void)mlc_req_error((r), __VA_ARGS__))
 /* Send a 422 {"detail": errors} (errors consumed). */
 void mlc_reply_422(struct mlc_req *r, json_object *errors);
 /* Send a 422 with one detail entry at ["body", field] (field may be
  * NULL for ["body"]). */
 void mlc_reply_422_at(struct mlc_req *r, const char *field, const char *type,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* Send the status an lower layer chose (err->code, 500 when unset). */
-void mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
+/* Send the status a lower layer chose (err->code, 500 when unset), with
+ * err->msg as the detail; returns -1. */
+int mlc_reply_err(struct mlc_req *r, const struct mlc_err *err);
 /* Send status with no body, and a Location header when location is not
  * NULL (it must be a clean header value, see mlc_route_slash_redirect). */
 void mlc_reply_empty(struct mlc_req *r, int status, const char *location);
@@ -74,8 +77,15 @@ void mlc_reply_accel(struct mlc_req *r, const char *relpath, const char *filenam
  * sha256 may be NULL (no X-Checksum-SHA256 header). */
 void mlc_reply_accel_in(struct mlc_req *r, const char *location, const char *relpath,
 			const char *filename, const char *sha256);
-/* Add a response header line to the next reply (e.g. "Allow: GET"). */
+/* Add a response header line to the next reply (e.g. "Allow: GET"), or
+ * one made printf-style.  The lines are made by the service, never copied
+ * unbounded from a request: all of them together hold at most
+ * MLC_EXTRA_HEADER_MAX bytes, and a line past that is dropped and logged,
+ * never cut. */
+#define MLC_EXTRA_HEADER_MAX 4096
 void mlc_reply_header(struct mlc_req *r, const char *line);
+void mlc_reply_headerf(struct mlc_req *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Name the request's owner in X-Owner (its first 255 bytes, bytes outside
  * visible ASCII and '%' percent-encoded), which nginx writes into the
  * access log and keeps from the client (docs/OPERATIONS.md). */
@@ -140,17 +150,12 @@ struct mlc_param mlc_json_param(json_object *v);
 typedef json_object *(*mlc_row_json)(char **cols);
 
 /*
- * 200 with a JSON list of every row of sql, mapped through to_json.  The
- * list is streamed: each row is written as it is fetched, so a worker holds
- * one row at a time whatever the count, and the reply has no
- * Content-Length.  An error before the first row is an ordinary error
- * reply; after it, the response is cut off (see mlc_reply_abort).
- */
-void mlc_reply_rows(struct mlc_req *r, const char *sql, const struct mlc_param *p,
-		    unsigned np, mlc_row_json to_json);
-
-/*
- * One page of a list, streamed as mlc_reply_rows does.  sql has the shape
+ * One page of a list, as 200 with a JSON list of the rows of sql, mapped
+ * through to_json.  The list is streamed: each row is written as it is
+ * fetched, so a worker holds one row at a time whatever the count, and the
+ * reply has no Content-Length.  An error before the first row is an
+ * ordinary error reply; after it, the response is cut off (see
+ * mlc_reply_abort).  sql has the shape
  * "SELECT <columns> FROM <rest> LIMIT ? OFFSET ?"; p holds its np other
  * parameters, and limit (MLC_NO_LIMIT: every row) and skip are bound after
  * them.  When the page is cut by limit, that is when a row follows it

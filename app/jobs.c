@@ -17,11 +17,6 @@ static const char *const member_names[MLC_ART_KINDS] = {
 	"model.pkl", "data.csv", "code.py", "requirements.txt"
 };
 
-const char *mlc_art_kind_name(unsigned kind)
-{
-	return kind < MLC_ART_KINDS ? kind_names[kind] : "?";
-}
-
 static int model_row(void *ctx, char **c, const unsigned long *l, unsigned n)
 {
 	struct mlc_job_src *s = ctx;

@@ -33,9 +33,6 @@ int mlc_job_src_load(struct mlc_db *db, const char *modelid, struct mlc_job_src 
 		     struct mlc_err *err);
 void mlc_job_src_release(struct mlc_job_src *s);
 
-/* The artifact kind's name as the API spells it ("model", "data", ...). */
-const char *mlc_art_kind_name(unsigned kind);
-
 /*
  * Write the bundle spool/tmp/<name>: job.json (manifest plus "modelkind",
  * "featurelist", "features" (the featurelist's input features as

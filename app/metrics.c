@@ -1,7 +1,7 @@
 /*
- * metrics.c - the shared counters (see metrics.h) and GET /metrics.
+ * metrics.c - the shared counters (see metrics.h) and their text form; GET /metrics
+ * itself, which adds what it reads from the database, is route-metrics.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -14,7 +14,6 @@
 
 #include "conf.h"
 #include "metrics.h"
-#include "routes.h"
 
 /* Upper bounds (seconds) of the latency buckets; one more for +Inf. */
 static const double bounds[] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
@@ -194,50 +193,21 @@ void mlc_metrics_upload(long long received, const char *kind, long long stored)
 
 /* ---- text ---- */
 
-void mlc_text_printf(struct mlc_text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		size_t room = t->cap - t->len;
-
-		va_start(ap, fmt);
-		n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? room : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0)
-			return;
-		if (t->s && (size_t)n < room) {
-			t->len += (size_t)n;
-			return;
-		}
-		t->cap = (t->cap ? t->cap : 4096) * 2 + (size_t)n;
-		t->s = mlc_xrealloc(t->s, t->cap);
-	}
-}
-
-void mlc_text_label(struct mlc_text *t, const char *v)
+void mlc_text_label(struct mlc_buf *t, const char *v)
 {
 	for (; *v; v++) {
 		if (*v == '\\' || *v == '"')
-			mlc_text_printf(t, "\\%c", *v);
+			mlc_buf_appendf(t, "\\%c", *v);
 		else if (*v == '\n')
-			mlc_text_printf(t, "\\n");
+			mlc_buf_appendf(t, "\\n");
 		else
-			mlc_text_printf(t, "%c", *v);
+			mlc_buf_append(t, v, 1);
 	}
 }
 
-void mlc_text_free(struct mlc_text *t)
+void mlc_metrics_family(struct mlc_buf *t, const char *name, const char *type, const char *help)
 {
-	free(t->s);
-	t->s = NULL;
-	t->len = t->cap = 0;
-}
-
-static void family(struct mlc_text *t, const char *name, const char *type, const char *help)
-{
-	mlc_text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	mlc_buf_appendf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static int hist_empty(const struct hist *h)
@@ -251,7 +221,7 @@ static int hist_empty(const struct hist *h)
 }
 
 /* The series of one histogram; labels is "name=\"value\",..." (escaped). */
-static void put_hist(struct mlc_text *t, const char *name, const char *labels,
+static void put_hist(struct mlc_buf *t, const char *name, const char *labels,
 		     const struct hist *h)
 {
 	uint64_t total = 0;
@@ -260,42 +230,43 @@ static void put_hist(struct mlc_text *t, const char *name, const char *labels,
 	for (i = 0; i <= NBOUNDS; i++) {
 		total += get(&h->bucket[i]);
 		if (i < NBOUNDS)
-			mlc_text_printf(t, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, bounds[i],
+			mlc_buf_appendf(t, "%s_bucket{%s,le=\"%g\"} %llu\n", name, labels, bounds[i],
 					(unsigned long long)total);
 		else
-			mlc_text_printf(t, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
+			mlc_buf_appendf(t, "%s_bucket{%s,le=\"+Inf\"} %llu\n", name, labels,
 					(unsigned long long)total);
 	}
 	/* The count is the buckets' total, so that the two always agree
 	 * even while other workers add to them. */
-	mlc_text_printf(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels,
+	mlc_buf_appendf(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels,
 			(double)get(&h->sum_us) / 1e6, name, labels, (unsigned long long)total);
 }
 
-static void route_labels(struct mlc_text *l, const struct mlc_route *routes, size_t nroutes,
+static void route_labels(struct mlc_buf *l, const struct mlc_route *routes, size_t nroutes,
 			 size_t i)
 {
-	l->len = 0;
-	mlc_text_printf(l, "method=\"");
+	mlc_buf_reset(l);
+	mlc_buf_appendf(l, "method=\"");
 	mlc_text_label(l, i < nroutes ? routes[i].method : "(any)");
-	mlc_text_printf(l, "\",route=\"");
+	mlc_buf_appendf(l, "\",route=\"");
 	mlc_text_label(l, i < nroutes ? routes[i].pattern : "(none)");
-	mlc_text_printf(l, "\"");
+	mlc_buf_appendf(l, "\"");
 }
 
-void mlc_metrics_render(struct mlc_text *t, const struct mlc_route *routes, size_t nroutes)
+void mlc_metrics_render(struct mlc_buf *t, const struct mlc_route *routes, size_t nroutes)
 {
-	static const char *const db_kinds[] = { "connect", "connection_lost", "duplicate", "other" };
-	struct mlc_text l = { 0 };
+	static const char *const db_kinds[] = { "connect", "connection_lost", "duplicate", "other",
+						     "conflict", "not_ready" };
+	struct mlc_buf l = { 0 };
 	size_t i, j, n = nroutes < MLC_METRICS_MAX_ROUTES ? nroutes : MLC_METRICS_MAX_ROUTES;
 
 	if (!shm)
 		return;
-	family(t, "mlc_api_start_time_seconds", "gauge",
+	mlc_metrics_family(t, "mlc_api_start_time_seconds", "gauge",
 	       "When the mlc-api master started (Unix time); the counters below count from then.");
-	mlc_text_printf(t, "mlc_api_start_time_seconds %llu\n", (unsigned long long)shm->start_time);
+	mlc_buf_appendf(t, "mlc_api_start_time_seconds %llu\n", (unsigned long long)shm->start_time);
 
-	family(t, "mlc_http_requests_total", "counter",
+	mlc_metrics_family(t, "mlc_http_requests_total", "counter",
 	       "Requests answered by the API workers, by route template and status. "
 	       "route=\"(none)\": no route matched (404, 405, 307, CORS preflights).");
 	for (i = 0; i <= MLC_METRICS_MAX_ROUTES; i++) {
@@ -306,11 +277,11 @@ void mlc_metrics_render(struct mlc_text *t, const struct mlc_route *routes, size
 			uint64_t c = get(&shm->routes[i].status[j]);
 
 			if (c)
-				mlc_text_printf(t, "mlc_http_requests_total{%s,status=\"%zu\"} %llu\n",
+				mlc_buf_appendf(t, "mlc_http_requests_total{%s,status=\"%zu\"} %llu\n",
 						l.s, j + 100, (unsigned long long)c);
 		}
 	}
-	family(t, "mlc_http_request_duration_seconds", "histogram",
+	mlc_metrics_family(t, "mlc_http_request_duration_seconds", "histogram",
 	       "Time from the start of routing to the end of the reply in the worker, by route "
 	       "template.");
 	for (i = 0; i <= MLC_METRICS_MAX_ROUTES; i++) {
@@ -322,7 +293,7 @@ void mlc_metrics_render(struct mlc_text *t, const struct mlc_route *routes, size
 	for (j = 0; j < 2; j++) {
 		const char *name = j ? "mlc_explain_duration_seconds" : "mlc_predict_duration_seconds";
 
-		family(t, name, "histogram", j ?
+		mlc_metrics_family(t, name, "histogram", j ?
 		       "Predict calls with explain true that reached the deployment's runtime: their "
 		       "time in the gateway, per deployment (\"(other)\" beyond the first 256 ids)." :
 		       "Predict calls without explain that reached the deployment's runtime: their "
@@ -335,186 +306,36 @@ void mlc_metrics_render(struct mlc_text *t, const struct mlc_route *routes, size
 				continue;
 			if (hist_empty(&s->call[j]))
 				continue;
-			l.len = 0;
-			mlc_text_printf(&l, "deployment=\"");
+			mlc_buf_reset(&l);
+			mlc_buf_appendf(&l, "deployment=\"");
 			mlc_text_label(&l, i < MLC_METRICS_MAX_DEPLOYMENTS ? s->id : "(other)");
-			mlc_text_printf(&l, "\"");
+			mlc_buf_appendf(&l, "\"");
 			put_hist(t, name, l.s, &s->call[j]);
 		}
 	}
-	family(t, "mlc_worker_restarts_total", "counter",
+	mlc_metrics_family(t, "mlc_worker_restarts_total", "counter",
 	       "API workers that died and were replaced by the master, by pool.");
-	mlc_text_printf(t, "mlc_worker_restarts_total{pool=\"fast\"} %llu\n"
+	mlc_buf_appendf(t, "mlc_worker_restarts_total{pool=\"fast\"} %llu\n"
 			"mlc_worker_restarts_total{pool=\"slow\"} %llu\n",
 			(unsigned long long)get(&shm->worker_restarts[0]),
 			(unsigned long long)get(&shm->worker_restarts[1]));
-	family(t, "mlc_db_errors_total", "counter",
+	mlc_metrics_family(t, "mlc_db_errors_total", "counter",
 	       "Database errors the API workers met, by kind.");
 	for (i = 0; i < MLC_METRICS_DB_KINDS; i++)
-		mlc_text_printf(t, "mlc_db_errors_total{kind=\"%s\"} %llu\n", db_kinds[i],
+		mlc_buf_appendf(t, "mlc_db_errors_total{kind=\"%s\"} %llu\n", db_kinds[i],
 				(unsigned long long)get(&shm->db_errors[i]));
-	family(t, "mlc_db_reconnects_total", "counter",
+	mlc_metrics_family(t, "mlc_db_reconnects_total", "counter",
 	       "Database connections opened again by a worker that had lost its connection.");
-	mlc_text_printf(t, "mlc_db_reconnects_total %llu\n",
+	mlc_buf_appendf(t, "mlc_db_reconnects_total %llu\n",
 			(unsigned long long)get(&shm->db_reconnects));
-	family(t, "mlc_upload_received_bytes_total", "counter",
+	mlc_metrics_family(t, "mlc_upload_received_bytes_total", "counter",
 	       "Body bytes read by POST /model/{model_id}/upload, whatever the outcome.");
-	mlc_text_printf(t, "mlc_upload_received_bytes_total %llu\n",
+	mlc_buf_appendf(t, "mlc_upload_received_bytes_total %llu\n",
 			(unsigned long long)get(&shm->upload_received));
-	family(t, "mlc_upload_stored_bytes_total", "counter",
+	mlc_metrics_family(t, "mlc_upload_stored_bytes_total", "counter",
 	       "Bytes of the files uploads stored, by file kind.");
 	for (i = 0; i < NKINDS; i++)
-		mlc_text_printf(t, "mlc_upload_stored_bytes_total{kind=\"%s\"} %llu\n",
+		mlc_buf_appendf(t, "mlc_upload_stored_bytes_total{kind=\"%s\"} %llu\n",
 				upload_kinds[i], (unsigned long long)get(&shm->upload_stored[i]));
-	mlc_text_free(&l);
-}
-
-/* ---- GET /metrics ---- */
-
-struct status_count {
-	const char *const *names;	/* the statuses always listed, NULL-terminated */
-	long long counts[8];
-	struct mlc_text *extra;		/* series of statuses outside names */
-	const char *metric;
-};
-
-static int count_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
-{
-	struct status_count *s = ctx;
-	size_t i;
-
-	for (i = 0; s->names[i]; i++) {
-		if (!strcmp(cols[0], s->names[i])) {
-			s->counts[i] = atoll(cols[1]);
-			return 0;
-		}
-	}
-	mlc_text_printf(s->extra, "%s{status=\"", s->metric);
-	mlc_text_label(s->extra, cols[0]);
-	mlc_text_printf(s->extra, "\"} %lld\n", atoll(cols[1]));
-	return 0;
-}
-
-/* One gauge family of counts by status from "SELECT status, COUNT(*) ...
- * GROUP BY status"; every status of names is listed, 0 when absent. */
-static int by_status(struct mlc_req *r, struct mlc_text *t, const char *metric, const char *help,
-		     const char *sql, const char *const *names)
-{
-	struct mlc_text extra = { 0 };
-	struct status_count s = { names, { 0 }, &extra, metric };
-	struct mlc_err err = { 0, "" };
-	size_t i;
-
-	if (mlc_db_exec(r->db, sql, NULL, 0, count_row, &s, &err) < 0) {
-		mlc_text_free(&extra);
-		return -1;
-	}
-	family(t, metric, "gauge", help);
-	for (i = 0; names[i]; i++)
-		mlc_text_printf(t, "%s{status=\"%s\"} %lld\n", metric, names[i], s.counts[i]);
-	if (extra.len)
-		mlc_text_printf(t, "%s", extra.s);
-	mlc_text_free(&extra);
-	return 0;
-}
-
-struct rows_out {
-	struct mlc_text *t;
-	const char *metric;
-	int with_status;
-};
-
-static int model_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
-{
-	struct rows_out *o = ctx;
-
-	mlc_text_printf(o->t, "%s{model=\"", o->metric);
-	mlc_text_label(o->t, cols[0]);
-	if (o->with_status) {
-		mlc_text_printf(o->t, "\",status=\"");
-		mlc_text_label(o->t, cols[1]);
-	}
-	mlc_text_printf(o->t, "\"} %lld\n", atoll(cols[o->with_status ? 2 : 1]));
-	return 0;
-}
-
-static int per_model(struct mlc_req *r, struct mlc_text *t, const char *metric, const char *help,
-		     const char *sql, int with_status)
-{
-	struct mlc_text rows = { 0 };
-	struct rows_out o = { &rows, metric, with_status };
-	struct mlc_err err = { 0, "" };
-
-	if (mlc_db_exec(r->db, sql, NULL, 0, model_row, &o, &err) < 0) {
-		mlc_text_free(&rows);
-		return -1;
-	}
-	family(t, metric, "gauge", help);
-	if (rows.len)
-		mlc_text_printf(t, "%s", rows.s);
-	mlc_text_free(&rows);
-	return 0;
-}
-
-/* Regular entries of <MLC_VAR>/spool/<sub>, or -1 when it cannot be read
- * (spool/cur/ is root's alone in an installation). */
-static long spool_count(const char *sub)
-{
-	char path[4096];
-	struct dirent *e;
-	long n = 0;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "%s/spool/%s", mlc_config_get("MLC_VAR", "var"), sub);
-	if (!(d = opendir(path)))
-		return errno == ENOENT ? 0 : -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
-}
-
-void mlc_h_metrics(struct mlc_req *r)
-{
-	static const char *const dep_status[] = { "waiting", "building", "deployed", "failed",
-						  "stopping", "stopped", NULL };
-	static const char *const train_status[] = { "waiting", "running", "completed", "failed",
-						    NULL };
-	static const char *const spool_dirs[] = { "new", "cur" };
-	struct mlc_text t = { 0 };
-	const struct mlc_route *routes;
-	size_t nroutes, i;
-	int db_ok;
-
-	routes = mlc_routes(&nroutes);
-	mlc_metrics_render(&t, routes, nroutes);
-	/* Read at scrape time: one GROUP BY each, on indexed columns except
-	 * for drift_metrics, whose scan is bounded by the runs' features. */
-	db_ok = by_status(r, &t, "mlc_deployments", "Deployments by status (database rows).",
-			  "SELECT status, COUNT(*) FROM deployments GROUP BY status", dep_status) == 0 &&
-		by_status(r, &t, "mlc_trainings", "Trainings by status (database rows).",
-			  "SELECT status, COUNT(*) FROM trainings GROUP BY status", train_status) == 0 &&
-		per_model(r, &t, "mlc_drift_runs", "Drift runs per model and status (database rows).",
-			  "SELECT modelid, status, COUNT(*) FROM drift_runs GROUP BY modelid, status",
-			  1) == 0 &&
-		per_model(r, &t, "mlc_drift_detected_runs",
-			  "Drift runs per model in which at least one feature drifted.",
-			  "SELECT modelid, COUNT(DISTINCT run_id) FROM drift_metrics "
-			  "WHERE drift_detected = 1 GROUP BY modelid", 0) == 0;
-	family(&t, "mlc_metrics_database_up", "gauge",
-	       "1 when the database answered this scrape's queries; 0 leaves out the families "
-	       "read from it.");
-	mlc_text_printf(&t, "mlc_metrics_database_up %d\n", db_ok);
-	family(&t, "mlc_spool_bundles", "gauge",
-	       "Job bundles waiting for the spooler (queue=\"new\") and claimed by it but not "
-	       "finished (queue=\"cur\", left out when this process may not read spool/cur/).");
-	for (i = 0; i < sizeof(spool_dirs) / sizeof(spool_dirs[0]); i++) {
-		long n = spool_count(spool_dirs[i]);
-
-		if (n >= 0)
-			mlc_text_printf(&t, "mlc_spool_bundles{queue=\"%s\"} %ld\n", spool_dirs[i], n);
-	}
-	mlc_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", t.s ? t.s : "", t.len);
-	mlc_text_free(&t);
+	mlc_buf_release(&l);
 }

@@ -19,13 +19,14 @@
  *
  * What is read from the database and the spool at scrape time (deployments
  * and trainings by status, drift runs per model, the spool's queue) is
- * not kept here: see mlc_h_metrics.
+ * not kept here: see mlc_h_metrics (route-metrics.c).
  */
 #ifndef MLC_METRICS_H
 #define MLC_METRICS_H
 
 #include <stddef.h>
 
+#include "buf.h"
 #include "router.h"
 
 #define MLC_METRICS_MAX_ROUTES 64
@@ -36,6 +37,8 @@ enum mlc_metrics_db {
 	MLC_METRICS_DB_LOST,		/* the server went away during a statement */
 	MLC_METRICS_DB_DUPLICATE,	/* a unique key refused a row */
 	MLC_METRICS_DB_OTHER,		/* any other error of a statement */
+	MLC_METRICS_DB_CONFLICT,	/* rolled back: deadlock, lock wait, Galera certification */
+	MLC_METRICS_DB_NOT_READY,	/* a Galera node outside the Primary Component */
 	MLC_METRICS_DB_KINDS
 };
 
@@ -64,19 +67,13 @@ void mlc_metrics_db_reconnect(void);
  * file of that many bytes (kind: model, data, code or env). */
 void mlc_metrics_upload(long long received, const char *kind, long long stored);
 
-/* A growing text buffer (aborts when out of memory). */
-struct mlc_text {
-	char *s;
-	size_t len, cap;
-};
-void mlc_text_printf(struct mlc_text *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* Append v as a Prometheus label value: \, " and newline escaped. */
-void mlc_text_label(struct mlc_text *t, const char *v);
-void mlc_text_free(struct mlc_text *t);
+void mlc_text_label(struct mlc_buf *t, const char *v);
+/* "# HELP" and "# TYPE" lines of one metric family. */
+void mlc_metrics_family(struct mlc_buf *t, const char *name, const char *type, const char *help);
 
 /* Append every counter of the segment (nothing before mlc_metrics_init)
  * in the Prometheus text format, the routes named by the table's rows. */
-void mlc_metrics_render(struct mlc_text *out, const struct mlc_route *routes, size_t nroutes);
+void mlc_metrics_render(struct mlc_buf *out, const struct mlc_route *routes, size_t nroutes);
 
 #endif

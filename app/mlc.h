@@ -17,8 +17,46 @@ struct mlc_err {
 	char msg[MLC_ERR_MAX];
 };
 
-void mlc_err_set(struct mlc_err *err, int code, const char *fmt, ...)
+/*
+ * Failing, as git's error() does: every failure that becomes a reply is
+ * written as
+ *
+ *	return mlc_error(to, status, "sentence with %s", ...);
+ *
+ * where to is either the request (the reply {"detail": "<sentence>"}
+ * goes out now, see http.h) or a struct mlc_err that a lower layer fills
+ * for the handler (NULL: the caller wants no details).  Both return -1.
+ *
+ * An I/O failure is written with mlc_error_errno: the sentence gets
+ * ": <strerror(errno)>" appended, and the status is mlc_errno_status(errno).
+ * These are the only places that turn an errno into a status.
+ */
+struct mlc_req;
+int mlc_err_error(struct mlc_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+int mlc_err_error_errno(struct mlc_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int mlc_req_error(struct mlc_req *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int mlc_req_error_errno(struct mlc_req *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define mlc_error(to, ...) _Generic((to), \
+	struct mlc_req *: mlc_req_error, \
+	struct mlc_err *: mlc_err_error)((to), __VA_ARGS__)
+#define mlc_error_errno(to, ...) _Generic((to), \
+	struct mlc_req *: mlc_req_error_errno, \
+	struct mlc_err *: mlc_err_error_errno)((to), __VA_ARGS__)
+
+/* The status of an I/O failure with errno e: 507 Insufficient Storage when
+ * the disk or the quota is full (ENOSPC, EDQUOT), else 500. */
+int mlc_errno_status(int e);
+/* Append ": <strerror(e)>" to the NUL-terminated msg of cap bytes (errno 0
+ * reads as EIO: a short write that set none). */
+void mlc_errno_append(char *msg, size_t cap, int e);
+
+/* The older name of mlc_error(err, ...), kept for callers that ignore the
+ * result. */
+#define mlc_err_set(err, code, ...) ((void)mlc_err_error((err), (code), __VA_ARGS__))
 
 void *mlc_xmalloc(size_t n);
 void *mlc_xcalloc(size_t nmemb, size_t size);

@@ -43,7 +43,7 @@ static const struct mlc_route routes[] = {
 	{ "DELETE", "/deployment/{deployment_id}", mlc_h_deployment_delete, MLC_R_DEPLOYMENT_ID, MLC_SCOPE_WRITE },
 	{ "POST",   "/deployment/{deployment_id}/predict", mlc_h_predict, MLC_R_JSON | MLC_R_DEPLOYMENT_ID, MLC_SCOPE_WRITE },
 	/* Remote runtimes' job files: their own credential (X-MLC-Job-Token,
-	 * jobfiles.c), no bearer token. */
+	 * route-jobfiles.c), no bearer token. */
 	{ "GET",    "/deployment/{deployment_id}/bundle", mlc_h_deployment_bundle, MLC_R_DEPLOYMENT_ID, MLC_SCOPE_NONE },
 	{ "POST",   "/mltraining/add",            mlc_h_training_add, MLC_R_JSON, MLC_SCOPE_WRITE },
 	{ "GET",    "/mltraining/all",            mlc_h_training_all, 0, MLC_SCOPE_READ },
@@ -122,21 +122,20 @@ static int is_model_id(const char *s)
  * answers; 307 keeps the method and body. */
 static void reply_no_route(struct mlc_req *r, const char *qs)
 {
-	char allow[128], hdr[160], *to;
+	char allow[128], *to;
 
 	if (!r->match.path_matched) {
 		to = mlc_route_slash_redirect(routes, NROUTES, r->path, qs);
 		if (to)
 			mlc_reply_empty(r, 307, to);
 		else
-			mlc_reply_detail(r, 404, "no route for %s %s", r->method, r->path);
+			mlc_error(r, 404, "no route for %s %s", r->method, r->path);
 		free(to);
 		return;
 	}
 	mlc_route_allowed(routes, NROUTES, r->path, allow, sizeof(allow));
-	snprintf(hdr, sizeof(hdr), "Allow: %s", allow);
-	mlc_reply_header(r, hdr);
-	mlc_reply_detail(r, 405, "method %s not allowed on %s (allowed: %s)",
+	mlc_reply_headerf(r, "Allow: %s", allow);
+	mlc_error(r, 405, "method %s not allowed on %s (allowed: %s)",
 			 r->method, r->path, allow);
 }
 
@@ -196,18 +195,16 @@ static int cors(struct mlc_req *r)
 	const char *want = FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_METHOD", r->fcgx->envp);
 	enum mlc_cors c = mlc_cors_check(mlc_config_get("MLC_CORS_ORIGINS", NULL), origin);
 	int preflight = !strcmp(r->method, "OPTIONS") && want && *want;
-	char hdr[64 + MLC_CORS_MAX_ORIGIN], methods[128], names[1024], line[sizeof(names) + 40];
+	char methods[128], names[1024];
 
 	if (c == MLC_CORS_OFF || (c == MLC_CORS_DENIED && !preflight))
 		return 0;
 	if (c == MLC_CORS_DENIED) {
-		mlc_reply_detail(r, 400, "Disallowed CORS origin");
+		mlc_error(r, 400, "Disallowed CORS origin");
 		return 1;
 	}
 	/* mlc_cors_check vouches for an echoed origin: short, printable. */
-	snprintf(hdr, sizeof(hdr), "Access-Control-Allow-Origin: %s",
-		 c == MLC_CORS_ANY ? "*" : origin);
-	mlc_reply_header(r, hdr);
+	mlc_reply_headerf(r, "Access-Control-Allow-Origin: %s", c == MLC_CORS_ANY ? "*" : origin);
 	if (c == MLC_CORS_ORIGIN)
 		mlc_reply_header(r, "Vary: Origin");
 	if (!preflight) {
@@ -215,14 +212,11 @@ static int cors(struct mlc_req *r)
 		return 0;
 	}
 	preflight_methods(r, methods, sizeof(methods));
-	snprintf(line, sizeof(line), "Access-Control-Allow-Methods: %s", methods);
-	mlc_reply_header(r, line);
+	mlc_reply_headerf(r, "Access-Control-Allow-Methods: %s", methods);
 	mlc_cors_allow_headers(FCGX_GetParam("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", r->fcgx->envp),
 			       names, sizeof(names));
-	snprintf(line, sizeof(line), "Access-Control-Allow-Headers: %s", names);
-	mlc_reply_header(r, line);
-	snprintf(line, sizeof(line), "Access-Control-Max-Age: %d", MLC_CORS_MAX_AGE);
-	mlc_reply_header(r, line);
+	mlc_reply_headerf(r, "Access-Control-Allow-Headers: %s", names);
+	mlc_reply_headerf(r, "Access-Control-Max-Age: %d", MLC_CORS_MAX_AGE);
 	mlc_reply_empty(r, 200, NULL);
 	return 1;
 }
@@ -230,7 +224,7 @@ static int cors(struct mlc_req *r)
 static void dispatch(struct mlc_req *r)
 {
 	const char *qs = FCGX_GetParam("QUERY_STRING", r->fcgx->envp);
-	char msg[256], hdr[128];
+	char msg[256];
 	json_object *errors;
 
 	/* CORS first: its headers go on every answer, and a preflight needs
@@ -244,8 +238,7 @@ static void dispatch(struct mlc_req *r)
 	/* The route template, for nginx's access log (which keeps it from the
 	 * client); the owner goes the same way once the request has one
 	 * (mlc_reply_owner). */
-	snprintf(hdr, sizeof(hdr), "X-Route: %s", r->match.route->pattern);
-	mlc_reply_header(r, hdr);
+	mlc_reply_headerf(r, "X-Route: %s", r->match.route->pattern);
 	/* ---- authentication: the one place a route's scope is checked.
 	 * Before anything else of the request is read, so that a caller
 	 * without a valid token learns nothing about ids or bodies. ---- */
@@ -263,21 +256,21 @@ static void dispatch(struct mlc_req *r)
 	if ((r->match.route->flags & MLC_R_MODEL_ID) && !is_model_id(mlc_param(r, "model_id"))) {
 		/* Model ids are service-made UUIDs: anything else names no model
 		 * (and never reaches a file path). */
-		mlc_reply_detail(r, 404, "model '%s' not found", mlc_param(r, "model_id"));
+		mlc_error(r, 404, "model '%s' not found", mlc_param(r, "model_id"));
 		return;
 	}
 	if ((r->match.route->flags & MLC_R_DEPLOYMENT_ID) &&
 	    !mlc_is_deployment_id(mlc_param(r, "deployment_id"))) {
 		/* No deployment has an id outside the rule (and a trailing
 		 * space must not find one, as MariaDB's comparison would). */
-		mlc_reply_detail(r, 404, "deployment '%s' not found", mlc_param(r, "deployment_id"));
+		mlc_error(r, 404, "deployment '%s' not found", mlc_param(r, "deployment_id"));
 		return;
 	}
 	if ((r->match.route->flags & MLC_R_JSON) && parse_json_body(r) < 0)
 		return;
 	((mlc_handler)r->match.route->handler)(r);
 	if (!r->status)
-		mlc_reply_detail(r, 500, "handler for %s %s sent no reply", r->method, r->path);
+		mlc_error(r, 500, "handler for %s %s sent no reply", r->method, r->path);
 }
 
 void mlc_dispatch(struct mlc_req *r)

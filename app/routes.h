@@ -1,8 +1,10 @@
 /*
- * routes.h - the route table and the handlers it names, one family per
- * file (health.c, models.c, ...).  Every handler reads top to bottom as
- * parse -> validate -> act -> reply; the checks a flag declares are done
- * once by mlc_dispatch before the handler runs.
+ * routes.h - the route table and the handlers it names, one family of
+ * routes per file app/route-<family>.c (route-health.c, route-models.c,
+ * ...); the helpers, parsers and infrastructure they use have unprefixed
+ * names (http.c, db.c, multipart.c, ...).  Every handler reads top to
+ * bottom as parse -> validate -> act -> reply; the checks a flag declares
+ * are done once by mlc_dispatch before the handler runs.
  */
 #ifndef MLC_ROUTES_H
 #define MLC_ROUTES_H
@@ -22,10 +24,10 @@ void mlc_dispatch(struct mlc_req *r);
  * names it in metrics.c). */
 const struct mlc_route *mlc_routes(size_t *n);
 
-/* health.c */
+/* route-health.c */
 void mlc_h_health(struct mlc_req *r);
 
-/* models.c */
+/* route-models.c */
 void mlc_h_model_add(struct mlc_req *r);
 void mlc_h_model_all(struct mlc_req *r);
 void mlc_h_model_getkind(struct mlc_req *r);
@@ -36,7 +38,7 @@ void mlc_h_model_delete(struct mlc_req *r);
 /* 0 when the model exists; otherwise replies 404 (or the database error)
  * and returns -1. */
 int mlc_model_exists_or_404(struct mlc_req *r, const char *id);
-/* After a lost COMMIT: whether the row sql finds landed (see models.c);
+/* After a lost COMMIT: whether the row sql finds landed (see route-models.c);
  * 1 yes, 0 no, -1 cannot tell. */
 int mlc_model_row_landed(struct mlc_req *r, const char *modelid, const char *sql,
 			 const struct mlc_param *p, unsigned np);
@@ -45,12 +47,12 @@ int mlc_model_row_landed(struct mlc_req *r, const char *modelid, const char *sql
  * may <what> it") or the database error, and returns -1. */
 int mlc_model_owned_or_reply(struct mlc_req *r, const char *id, const char *what);
 
-/* artifacts.c */
+/* route-artifacts.c */
 void mlc_h_model_upload(struct mlc_req *r);
 void mlc_h_model_files(struct mlc_req *r);
 void mlc_h_model_download(struct mlc_req *r);
 
-/* deployments.c */
+/* route-deployments.c */
 void mlc_h_deployment_add(struct mlc_req *r);
 void mlc_h_deployment_all(struct mlc_req *r);
 void mlc_h_deployment_status(struct mlc_req *r);
@@ -63,16 +65,16 @@ int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *dep
 			 const char *modelid, json_object *data, json_object *result,
 			 const char *when, char opid[37], struct mlc_err *err);
 
-/* predict.c */
+/* route-predict.c */
 void mlc_h_predict(struct mlc_req *r);
 
-/* training.c */
+/* route-training.c */
 void mlc_h_training_add(struct mlc_req *r);
 void mlc_h_training_status(struct mlc_req *r);
 void mlc_h_training_all(struct mlc_req *r);
 void mlc_h_training_log(struct mlc_req *r);
 
-/* jobfiles.c: the files remote runtimes and trainings fetch and send */
+/* route-jobfiles.c: the files remote runtimes and trainings fetch and send */
 void mlc_h_deployment_bundle(struct mlc_req *r);
 void mlc_h_training_bundle(struct mlc_req *r);
 void mlc_h_training_model(struct mlc_req *r);
@@ -80,7 +82,7 @@ void mlc_h_training_model(struct mlc_req *r);
 /* metrics.c */
 void mlc_h_metrics(struct mlc_req *r);
 
-/* drift.c */
+/* route-drift.c */
 void mlc_h_drift_run(struct mlc_req *r);
 void mlc_h_drift_list(struct mlc_req *r);
 void mlc_h_drift_summary(struct mlc_req *r);

@@ -141,13 +141,17 @@ int mlc_spool_write(const char *name, json_object *manifest,
 arc_fail:
 	/* libarchive's own text ("Write error") does not say why. */
 	e = archive_errno(a);
-	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s%s%s%s",
-		    archive_error_string(a) ? archive_error_string(a) : "unknown error",
-		    e > 0 ? " (" : "", e > 0 ? strerror(e) : "", e > 0 ? ")" : "");
+	if (e > 0) {
+		errno = e;
+		mlc_error_errno(err, "cannot write the job bundle: %s",
+				archive_error_string(a) ? archive_error_string(a) : "write error");
+	} else {
+		mlc_error(err, 500, "cannot write the job bundle: %s",
+			  archive_error_string(a) ? archive_error_string(a) : "unknown error");
+	}
 	goto cleanup;
 sys_fail:
-	e = errno;
-	mlc_err_set(err, e == ENOSPC ? 507 : 500, "cannot write the job bundle: %s", strerror(e));
+	mlc_error_errno(err, "cannot write the job bundle");
 cleanup:
 	if (a)
 		archive_write_free(a);
@@ -163,8 +167,7 @@ int mlc_spool_create(const char *name, struct mlc_err *err)
 	int fd;
 
 	if (ensure_dirs() < 0 || (fd = open_tmp(name, path, sizeof(path))) < 0) {
-		mlc_err_set(err, errno == ENOSPC ? 507 : 500, "cannot create %s in the spool: %s",
-			    name, strerror(errno));
+		mlc_error_errno(err, "cannot create %s in the spool", name);
 		return -1;
 	}
 	return fd;
@@ -188,7 +191,7 @@ int mlc_spool_publish(const char *name, struct mlc_err *err)
 	tmp_path(from, sizeof(from), name);
 	spool_path(to, sizeof(to), "new", name);
 	if (rename(from, to) < 0) {
-		mlc_err_set(err, 500, "cannot publish the job bundle: %s", strerror(errno));
+		mlc_error_errno(err, "cannot publish the job bundle");
 		return -1;
 	}
 	/* The bundle is in new/ now whatever happens: the caller's row says

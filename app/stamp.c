@@ -31,18 +31,6 @@ void mlc_uuid4(char out[37])
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
-void mlc_now_utc(char out[32])
-{
-	struct timeval tv;
-	struct tm tm;
-	char sec[24];
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	strftime(sec, sizeof(sec), "%Y-%m-%d %H:%M:%S", &tm);
-	snprintf(out, 32, "%s.%06ld", sec, (long)tv.tv_usec);
-}
-
 /* The offset of every time the API writes.  Not "Z": Python's
  * datetime.fromisoformat refuses "Z" before 3.11, and "+00:00" is what
  * datetime.isoformat writes for UTC, as the Python MLConnector did. */

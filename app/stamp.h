@@ -9,9 +9,6 @@
 /* A random (version 4) UUID in canonical lowercase text form. */
 void mlc_uuid4(char out[37]);
 
-/* The current UTC time as a DATETIME(6) literal "YYYY-MM-DD HH:MM:SS.ffffff". */
-void mlc_now_utc(char out[32]);
-
 /* A DATETIME(6) value as ISO 8601 UTC ("2026-11-27T05:32:26.123456+00:00",
  * the form Python's datetime.fromisoformat reads in every version); NULL
  * for NULL. */

@@ -91,8 +91,7 @@ int mlc_blob_open(struct mlc_blob *b, struct mlc_err *err)
 	b->fd = -1;
 	snprintf(b->tmp_path, sizeof(b->tmp_path), "%s/.tmp/upload-XXXXXX", mlc_store_root());
 	if (make_parents(b->tmp_path) < 0 || (b->fd = mkstemp(b->tmp_path)) < 0) {
-		mlc_err_set(err, errno == ENOSPC ? 507 : 500,
-			    "cannot create a file in the artifact store: %s", strerror(errno));
+		mlc_error_errno(err, "cannot create a file in the artifact store");
 		b->tmp_path[0] = '\0';
 		return -1;
 	}
@@ -162,8 +161,8 @@ static void hex(const unsigned char *in, unsigned n, char *out)
 
 static void store_err(struct mlc_err *err, int e)
 {
-	mlc_err_set(err, e == ENOSPC || e == EDQUOT ? 507 : 500,
-		    "cannot store the file: %s", strerror(e));
+	errno = e;
+	mlc_error_errno(err, "cannot store the file");
 }
 
 int mlc_blob_sync(struct mlc_blob *b, char sha_hex[65], struct mlc_err *err)
@@ -195,10 +194,21 @@ int mlc_blob_place(struct mlc_blob *b, const char *relpath, struct mlc_err *err)
 		return -1;
 	}
 	snprintf(final, sizeof(final), "%s/%s", mlc_store_root(), relpath);
-	if (make_parents(final) < 0 || rename(b->tmp_path, final) < 0) {
+	/* link(), not rename(): a file already at relpath is never replaced.
+	 * Two API hosts on one shared store (docs/SCALING.md) can pick the
+	 * same version at once; the loser must not overwrite, and later
+	 * unlink, the file the winner's committed row names. */
+	if (make_parents(final) < 0) {
 		store_err(err, errno);
 		return -1;
 	}
+	if (link(b->tmp_path, final) < 0) {
+		if (errno == EEXIST)
+			return 1;
+		store_err(err, errno);
+		return -1;
+	}
+	unlink(b->tmp_path);
 	b->tmp_path[0] = '\0';
 	if (mlc_fsync_parent(final) < 0) {
 		e = errno;

@@ -46,9 +46,10 @@ int mlc_blob_sync(struct mlc_blob *b, char sha_hex[65], struct mlc_err *err);
 
 /*
  * Give a synced blob its name relpath inside the store: create parent
- * directories (each fsynced in its parent), rename, fsync the directory.
- * The blob is released (as mlc_blob_discard) on success.  Returns -1 with
- * err; the temporary file is left for mlc_blob_discard.
+ * directories (each fsynced in its parent), link it there, fsync the
+ * directory.  The blob is released (as mlc_blob_discard) on success (0).
+ * A file already at relpath is left alone: 1, nothing done, err untouched.
+ * Returns -1 with err; the temporary file is left for mlc_blob_discard.
  */
 int mlc_blob_place(struct mlc_blob *b, const char *relpath, struct mlc_err *err);
 

@@ -7,6 +7,7 @@
  * stops the process; the master respawns the worker.  Callers never test
  * for NULL.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,20 +17,56 @@
 
 /*
  * Record a failure for the caller: code is a hint for the handler (an HTTP
- * status, or 0), the message is a printf-style sentence, truncated to fit.
- * A NULL err means the caller does not want the details.
+ * status, or 0), the message is a printf-style sentence, truncated to fit
+ * (never inside a character).  A NULL err means the caller does not want
+ * the details.  Returns -1, for "return mlc_error(err, ...)".
  */
-void mlc_err_set(struct mlc_err *err, int code, const char *fmt, ...)
+static void err_vset(struct mlc_err *err, int code, const char *fmt, va_list ap)
+{
+	err->code = code;
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	mlc_utf8_trim(err->msg);
+}
+
+int mlc_err_error(struct mlc_err *err, int code, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (!err)
-		return;
-	err->code = code;
+		return -1;
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	err_vset(err, code, fmt, ap);
 	va_end(ap);
-	mlc_utf8_trim(err->msg);
+	return -1;
+}
+
+int mlc_errno_status(int e)
+{
+	return e == ENOSPC || e == EDQUOT ? 507 : 500;
+}
+
+void mlc_errno_append(char *msg, size_t cap, int e)
+{
+	size_t n = strlen(msg);
+
+	if (n < cap)
+		snprintf(msg + n, cap - n, ": %s", strerror(e ? e : EIO));
+	mlc_utf8_trim(msg);
+}
+
+int mlc_err_error_errno(struct mlc_err *err, const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+
+	if (!err)
+		return -1;
+	va_start(ap, fmt);
+	err_vset(err, mlc_errno_status(e), fmt, ap);
+	va_end(ap);
+	mlc_errno_append(err->msg, sizeof(err->msg), e);
+	errno = e;
+	return -1;
 }
 
 /* Valid second bytes after lead byte c (Unicode table 3-7); the third

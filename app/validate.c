@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "buf.h"
 #include "mlc.h"
 #include "validate.h"
 
@@ -127,25 +128,18 @@ static int choices_error(const struct mlc_field *f, json_object *given,
 {
 	json_object *ctx = need(json_object_new_object());
 	json_object *permitted = need(json_object_new_array());
-	size_t len = sizeof("unexpected value; permitted: ");
-	char *msg;
+	struct mlc_buf msg = MLC_BUF_INIT(0);
 
-	for (size_t i = 0; f->choices[i]; i++)
-		len += strlen(f->choices[i]) + 4;
-	msg = mlc_xmalloc(len);
-	strcpy(msg, "unexpected value; permitted: ");
+	/* The choices are the schema's, a few short words. */
+	mlc_buf_puts(&msg, "unexpected value; permitted: ");
 	for (size_t i = 0; f->choices[i]; i++) {
-		if (i)
-			strcat(msg, ", ");
-		strcat(msg, "'");
-		strcat(msg, f->choices[i]);
-		strcat(msg, "'");
+		mlc_buf_appendf(&msg, "%s'%s'", i ? ", " : "", f->choices[i]);
 		arr_add(permitted, need(json_object_new_string(f->choices[i])));
 	}
 	obj_add(ctx, "given", json_object_get(given));
 	obj_add(ctx, "permitted", permitted);
-	add_error(errors, at, msg, "value_error.const", ctx);
-	free(msg);
+	add_error(errors, at, mlc_buf_str(&msg), "value_error.const", ctx);
+	mlc_buf_release(&msg);
 	return -1;
 }
 

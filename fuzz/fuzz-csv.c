@@ -74,7 +74,7 @@ static void check_data_link(const char *s, size_t len)
 
 	if (!text && strncmp(msg, "line ", 5))
 		abort();
-	/* As predict.c's runtime_request builds it (the check refuses NUL). */
+	/* As route-predict.c's runtime_request builds it (the check refuses NUL). */
 	json_object_object_add(req, "csv", json_object_new_string(s));
 	body = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &blen);
 	if (mlc_json_parse(body, blen, &back, msg, sizeof(msg)) < 0) {

@@ -55,7 +55,7 @@ static void check_accepted(json_object *a, const struct mlc_rt_call *call)
 		abort();
 	}
 	json_object_put(again);
-	/* What predict.c does with it. */
+	/* What route-predict.c does with it. */
 	json_object_object_del(a, "data");
 	json_object_object_add(a, "operationid", json_object_new_string("op"));
 }

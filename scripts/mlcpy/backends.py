@@ -17,7 +17,7 @@ _instances = {}
 
 def configured(name, cfg):
     """None when backend `name` can be used with this configuration, else
-    why not (the rule app/deployments.c applies to POST /deployment/add)."""
+    why not (the rule app/route-deployments.c applies to POST /deployment/add)."""
     if name == "local":
         return None
     if name == "kubernetes":

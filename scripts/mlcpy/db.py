@@ -243,8 +243,12 @@ class Trainings(_Table):
         return rows[0]["version"] if rows else None
 
     def in_states(self, states):
+        """The trainings in these states, each with `idle_s`: the seconds
+        since its row last changed, by the database's clock (the one that
+        wrote updated_at)."""
         marks = ", ".join(["%s"] * len(states))
-        return self._select("SELECT " + TRAINING_COLUMNS + " FROM trainings "
+        return self._select("SELECT " + TRAINING_COLUMNS + ", TIMESTAMPDIFF(MICROSECOND, "
+                            "updated_at, UTC_TIMESTAMP(6)) / 1e6 AS idle_s FROM trainings "
                             "WHERE status IN (" + marks + ")", tuple(states))
 
     def running(self, training_id):

@@ -142,7 +142,7 @@ import numpy as np
 
 from .config import ConfigError
 
-MIN_ROWS = 10            # inference rows a check needs (as app/drift.c)
+MIN_ROWS = 10            # inference rows a check needs (as app/route-drift.c)
 MIN_VALUES = 2           # values per side below which a feature is not tested
 MMD_MAX_SAMPLE = 500     # values per side the MMD test looks at
 MMD_PERMUTATIONS = 200

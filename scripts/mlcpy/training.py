@@ -3,7 +3,7 @@ store the model it writes as the model's next version.
 
 A training is a 'waiting' row in `trainings` plus the bundle
 spool/new/train-<id>.tar.gz (job.json, code.py, data.csv and optionally
-requirements.txt) written by the C workers (app/training.c).  The spooler
+requirements.txt) written by the C workers (app/route-training.c).  The spooler
 claims the bundle (rename into spool/cur/) and runs the job in a thread of
 its own (at most MLC_TRAIN_MAX_JOBS at once; further bundles wait in new/):
 
@@ -53,7 +53,6 @@ counting a run.  A completed training whose redeploy was interrupted
 redeploys again; deployments already on the version are skipped.
 """
 
-import datetime
 import hashlib
 import http.client
 import json
@@ -877,14 +876,13 @@ class Trainer:
     def reconcile(self):
         """Trainings that can no longer end by themselves fail with a
         reason; files of trainings that are over are removed."""
-        now = datetime.datetime.utcnow()
         for row in self.db.in_states(("waiting", "running")):
             tid = row["training_id"]
             if self.handles(tid):
                 continue
             where = self._bundle_where(tid)
             if row["status"] == "waiting" and not where:
-                if (now - row["updated_at"]).total_seconds() > bundle.LOST_BUNDLE_AFTER:
+                if row["idle_s"] > bundle.LOST_BUNDLE_AFTER:
                     self.fail_now(tid, "the training bundle never reached the spool (the API may "
                                   "have stopped while writing it); start it again", None)
             elif row["status"] == "running" and not where:

@@ -1,6 +1,6 @@
 """The spooler's client of the API's model upload: a trained model enters
 the store through POST /model/{id}/upload, the code path of every upload
-(app/artifacts.c), streamed as multipart/form-data from a file, with an
+(app/route-artifacts.c), streamed as multipart/form-data from a file, with an
 Idempotency-Key so that a retry stores at most one version."""
 
 import http.client

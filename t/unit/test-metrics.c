@@ -20,7 +20,7 @@ static const struct mlc_route table[] = {
 
 static char *render(void)
 {
-	struct mlc_text t = { 0 };
+	struct mlc_buf t = { 0 };
 
 	mlc_metrics_render(&t, table, 2);
 	return t.s ? t.s : strdup("");
@@ -55,7 +55,7 @@ static int lines_with(const char *text, const char *needle)
 
 int main(void)
 {
-	struct mlc_text t = { 0 };
+	struct mlc_buf t = { 0 };
 	char *out, id[32];
 	int i, k, status;
 	pid_t kids[4];
@@ -141,11 +141,11 @@ int main(void)
 
 	mlc_text_label(&t, "a\"b\\c\nd");
 	is_str(t.s, "a\\\"b\\\\c\\nd", "label values escape \", \\ and newline");
-	mlc_text_free(&t);
+	mlc_buf_release(&t);
 	for (i = 0; i < 2000; i++)
-		mlc_text_printf(&t, "%04d\n", i);
+		mlc_buf_appendf(&t, "%04d\n", i);
 	is_int((long long)t.len, 10000, "the text buffer grows as needed");
 	ok(t.s && !strncmp(t.s + 9995, "1999\n", 5), "and keeps what was written");
-	mlc_text_free(&t);
+	mlc_buf_release(&t);
 	return done_testing();
 }

@@ -25,7 +25,7 @@ static void refused(const char *in, const char *why)
 
 int main(void)
 {
-	char id[37], dt[32];
+	char id[37];
 	json_object *iso;
 
 	parses_to("2026-11-27T05:32:26Z", "2026-11-27 05:32:26.000000");
@@ -53,8 +53,6 @@ int main(void)
 	mlc_uuid4(id);
 	ok(strlen(id) == 36 && id[8] == '-' && id[14] == '4' && strchr("89ab", id[19]),
 	   "a generated id is a version 4 UUID (%s)", id);
-	mlc_now_utc(dt);
-	ok(strlen(dt) == 26 && dt[10] == ' ' && dt[19] == '.', "the current time is a DATETIME(6) (%s)", dt);
 	iso = mlc_iso_time("2026-11-27 05:32:26.123456");
 	is_str(json_object_get_string(iso), "2026-11-27T05:32:26.123456+00:00",
 	       "a DATETIME(6) is shown as ISO 8601 UTC with the offset +00:00, not Z");

@@ -1,5 +1,5 @@
 /*
- * predict.c - POST /deployment/{deployment_id}/predict: the gateway to a
+ * route-predict.c - POST /deployment/{deployment_id}/predict: the gateway to a
  * deployment's model runtime.
  *
  * The worker checks the rows against the model's featurelist as the
@@ -690,12 +690,12 @@ static int fetch_link(struct mlc_req *r, const char *link, struct sink *out)
 				 "data_link resolves to a loopback or private address (%s); "
 				 "refused (allow the host with MLC_LINK_ALLOW_HOSTS)", lc.refused);
 	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
-		mlc_reply_detail(r, 413, "data_link content exceeds %zu bytes", out->max);
+		mlc_error(r, 413, "data_link content exceeds %zu bytes", out->max);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		mlc_reply_detail(r, 504, "data_link did not finish sending within %ld s "
+		mlc_error(r, 504, "data_link did not finish sending within %ld s "
 				 "(MLC_LINK_TIMEOUT)", timeout);
 	else if (rc != CURLE_OK)
-		mlc_reply_detail(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
+		mlc_error(r, 502, "cannot fetch data_link: %s", curl_easy_strerror(rc));
 	else if (status != 200)
 		mlc_reply_422_at(r, "data_link", "value_error.url.status", "data_link answered HTTP %ld", status);
 	if (r->status)
@@ -749,7 +749,7 @@ static int take_slot(struct mlc_req *r, const char *dep, int *fd)
 		return 0;
 	if (rc == MLC_SLOTS_FULL) {
 		mlc_reply_header(r, "Retry-After: 1");
-		mlc_reply_detail(r, 429, "deployment '%s' is already answering %d predict calls, "
+		mlc_error(r, 429, "deployment '%s' is already answering %d predict calls, "
 				 "its most at once (MLC_PREDICT_MAX_PER_DEPLOYMENT); try again shortly",
 				 dep, n);
 		return -1;
@@ -815,7 +815,7 @@ static void relay_refusal(struct mlc_req *r, long status, const struct sink *ans
 
 	mlc_runtime_detail(answer->buf, answer->len, detail, sizeof(detail));
 	if (status == 409) {
-		mlc_reply_detail(r, 409, "%s", detail);
+		mlc_error(r, 409, "%s", detail);
 	} else {
 		json_object *errors = json_object_new_array();
 
@@ -835,12 +835,11 @@ static void reply_failed_call(struct mlc_req *r, const char *owner, const char *
 {
 	json_object *result = json_object_new_object(), *o = json_object_new_object();
 	struct mlc_err err = { 0, "" };
-	char now[32], opid[37];
+	char opid[37];
 
 	json_object_object_add(result, "error", json_object_new_string(f->detail));
 	json_object_object_add(result, "status", json_object_new_int(f->code));
-	mlc_now_utc(now);
-	if (mlc_record_operation(r, owner, dep, modelid, rows, result, now, opid, &err) < 0) {
+	if (mlc_record_operation(r, owner, dep, modelid, rows, result, NULL, opid, &err) < 0) {
 		mlc_log("error", r->request_id, "the failed call of deployment %s was not recorded: %s",
 			dep, err.msg);
 		opid[0] = '\0';
@@ -862,7 +861,7 @@ void mlc_h_predict(struct mlc_req *r)
 	struct call_failure fail = { 0, "" };
 	struct mlc_err err = { 0, "" };
 	struct target t;
-	char now[32], opid[37];
+	char opid[37];
 	int batch = 0, explain = 0, slot = -1, called = 0;
 	double start = mlc_metrics_now();
 	long status;
@@ -879,7 +878,7 @@ void mlc_h_predict(struct mlc_req *r)
 		goto out;
 	}
 	if (!t.found) {
-		mlc_reply_detail(r, 404, "deployment '%s' not found", dep);
+		mlc_error(r, 404, "deployment '%s' not found", dep);
 		goto out;
 	}
 	/* The operation is the deployment owner's (the caller's, unless an
@@ -891,7 +890,7 @@ void mlc_h_predict(struct mlc_req *r)
 				&owner) < 0)
 		goto out;
 	if (strcmp(t.status, "deployed")) {
-		mlc_reply_detail(r, 409, "deployment '%s' is %s%s%s", dep, t.status,
+		mlc_error(r, 409, "deployment '%s' is %s%s%s", dep, t.status,
 				 t.reason[0] ? ": " : "", t.reason);
 		goto out;
 	}
@@ -927,7 +926,7 @@ void mlc_h_predict(struct mlc_req *r)
 	 * (a durable commit) need not keep the next call waiting. */
 	mlc_slot_release(&slot);
 	if (status < 0 && fail.code == 503) {
-		mlc_reply_detail(r, 503, "%s", fail.detail);	/* it never got the call */
+		mlc_error(r, 503, "%s", fail.detail);	/* it never got the call */
 		goto out;
 	}
 	if (status == 422 || status == 409) {
@@ -959,9 +958,8 @@ void mlc_h_predict(struct mlc_req *r)
 		json_object_object_del(answer, "data");
 		batch = 1;
 	}
-	mlc_now_utc(now);
 	if (mlc_record_operation(r, owner, dep, t.modelid, rows,
-				 json_object_object_get(answer, "prediction"), now, opid, &err) < 0) {
+				 json_object_object_get(answer, "prediction"), NULL, opid, &err) < 0) {
 		mlc_reply_err(r, &err);
 		goto out;
 	}

@@ -1,5 +1,5 @@
 /*
- * models.c - the model registry: /model/add, /model/all, /model/getkind,
+ * route-models.c - the model registry: /model/add, /model/all, /model/getkind,
  * /model/search and /model/{model_id} (GET, PATCH, DELETE).
  *
  * A model is one row of `models`; its list-valued metadata is stored as the
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "routes.h"
+#include "buf.h"
 #include "jsonutil.h"
 #include "log.h"
 #include "stamp.h"
@@ -187,7 +188,7 @@ int mlc_model_exists_or_404(struct mlc_req *r, const char *id)
 	if (n < 0)
 		mlc_reply_err(r, &err);
 	else if (!n)
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 	return n > 0 ? 0 : -1;
 }
 
@@ -233,9 +234,9 @@ int mlc_model_owned_or_reply(struct mlc_req *r, const char *id, const char *what
 	if (n < 0)
 		mlc_reply_err(r, &err);
 	else if (!n)
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 	else if (!mlc_owns(r, owner))
-		mlc_reply_detail(r, 403, "model '%s' belongs to another owner: only its owner or "
+		mlc_error(r, 403, "model '%s' belongs to another owner: only its owner or "
 				 "an admin may %s it", id, what);
 	else
 		return 0;
@@ -247,27 +248,26 @@ int mlc_model_owned_or_reply(struct mlc_req *r, const char *id, const char *what
 void mlc_h_model_add(struct mlc_req *r)
 {
 	struct mlc_err err = { 0, "" };
-	struct mlc_param p[6 + NJSON];
-	char id[37], now[32];
+	struct mlc_param p[4 + NJSON];
+	char id[37];
 	json_object *m = mlc_body_or_422(r, model_schema, 0);
 	size_t i;
 
 	if (!m)
 		return;
 	mlc_uuid4(id);
-	mlc_now_utc(now);
 	p[0] = MLC_PSTR(id);
 	p[1] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelname")));
 	p[2] = MLC_PSTR(json_object_get_string(json_object_object_get(m, "modelkind")));
 	for (i = 0; i < NJSON; i++)
 		p[3 + i] = mlc_json_param(json_object_object_get(m, json_columns[i]));
-	p[3 + NJSON] = MLC_PSTR(now);
-	p[4 + NJSON] = MLC_PSTR(now);
-	p[5 + NJSON] = MLC_PSTR(mlc_new_owner(r));
+	p[3 + NJSON] = MLC_PSTR(mlc_new_owner(r));
+	/* created_at and updated_at: the database's clock, one reading. */
 	if (mlc_db_begin(r->db, &err) < 0 ||
 	    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ", ownerid) "
-			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-			p, 6 + NJSON, NULL, NULL, &err) < 0 ||
+			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+			"UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?)",
+			p, 4 + NJSON, NULL, NULL, &err) < 0 ||
 	    store_tags(r, id, json_object_object_get(m, "modeltags"), 0, &err) < 0 ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
@@ -320,8 +320,9 @@ void mlc_h_model_getkind(struct mlc_req *r)
 void mlc_h_model_search(struct mlc_req *r)
 {
 	struct mlc_param p[MAX_SEARCH_TAGS];
-	char sql[sizeof(SEARCH_HEAD) + 3 * MAX_SEARCH_TAGS + sizeof(SEARCH_TAIL)];
-	size_t i, ntags = 0, off;
+	struct mlc_buf sql = MLC_BUF_INIT(sizeof(SEARCH_HEAD) + 3 * MAX_SEARCH_TAGS +
+					  sizeof(SEARCH_TAIL));
+	size_t i, ntags = 0;
 	long skip, limit;
 
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
@@ -347,33 +348,38 @@ void mlc_h_model_search(struct mlc_req *r)
 		mlc_reply_page(r, ALL_MODELS, NULL, 0, skip, limit, model_from_row);
 		return;
 	}
-	/* "?" then ", ?" for each further tag: the buffer holds the most. */
-	off = (size_t)snprintf(sql, sizeof(sql), "%s", SEARCH_HEAD);
+	/* "?" then ", ?" for each further tag: the cap holds the most. */
+	mlc_buf_puts(&sql, SEARCH_HEAD);
 	for (i = 1; i < ntags; i++)
-		off += (size_t)snprintf(sql + off, sizeof(sql) - off, ", ?");
-	snprintf(sql + off, sizeof(sql) - off, "%s", SEARCH_TAIL);
-	mlc_reply_page(r, sql, p, (unsigned)ntags, skip, limit, model_from_row);
+		mlc_buf_puts(&sql, ", ?");
+	mlc_buf_puts(&sql, SEARCH_TAIL);
+	if (sql.failed)
+		mlc_error(r, 500, "the search statement does not fit its buffer");
+	else
+		mlc_reply_page(r, mlc_buf_str(&sql), p, (unsigned)ntags, skip, limit,
+			       model_from_row);
+	mlc_buf_release(&sql);
 }
 
-/* Append "col = ?, " for every field present in the partial update m. */
-static unsigned patch_assignments(json_object *m, char *sql, size_t cap,
-				  struct mlc_param *p)
+/* Append "col = ?, " for every field present in the partial update m
+ * (the names are the service's own, never the request's). */
+static unsigned patch_assignments(json_object *m, struct mlc_buf *sql, struct mlc_param *p)
 {
 	static const char *const plain[] = { "modelname", "modelkind" };
 	unsigned np = 0;
-	size_t i, off = strlen(sql);
+	size_t i;
 	json_object *v;
 
 	for (i = 0; i < 2; i++) {
 		if (!json_object_object_get_ex(m, plain[i], &v))
 			continue;
-		off += (size_t)snprintf(sql + off, cap - off, "%s = ?, ", plain[i]);
+		mlc_buf_appendf(sql, "%s = ?, ", plain[i]);
 		p[np++] = MLC_PSTR(json_object_get_string(v));
 	}
 	for (i = 0; i < NJSON; i++) {
 		if (!json_object_object_get_ex(m, json_columns[i], &v))
 			continue;
-		off += (size_t)snprintf(sql + off, cap - off, "%s = ?, ", json_columns[i]);
+		mlc_buf_appendf(sql, "%s = ?, ", json_columns[i]);
 		p[np++] = mlc_json_param(v);
 	}
 	return np;
@@ -385,7 +391,7 @@ void mlc_h_model_patch(struct mlc_req *r)
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[4 + NJSON];
-	char sql[512] = "UPDATE models SET ", now[32];
+	struct mlc_buf sql = MLC_BUF_INIT(1024);
 	json_object *m, *tags;
 	unsigned np;
 	int found;
@@ -393,23 +399,30 @@ void mlc_h_model_patch(struct mlc_req *r)
 	if (mlc_model_owned_or_reply(r, id, "change") < 0 ||
 	    !(m = mlc_body_or_422(r, model_schema, 1)))
 		return;
-	mlc_now_utc(now);
-	np = patch_assignments(m, sql, sizeof(sql), p);
-	strcat(sql, "updated_at = ? WHERE modelid = ?");
-	p[np++] = MLC_PSTR(now);
+	mlc_buf_puts(&sql, "UPDATE models SET ");
+	np = patch_assignments(m, &sql, p);
+	mlc_buf_puts(&sql, "updated_at = UTC_TIMESTAMP(6) WHERE modelid = ?");
 	p[np++] = MLC_PSTR(id);
+	if (sql.failed) {
+		mlc_buf_release(&sql);
+		json_object_put(m);
+		mlc_error(r, 500, "the update statement does not fit its buffer");
+		return;
+	}
 	if (mlc_db_begin(r->db, &err) < 0 ||
 	    (found = exec_with_id(r, id, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE",
 				  &err)) < 0 ||
-	    (found && mlc_db_exec(r->db, sql, p, np, NULL, NULL, &err) < 0) ||
+	    (found && mlc_db_exec(r->db, mlc_buf_str(&sql), p, np, NULL, NULL, &err) < 0) ||
 	    (found && json_object_object_get_ex(m, "modeltags", &tags) &&
 	     store_tags(r, id, tags, 1, &err) < 0) ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
+		mlc_buf_release(&sql);
 		json_object_put(m);
 		mlc_reply_err(r, &err);
 		return;
 	}
+	mlc_buf_release(&sql);
 	json_object_put(m);
 	reply_model_or_404(r, 200, id);
 }
@@ -455,17 +468,17 @@ void mlc_h_model_delete(struct mlc_req *r)
 		return;
 	}
 	if (n == 0) {
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 		return;
 	}
 	if (active.id[0] && !mlc_owns(r, active.owner)) {
 		/* Another owner's deployment: its id is not this caller's to know. */
-		mlc_reply_detail(r, 409, "model '%s' is deployed by another owner; it cannot be "
+		mlc_error(r, 409, "model '%s' is deployed by another owner; it cannot be "
 				 "deleted while it serves", id);
 		return;
 	}
 	if (active.id[0]) {
-		mlc_reply_detail(r, 409, "model '%s' has an active deployment '%s'; "
+		mlc_error(r, 409, "model '%s' has an active deployment '%s'; "
 				 "DELETE /deployment/%s first", id, active.id, active.id);
 		return;
 	}

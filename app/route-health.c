@@ -1,5 +1,5 @@
 /*
- * health.c - GET /health: the service answers and its database does (with
+ * route-health.c - GET /health: the service answers and its database does (with
  * every migration this mlc-api needs, see db.c), and which version runs.
  */
 #include "buildinfo.h"
@@ -11,7 +11,7 @@ void mlc_h_health(struct mlc_req *r)
 	json_object *o;
 
 	if (mlc_db_ping(r->db, &err) < 0) {
-		mlc_reply_detail(r, 503, "%s", err.msg);
+		mlc_error(r, 503, "%s", err.msg);
 		return;
 	}
 	o = json_object_new_object();

@@ -1,5 +1,5 @@
 /*
- * jobfiles.c - the files remote runtimes and trainings exchange with the
+ * route-jobfiles.c - the files remote runtimes and trainings exchange with the
  * API (the kubernetes and mlsysops backends, docs/SCALING.md):
  *
  *   GET /deployment/{deployment_id}/bundle   the deployment's bundle
@@ -78,12 +78,12 @@ static int authorised(struct mlc_req *r, int training, const char *id)
 	int active;
 
 	if (!token || !*token) {
-		mlc_reply_detail(r, 401, "this route takes the job credential of the %s in the "
+		mlc_error(r, 401, "this route takes the job credential of the %s in the "
 				 "X-MLC-Job-Token header", training ? "training" : "deployment");
 		return -1;
 	}
 	if (!mlc_is_deployment_id(id) || strlen(token) > TOKEN_MAX) {
-		mlc_reply_detail(r, 403, "the job credential does not open this %s",
+		mlc_error(r, 403, "the job credential does not open this %s",
 				 training ? "training" : "deployment");
 		return -1;
 	}
@@ -98,7 +98,7 @@ static int authorised(struct mlc_req *r, int training, const char *id)
 	if (!j.found || strlen(j.sha) != 64 || CRYPTO_memcmp(got, j.sha, 64)) {
 		mlc_log("warn", r->request_id, "refused a job credential for %s %s",
 			training ? "training" : "deployment", id);
-		mlc_reply_detail(r, 403, "the job credential does not open this %s",
+		mlc_error(r, 403, "the job credential does not open this %s",
 				 training ? "training" : "deployment");
 		return -1;
 	}
@@ -106,7 +106,7 @@ static int authorised(struct mlc_req *r, int training, const char *id)
 		 (!strcmp(j.desired, "running") &&
 		  (!strcmp(j.status, "building") || !strcmp(j.status, "deployed")));
 	if (!active) {
-		mlc_reply_detail(r, 409, "%s '%s' is %s; its files are no longer served",
+		mlc_error(r, 409, "%s '%s' is %s; its files are no longer served",
 				 training ? "training" : "deployment", id, j.status);
 		return -1;
 	}
@@ -148,11 +148,11 @@ void mlc_h_training_model(struct mlc_req *r)
 	if (authorised(r, 1, id) < 0)
 		return;
 	if (r->content_length < 0) {
-		mlc_reply_detail(r, 411, "a Content-Length header is required");
+		mlc_error(r, 411, "a Content-Length header is required");
 		return;
 	}
 	if ((unsigned long long)r->content_length > max) {
-		mlc_reply_detail(r, 413, "model of %lld bytes exceeds the limit of %llu bytes "
+		mlc_error(r, 413, "model of %lld bytes exceeds the limit of %llu bytes "
 				 "(MLC_MAX_UPLOAD)", r->content_length, max);
 		return;
 	}
@@ -167,18 +167,16 @@ void mlc_h_training_model(struct mlc_req *r)
 		if (total > (unsigned long long)r->content_length)
 			break;
 		if (write(fd, buf, (size_t)n) != n) {
-			mlc_err_set(&err, errno == ENOSPC ? 507 : 500, "cannot write the model: %s",
-				    strerror(errno));
+			mlc_error_errno(&err, "cannot write the model");
 			break;
 		}
 	}
 	free(buf);
 	if (!err.code && total != (unsigned long long)r->content_length)
-		mlc_err_set(&err, 400, "the request body ended after %llu of %lld bytes", total,
+		mlc_error(&err, 400, "the request body ended after %llu of %lld bytes", total,
 			    r->content_length);
 	if (!err.code && fsync(fd) < 0)
-		mlc_err_set(&err, errno == ENOSPC ? 507 : 500, "cannot write the model: %s",
-			    strerror(errno));
+		mlc_error_errno(&err, "cannot write the model");
 	close(fd);
 	if (err.code || mlc_spool_publish(name, &err) < 0) {
 		mlc_spool_discard(name);

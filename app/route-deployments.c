@@ -1,5 +1,5 @@
 /*
- * deployments.c - the /deployment routes: creating deployments (a job bundle for
+ * route-deployments.c - the /deployment routes: creating deployments (a job bundle for
  * mlc-spooler plus a 'waiting' row), reading their state, stopping them,
  * and the inference operations recorded against them.
  *
@@ -228,7 +228,7 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	if (mlc_db_begin(r->db, err) < 0 ||
 	    (model_rows = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? "
 				      "LOCK IN SHARE MODE", &p[1], 1, NULL, NULL, err)) < 0 ||
-	    (!model_rows && (mlc_err_set(err, 404, "model '%s' not found", p[1].s), 1)) ||
+	    (!model_rows && (mlc_error(err, 404, "model '%s' not found", p[1].s), 1)) ||
 	    (over = mlc_cap_check(r->db, MLC_CAP_DEPLOYMENTS, p[3].s, 1, err)) < 0 ||
 	    mlc_db_exec(r->db, "DELETE FROM deployments WHERE deployment_id = ? "
 			"AND status = 'stopped' AND ownerid = ?", del, 2, NULL, NULL, err) < 0 ||
@@ -240,7 +240,7 @@ static int insert_deployment(struct mlc_req *r, json_object *m, const char *id,
 	    mlc_db_commit(r->db, err) < 0) {
 		mlc_db_rollback(r->db);
 		if (err->code == 409 && !over)
-			mlc_err_set(err, 409, "deployment '%s' already exists", id);
+			mlc_error(err, 409, "deployment '%s' already exists", id);
 		return -1;
 	}
 	return 0;
@@ -279,7 +279,6 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	else
 		mlc_uuid4(id);
 	modelid = json_object_get_string(json_object_object_get(m, "modelid"));
-	mlc_now_utc(now);
 	snprintf(bundle, sizeof(bundle), "deploy-%s.tar.gz", id);
 	if (!strcmp(backend, "local") && !socket_path_fits(id)) {
 		mlc_reply_422_at(r, "deployment_id", "value_error.any_str.max_length",
@@ -289,12 +288,14 @@ void mlc_h_deployment_add(struct mlc_req *r)
 	} else if (mlc_cap_check(r->db, MLC_CAP_DEPLOYMENTS,
 				   json_object_get_string(json_object_object_get(m, "ownerid")), 0,
 				   &err) < 0 ||
-		   mlc_job_src_load(r->db, modelid, &src, &err) < 0) {
+		   mlc_job_src_load(r->db, modelid, &src, &err) < 0 ||
+		   /* the bundle's time and the row's: one reading of the database's clock */
+		   mlc_db_now(r->db, now, &err) < 0) {
 		mlc_reply_err(r, &err);
 	} else if (!src.found) {
-		mlc_reply_detail(r, 404, "model '%s' not found", modelid);
+		mlc_error(r, 404, "model '%s' not found", modelid);
 	} else if (!src.file[MLC_ART_MODEL].version) {
-		mlc_reply_detail(r, 409, "model '%s' has no model file; upload one with "
+		mlc_error(r, 409, "model '%s' has no model file; upload one with "
 				 "POST /model/%s/upload (file_kind=model) first", modelid, modelid);
 	} else if (write_bundle(r, m, id, &src, now, bundle, &err) < 0 ||
 		   insert_deployment(r, m, id, backend, &src, now, &err) < 0) {
@@ -359,18 +360,18 @@ void mlc_h_deployment_delete(struct mlc_req *r)
 	long wait_ms = mlc_config_long("MLC_STOP_WAIT", 15) * 1000, waited = 0;
 	struct mlc_param p[] = { MLC_PSTR(id) };
 	struct mlc_err err = { 0, "" };
-	char now[32], status[16] = "";
+	char status[16] = "";
 	long long n;
 
-	mlc_now_utc(now);
 	{
-		struct mlc_param up[4] = { MLC_PSTR(now), MLC_PSTR(id) };
+		struct mlc_param up[3] = { MLC_PSTR(id) };
 
-		mlc_owner_params(r, up + 2);
+		mlc_owner_params(r, up + 1);
 		/* Another owner's deployment is left alone, and not found. */
 		n = mlc_db_exec(r->db, "UPDATE deployments SET desired = 'stopped', "
-				"status = IF(status = 'stopped', 'stopped', 'stopping'), updated_at = ? "
-				"WHERE deployment_id = ? AND " MLC_OWNER_COND, up, 4, NULL, NULL, &err);
+				"status = IF(status = 'stopped', 'stopped', 'stopping'), "
+				"updated_at = UTC_TIMESTAMP(6) "
+				"WHERE deployment_id = ? AND " MLC_OWNER_COND, up, 3, NULL, NULL, &err);
 		if (n == 0) {
 			struct mlc_param q[3] = { MLC_PSTR(id) };
 
@@ -378,7 +379,7 @@ void mlc_h_deployment_delete(struct mlc_req *r)
 			n = mlc_db_exec(r->db, "SELECT 1 FROM deployments WHERE deployment_id = ? AND "
 					MLC_OWNER_COND, q, 3, NULL, NULL, &err);
 			if (n == 0) {
-				mlc_reply_detail(r, 404, "deployment '%s' not found", id);
+				mlc_error(r, 404, "deployment '%s' not found", id);
 				return;
 			}
 		}
@@ -396,7 +397,7 @@ void mlc_h_deployment_delete(struct mlc_req *r)
 		return;
 	}
 	if (n == 0) {
-		mlc_reply_detail(r, 404, "deployment '%s' not found", id);
+		mlc_error(r, 404, "deployment '%s' not found", id);
 		return;
 	}
 	reply_deployment_or_404(r, strcmp(status, "stopped") ? 202 : 200, id);
@@ -423,7 +424,8 @@ static json_object *operation_from_row(char **c)
 	return o;
 }
 
-/* Record one operation under a new UUID, written to opid; 0, or -1 with
+/* Record one operation under a new UUID, written to opid, at when (a
+ * client's time) or, when when is NULL, the database's now; 0, or -1 with
  * err. */
 int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *deploymentid,
 			 const char *modelid, json_object *data, json_object *result,
@@ -433,9 +435,10 @@ int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *dep
 
 	struct mlc_param p[] = { MLC_PSTR(opid), MLC_PSTR(ownerid), MLC_PSTR(deploymentid),
 				 MLC_PSTR(modelid), mlc_json_param(data), mlc_json_param(result),
-				 MLC_PSTR(when) };
+				 when ? MLC_PSTR(when) : MLC_PNULL };
 	if (mlc_db_exec(r->db, "INSERT INTO operations (operation_uuid, ownerid, deployment_id, "
-			"modelid, data, result, timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)", p, 7,
+			"modelid, data, result, timestamp) "
+			"VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, UTC_TIMESTAMP(6)))", p, 7,
 			NULL, NULL, err) < 0)
 		return -1;
 	return 0;
@@ -454,10 +457,9 @@ void mlc_h_operation_add(struct mlc_req *r)
 	dep = json_object_get_string(json_object_object_get(m, "deploymentid"));
 	modelid = body_str(m, "modelid");
 	ts = json_object_object_get(m, "timestamp");
+	/* Without the client's time: the database's now (mlc_record_operation). */
 	if (ts)
 		mlc_parse_iso8601(json_object_get_string(ts), when);
-	else
-		mlc_now_utc(when);
 	{
 		/* The caller's deployment (an admin's: any), and its model. */
 		struct mlc_param p[3] = { MLC_PSTR(dep) };
@@ -467,7 +469,7 @@ void mlc_h_operation_add(struct mlc_req *r)
 		n = mlc_db_exec(r->db, "SELECT modelid FROM deployments WHERE deployment_id = ? AND "
 				MLC_OWNER_COND, p, 3, first_col, dep_model, &err);
 		if (n == 0) {
-			mlc_reply_detail(r, 404, "deployment '%s' not found", dep);
+			mlc_error(r, 404, "deployment '%s' not found", dep);
 			goto out;
 		}
 		if (n < 0)
@@ -482,7 +484,7 @@ void mlc_h_operation_add(struct mlc_req *r)
 	if (mlc_body_owner(r, body_str(m, "ownerid"), &owner) < 0)
 		goto out;
 	if (mlc_record_operation(r, owner, dep, dep_model, json_object_object_get(m, "data"),
-				 json_object_object_get(m, "result"), when, id, &err) < 0)
+				 json_object_object_get(m, "result"), ts ? when : NULL, id, &err) < 0)
 		goto fail;
 	{
 		struct mlc_param p[] = { MLC_PSTR(id) };
@@ -511,7 +513,7 @@ void mlc_h_operations_by_owner(struct mlc_req *r)
 	/* Another owner's operations are not found, whether there are any or
 	 * not: the answer says nothing about that owner. */
 	if (!mlc_owns(r, mlc_param(r, "ownerid"))) {
-		mlc_reply_detail(r, 404, "operations of owner '%s' not found", mlc_param(r, "ownerid"));
+		mlc_error(r, 404, "operations of owner '%s' not found", mlc_param(r, "ownerid"));
 		return;
 	}
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")) };

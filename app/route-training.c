@@ -1,5 +1,5 @@
 /*
- * training.c - /mltraining routes: a retraining job is a 'waiting' row in
+ * route-training.c - /mltraining routes: a retraining job is a 'waiting' row in
  * `trainings` plus a bundle (code, data and env artifacts) for
  * mlc-spooler, which runs the code in the sandbox and stores the model it
  * produces as the model's next version through POST /model/{id}/upload.
@@ -206,15 +206,16 @@ void mlc_h_training_add(struct mlc_req *r)
 	if (owner)
 		json_object_object_add(m, "ownerid", json_object_new_string(owner));
 	mlc_uuid4(id);
-	mlc_now_utc(now);
 	snprintf(bundle, sizeof(bundle), "train-%s.tar.gz", id);
 	if (mlc_cap_check(r->db, MLC_CAP_TRAININGS, training_owner(m), 0, &err) < 0 ||
-	    mlc_job_src_load(r->db, modelid, &src, &err) < 0)
+	    mlc_job_src_load(r->db, modelid, &src, &err) < 0 ||
+	    /* the bundle's time and the row's: one reading of the database's clock */
+	    mlc_db_now(r->db, now, &err) < 0)
 		mlc_reply_err(r, &err);
 	else if (!src.found)
-		mlc_reply_detail(r, 404, "model '%s' not found", modelid);
+		mlc_error(r, 404, "model '%s' not found", modelid);
 	else if (!src.file[MLC_ART_CODE].version || !src.file[MLC_ART_DATA].version)
-		mlc_reply_detail(r, 409, "model '%s' has no %s file; upload one with POST "
+		mlc_error(r, 409, "model '%s' has no %s file; upload one with POST "
 				 "/model/%s/upload (file_kind=%s) first", modelid,
 				 src.file[MLC_ART_CODE].version ? "data" : "code", modelid,
 				 src.file[MLC_ART_CODE].version ? "data" : "code");
@@ -230,7 +231,7 @@ void mlc_h_training_add(struct mlc_req *r)
 		mlc_reply_err(r, &err);
 	} else if (busy[0]) {
 		mlc_spool_discard(bundle);
-		mlc_reply_detail(r, 400, "model '%s' is already being trained by %s%s%s", modelid,
+		mlc_error(r, 400, "model '%s' is already being trained by %s%s%s", modelid,
 				 strcmp(busy, "-") ? "training '" : "another owner's training",
 				 strcmp(busy, "-") ? busy : "", strcmp(busy, "-") ? "'" : "");
 	} else if (mlc_spool_publish(bundle, &err) < 0) {

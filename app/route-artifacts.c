@@ -1,5 +1,5 @@
 /*
- * artifacts.c - model artifacts: POST /model/{id}/upload (streaming
+ * route-artifacts.c - model artifacts: POST /model/{id}/upload (streaming
  * multipart), GET /model/{id}/files and GET /model/{id}/files/{kind}.
  *
  * The upload is never held in memory: body pieces go from libfcgi through
@@ -52,7 +52,7 @@ static int up_begin(void *ctx, const struct mlc_mp_part *part)
 	u->in_file = u->in_kind = 0;
 	if (!strcmp(part->name, "file")) {
 		if (++u->file_parts > 1) {
-			mlc_err_set(&u->err, 422, "the body has more than one 'file' part");
+			mlc_error(&u->err, 422, "the body has more than one 'file' part");
 			return 1;
 		}
 		if (mlc_blob_open(&u->blob, &u->err) < 0)
@@ -77,8 +77,8 @@ static int up_data(void *ctx, const char *data, size_t len)
 		mlc_csv_feed(&u->csv, data, len);
 		mlc_modelcheck_feed(&u->model, data, len);
 		if (mlc_blob_write(&u->blob, data, len) < 0) {
-			mlc_err_set(&u->err, u->blob.write_errno == ENOSPC ? 507 : 500,
-				    "cannot write the upload: %s", strerror(u->blob.write_errno));
+			errno = u->blob.write_errno;
+			mlc_error_errno(&u->err, "cannot write the upload");
 			return 1;
 		}
 	} else if (u->in_kind) {
@@ -139,7 +139,7 @@ static int stream_body(struct mlc_req *r, struct mlc_mp *mp, struct upload *u,
 	while ((n = mlc_body_read(r, buf, CHUNK)) > 0) {
 		total += (unsigned long long)n;
 		if (total > max) {
-			mlc_reply_detail(r, 413, "upload exceeds the limit of %llu bytes", max);
+			mlc_error(r, 413, "upload exceeds the limit of %llu bytes", max);
 			goto out;
 		}
 		rc = mlc_mp_feed(mp, buf, (size_t)n);
@@ -151,7 +151,7 @@ static int stream_body(struct mlc_req *r, struct mlc_mp *mp, struct upload *u,
 		goto out;
 	}
 	if (!rc && r->content_length >= 0 && total < (unsigned long long)r->content_length) {
-		mlc_reply_detail(r, 400, "the request body ended after %llu of %lld bytes",
+		mlc_error(r, 400, "the request body ended after %llu of %lld bytes",
 				 total, r->content_length);
 		goto out;
 	}
@@ -192,7 +192,7 @@ static int check_upload(struct mlc_req *r, struct upload *u)
 	if (u->file_parts && u->blob.size && kind_ok && !strcmp(u->kind, "model") &&
 	    mlc_modelcheck_finish(&u->model) < 0) {
 		if (u->model.internal) {
-			mlc_reply_detail(r, 500, "%s", mlc_modelcheck_error(&u->model));
+			mlc_error(r, 500, "%s", mlc_modelcheck_error(&u->model));
 			return -1;
 		}
 		model_bad = 1;
@@ -327,7 +327,7 @@ static int commit_upload(struct mlc_req *r, struct mlc_err *err)
 		mlc_db_disconnect(r->db);
 		mlc_log("warn", NULL, "test hook: the upload's COMMIT is lost (%s)",
 			hook == 'l' ? "it landed" : "it did not land");
-		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mlc_error(err, 503, "database unavailable: try again shortly");
 		return -1;
 	}
 #endif
@@ -357,17 +357,16 @@ static int upload_landed(struct mlc_req *r, const char *id, const char *kind, lo
 static json_object *store_upload(struct mlc_req *r, struct upload *u, const char *id,
 				 const char *idem, int *replayed, struct mlc_err *err)
 {
-	char name[MAX_STORED_NAME + 1], rel[512], sha[65], now[32];
+	char name[MAX_STORED_NAME + 1], rel[512], sha[65];
 	struct mlc_param key[] = { MLC_PSTR(id), MLC_PSTR(u->kind) };
 	long long version = 1, found;
 	json_object *out = NULL;
-	int placed = 0, landed;
+	int placed = 0, landed, rc;
 
 	*replayed = 0;
 	safe_name(u->filename, name, sizeof(name));
 	if (mlc_blob_sync(&u->blob, sha, err) < 0)
 		return NULL;
-	mlc_now_utc(now);
 	if (mlc_db_begin(r->db, err) < 0)
 		goto fail;
 	found = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE",
@@ -375,7 +374,7 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 	if (found < 0)
 		goto fail;
 	if (!found) {
-		mlc_err_set(err, 404, "model '%s' not found", id);
+		mlc_error(err, 404, "model '%s' not found", id);
 		goto fail;
 	}
 	if (idem) {
@@ -392,7 +391,7 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 				return prev.file;
 			}
 			json_object_put(prev.file);
-			mlc_err_set(err, 422, "the Idempotency-Key '%s' was used for another file of this "
+			mlc_error(err, 422, "the Idempotency-Key '%s' was used for another file of this "
 				    "model (%s, sha256 %s); send a new key with a different file",
 				    idem, prev.kind, prev.sha256);
 			return NULL;
@@ -402,18 +401,29 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 			"AND filekind = ?", key, 2, next_version, &version, err) < 0)
 		goto fail;
 	snprintf(rel, sizeof(rel), "%s/%s/v%lld-%s", id, u->kind, version, name);
-	if (mlc_blob_place(&u->blob, rel, err) < 0)
+	while ((rc = mlc_blob_place(&u->blob, rel, err)) == 1) {
+		/* Taken: by a concurrent upload of the same name on another
+		 * API host (whose row, if it commits, takes this version, and
+		 * ours then fails on the unique version), or by a file no row
+		 * names.  Either way this upload's bytes go beside it. */
+		char uuid[37];
+
+		mlc_uuid4(uuid);
+		snprintf(rel, sizeof(rel), "%s/%s/v%lld-%.8s-%s", id, u->kind, version, uuid, name);
+	}
+	if (rc < 0)
 		goto fail;
 	placed = 1;
 	{
 		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(u->kind), MLC_PLONG(version),
 					 MLC_PSTR(name), MLC_PSTR(u->content_type), MLC_PSTR(rel),
 					 MLC_PLONG((long long)u->blob.size), MLC_PSTR(sha),
-					 idem ? MLC_PSTR(idem) : MLC_PNULL, MLC_PSTR(now) };
+					 idem ? MLC_PSTR(idem) : MLC_PNULL };
 
 		if (mlc_db_exec(r->db, "INSERT INTO artifacts (modelid, filekind, version, filename, "
 				"contenttype, path, size, sha256, idempotency_key, created_at) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", p, 10, NULL, NULL, err) < 0)
+				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))", p, 9, NULL, NULL,
+				err) < 0)
 			goto fail;
 	}
 	if (commit_upload(r, err) < 0) {
@@ -470,7 +480,7 @@ void mlc_h_model_upload(struct mlc_req *r)
 	if (mlc_model_owned_or_reply(r, id, "upload to") < 0)
 		return;
 	if (r->content_length >= 0 && (unsigned long long)r->content_length > max) {
-		mlc_reply_detail(r, 413, "upload of %lld bytes exceeds the limit of %llu bytes",
+		mlc_error(r, 413, "upload of %lld bytes exceeds the limit of %llu bytes",
 				 r->content_length, max);
 		return;
 	}
@@ -587,9 +597,9 @@ void mlc_h_model_download(struct mlc_req *r)
 	}
 	if (!d.found) {
 		if (version)
-			mlc_reply_detail(r, 404, "model '%s' has no %s file version %ld", id, kind, version);
+			mlc_error(r, 404, "model '%s' has no %s file version %ld", id, kind, version);
 		else
-			mlc_reply_detail(r, 404, "model '%s' has no %s file; upload one with "
+			mlc_error(r, 404, "model '%s' has no %s file; upload one with "
 					 "POST /model/%s/upload", id, kind, id);
 		return;
 	}

@@ -1,5 +1,5 @@
 /*
- * drift.c - /model/{id}/drift routes: ask for a drift check (mlc-spooler
+ * route-drift.c - /model/{id}/drift routes: ask for a drift check (mlc-spooler
  * runs it) and read the results it stored in drift_metrics.  Runs and
  * results are the model owner's: only the owner or an admin asks for them
  * or reads them (they are made from the inputs the model was sent).
@@ -90,7 +90,9 @@ static int queue_run(struct mlc_req *r, const char *id, struct waiting *w, struc
 			struct mlc_param p[3];
 
 			mlc_uuid4(w->run_id);
-			mlc_now_utc(w->created_at);
+			/* the time the answer shows is the row's: the database's */
+			if (mlc_db_now(r->db, w->created_at, err) < 0)
+				goto fail;
 			p[0] = MLC_PSTR(w->run_id);
 			p[1] = MLC_PSTR(id);
 			p[2] = MLC_PSTR(w->created_at);
@@ -137,12 +139,12 @@ void mlc_h_drift_run(struct mlc_req *r)
 		return;
 	}
 	if (!data) {
-		mlc_reply_detail(r, 409, "model '%s' has no training data to compare with; upload "
+		mlc_error(r, 409, "model '%s' has no training data to compare with; upload "
 				 "it with POST /model/%s/upload (file_kind=data)", id, id);
 		return;
 	}
 	if (rows < MIN_INFERENCE_ROWS) {
-		mlc_reply_detail(r, 409, "model '%s' has %lld recorded inference rows; drift "
+		mlc_error(r, 409, "model '%s' has %lld recorded inference rows; drift "
 				 "detection needs at least %d", id, rows, MIN_INFERENCE_ROWS);
 		return;
 	}
@@ -152,7 +154,7 @@ void mlc_h_drift_run(struct mlc_req *r)
 		return;
 	}
 	if (rc > 0) {
-		mlc_reply_detail(r, 404, "model '%s' not found", id);
+		mlc_error(r, 404, "model '%s' not found", id);
 		return;
 	}
 	o = json_object_new_object();
