@@ -415,8 +415,7 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 	unsigned long lens[MAX_PARAMS];
 	my_bool nulls[MAX_PARAMS];
 	MYSQL_STMT *st;
-	MYSQL_RES *meta;
-	unsigned ncols = 0;
+	unsigned ncols;
 
 	*code = 0;
 	db->delivered = 0;
@@ -454,12 +453,11 @@ static long long exec_once(struct mlc_db *db, const char *sql,
 		set_db_err(err, *code, mysql_stmt_error(st));
 		return -1;
 	}
-	meta = mysql_stmt_result_metadata(st);
-	if (meta) {
-		ncols = mysql_num_fields(meta);
-		mysql_free_result(meta);
+	/* The column count alone: mysql_stmt_result_metadata would build
+	 * (and the caller free) a result description on every execution. */
+	ncols = mysql_stmt_field_count(st);
+	if (ncols)
 		return fetch_rows(db, st, ncols, cb, ctx, code, err);
-	}
 	return (long long)mysql_stmt_affected_rows(st);
 }
 

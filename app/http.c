@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "http.h"
+#include "jsonbuf.h"
 #include "log.h"
 #include "validate.h"
 
@@ -606,6 +607,7 @@ void mlc_reply_abort(struct mlc_req *r, const char *why)
 struct list_out {
 	struct mlc_req *r;
 	mlc_row_json to_json;
+	mlc_row_text to_text;	/* instead of to_json: rows written as text */
 	const char *link;	/* "Link: ...\r\n" or "" */
 	long long rows;		/* rows written */
 	int lost;		/* writing to nginx failed: stop, send nothing more */
@@ -635,6 +637,19 @@ static void list_head(struct list_out *o)
 		put(o, "[", 1);
 }
 
+/* The worker's buffer for rows written as text (one reply at a time). */
+static struct mlc_jbuf rowbuf;
+
+/* Rows written as text go out in pieces of about this size. */
+#define ROWS_FLUSH (16 * 1024)
+
+static void flush_rows(struct list_out *o)
+{
+	if (rowbuf.len)
+		put(o, rowbuf.s, rowbuf.len);
+	rowbuf.len = 0;
+}
+
 static int stream_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
 {
 	struct list_out *o = ctx;
@@ -644,7 +659,16 @@ static int stream_row(void *ctx, char **cols, const unsigned long *lens, unsigne
 
 	if (o->rows == 0)
 		list_head(o);
-	else
+	if (o->to_text) {
+		if (o->rows)
+			mlc_jbuf_lit(&rowbuf, ",");
+		o->to_text(&rowbuf, cols);
+		o->rows++;
+		if (rowbuf.len >= ROWS_FLUSH)
+			flush_rows(o);
+		return o->lost;
+	}
+	if (o->rows)
 		put(o, ",", 1);
 	row = o->to_json(cols);
 	s = json_object_to_json_string_length(row, JSON_C_TO_STRING_PLAIN |
@@ -659,9 +683,9 @@ static int stream_row(void *ctx, char **cols, const unsigned long *lens, unsigne
 }
 
 static void stream_list(struct mlc_req *r, const char *sql, const struct mlc_param *p,
-			unsigned np, const char *link, mlc_row_json to_json)
+			unsigned np, const char *link, mlc_row_json to_json, mlc_row_text to_text)
 {
-	struct list_out o = { r, to_json, link ? link : "", 0, 0 };
+	struct list_out o = { r, to_json, to_text, link ? link : "", 0, 0 };
 	struct mlc_err err = { 0, "" };
 	char why[sizeof(err.msg) + 64];
 
@@ -669,7 +693,9 @@ static void stream_list(struct mlc_req *r, const char *sql, const struct mlc_par
 		mlc_log("error", r->request_id, "second reply suppressed (list)");
 		return;
 	}
+	mlc_jbuf_reset(&rowbuf);
 	if (mlc_db_exec(r->db, sql, p, np, stream_row, &o, &err) < 0) {
+		rowbuf.len = 0;
 		if (o.rows == 0) {
 			/* Nothing went out yet: an ordinary error reply. */
 			mlc_reply_err(r, &err);
@@ -682,6 +708,7 @@ static void stream_list(struct mlc_req *r, const char *sql, const struct mlc_par
 	}
 	if (o.rows == 0)
 		list_head(&o);
+	flush_rows(&o);
 	put(&o, "]", 1);
 	if (o.lost)
 		mlc_log("warn", r->request_id, "list not delivered: the connection to nginx "
@@ -707,8 +734,9 @@ static char *probe_sql(const char *sql)
 	return out;
 }
 
-void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
-		    unsigned np, long skip, long limit, mlc_row_json to_json)
+static void reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+		       unsigned np, long skip, long limit, mlc_row_json to_json,
+		       mlc_row_text to_text)
 {
 	struct mlc_param *pp = mlc_xcalloc(np + 2, sizeof(*pp));
 	struct mlc_err err = { 0, "" };
@@ -742,9 +770,48 @@ void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *
 	}
 	pp[np] = MLC_PLONG(limit == MLC_NO_LIMIT ? LLONG_MAX : limit);
 	pp[np + 1] = MLC_PLONG(skip);
-	stream_list(r, sql, pp, np + 2, link, to_json);
+	stream_list(r, sql, pp, np + 2, link, to_json, to_text);
 	free(link);
 	free(pp);
+}
+
+void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+		    unsigned np, long skip, long limit, mlc_row_json to_json)
+{
+	reply_page(r, sql, p, np, skip, limit, to_json, NULL);
+}
+
+void mlc_reply_page_text(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+			 unsigned np, long skip, long limit, mlc_row_text to_text)
+{
+	reply_page(r, sql, p, np, skip, limit, NULL, to_text);
+}
+
+void mlc_reply_page_body(struct mlc_req *r, long skip, long limit, int more,
+			 const char *rows, size_t len)
+{
+	struct list_out o = { r, NULL, NULL, "", 0, 0 };
+	char *link = NULL;
+
+	if (r->status) {
+		mlc_log("error", r->request_id, "second reply suppressed (page)");
+		return;
+	}
+	if (more) {
+		char *url = mlc_query_page_url(r->path, &r->query, skip + limit, limit);
+		size_t n = strlen(url) + 32;
+
+		link = mlc_xmalloc(n);
+		snprintf(link, n, "Link: <%s>; rel=\"next\"\r\n", url);
+		free(url);
+		o.link = link;
+	}
+	list_head(&o);
+	put(&o, rows, len);
+	put(&o, "]", 1);
+	if (o.lost)
+		mlc_log("warn", r->request_id, "list not delivered: the connection to nginx failed");
+	free(link);
 }
 
 int mlc_load_row(struct mlc_req *r, const char *sql, const struct mlc_param *p, unsigned np,
@@ -772,6 +839,32 @@ void mlc_reply_row_or_404(struct mlc_req *r, int status, const char *sql, const 
 		mlc_error(r, 404, "%s '%s' not found", what, id);
 	else
 		mlc_reply_json(r, status, o);
+}
+
+static int first_row_text(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	mlc_row_text to_text = *(mlc_row_text *)ctx;
+
+	to_text(&rowbuf, cols);
+	return 1;
+}
+
+void mlc_reply_row_text_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
+			       mlc_row_text to_text, const char *what)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	long long n;
+
+	mlc_jbuf_reset(&rowbuf);
+	n = mlc_db_exec(r->db, sql, p, 1, first_row_text, &to_text, &err);
+	if (n < 0)
+		mlc_reply_err(r, &err);
+	else if (!n)
+		mlc_error(r, 404, "%s '%s' not found", what, id);
+	else
+		mlc_reply_text(r, status, "application/json", rowbuf.s, rowbuf.len);
+	rowbuf.len = 0;
 }
 
 const char *mlc_param(struct mlc_req *r, const char *name)

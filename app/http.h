@@ -149,6 +149,11 @@ struct mlc_param mlc_json_param(json_object *v);
 /* Turns one result row into its JSON object (see mlc_db_exec for cols). */
 typedef json_object *(*mlc_row_json)(char **cols);
 
+/* Writes one result row as JSON text (jsonbuf.h): the hot routes' rows,
+ * without a json-c object per row. */
+struct mlc_jbuf;
+typedef void (*mlc_row_text)(struct mlc_jbuf *b, char **cols);
+
 /*
  * One page of a list, as 200 with a JSON list of the rows of sql, mapped
  * through to_json.  The list is streamed: each row is written as it is
@@ -166,6 +171,17 @@ typedef json_object *(*mlc_row_json)(char **cols);
 #define MLC_PAGE_PARAMS 2
 void mlc_reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
 		    unsigned np, long skip, long limit, mlc_row_json to_json);
+/* The same with rows written as text. */
+void mlc_reply_page_text(struct mlc_req *r, const char *sql, const struct mlc_param *p,
+			 unsigned np, long skip, long limit, mlc_row_text to_text);
+
+/*
+ * 200 with a page whose rows the caller has already written, joined by
+ * commas (rows[0..len)), with the head mlc_reply_page sends: a Link to the
+ * next page when more says a row follows it.
+ */
+void mlc_reply_page_body(struct mlc_req *r, long skip, long limit, int more,
+			 const char *rows, size_t len);
 
 /*
  * End a reply whose head already went out so that the client cannot take
@@ -184,6 +200,9 @@ int mlc_load_row(struct mlc_req *r, const char *sql, const struct mlc_param *p, 
  * "<what> '<id>' not found". */
 void mlc_reply_row_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
 			  mlc_row_json to_json, const char *what);
+/* The same with the row written as text. */
+void mlc_reply_row_text_or_404(struct mlc_req *r, int status, const char *sql, const char *id,
+			       mlc_row_text to_text, const char *what);
 
 /* The route capture called name (always present for a matched route). */
 const char *mlc_param(struct mlc_req *r, const char *name);

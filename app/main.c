@@ -53,6 +53,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "routes.h"
+#include "rowcache.h"
 
 /* One pool: a socket and the workers accepting on it. */
 struct pool {
@@ -155,6 +156,7 @@ static int worker_main(int sock)
 	}
 	FCGX_Free(&fcgx, 1);
 	mlc_db_free(db);
+	mlc_rowcache_release();
 	curl_easy_cleanup(curl);
 	mysql_thread_end();
 	curl_global_cleanup();

@@ -21,8 +21,12 @@ int mlc_pool_size(int slow)
 
 	if (cores <= 0)
 		cores = 1;
+	/* Four per core in both pools: a fast worker spends most of a request
+	 * waiting for MariaDB, and a write waits for its commit to reach the
+	 * disk; with several in flight per core the database groups their log
+	 * flushes (group commit) and the cores stay busy. */
 	if (n <= 0)
-		n = slow ? 4 * cores : cores;
+		n = 4 * cores;
 	return n > MLC_MAX_WORKERS ? MLC_MAX_WORKERS : (int)n;
 }
 

@@ -15,6 +15,7 @@
 
 #include "conf.h"
 #include "jobs.h"
+#include "jsonbuf.h"
 #include "jsonutil.h"
 #include "caps.h"
 #include "routes.h"
@@ -424,6 +425,26 @@ static json_object *operation_from_row(char **c)
 	return o;
 }
 
+/* The same as text (jsonbuf.h), for the owner's list. */
+static void operation_text(struct mlc_jbuf *b, char **c)
+{
+	mlc_jbuf_lit(b, "{\"operationid\":");
+	mlc_jbuf_str(b, c[0]);
+	mlc_jbuf_lit(b, ",\"ownerid\":");
+	mlc_jbuf_str(b, c[1]);
+	mlc_jbuf_lit(b, ",\"deploymentid\":");
+	mlc_jbuf_str(b, c[2]);
+	mlc_jbuf_lit(b, ",\"modelid\":");
+	mlc_jbuf_str(b, c[3]);
+	mlc_jbuf_lit(b, ",\"data\":");
+	mlc_jbuf_raw(b, c[4]);
+	mlc_jbuf_lit(b, ",\"result\":");
+	mlc_jbuf_raw(b, c[5]);
+	mlc_jbuf_lit(b, ",\"timestamp\":");
+	mlc_jbuf_time(b, c[6]);
+	mlc_jbuf_lit(b, "}");
+}
+
 /* Record one operation under a new UUID, written to opid, at when (a
  * client's time) or, when when is NULL, the database's now; 0, or -1 with
  * err. */
@@ -517,7 +538,7 @@ void mlc_h_operations_by_owner(struct mlc_req *r)
 		return;
 	}
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")) };
-	mlc_reply_page(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
-		       "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 1, skip, limit,
-		       operation_from_row);
+	mlc_reply_page_text(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
+			    "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 1, skip, limit,
+			    operation_text);
 }

@@ -8,10 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf.h"
 #include "routes.h"
 #include "stamp.h"
 
-#define MIN_INFERENCE_ROWS 10
+/* MLC_DRIFT_MIN_ROWS: the inference rows a drift check needs; mlc-drift
+ * reads the same key with the same default (scripts/mlcpy/drift.py). */
+#define MIN_ROWS_KEY "MLC_DRIFT_MIN_ROWS"
+#define MIN_ROWS_DEFAULT 10
 
 static int first_ll(void *ctx, char **c, const unsigned long *l, unsigned n)
 {
@@ -20,18 +24,17 @@ static int first_ll(void *ctx, char **c, const unsigned long *l, unsigned n)
 }
 
 /*
- * Inference rows recorded for the model: an operation whose data is a
- * list of rows counts each row, any other recorded input counts one.
+ * Inference rows recorded for the model: the sum of operations.input_rows,
+ * which MariaDB computes when an operation is inserted (the rule is in
+ * sql/020-operation-rows.sql); mlc-drift adds up the same column.
  */
 static long long inference_rows(struct mlc_req *r, const char *id, struct mlc_err *err)
 {
 	struct mlc_param p[] = { MLC_PSTR(id) };
 	long long n = 0;
 
-	if (mlc_db_exec(r->db, "SELECT COALESCE(SUM(CASE WHEN JSON_TYPE(data) = 'ARRAY' AND "
-			"JSON_TYPE(JSON_EXTRACT(data, '$[0]')) IN ('ARRAY', 'OBJECT') "
-			"THEN JSON_LENGTH(data) ELSE 1 END), 0) "
-			"FROM operations WHERE modelid = ? AND data IS NOT NULL AND JSON_VALID(data)",
+	if (mlc_db_exec(r->db, "SELECT COALESCE(SUM(input_rows), 0) FROM operations "
+			"FORCE INDEX (operations_model_rows) WHERE modelid = ?",
 			p, 1, first_ll, &n, err) < 0)
 		return -1;
 	return n;
@@ -125,7 +128,7 @@ void mlc_h_drift_run(struct mlc_req *r)
 {
 	const char *id = mlc_param(r, "model_id");
 	struct mlc_err err = { 0, "" };
-	long long data, rows;
+	long long data, rows, min_rows = mlc_config_long(MIN_ROWS_KEY, MIN_ROWS_DEFAULT);
 	struct waiting w;
 	json_object *o;
 	int rc;
@@ -143,9 +146,11 @@ void mlc_h_drift_run(struct mlc_req *r)
 				 "it with POST /model/%s/upload (file_kind=data)", id, id);
 		return;
 	}
-	if (rows < MIN_INFERENCE_ROWS) {
+	if (min_rows < 1)
+		min_rows = MIN_ROWS_DEFAULT;
+	if (rows < min_rows) {
 		mlc_error(r, 409, "model '%s' has %lld recorded inference rows; drift "
-				 "detection needs at least %d", id, rows, MIN_INFERENCE_ROWS);
+				 "detection needs at least %lld", id, rows, min_rows);
 		return;
 	}
 	rc = queue_run(r, id, &w, &err);

@@ -13,8 +13,10 @@
 
 #include "routes.h"
 #include "buf.h"
+#include "jsonbuf.h"
 #include "jsonutil.h"
 #include "log.h"
+#include "rowcache.h"
 #include "stamp.h"
 #include "store.h"
 #include "validate.h"
@@ -119,20 +121,29 @@ static const char *const json_columns[] = {
 
 /* ---- helpers ---- */
 
-static json_object *model_from_row(char **cols)
+/* One row of MODEL_COLS as the API shows a model: the list-valued
+ * metadata is the stored JSON text, echoed (jsonbuf.h). */
+static void model_text(struct mlc_jbuf *b, char **cols)
 {
-	json_object *o = json_object_new_object();
 	size_t i;
 
-	json_object_object_add(o, "modelid", json_object_new_string(cols[0]));
-	json_object_object_add(o, "modelname", json_object_new_string(cols[1]));
-	json_object_object_add(o, "modelkind", json_object_new_string(cols[2]));
-	for (i = 0; i < NJSON; i++)
-		json_object_object_add(o, json_columns[i],
-				       mlc_json_raw(cols[3 + i]));
-	json_object_object_add(o, "created_at", mlc_iso_time(cols[3 + NJSON]));
-	json_object_object_add(o, "updated_at", mlc_iso_time(cols[4 + NJSON]));
-	return o;
+	mlc_jbuf_lit(b, "{\"modelid\":");
+	mlc_jbuf_str(b, cols[0]);
+	mlc_jbuf_lit(b, ",\"modelname\":");
+	mlc_jbuf_str(b, cols[1]);
+	mlc_jbuf_lit(b, ",\"modelkind\":");
+	mlc_jbuf_str(b, cols[2]);
+	for (i = 0; i < NJSON; i++) {
+		mlc_jbuf_lit(b, ",\"");
+		mlc_jbuf_put(b, json_columns[i], strlen(json_columns[i]));
+		mlc_jbuf_lit(b, "\":");
+		mlc_jbuf_raw(b, cols[3 + i]);
+	}
+	mlc_jbuf_lit(b, ",\"created_at\":");
+	mlc_jbuf_time(b, cols[3 + NJSON]);
+	mlc_jbuf_lit(b, ",\"updated_at\":");
+	mlc_jbuf_time(b, cols[4 + NJSON]);
+	mlc_jbuf_lit(b, "}");
 }
 
 /* Give the model the rows of model_tags for tags (a list of strings or
@@ -165,11 +176,209 @@ static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int 
 	return 0;
 }
 
-#define MODEL_BY_ID "SELECT " MODEL_COLS " FROM models WHERE modelid = ?"
+/* The read routes' columns: MODEL_COLS, then what the cache compares. */
+#define READ_COLS MODEL_COLS ", seq, row_version"
+#define SEQ_COL 13
+#define VERSION_COL 14
+#define MODEL_BY_ID "SELECT " READ_COLS " FROM models WHERE modelid = ?"
+
+/* ---- models served from the worker's cache (rowcache.h) ----
+ *
+ * A read first asks the database for the (modelid, seq, row_version) of
+ * the rows it answers with - a primary key read, or an index-only page
+ * (sql/018) - and takes each model's text from the cache when it has that
+ * seq and version; only the models it does not have are read in full.
+ */
+
+/* Pages up to this many rows are assembled in memory from their keys;
+ * longer ones (and "every row") stream as they are read. */
+#define KEYED_PAGE_MAX 1000
+/* A page missing more models than this reads the whole page in full
+ * (one statement) rather than each missing model by its id. */
+#define FETCH_ONE_BY_ONE 8
+
+struct model_key {
+	char id[37];
+	unsigned long long seq, version;
+};
+
+static unsigned long long col_ull(const char *s)
+{
+	return s ? strtoull(s, NULL, 10) : 0;
+}
+
+/* The text of a full row (READ_COLS), kept in the cache. */
+static void write_and_keep(struct mlc_jbuf *out, char **cols)
+{
+	size_t at = out->len;
+
+	model_text(out, cols);
+	mlc_rowcache_put(cols[0], col_ull(cols[SEQ_COL]), col_ull(cols[VERSION_COL]),
+			 out->s + at, out->len - at);
+}
+
+static int full_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct mlc_jbuf *out = ctx;
+
+	if (out->len)
+		mlc_jbuf_lit(out, ",");
+	write_and_keep(out, cols);
+	return 0;
+}
+
+/* Buffers the read routes reuse from request to request. */
+static struct mlc_jbuf body, one;
+
+/* Append model key's text to out (comma first unless out is empty); 0
+ * when the model has gone meanwhile, -1 with err. */
+static int append_model(struct mlc_req *r, const struct model_key *key, struct mlc_jbuf *out,
+			struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(key->id) };
+	const char *text;
+	size_t len;
+	long long n;
+
+	if ((text = mlc_rowcache_get(key->id, key->seq, key->version, &len))) {
+		if (out->len)
+			mlc_jbuf_lit(out, ",");
+		mlc_jbuf_put(out, text, len);
+		return 1;
+	}
+	mlc_jbuf_reset(&one);
+	n = mlc_db_exec(r->db, MODEL_BY_ID, p, 1, full_row, &one, err);
+	if (n > 0) {
+		if (out->len)
+			mlc_jbuf_lit(out, ",");
+		mlc_jbuf_put(out, one.s, one.len);
+	}
+	return n < 0 ? -1 : n > 0;
+}
+
+/* Reply with model id read in full (after a write: the cache cannot have
+ * it), keeping its text. */
+static void reply_model_fresh(struct mlc_req *r, int status, const char *id)
+{
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	long long n;
+
+	mlc_jbuf_reset(&body);
+	if ((n = mlc_db_exec(r->db, MODEL_BY_ID, p, 1, full_row, &body, &err)) < 0)
+		mlc_reply_err(r, &err);
+	else if (!n)
+		mlc_error(r, 404, "model '%s' not found", id);
+	else
+		mlc_reply_text(r, status, "application/json", body.s, body.len);
+}
+
+static int key_of_id(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct model_key *k = ctx;
+
+	k->seq = col_ull(cols[0]);
+	k->version = col_ull(cols[1]);
+	return 1;
+}
 
 static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
 {
-	mlc_reply_row_or_404(r, status, MODEL_BY_ID, id, model_from_row, "model");
+	struct model_key key = { "", 0, 0 };
+	struct mlc_param p[] = { MLC_PSTR(id) };
+	struct mlc_err err = { 0, "" };
+	long long n;
+
+	if (!mlc_rowcache_on() || strlen(id) >= sizeof(key.id)) {
+		mlc_reply_row_text_or_404(r, status, MODEL_BY_ID, id, model_text, "model");
+		return;
+	}
+	snprintf(key.id, sizeof(key.id), "%s", id);
+	mlc_jbuf_reset(&body);
+	if ((n = mlc_db_exec(r->db, "SELECT seq, row_version FROM models WHERE modelid = ?", p, 1,
+			     key_of_id, &key, &err)) < 0 ||
+	    (n > 0 && (n = append_model(r, &key, &body, &err)) < 0))
+		mlc_reply_err(r, &err);
+	else if (!n)
+		mlc_error(r, 404, "model '%s' not found", id);
+	else
+		mlc_reply_text(r, status, "application/json", body.s, body.len);
+}
+
+struct key_list {
+	struct model_key *keys;
+	size_t n, cap;
+};
+
+static int page_key(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct key_list *l = ctx;
+	struct model_key *k;
+
+	if (l->n == l->cap)
+		return 1;
+	k = &l->keys[l->n++];
+	snprintf(k->id, sizeof(k->id), "%s", cols[0]);
+	k->seq = col_ull(cols[1]);
+	k->version = col_ull(cols[2]);
+	return 0;
+}
+
+/*
+ * One page of models.  keys_sql and full_sql select the same rows in the
+ * same order ("... LIMIT ? OFFSET ?"), the first their modelid, seq and
+ * row_version, the second READ_COLS; p holds their np other parameters.
+ * The keys are read with one row more than the page, which says whether a
+ * next page exists (the Link header of mlc_reply_page).
+ */
+static void reply_models(struct mlc_req *r, const char *keys_sql, const char *full_sql,
+			 const struct mlc_param *p, unsigned np, long skip, long limit)
+{
+	struct mlc_param pp[MLC_DB_MAX_PARAMS];
+	struct key_list l = { NULL, 0, 0 };
+	struct mlc_err err = { 0, "" };
+	size_t i, missing = 0;
+	int more;
+
+	if (!mlc_rowcache_on() || limit <= 0 || limit > KEYED_PAGE_MAX ||
+	    np + MLC_PAGE_PARAMS > MLC_DB_MAX_PARAMS) {
+		mlc_reply_page_text(r, full_sql, p, np, skip, limit, model_text);
+		return;
+	}
+	if (np)
+		memcpy(pp, p, np * sizeof(*pp));
+	pp[np] = MLC_PLONG((long long)limit + 1);
+	pp[np + 1] = MLC_PLONG(skip);
+	l.cap = (size_t)limit + 1;
+	l.keys = mlc_xcalloc(l.cap, sizeof(*l.keys));
+	if (mlc_db_exec(r->db, keys_sql, pp, np + 2, page_key, &l, &err) < 0)
+		goto fail;
+	more = l.n > (size_t)limit;
+	if (more)
+		l.n--;
+	for (i = 0; i < l.n; i++) {
+		size_t len;
+
+		missing += !mlc_rowcache_get(l.keys[i].id, l.keys[i].seq, l.keys[i].version, &len);
+	}
+	mlc_jbuf_reset(&body);
+	if (missing > FETCH_ONE_BY_ONE) {
+		/* Mostly unknown (a page read for the first time): the page in
+		 * full, which fills the cache. */
+		pp[np] = MLC_PLONG(limit);
+		if (mlc_db_exec(r->db, full_sql, pp, np + 2, full_row, &body, &err) < 0)
+			goto fail;
+	} else {
+		for (i = 0; i < l.n; i++)
+			if (append_model(r, &l.keys[i], &body, &err) < 0)
+				goto fail;
+	}
+	free(l.keys);
+	mlc_reply_page_body(r, skip, limit, more, body.s ? body.s : "", body.len);
+	return;
+fail:
+	free(l.keys);
+	mlc_reply_err(r, &err);
 }
 
 static int exec_with_id(struct mlc_req *r, const char *id, const char *sql,
@@ -276,7 +485,8 @@ void mlc_h_model_add(struct mlc_req *r)
 		return;
 	}
 	json_object_put(m);
-	reply_model_or_404(r, 201, id);
+	/* Read back (the times are the database's) and kept in the cache. */
+	reply_model_fresh(r, 201, id);
 }
 
 void mlc_h_model_get(struct mlc_req *r)
@@ -284,7 +494,8 @@ void mlc_h_model_get(struct mlc_req *r)
 	reply_model_or_404(r, 200, mlc_param(r, "model_id"));
 }
 
-#define ALL_MODELS "SELECT " MODEL_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?"
+#define ALL_MODELS "SELECT " READ_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?"
+#define ALL_KEYS "SELECT modelid, seq, row_version FROM models ORDER BY seq LIMIT ? OFFSET ?"
 
 /* The published API pages /model/all (100 by default); getkind and search
  * have no paging there, so they list every match unless asked for less. */
@@ -294,7 +505,7 @@ void mlc_h_model_all(struct mlc_req *r)
 
 	if (mlc_paging_or_422(r, MLC_DEFAULT_LIMIT, &skip, &limit) < 0)
 		return;
-	mlc_reply_page(r, ALL_MODELS, NULL, 0, skip, limit, model_from_row);
+	reply_models(r, ALL_KEYS, ALL_MODELS, NULL, 0, skip, limit);
 }
 
 void mlc_h_model_getkind(struct mlc_req *r)
@@ -304,11 +515,18 @@ void mlc_h_model_getkind(struct mlc_req *r)
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")) };
-	mlc_reply_page(r, "SELECT " MODEL_COLS " FROM models WHERE modelkind = ? "
-		       "ORDER BY seq LIMIT ? OFFSET ?", p, 1, skip, limit, model_from_row);
+	reply_models(r, "SELECT modelid, seq, row_version FROM models WHERE modelkind = ? "
+		     "ORDER BY seq LIMIT ? OFFSET ?",
+		     "SELECT " READ_COLS " FROM models WHERE modelkind = ? "
+		     "ORDER BY seq LIMIT ? OFFSET ?", p, 1, skip, limit);
 }
 
-#define SEARCH_HEAD "SELECT " MODEL_COLS " FROM models WHERE seq IN " \
+#define SEARCH_HEAD "SELECT " READ_COLS " FROM models WHERE seq IN " \
+	"(SELECT model_seq FROM model_tags WHERE tag IN (?"
+/* The same rows' keys, from the index alone (sql/018; the optimizer would
+ * rather look each seq up in models_seq, which lacks row_version). */
+#define SEARCH_KEYS_HEAD "SELECT modelid, seq, row_version FROM models " \
+	"FORCE INDEX (models_seq_version) WHERE seq IN " \
 	"(SELECT model_seq FROM model_tags WHERE tag IN (?"
 #define SEARCH_TAIL ")) ORDER BY seq LIMIT ? OFFSET ?"
 
@@ -322,6 +540,8 @@ void mlc_h_model_search(struct mlc_req *r)
 	struct mlc_param p[MAX_SEARCH_TAGS];
 	struct mlc_buf sql = MLC_BUF_INIT(sizeof(SEARCH_HEAD) + 3 * MAX_SEARCH_TAGS +
 					  sizeof(SEARCH_TAIL));
+	struct mlc_buf keys = MLC_BUF_INIT(sizeof(SEARCH_KEYS_HEAD) + 3 * MAX_SEARCH_TAGS +
+					   sizeof(SEARCH_TAIL));
 	size_t i, ntags = 0;
 	long skip, limit;
 
@@ -345,20 +565,25 @@ void mlc_h_model_search(struct mlc_req *r)
 	}
 	/* Without tags every model matches. */
 	if (!ntags) {
-		mlc_reply_page(r, ALL_MODELS, NULL, 0, skip, limit, model_from_row);
+		reply_models(r, ALL_KEYS, ALL_MODELS, NULL, 0, skip, limit);
 		return;
 	}
-	/* "?" then ", ?" for each further tag: the cap holds the most. */
+	/* "?" then ", ?" for each further tag: the caps hold the most. */
 	mlc_buf_puts(&sql, SEARCH_HEAD);
-	for (i = 1; i < ntags; i++)
+	mlc_buf_puts(&keys, SEARCH_KEYS_HEAD);
+	for (i = 1; i < ntags; i++) {
 		mlc_buf_puts(&sql, ", ?");
+		mlc_buf_puts(&keys, ", ?");
+	}
 	mlc_buf_puts(&sql, SEARCH_TAIL);
-	if (sql.failed)
+	mlc_buf_puts(&keys, SEARCH_TAIL);
+	if (sql.failed || keys.failed)
 		mlc_error(r, 500, "the search statement does not fit its buffer");
 	else
-		mlc_reply_page(r, mlc_buf_str(&sql), p, (unsigned)ntags, skip, limit,
-			       model_from_row);
+		reply_models(r, mlc_buf_str(&keys), mlc_buf_str(&sql), p, (unsigned)ntags, skip,
+			     limit);
 	mlc_buf_release(&sql);
+	mlc_buf_release(&keys);
 }
 
 /* Append "col = ?, " for every field present in the partial update m
@@ -424,7 +649,7 @@ void mlc_h_model_patch(struct mlc_req *r)
 	}
 	mlc_buf_release(&sql);
 	json_object_put(m);
-	reply_model_or_404(r, 200, id);
+	reply_model_fresh(r, 200, id);
 }
 
 struct active_dep {

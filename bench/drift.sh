@@ -19,7 +19,11 @@
 # of it the check added over the process after its imports, and which
 # features were found drifted (f0 should be; with 100,000 inference rows an
 # unshifted feature may be flagged now and then, because the test also sees
-# the sampling noise of the 10,000 training rows).  It prints figures and
+# the sampling noise of the 10,000 training rows), and each check's time
+# as a multiple of a baseline measured in the same run, before and after
+# the checks: one plain SELECT COUNT(*), SUM(LENGTH(data)) over the
+# model's operations (reading every recorded input once, the floor of any
+# check that reads them).  It prints figures and
 # never fails on them.  The bench rows are deleted at the end
 # (BENCH_KEEP=1 keeps them); a private instance is removed.
 set -euo pipefail
@@ -145,9 +149,25 @@ print(json.dumps({"status": status, "reason": reason, "took": took, "peak_kib": 
 EOF
 }
 
-printf '\nMLConnector drift check: %d operations, 10 numeric features (f0 shifted), %s CPUs\n\n' \
-	"$ROWS" "$(nproc)"
-printf '%-11s %9s %9s %12s %14s  %s\n' method "rows" seconds "peak RSS" "added by check" \
+baseline() { # seconds of one plain read of every operation's data (the floor of a check)
+	$PY - "$ROOT" "$MODELID" <<'EOF'
+import sys, time
+sys.path.insert(0, sys.argv[1] + "/scripts")
+from mlcpy import config, db
+conn = db.connect(config.load(sys.argv[1]))
+with conn.cursor() as cur:
+    t0 = time.monotonic()
+    cur.execute("SELECT COUNT(*), SUM(LENGTH(data)) FROM operations WHERE modelid = %s", (sys.argv[2],))
+    cur.fetchall()
+    print("%.3f" % (time.monotonic() - t0))
+EOF
+}
+
+BASE=$(baseline)
+printf '\nMLConnector drift check: %d operations, 10 numeric features (f0 shifted), %s CPUs, load %s\n' \
+	"$ROWS" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'baseline: SELECT COUNT(*), SUM(LENGTH(data)) over the %d operations: %.2f s\n\n' "$ROWS" "$BASE"
+printf '%-11s %9s %9s %7s %12s %14s  %s\n' method "rows" seconds "x base" "peak RSS" "added by check" \
 	"drift per feature f0..f9"
 for spec in "0 100000" "1 100000" "2 100000" "0 $ROWS" "2 $ROWS"; do
 	read -r method max <<<"$spec"
@@ -158,9 +178,11 @@ r = json.loads(sys.argv[1])
 if r["status"] != "completed":
     print("%-11s %s: %s" % (sys.argv[2], r["status"], r["reason"]))
 else:
-    print("%-11s %9d %9.2f %9.0f MB %11.0f MB  %s" % (
-        r["method"], r["rows"], r["took"], r["peak_kib"] / 1024.0,
-        (r["peak_kib"] - r["before_kib"]) / 1024.0, "".join(str(d) for d in r["drift"])))
-' "$out" "$method"
+    print("%-11s %9d %9.2f %7.1f %9.0f MB %11.0f MB  %s" % (
+        r["method"], r["rows"], r["took"], r["took"] / max(float(sys.argv[3]), 1e-3),
+        r["peak_kib"] / 1024.0, (r["peak_kib"] - r["before_kib"]) / 1024.0,
+        "".join(str(d) for d in r["drift"])))
+' "$out" "$method" "$BASE"
 done
+printf '\nbaseline again: %.2f s (the load moves; compare the two)\n' "$(baseline)"
 printf '\n(MLC_DRIFT_MAX_ROWS: 100000 by default; the last rows read every operation.)\n'

@@ -26,7 +26,7 @@ try:
 except ImportError as e:
     t.bail_out("needs the Debian packages python3-numpy, python3-scipy, python3-pandas (%s)" % e)
 
-from mlcpy import drift  # noqa: E402
+from mlcpy import drift, drift_sample, drift_stats  # noqa: E402
 from mlcdrift import ALPHA, close, one  # noqa: E402
 
 # ---- tiny fixed samples, worked by hand ---------------------------------------------
@@ -270,8 +270,15 @@ t.is_(drift.model_features(json.dumps([
     {"feature_name": "label", "type": "cat", "kind": 1},
     {"type": "cont", "kind": 0}, {"feature_name": "age", "kind": 0}, "junk",
     {"feature_name": "w", "kind": None}])),
-    [("age", "cont"), ("city", "cat"), ("w", "cont")],
-    "featurelist: entries with a name and kind 0 or absent, in order, typed")
+    [("age", "cont"), ("city", "cat"), (None, "cont"), (None, "cont"), ("w", "cont")],
+    "featurelist: the inputs as predict takes them (kind 0, null or absent, in order), typed; "
+    "a nameless or repeated one keeps its place in a row, untested (None)")
+r = drift.compute(pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) + 5}),
+                  [[float(i), 99.0, float(i) + 5] for i in range(20)],
+                  drift.model_features([{"feature_name": "a"}, {"type": "cont"},
+                                        {"feature_name": "b"}]), 0, ALPHA)
+t.is_([(x["feature"], x["n_infer"], x["drift_detected"]) for x in r], [("a", 20, False), ("b", 20, False)],
+      "a nameless input: its column of a row is skipped, the others tested in their places")
 t.is_([drift.model_features(v) for v in (None, "null", "[]", "not json")], [[]] * 4,
       "featurelist: none gives no features")
 t.is_(drift.model_features([{"feature_name": "n", "type": "numeric", "kind": 0},
@@ -331,7 +338,7 @@ except drift.DriftError as e:
 big = os.path.join(tmp, "big.csv")
 pd.DataFrame({"i": np.arange(1000), "c": ["k%d" % (i % 7) for i in range(1000)],
               "target": 0}).to_csv(big, index=False)
-chunk, drift.TRAIN_CHUNK = drift.TRAIN_CHUNK, 64      # many chunks, sample across them
+chunk, drift_sample.TRAIN_CHUNK = drift_sample.TRAIN_CHUNK, 64      # many chunks, sample across them
 try:
     feats, df, total = drift.load_training_sample(big, [("i", "cont"), ("c", "cat")], 100)
     again = drift.load_training_sample(big, [("i", "cont"), ("c", "cat")], 100)[1]
@@ -359,6 +366,53 @@ try:
     t.is_(len(drift.load_training_sample(os.path.join(tmp, "head.csv"), [("i", "cont")], 10)[1]), 0,
           "a training file with a header only gives an empty sample")
 finally:
-    drift.TRAIN_CHUNK = chunk
+    drift_sample.TRAIN_CHUNK = chunk
+
+# ---- the split: statistics with no database, one minimum ------------------------
+
+import re  # noqa: E402
+src = open(os.path.join(HERE, "..", "scripts", "mlcpy", "drift_stats.py")).read()
+t.ok(not re.search(r"^\s*(import|from)\s+\S*(pymysql|db|pandas|drift_sample)\b", src, re.M),
+     "drift_stats imports neither the database, pandas nor the reading code")
+x, y = np.array([1.0, 2, 3, 4]), np.array([2.0, 4, 6, 8])
+t.is_(drift_stats.test_feature("cont", 0, x, y, "f"),
+      (float(stats.ttest_ind(x, y, equal_var=False).statistic),
+       float(stats.ttest_ind(x, y, equal_var=False).pvalue)),
+      "drift_stats.test_feature: Welch's t-test as scipy's")
+t.is_(drift_stats.test_feature("cont", 2, x, y, "f"),
+      (float(stats.ks_2samp(x, y).statistic), float(stats.ks_2samp(x, y).pvalue)),
+      "... Kolmogorov-Smirnov as scipy's")
+t.is_(drift_stats.test_feature("cont", 0, np.array([1.0, 1.0]), np.array([1.0, 1.0]), "f"),
+      (None, None), "... a statistic that is not a finite number is None")
+c_src = open(os.path.join(HERE, "..", "app", "route-drift.c")).read()
+m = re.search(r"#define MIN_ROWS_DEFAULT (\d+)", c_src)
+t.is_(m and m.group(1), drift.DEFAULT_MIN_ROWS,
+      "the minimum of inference rows: mlc-api's default is mlc-drift's (MLC_DRIFT_MIN_ROWS)")
+conf = open(os.path.join(HERE, "..", "conf", "mlconnector.conf")).read()
+t.like(conf, r"(?m)^MLC_DRIFT_MIN_ROWS=%s$" % drift.DEFAULT_MIN_ROWS,
+       "... and conf/mlconnector.conf's")
+
+# The input rule is app/featurelist.c's: drift takes the same positions
+# (count and order) on every case of t/fixtures/input-features.json, and
+# tests the inputs whose name is their own (the first with a name).
+with open(os.path.join(HERE, "fixtures", "input-features.json")) as f:
+    CASES = json.load(f)
+bad = []
+for case in CASES:
+    inputs = case["features"]["inputs"]
+    got = drift.model_features(case["featurelist"])
+    seen, want = set(), []
+    for i in inputs:
+        if i["name"] is None or i["name"] in seen:
+            want.append(None)
+        else:
+            seen.add(i["name"])
+            want.append(i["name"])
+    if not any(w is not None for w in want):
+        want = []
+    if [n for n, _ in got] != want:
+        bad.append((case["what"], got, want))
+t.ok(not bad, "drift's features take predict's input positions on every case of "
+     "t/fixtures/input-features.json (%d cases)" % len(CASES), bad)
 
 t.done()

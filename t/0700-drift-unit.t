@@ -490,6 +490,55 @@ if PRIVATE:
 else:
     t.skip("scheduling checks", "need the private database")
 
+# ---- the bulk reader: the same values as one text at a time ----------------------------
+#
+# Operations in the gateway's form (operations.input_width = the number of
+# features) are parsed in bulk; every other form one by one.  Mixed
+# together, in every order and with a cut by MLC_DRIFT_MAX_ROWS, the values
+# and the window must be those of reading each text alone (drift.compute on
+# the texts, newest first), and the rows counted where the API counts them.
+M = add_model([{"feature_name": "p"}, {"feature_name": "q"}], [{"is_true": 0, "method": 1}],
+              pd.DataFrame({"p": np.arange(50.0), "q": np.arange(50.0) * 2, "y": 0}))
+mix_rng = np.random.default_rng(5)
+texts = []
+for i in range(400):
+    kind = i % 9
+    a, b = (round(float(v), 6) for v in mix_rng.normal(0, 1, 2))
+    texts.append([json.dumps([[a, b]], separators=(",", ":")),           # the gateway's form
+                  json.dumps([[a, b], [b, a]]),                            # with blanks, 2 rows
+                  json.dumps(json.dumps([[a, b]])),                        # a batch in a string
+                  json.dumps({"p": a, "q": b}),                            # an object
+                  json.dumps([a, b]),                                      # one flat row
+                  "[[%s,null]]" % a,                                       # a null value
+                  "[[%s,%s,1]]" % (a, b),                                  # a row too wide
+                  "[[1e999,%s]]" % b,                                      # an infinity
+                  "[[%s,%s],[%s]]" % (a, b, a)][kind])                    # one row too short
+stamps = add_ops(M, texts, now() - datetime.timedelta(hours=1))
+widths = [r["input_width"] for r in sql("SELECT input_width FROM operations WHERE modelid = %s "
+                                        "ORDER BY operationid", M)]
+t.is_(widths[:9], [2, 2, None, None, None, None, 3, 2, None],
+      "operations.input_width: the width of a batch of number rows, else NULL")
+for cap in (None, 1234, 57):
+    cfgc = cfg_with(MLC_DRIFT_MAX_ROWS=str(cap or 100000))
+    got, start, end, _ = drift.check_model(CONN, cfgc, M)
+    sample = drift.InferenceSample([("p", "cont"), ("q", "cont")], cap)
+    first = last = None
+    for text, ts in reversed(list(zip(texts, stamps))):
+        if sample.full:
+            break
+        if sample.add_data(text):
+            first = ts if first is None or ts < first else first
+            last = ts if last is None or ts > last else last
+    want = drift.compute(pd.DataFrame({"p": np.arange(50.0), "q": np.arange(50.0) * 2}),
+                         sample, [("p", "cont"), ("q", "cont")], 1, 0.05)
+    t.is_([[r["n_infer"], r["statistic"], r["p_value"]] for r in got] + plain([start, end]),
+          [[r["n_infer"], r["statistic"], r["p_value"]] for r in want] + plain([first, last]),
+          "MLC_DRIFT_MAX_ROWS %s: the bulk reader gives the values, order (MMD) and window of "
+          "reading each text alone" % cap)
+t.is_(drift.recorded_rows(CONN, M), 44 * 11 + 5,
+      "recorded_rows: every batch counts its rows (11 in each 9 forms above), whatever their values")
+
+
 # ---- streaming: 200,000 operations ---------------------------------------------------------
 
 N = 200000

@@ -68,8 +68,8 @@ t.is_([m["feature"] for m in only], ["bmi"], "?feature= filters the results")
 summary = t.body_of(t.get("/model/%s/drift/summary" % mid)) or []
 t.is_(sorted(m["feature"] for m in summary), sorted(names), "the summary has the latest result per feature")
 
-# The method follows the model's settings from the next run on; a
-# featurelist type other than cont/cat is decided from the training data.
+# The method follows the model's settings from the next run on; the
+# features are the deployment's, frozen when it was created (predict's).
 fl = [dict(f, type="numeric") if f["feature_name"] == "bmi" else f for f in mm.featurelist(names)]
 t.is_status(t.patch("/model/" + mid, json={"drift_detection": [{"is_true": "1", "method": False}],
                                            "featurelist": fl}), 200,
@@ -81,10 +81,56 @@ st = wait_run((t.body_of(r) or {}).get("run_id", ""))
 t.is_((st or {}).get("status"), "completed", "the second run completes")
 summary = {m["feature"]: m for m in t.body_of(t.get("/model/%s/drift/summary" % mid)) or []}
 t.is_(summary.get("bmi", {}).get("method"), "mean_shift", "the next run uses the new method (Welch's t-test)")
-t.is_([summary.get("bmi", {}).get("type"), summary.get("bmi", {}).get("note")],
-      ["cont", 'featurelist type "numeric" is neither "cont" nor "cat": taken as continuous, '
-       "because the training data's column is numeric"],
-      "bmi of type \"numeric\" is tested as continuous, and its note in the results says why")
+t.is_([summary.get("bmi", {}).get("type"), summary.get("bmi", {}).get("note")], ["cont", None],
+      "the features are those the deployment froze (bmi \"cont\"), as predict reads its rows, "
+      "not the PATCHed featurelist")
 t.is_(summary.get("age", {}).get("note"), None, "a feature typed cont has no note")
 t.is_status(t.delete("/deployment/" + dep), 200, "stop the deployment")
+
+# One count of inference rows, the database's (operations.input_rows): the
+# API's 409 and the run mlc-drift fails give the same number for the data
+# a client may record (POST /deployment/add/operation stores any JSON).
+import json  # noqa: E402
+import uuid  # noqa: E402
+hostile = t.add_model(t.minimal_model(featurelist=mm.featurelist(["a", "b"]),
+                                      drift_detection=[{"is_true": 0, "method": 0}]),
+                      "register a second model, features a and b")
+hid = hostile["modelid"]
+mm.upload(hid, "data", "train.csv", mm.csv_bytes(np.arange(40.0).reshape(20, 2), [0] * 20, ["a", "b"]))
+
+
+def record(*datas):
+    for d in datas:
+        t.db_rows("INSERT INTO operations (ownerid, deployment_id, modelid, data, timestamp) "
+                  "VALUES ('o', 'd-hostile', %s, %s, UTC_TIMESTAMP(6))", hid, d)
+
+
+record('"junk"', "42", "null", "{}", "[]", "not json", '"not json either"',
+       json.dumps("[[1, 2], [3, 4]]"),    # a batch in a JSON string: 2 rows
+       "[[1, 2], [3, 4], [5, 6]]",        # a batch: 3
+       '{"a": 1, "b": 2}', "[1, 2]")      # a row object, a row: 1 each
+t.is_([r["input_rows"] for r in t.db_rows(
+    "SELECT input_rows FROM operations WHERE modelid = %s ORDER BY operationid", hid)],
+      [0, 0, 0, 0, 0, 0, 0, 2, 3, 1, 1],
+      "operations.input_rows: junk, a number, null, empty, not JSON 0; a batch its rows; "
+      "a JSON string holding a batch its rows; a row or an object 1")
+r = t.post("/model/%s/drift/run" % hid)
+t.is_error(r, 409, "7 recorded rows: the API refuses a drift run")
+t.like((t.body_of(r) or {}).get("detail", ""), r"has 7 recorded inference rows; drift detection needs at least 10",
+       "... and counts 7")
+queued = str(uuid.uuid4())
+t.db_rows("INSERT INTO drift_runs (run_id, modelid, status, requested_by, created_at) "
+          "VALUES (%s, %s, 'waiting', 'schedule', UTC_TIMESTAMP(6))", queued, hid)
+st = wait_run(queued)
+t.is_([(st or {}).get("status"), (st or {}).get("reason")],
+      ["failed", "needs at least 10 inference rows, has 7"],
+      "a run queued anyway fails in mlc-drift with the same count")
+record(json.dumps("[[5, 6], [7, 8], [9, 10]]"))
+r = t.post("/model/%s/drift/run" % hid)
+t.is_status(r, 202, "3 rows more (a batch in a JSON string): the API queues the run")
+t.is_((t.body_of(r) or {}).get("inference_rows"), 10, "... counting 10 rows")
+st = wait_run((t.body_of(r) or {}).get("run_id", ""))
+t.is_((st or {}).get("status"), "completed", "... and mlc-drift carries it out", st)
+got = {m["feature"]: m["n_infer"] for m in t.body_of(t.get("/model/%s/drift" % hid)) or []}
+t.is_(got, {"a": 10, "b": 10}, "every one of the 10 rows gave its values")
 t.done()

@@ -4,11 +4,16 @@ artifact), one two-sample test per input feature.
 
 Who calls what
 --------------
-mlc-drift calls run_pending(), schedule_due() and fail_interrupted() from
-its loop; the C API only inserts drift_runs rows (POST
-/model/{id}/drift/run, requested_by 'api': one waiting run per model, the
-unique key drift_runs_one_waiting) and serves drift_metrics.  compute() is
-the pure part, also used by the tests.
+scripts/mlc-drift is main() below: the daemon (serve(): run_pending(),
+schedule_due() and fail_interrupted() in a loop), `--once`, and the
+commands check, run, pending and schedule.  The C API only inserts
+drift_runs rows (POST /model/{id}/drift/run, requested_by 'api': one
+waiting run per model, the unique key drift_runs_one_waiting) and serves
+drift_metrics.  The code is in three parts: mlcpy.drift_sample (features,
+reading operations.data and the training CSV), mlcpy.drift_stats (the
+tests: pure functions of arrays and counts) and this module (runs,
+scheduling, the daemon); compute() is the pure part, also used by the
+tests.
 
 Claims.  A run is claimed by UPDATE ... WHERE status = 'waiting', which
 records the claimant (claimed_by: host, pid, random part) and a lease
@@ -67,8 +72,13 @@ values per feature whatever the data size.
 
 Features
 --------
-The input features are the featurelist entries with a feature_name and
-kind 0 or absent, in order - the rule the predict gateway uses - typed by
+The features are those of the feature list the model's newest deployment
+froze when it was created (deployments.features; the model's featurelist
+when it has no deployment left): the rows predict recorded are in that
+order.  The input features are its entries of kind 0, null or absent, in
+order - the rule of app/featurelist.c, which predict uses: each is one
+position of a list row; one without a feature_name, or with the name of
+an earlier one, keeps its position and is not tested - typed by
 their "type": "cat" is categorical; "cont", null or absent continuous;
 any other type (the API stores whatever a client sent, "numeric",
 "categorical", "") is decided from the training data's column: "cont"
@@ -97,19 +107,25 @@ Rows are read newest first (operations.operationid), at most
 MLC_DRIFT_MAX_ROWS (default 100000), from the window "since the last
 completed check": operations with timestamp later than the window_end of
 the model's latest drift_metrics row (all of them for a first check).
-If the window holds fewer than 10 rows, the latest rows are used
-regardless of the window, so an on-demand check on a quiet model
-compares what there is; with fewer than 10 rows even then the run fails
-with "needs at least 10 inference rows, has N".  window_start and
-window_end are the timestamps of the oldest and newest operation that
-contributed a row.
+How many rows there are is the database's count, not this module's:
+operations.input_rows, a generated column (sql/020-operation-rows.sql,
+the rule in docs/API.md), which mlc-api's POST /model/{id}/drift/run adds
+up too.  If the window holds fewer than MLC_DRIFT_MIN_ROWS (10) rows by
+that count, the latest rows are used regardless of the window, so an
+on-demand check on a quiet model compares what there is; with fewer even
+then the run fails with "needs at least 10 inference rows, has N", N as
+the API counts.  window_start and window_end are the timestamps of the
+oldest and newest operation that contributed a row.
 
-Rows are streamed - pages of operations by descending operationid, each
-through a server-side cursor (pymysql SSCursor, fetchmany), the page size
-following the rows an operation has held so far so that little is left to
-drain when MLC_DRIFT_MAX_ROWS is reached - into one float64 array per
-numeric feature and one category counter per categorical feature: memory
-grows by 8 bytes per numeric value, not by a Python object per row.
+Rows are read a page at a time (drift_sample.read_inference): the page's
+operationids from an index, then the page's texts in one GROUP_CONCAT.
+Operations whose operations.input_width is the number of features (a
+batch of rows of that many JSON numbers, as predict records it; MariaDB
+decides that at insert) are parsed together by numpy, the others one at a
+time as above - the same values in the same order either way.  They go
+into one float64 array per numeric feature and one category counter per
+categorical feature: memory grows by 8 bytes per numeric value plus one
+page (256 KiB to 8 MiB of text: a sixteenth of the values' size).
 
 Scheduling
 ----------
@@ -125,53 +141,39 @@ DATETIME(6) columns.
 """
 
 import argparse
-import array
 import datetime
 import json
-import math
 import os
-import re
-import sys
+import pwd
+import resource
+import signal
+import time
 import traceback
 import uuid
-import warnings
-import zlib
-from collections import Counter
 
 import numpy as np
 
-from .config import ConfigError
+from . import config, db, log
+from .drift_sample import (  # noqa: F401  (the module's interface, as before the split)
+    FIRST_PAGE, FLUSH, PAGE_BYTES, TRAIN_CHUNK, DriftConfigError, DriftError, InferenceSample,
+    _json, _norm_features, _train_categories, _train_numbers, category_key, decide_types,
+    declared_type, drift_settings, extract_rows, load_training,
+    load_training_sample, model_features, number_value, read_inference)
+from .drift_stats import (  # noqa: F401
+    METHOD_NAMES, METHODS, MIN_VALUES, MMD_MAX_SAMPLE, MMD_PERMUTATIONS, chi2_table,
+    mmd_bandwidth, test_feature)
 
-MIN_ROWS = 10            # inference rows a check needs (as app/route-drift.c)
-MIN_VALUES = 2           # values per side below which a feature is not tested
-MMD_MAX_SAMPLE = 500     # values per side the MMD test looks at
-MMD_PERMUTATIONS = 200
 DUE_PROBE = 100          # newest operations schedule_due looks at
-PAGE = 5000              # operations per query while reading rows (at most)
-FIRST_PAGE = 64          # ... in the first query, until rows per operation are known
-FETCH = 500              # rows per fetchmany
-FLUSH = 4096             # numeric rows converted to float64 at a time
 NAME_MAX = 255           # drift_metrics.feature
 REASON_MAX = 4000
 NOTE_MAX = 2000          # drift_metrics.note
-
-METHODS = {0: "mean_shift", 1: "mmd", 2: "ks"}
-METHOD_NAMES = {0: "mean-shift", 1: "MMD", 2: "Kolmogorov-Smirnov"}
 
 DEFAULT_ALPHA = "0.05"
 DEFAULT_MAX_ROWS = "100000"
 DEFAULT_INTERVAL = "3600"
 DEFAULT_TRAIN_ROWS = "100000"
 DEFAULT_LEASE = "60"
-TRAIN_CHUNK = 100000     # training CSV rows read at a time while sampling
-
-
-class DriftError(Exception):
-    """A check that cannot be done; the message is the run's reason."""
-
-
-class DriftConfigError(DriftError, ConfigError):
-    """A MLC_DRIFT_* setting that is not a valid value."""
+DEFAULT_MIN_ROWS = "10"  # as app/route-drift.c's MIN_ROWS_DEFAULT (t/0013-unit-drift-stats.t checks)
 
 
 # ---- settings ---------------------------------------------------------------
@@ -202,542 +204,47 @@ def train_rows(cfg):
     return _setting(cfg, "MLC_DRIFT_TRAIN_ROWS", DEFAULT_TRAIN_ROWS, int, 0)
 
 
+def min_rows(cfg):
+    """MLC_DRIFT_MIN_ROWS: the inference rows a check needs (mlc-api's 409
+    reads the same key)."""
+    return _setting(cfg, "MLC_DRIFT_MIN_ROWS", DEFAULT_MIN_ROWS, int, 0)
+
+
+def recorded_rows(conn, modelid, since=None):
+    """The model's inference rows: the sum of operations.input_rows (the
+    database's count, as mlc-api's POST /model/{id}/drift/run makes it),
+    over the operations after since (None: all)."""
+    sql = ("SELECT COALESCE(SUM(input_rows), 0) AS n FROM operations "
+           "FORCE INDEX (operations_model_rows) WHERE modelid = %s")
+    args = [modelid]
+    if since is not None:
+        sql += " AND timestamp > %s"
+        args.append(since)
+    rows = _select(conn, sql, args)
+    return int(rows[0]["n"]) if rows else 0
+
+
+def enough_rows(conn, modelid, need, since=None):
+    """Whether recorded_rows(conn, modelid, since) >= need, mostly without
+    adding up a long history: the newest `need` operations are looked at
+    first (an operation often holds one row); only when they hold fewer
+    is everything added up."""
+    sql = ("SELECT input_rows FROM operations FORCE INDEX (operations_model_rows) "
+           "WHERE modelid = %s")
+    args = [modelid]
+    if since is not None:
+        sql += " AND timestamp > %s"
+        args.append(since)
+    sql += " ORDER BY operationid DESC LIMIT %s"
+    args.append(need)
+    if sum(int(r["input_rows"]) for r in _select(conn, sql, args)) >= need:
+        return True
+    return recorded_rows(conn, modelid, since) >= need
+
+
 def lease_seconds(cfg):
     """MLC_DRIFT_LEASE: seconds a claim on a run holds without renewal."""
     return _setting(cfg, "MLC_DRIFT_LEASE", DEFAULT_LEASE, float, 0.0)
-
-
-# ---- model metadata ---------------------------------------------------------
-
-
-def _json(value):
-    """A JSON column value parsed, or None (NULL or not JSON)."""
-    if value is None or not isinstance(value, (str, bytes, bytearray)):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
-
-
-def _int(v):
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and v.is_integer():
-        return int(v)
-    return None
-
-
-def drift_settings(drift_detection):
-    """(enabled, method) from models.drift_detection (text or parsed):
-    enabled when an item has is_true 1, whose method is used; otherwise the
-    first item's method; method None when no item names one."""
-    items = _json(drift_detection)
-    if not isinstance(items, list):
-        return False, None
-    items = [i for i in items if isinstance(i, dict)]
-    for item in items:
-        if _int(item.get("is_true")) == 1:
-            return True, _int(item.get("method"))
-    for item in items:
-        if "method" in item:
-            return False, _int(item.get("method"))
-    return False, None
-
-
-def declared_type(item):
-    """'cat' or 'cont' from a featurelist entry's type; any other string is
-    returned as it is (decide_types() settles it from the training data)."""
-    typ = item.get("type")
-    if typ == "cat":
-        return "cat"
-    if typ is None or typ == "cont" or not isinstance(typ, str):
-        return "cont"
-    return typ
-
-
-def model_features(featurelist):
-    """The input features of a featurelist (text or parsed) as
-    [(name, type)]: entries with a non-empty feature_name whose kind is 0
-    or absent, in order, duplicates dropped; type is 'cont', 'cat' or a
-    type still to be decided (see declared_type).  [] when there are none."""
-    items = _json(featurelist)
-    out, seen = [], set()
-    if not isinstance(items, list):
-        return out
-    for item in items:
-        if not isinstance(item, dict):
-            continue
-        name, kind = item.get("feature_name"), item.get("kind")
-        if not isinstance(name, str) or not name or name in seen:
-            continue
-        if kind is not None and _int(kind) != 0:
-            continue
-        seen.add(name)
-        out.append((name, declared_type(item)))
-    return out
-
-
-def _column_type(df, name):
-    """'cont' when the training column reads as numbers (not booleans), else
-    'cat'; None when there is no such column."""
-    import pandas as pd
-    if df is None or name not in df.columns:
-        return None
-    col = df[name]
-    if isinstance(col, pd.DataFrame):  # duplicated column name
-        col = col.iloc[:, 0]
-    return ("cont" if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-            else "cat")
-
-
-def decide_types(features, train_df):
-    """Settle the features whose type is neither 'cont' nor 'cat' from their
-    training column (see the module documentation).  Returns (features as
-    [(name, 'cont'|'cat')], {name: note saying what was decided})."""
-    out, notes = [], {}
-    for name, typ in features:
-        if typ in ("cont", "cat"):
-            out.append((name, typ))
-            continue
-        col = _column_type(train_df, name)
-        shown = json.dumps(typ, ensure_ascii=False)
-        if col is None:
-            out.append((name, "cont"))
-            notes[name] = ("featurelist type %s is neither \"cont\" nor \"cat\" and the training "
-                           "data has no column to decide from: taken as continuous" % shown)
-        else:
-            out.append((name, col))
-            notes[name] = ("featurelist type %s is neither \"cont\" nor \"cat\": taken as %s, "
-                           "because the training data's column is %s"
-                           % (shown, "continuous" if col == "cont" else "categorical",
-                              "numeric" if col == "cont" else "not numeric"))
-    return out, notes
-
-
-def _norm_features(features):
-    """features as [(name, type)] from (name, type) pairs, featurelist-like
-    dicts or bare names (numeric); types as declared_type() gives them."""
-    out = []
-    for f in features:
-        if isinstance(f, str):
-            out.append((f, "cont"))
-        elif isinstance(f, dict):
-            out.append((str(f.get("feature_name")), declared_type(f)))
-        else:
-            name, typ = f
-            out.append((str(name), declared_type({"type": typ})))
-    return out
-
-
-# ---- values -----------------------------------------------------------------
-
-_NUMERIC_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _number_key(f):
-    if f.is_integer() and abs(f) < 2 ** 53:
-        return str(int(f))
-    return repr(f)
-
-
-def category_key(v):
-    """The category a value stands for, as text, or None when it is missing
-    or not a scalar.  Numbers and numeric strings take a canonical form
-    (1, 1.0, "1" and "1.0" are "1"; 0.5 is "0.5"), booleans are "true" and
-    "false", other strings are themselves with surrounding blanks removed."""
-    if v is None or isinstance(v, (list, dict, tuple)):
-        return None
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, (int, np.integer)):
-        if abs(int(v)) < 2 ** 53:
-            return str(int(v))
-        v = float(v)
-    if isinstance(v, (float, np.floating)):
-        f = float(v)
-        return _number_key(f) if math.isfinite(f) else None
-    s = str(v).strip()
-    if not s:
-        return None
-    if _NUMERIC_TEXT.match(s):
-        try:
-            f = float(s)
-        except (ValueError, OverflowError):
-            return s
-        return _number_key(f) if math.isfinite(f) else s
-    return s
-
-
-def number_value(v):
-    """A numeric feature's value as a finite float, or None: JSON numbers and
-    numeric strings count; booleans, null, NaN and infinities do not."""
-    if isinstance(v, bool) or v is None:
-        return None
-    if isinstance(v, (int, float)):
-        try:
-            f = float(v)
-        except OverflowError:
-            return None
-        return f if math.isfinite(f) else None
-    if isinstance(v, str):
-        s = v.strip()
-        if _NUMERIC_TEXT.match(s):
-            try:
-                f = float(s)
-            except (ValueError, OverflowError):
-                return None
-            return f if math.isfinite(f) else None
-    return None
-
-
-# ---- inference rows -----------------------------------------------------------
-
-
-def _loads(text):
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _rows_of(obj):
-    if isinstance(obj, dict):
-        return [obj] if obj else []
-    if isinstance(obj, list) and obj:
-        if isinstance(obj[0], (list, dict)):
-            return [r for r in obj if isinstance(r, (list, dict)) and r]
-        return [obj]
-    return []
-
-
-def extract_rows(data):
-    """The rows of one operations.data value (JSON text, or an already
-    parsed value), each a list (values in feature order) or a dict (keyed by
-    feature name):
-
-      [[1, 2], [3, 4]]      a batch: each row         -> [[1, 2], [3, 4]]
-      [1, 2]                one row                   -> [[1, 2]]
-      {"a": 1, "b": 2}      one row object            -> [{"a": 1, "b": 2}]
-      [{"a": 1}, {"a": 2}]  a batch of objects        -> [{"a": 1}, {"a": 2}]
-      "[1, 2]"              JSON text in a string     -> parsed again, once
-      anything else         (not JSON, a number, null, [], {}, a string
-                            that is not JSON)          -> []
-
-    In a batch (the first item is a list or object) items that are not
-    lists or objects, and empty ones, are dropped."""
-    if isinstance(data, (bytes, bytearray)):
-        data = data.decode("utf-8", "replace")
-    obj = _loads(data) if isinstance(data, str) else data
-    if isinstance(obj, str):
-        obj = _loads(obj)
-    return _rows_of(obj)
-
-
-class InferenceSample:
-    """Inference values of a model's features, gathered row by row: one
-    float64 array (array('d')) per numeric feature and one Counter per
-    categorical feature.  rows counts the rows of valid shape; max_rows
-    (None: no limit) stops accepting rows."""
-
-    def __init__(self, features, max_rows=None):
-        self.features = _norm_features(features)
-        self.names = [n for n, _ in self.features]
-        self.n = len(self.features)
-        self.is_cat = [t == "cat" for _, t in self.features]
-        self.all_numeric = self.n > 0 and not any(self.is_cat)
-        self.cols = [None if c else array.array("d") for c in self.is_cat]
-        self.counts = [Counter() if c else None for c in self.is_cat]
-        self.max_rows = max_rows
-        self.rows = 0
-        self._pending = []  # numeric rows not yet converted (see add_data)
-
-    @property
-    def full(self):
-        return self.max_rows is not None and self.rows >= self.max_rows
-
-    def _values(self, vals):
-        for j, v in enumerate(vals):
-            if self.is_cat[j]:
-                k = category_key(v)
-                if k is not None:
-                    self.counts[j][k] += 1
-            else:
-                f = number_value(v)
-                if f is not None:
-                    self.cols[j].append(f)
-
-    def add_row(self, row):
-        """Add one parsed row; True when it had a valid shape."""
-        if self.full:
-            return False
-        if self._pending:
-            self._flush()  # keep the values in the order of the rows
-        if isinstance(row, list):
-            if len(row) != self.n:
-                return False
-            vals = row
-        elif isinstance(row, dict):
-            vals = [row.get(name) for name in self.names]
-            if not any(name in row for name in self.names):
-                return False
-        else:
-            return False
-        self._values(vals)
-        self.rows += 1
-        return True
-
-    def add_data(self, data):
-        """Add the rows of one operations.data value; returns how many rows
-        it contributed.
-
-        The predict gateway stores all-numeric 2-D lists; text with no
-        string and no boolean in it (no '"', 'true' or 'false') is such a
-        list of numbers and nulls, so for all-numeric features its rows are
-        queued and converted to float64 by numpy a block at a time instead
-        of value by value."""
-        if self.full:
-            return 0
-        if (self.all_numeric and isinstance(data, str) and '"' not in data
-                and "true" not in data and "false" not in data):
-            obj = _loads(data)
-            if isinstance(obj, list) and obj:
-                rows = obj if isinstance(obj[0], list) else [obj]
-                added = 0
-                room = None if self.max_rows is None else self.max_rows - self.rows
-                for r in rows:
-                    if room is not None and added >= room:
-                        break
-                    if isinstance(r, list) and len(r) == self.n:
-                        self._pending.append(r)
-                        added += 1
-                self.rows += added
-                if len(self._pending) >= FLUSH:
-                    self._flush()
-                return added
-        added = 0
-        for r in extract_rows(data):
-            if self.full:
-                break
-            added += self.add_row(r)
-        return added
-
-    def _flush(self):
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        try:
-            block = np.array(pending, dtype=np.float64)
-            if block.ndim != 2 or block.shape[1] != self.n:
-                raise ValueError("ragged rows")
-        except (ValueError, TypeError, OverflowError):
-            for r in pending:  # a nested list or a huge integer somewhere
-                self._values(r)
-            return
-        for j in range(self.n):
-            col = block[:, j]
-            col = col[np.isfinite(col)]
-            self.cols[j].frombytes(np.ascontiguousarray(col).tobytes())
-
-    def finish(self):
-        """Convert what is queued; call before reading values."""
-        self._flush()
-        return self
-
-    def numbers(self, j):
-        """The values of numeric feature j as a float64 array (no copy)."""
-        if self._pending:
-            self._flush()
-        col = self.cols[j]
-        if not len(col):
-            return np.empty(0, dtype=np.float64)
-        return np.frombuffer(col, dtype=np.float64)
-
-    def categories(self, j):
-        """The category counts of categorical feature j."""
-        return self.counts[j]
-
-
-# ---- training data ---------------------------------------------------------
-
-
-def _train_numbers(train_df, name):
-    import pandas as pd
-    if train_df is None or name not in train_df.columns:
-        return None
-    col = train_df[name]
-    if isinstance(col, pd.DataFrame):  # duplicated column name
-        col = col.iloc[:, 0]
-    if pd.api.types.is_bool_dtype(col):
-        return np.empty(0, dtype=np.float64)  # true/false is not a number here either
-    vals = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return vals[np.isfinite(vals)]
-
-
-def _train_categories(train_df, name):
-    import pandas as pd
-    if train_df is None or name not in train_df.columns:
-        return None
-    col = train_df[name]
-    if isinstance(col, pd.DataFrame):
-        col = col.iloc[:, 0]
-    counts = Counter()
-    for value, n in col.value_counts(dropna=True).items():
-        k = category_key(value)
-        if k is not None:
-            counts[k] += int(n)
-    return counts
-
-
-def _read_sample(path, usecols, dtype, cap, seed):
-    """The rows of a CSV's columns, or a uniform random sample of cap of
-    them; returns (DataFrame, rows in the file).
-
-    The file is read TRAIN_CHUNK rows at a time and every row gets a random
-    key; the rows with the cap smallest keys are kept (bottom-k sampling:
-    every subset of cap rows is equally likely), in file order.  Memory is
-    one chunk plus the sample whatever the file's size.  The generator is
-    seeded, so the same file gives the same sample on every check."""
-    import pandas as pd
-    if cap is None:
-        df = pd.read_csv(path, usecols=usecols, dtype=dtype)
-        return df, len(df)
-    rng = np.random.default_rng([int(seed), zlib.crc32(os.path.basename(path).encode())])
-    kept, keys, total = None, None, 0
-    with pd.read_csv(path, usecols=usecols, dtype=dtype, chunksize=TRAIN_CHUNK) as reader:
-        for chunk in reader:
-            n = len(chunk)
-            chunk.index = pd.RangeIndex(total, total + n)
-            total += n
-            k = rng.random(n)
-            if kept is None:
-                kept, keys = chunk, k
-            else:
-                kept, keys = pd.concat([kept, chunk]), np.concatenate([keys, k])
-            if len(kept) > cap:
-                pick = np.argpartition(keys, cap)[:cap]
-                kept, keys = kept.iloc[pick], keys[pick]
-    if kept is None:
-        return pd.read_csv(path, usecols=usecols, dtype=dtype, nrows=0), 0
-    return kept.sort_index().reset_index(drop=True), total
-
-
-def load_training(path, features, max_rows=None, seed=0):
-    """Read a training CSV; returns (features, DataFrame of their columns).
-    Without features, the columns except the last are used (see the module
-    documentation).  With max_rows, a uniform sample of at most that many
-    rows (see _read_sample).  Raises DriftError when the file cannot be
-    read."""
-    features, df, _ = load_training_sample(path, features, max_rows, seed)
-    return features, df
-
-
-def load_training_sample(path, features, max_rows=None, seed=0):
-    """load_training, also returning how many rows the file has."""
-    import pandas as pd
-    try:
-        header = [str(c) for c in pd.read_csv(path, nrows=0).columns]
-        if not features:
-            if len(header) < 2:
-                raise DriftError("the model has no input features in its featurelist and its "
-                                 "training data has %d column; without a featurelist every column "
-                                 "but the last (the target) is a feature" % len(header))
-            names = header[:-1]
-            df, total = _read_sample(path, names, None, max_rows, seed)
-            return [(n, _column_type(df, n)) for n in names], df, total
-        present = [n for n, _ in features if n in header]
-        cats = {n: str for n, t in features if t == "cat" and n in header}
-        if not present:
-            return features, None, 0
-        df, total = _read_sample(path, present, cats, max_rows, seed)
-        return features, df, total
-    except DriftError:
-        raise
-    except FileNotFoundError:
-        raise DriftError("the training data file is missing from the artifact store (%s)" % path)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError,
-            pd.errors.EmptyDataError) as e:
-        raise DriftError("cannot read the training data as CSV (%s): %s"
-                         % (path, " ".join(str(e).split())))
-
-
-# ---- the tests ---------------------------------------------------------------
-
-
-def _finite(v):
-    if v is None:
-        return None
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-def _welch(x, y):
-    from scipy import stats
-    r = stats.ttest_ind(x, y, equal_var=False)
-    return r.statistic, r.pvalue
-
-
-def _ks(x, y):
-    from scipy import stats
-    r = stats.ks_2samp(x, y)
-    return r.statistic, r.pvalue
-
-
-def chi2_table(train_counts, infer_counts):
-    """The 2 x K table (row 0 training, row 1 inference; categories sorted)
-    and the category keys."""
-    keys = sorted(set(train_counts) | set(infer_counts))
-    table = np.array([[train_counts.get(k, 0) for k in keys],
-                      [infer_counts.get(k, 0) for k in keys]], dtype=np.int64)
-    return table, keys
-
-
-def _chi2(train_counts, infer_counts):
-    from scipy import stats
-    table, _ = chi2_table(train_counts, infer_counts)
-    r = stats.chi2_contingency(table)
-    return r[0], r[1]
-
-
-def mmd_bandwidth(z):
-    """The median heuristic on a pooled 1-D sample: the median of |z_i - z_j|
-    over i < j, else the median of the non-zero ones, else 0."""
-    z = np.asarray(z, dtype=np.float64)
-    iu = np.triu_indices(z.size, 1)
-    d = np.abs(z[:, None] - z[None, :])[iu]
-    med = float(np.median(d)) if d.size else 0.0
-    if med > 0:
-        return med
-    nz = d[d > 0]
-    return float(np.median(nz)) if nz.size else 0.0
-
-
-def _mmd(x, y, rng):
-    """(biased MMD^2, permutation p-value); see the module documentation."""
-    if x.size > MMD_MAX_SAMPLE:
-        x = rng.choice(x, MMD_MAX_SAMPLE, replace=False)
-    if y.size > MMD_MAX_SAMPLE:
-        y = rng.choice(y, MMD_MAX_SAMPLE, replace=False)
-    m, n = x.size, y.size
-    z = np.concatenate([x, y])
-    sigma = mmd_bandwidth(z)
-    if sigma == 0:
-        return 0.0, 1.0
-    diff = z[:, None] - z[None, :]
-    kern = np.exp(-(diff * diff) / (2.0 * sigma * sigma))
-    del diff
-    w = np.concatenate([np.full(m, 1.0 / m), np.full(n, -1.0 / n)])
-    # w' K w is the V-statistic; a relabelling permutes w.
-    stat = float(w @ kern @ w)
-    perms = np.empty((m + n, MMD_PERMUTATIONS))
-    for p in range(MMD_PERMUTATIONS):
-        perms[:, p] = w[rng.permutation(m + n)]
-    null = np.einsum("ij,ij->j", perms, kern @ perms)
-    tol = 1e-12 * max(1.0, abs(stat))
-    b = int(np.count_nonzero(null >= stat - tol))
-    return max(stat, 0.0), (1.0 + b) / (1.0 + MMD_PERMUTATIONS)
 
 
 def _sample_from(infer_rows, features):
@@ -783,6 +290,8 @@ def compute(train_df, infer_rows, features, method, alpha, seed=0):
         raise ValueError("the inference sample was gathered for other features")
     out = []
     for j, (name, typ) in enumerate(features):
+        if name is None:                 # an input without a name of its own
+            continue
         res = {"feature": name, "type": typ, "method": "chi2" if typ == "cat" else METHODS[method],
                "statistic": None, "p_value": None, "drift_detected": False}
         if typ == "cat":
@@ -803,18 +312,7 @@ def compute(train_df, infer_rows, features, method, alpha, seed=0):
             res["note"] = ("too few usable values to test (training %d, inference %d; at least "
                            "%d each)" % (n_train, n_infer, MIN_VALUES))
         else:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
-                if typ == "cat":
-                    stat, p = _chi2(train, infer)
-                elif method == 0:
-                    stat, p = _welch(train, infer)
-                elif method == 2:
-                    stat, p = _ks(train, infer)
-                else:
-                    rng = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
-                    stat, p = _mmd(train, infer, rng)
-            res["statistic"], res["p_value"] = _finite(stat), _finite(p)
+            res["statistic"], res["p_value"] = test_feature(typ, method, train, infer, name, seed)
             res["drift_detected"] = res["p_value"] is not None and res["p_value"] < alpha
         out.append(res)
     return out
@@ -883,76 +381,6 @@ def last_window_end(conn, modelid):
     return rows[0]["window_end"] if rows else None
 
 
-def read_inference(conn, modelid, features, since=None, max_rows=None):
-    """Stream the model's operations newest first into an InferenceSample:
-    only those with timestamp > since (None: all), up to max_rows rows.
-    Returns (sample, window_start, window_end): the timestamps of the
-    oldest and newest operation that contributed a row (None when none).
-
-    Operations are read in pages of PAGE by descending operationid (so
-    reading can stop without draining a long result), each page through a
-    server-side cursor fetched FETCH rows at a time."""
-    sample = InferenceSample(features, max_rows)
-    first = last = None
-    before = None
-    seen = 0
-    limit = PAGE if max_rows is None else min(PAGE, FIRST_PAGE)
-    while not sample.full:
-        # Without the hint MariaDB 10.11 reads a page as a ref on modelid
-        # only, scanning every newer row again: quadratic in the pages.
-        # The timestamp comes as text (DATETIME(6) text sorts as time),
-        # converted once at the end instead of once a row.
-        sql = ("SELECT operationid, data, CAST(timestamp AS CHAR) FROM operations "
-               "FORCE INDEX (operations_model) WHERE modelid = %s")
-        args = [modelid]
-        if since is not None:
-            sql += " AND timestamp > %s"
-            args.append(since)
-        if before is not None:
-            sql += " AND operationid < %s"
-            args.append(before)
-        sql += " ORDER BY operationid DESC LIMIT %s"
-        args.append(limit)
-        got = 0
-        cur = conn.cursor(_cursors().SSCursor)
-        try:
-            cur.execute(sql, args)
-            while True:
-                chunk = cur.fetchmany(FETCH)
-                if not chunk:
-                    break
-                got += len(chunk)
-                for opid, data, ts in chunk:
-                    before = opid
-                    if data is None or sample.full:
-                        continue
-                    seen += 1
-                    if sample.add_data(data):
-                        if last is None or ts > last:
-                            last = ts
-                        if first is None or ts < first:
-                            first = ts
-        finally:
-            cur.close()  # reads what is left of the page
-        conn.commit()
-        if got < limit:
-            break
-        if max_rows is not None:
-            # Size the next page by the rows an operation held so far, so that
-            # batches of many rows do not leave a long page to drain.
-            per_op = max(sample.rows, 1) / max(seen, 1)
-            limit = int(min(PAGE, max(FIRST_PAGE, (max_rows - sample.rows) / per_op * 1.25 + 16)))
-    return sample.finish(), _datetime(first), _datetime(last)
-
-
-def _datetime(text):
-    """A DATETIME(6) value read as text, as a naive datetime."""
-    if text is None or isinstance(text, datetime.datetime):
-        return text
-    if isinstance(text, (bytes, bytearray)):
-        text = text.decode("ascii")
-    return datetime.datetime.fromisoformat(text)
-
 
 def _artifact_path(cfg, rel):
     root = os.path.realpath(cfg.artifacts)
@@ -967,6 +395,7 @@ def check_model(conn, cfg, modelid, seed=0):
     (results, window_start, window_end, method) or raises DriftError with
     the reason the run fails."""
     alpha, max_rows, _ = settings(cfg)
+    conn.commit()  # a fresh read view: rows committed since the last statement count
     models = _select(conn, "SELECT featurelist, drift_detection FROM models WHERE modelid = %s",
                      (modelid,))
     if not models:
@@ -983,22 +412,40 @@ def check_model(conn, cfg, modelid, seed=0):
                          "POST /model/%s/upload (file_kind=data)" % (modelid, modelid))
     cap = train_rows(cfg)
     declared, train_df, total = load_training_sample(_artifact_path(cfg, arts[0]["path"]),
-                                                     model_features(models[0]["featurelist"]),
+                                                     model_features(featurelist_of(conn, modelid,
+                                                                    models[0]["featurelist"])),
                                                      cap, seed)
     features, _ = decide_types(declared, train_df)  # compute() says what it decided
+    # The minimum is checked on the database's count, the one mlc-api's 409
+    # uses: a window with fewer rows widens to every operation, and with
+    # fewer than that the run fails with the count the API would give.
+    need = min_rows(cfg)
     since = last_window_end(conn, modelid)
+    if since is not None and not enough_rows(conn, modelid, need, since):
+        since = None
+    if since is None and not enough_rows(conn, modelid, need):
+        have = recorded_rows(conn, modelid)
+        conn.commit()
+        raise DriftError("needs at least %d inference rows, has %d" % (need, have))
     conn.commit()
     sample, start, end = read_inference(conn, modelid, features, since, max_rows)
-    if since is not None and sample.rows < MIN_ROWS:
-        sample, start, end = read_inference(conn, modelid, features, None, max_rows)
-    if sample.rows < MIN_ROWS:
-        raise DriftError("needs at least %d inference rows, has %d" % (MIN_ROWS, sample.rows))
     results = compute(train_df, sample, declared, method, alpha, seed)
     if total > cap:
         said = sample_note(cap, total)
         for r in results:
             r["sample"] = said
     return results, start, end, method
+
+
+def featurelist_of(conn, modelid, model_featurelist):
+    """The feature list the model's recorded rows follow: the one its newest
+    deployment froze when it was created (deployments.features, which
+    predict maps and checks rows with), else - no deployment left, or one
+    made before features were frozen - the model's featurelist.  Either is
+    read with model_features(), predict's rule (kind 0 or absent)."""
+    rows = _select(conn, "SELECT features FROM deployments WHERE modelid = %s AND features IS "
+                   "NOT NULL ORDER BY created_at DESC, deployment_id DESC LIMIT 1", (modelid,))
+    return rows[0]["features"] if rows else model_featurelist
 
 
 def sample_note(kept, total):
@@ -1263,40 +710,23 @@ def request_run(conn, modelid, requested_by="api", now=None):
     return run_id
 
 
-def _rows_in(data, features):
-    """How many rows one operations.data value holds for these features."""
-    sample = InferenceSample(features)
-    return sample.add_data(data if isinstance(data, str) else
-                           (data.decode("utf-8", "replace") if data is not None else "null"))
-
-
-def _new_rows(conn, cfg, modelid, featurelist, since, need=MIN_ROWS):
-    """Whether the model has at least `need` inference rows among its newest
-    DUE_PROBE operations later than since (see the module documentation)."""
-    ops = _select(conn, "SELECT operationid, timestamp FROM operations FORCE INDEX "
-                  "(operations_model) WHERE modelid = %s ORDER BY operationid DESC LIMIT %s",
-                  (modelid, DUE_PROBE))
-    features = model_features(featurelist)
-    count = 0
-    for op in ops:
-        if since is not None and op["timestamp"] <= since:
-            continue
-        data = _select(conn, "SELECT data FROM operations WHERE operationid = %s",
-                       (op["operationid"],))
-        if not data or data[0]["data"] is None:
-            continue
-        if features:
-            count += _rows_in(data[0]["data"], features)
-        else:  # features come from the training CSV: count rows of any shape
-            count += len(extract_rows(data[0]["data"]))
-        if count >= need:
-            return True
-    return False
+def _new_rows(conn, modelid, since, need):
+    """Whether the model has at least `need` inference rows (input_rows)
+    among its newest DUE_PROBE operations later than since (see the module
+    documentation)."""
+    # The newest DUE_PROBE operations, then the time: a bounded read however
+    # old the model's last operations are.
+    rows = _select(conn, "SELECT input_rows, timestamp FROM operations FORCE INDEX "
+                   "(operations_model_rows) WHERE modelid = %s ORDER BY operationid DESC "
+                   "LIMIT %s", (modelid, DUE_PROBE))
+    return sum(int(r["input_rows"]) for r in rows
+               if since is None or r["timestamp"] > since) >= need
 
 
 def due_models(conn, cfg, now=None):
     """The modelids schedule_due would add a run for now."""
     _, _, interval = settings(cfg)
+    need = min_rows(cfg)
     now = _as_utc(now)
     cutoff = now - datetime.timedelta(seconds=interval)
     conn.commit()
@@ -1316,8 +746,7 @@ def due_models(conn, cfg, now=None):
             continue
         if m["last_run"] is not None and m["last_run"] > cutoff:
             continue
-        if _new_rows(conn, cfg, m["modelid"], m["featurelist"],
-                     last_window_end(conn, m["modelid"])):
+        if _new_rows(conn, m["modelid"], last_window_end(conn, m["modelid"]), need):
             due.append(m["modelid"])
     conn.commit()
     return due
@@ -1362,35 +791,153 @@ def schedule_due(conn, cfg, log=None, now=None):
     return added
 
 
+# ---- the daemon ------------------------------------------------------------------
+
+DEFAULT_MEMORY = 2 << 30
+MIN_MEMORY = 256 << 20
+
+POLL_SECONDS = 1.0          # how often queued runs are looked for
+SCHEDULE_SECONDS = 60.0     # how often due models are looked for
+
+stopping = False
+
+
+def on_term(signum, frame):
+    global stopping
+    stopping = True
+
+
+def one_pass(conn, cfg, scheduled_at):
+    """Queue what is due (at most every SCHEDULE_SECONDS), then carry out
+    what waits.  Returns the time of the last scheduling pass."""
+    now = time.monotonic()
+    if now - scheduled_at >= SCHEDULE_SECONDS:
+        fail_interrupted(conn, log)   # runs whose claimant died
+        schedule_due(conn, cfg, log)
+        scheduled_at = now
+    run_pending(conn, cfg, log)
+    return scheduled_at
+
+
+def serve(cfg, once):
+    conn = None
+    scheduled_at = -SCHEDULE_SECONDS
+    while not stopping:
+        try:
+            if conn is None:
+                conn = db.connect(cfg)
+            scheduled_at = one_pass(conn, cfg, scheduled_at)
+        except Exception as e:  # the database went away, or a check broke: log, retry
+            log.event("drift", "pass failed: %s: %s", type(e).__name__, e)
+            try:
+                if conn is not None:
+                    conn.close()
+            except Exception:
+                pass
+            conn = None
+            if once:
+                return 1
+        if once:
+            return 0
+        time.sleep(POLL_SECONDS)
+    return 0
+
+
+def memory_limit(cfg):
+    """MLC_DRIFT_MEMORY in bytes (0: no limit); ConfigError when invalid."""
+    raw = cfg.get("MLC_DRIFT_MEMORY", str(DEFAULT_MEMORY)) or str(DEFAULT_MEMORY)
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value != 0 and value < MIN_MEMORY:
+        raise config.ConfigError("MLC_DRIFT_MEMORY=%r is not a valid value (bytes, at least %d, "
+                                 "or 0 for no limit)" % (raw, MIN_MEMORY))
+    return value
+
+
+def limit_memory(limit):
+    """Cap the address space (RLIMIT_AS, soft and hard: a process that is
+    not root cannot raise it again)."""
+    if limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def drift_user(cfg):
+    """The account to run as when started as root (see the module text)."""
+    name = cfg.get("MLC_DRIFT_USER", "")
+    if name:
+        return name
+    service = cfg.get("MLC_SERVICE_USER")
+    if service:
+        try:
+            pwd.getpwnam(service)
+            return service
+        except KeyError:
+            pass
+    return "nobody"
+
+
+def drop_root(cfg):
+    """As root: switch to the drift user for good (groups, gid, uid) and
+    check that root cannot be had back.  Returns a description or None."""
+    if os.geteuid() != 0:
+        return None
+    name = drift_user(cfg)
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise config.ConfigError("MLC_DRIFT_USER: there is no user '%s' to run as" % name) from None
+    if pw.pw_uid == 0:
+        raise config.ConfigError("MLC_DRIFT_USER: '%s' is root; name an unprivileged user" % name)
+    # Its own groups, plus the artifact store's (MLC_WEB_GROUP, set by the
+    # spooler): training data is 0640 in that group, and reading it is all
+    # the drift checks need of the store.
+    groups = set(os.getgrouplist(pw.pw_name, pw.pw_gid))
+    try:
+        groups.add(os.stat(cfg.artifacts).st_gid)
+    except OSError:
+        pass
+    groups.discard(0)
+    os.setgroups(sorted(groups))
+    os.setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid)
+    os.setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid)
+    try:
+        os.setuid(0)
+    except PermissionError:
+        pass
+    else:
+        raise RuntimeError("mlc-drift could get root back after dropping it")
+    os.environ["HOME"] = "/nonexistent"
+    return "%s (uid %d, gid %d)" % (pw.pw_name, pw.pw_uid, pw.pw_gid)
+
+
 # ---- command line -------------------------------------------------------------
 
+USAGE = """mlc-drift            run until SIGTERM (one log line per event on stderr,
+                     or in the --log file, which SIGHUP reopens)
+mlc-drift --once     carry out what is waiting and due, then exit
+mlc-drift check ID   compute and print a check of model ID (JSON lines); store nothing
+mlc-drift run ID     queue a run of model ID and carry it out now
+mlc-drift pending    carry out the waiting runs, print how many
+mlc-drift schedule   queue the runs that are due, print how many"""
 
-def main(argv=None):
-    """python3 -m mlcpy.drift (with scripts/ on sys.path):
-      check MODELID   compute and print a check's results, store nothing
-      run MODELID     request a run for the model and carry it out now
-      pending         carry out the waiting runs
-      schedule        add the runs that are due"""
-    from . import config, db, log
-    ap = argparse.ArgumentParser(prog="mlcpy.drift", description="drift checks")
-    ap.add_argument("command", choices=("check", "run", "pending", "schedule"))
-    ap.add_argument("modelid", nargs="?")
-    args = ap.parse_args(argv)
-    if args.command in ("check", "run") and not args.modelid:
-        ap.error("%s needs a MODELID" % args.command)
+
+def _command(cmd, modelid):
+    """One of the commands other than the daemon; the exit status."""
     cfg = config.load()
     conn = db.connect(cfg)
     try:
-        if args.command == "check":
-            results, start, end, _ = check_model(conn, cfg, args.modelid)
+        if cmd == "check":
+            results, start, end, _ = check_model(conn, cfg, modelid)
             for r in results:
                 print(json.dumps(dict(r, window_start=str(start), window_end=str(end))))
-        elif args.command == "run":
-            run_id = request_run(conn, args.modelid, "cli")
-            status = run_one(conn, cfg, log, run_id, args.modelid)
+        elif cmd == "run":
+            run_id = request_run(conn, modelid, "cli")
+            status = run_one(conn, cfg, log, run_id, modelid)
             print(json.dumps({"run_id": run_id, "status": status}))
             return 0 if status == "completed" else 1
-        elif args.command == "pending":
+        elif cmd == "pending":
             print(run_pending(conn, cfg, log))
         else:
             print(schedule_due(conn, cfg, log))
@@ -1402,5 +949,49 @@ def main(argv=None):
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def main(argv=None):
+    """The mlc-drift command line (scripts/mlc-drift; see USAGE)."""
+    ap = argparse.ArgumentParser(prog="mlc-drift",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 description="drift checks: the daemon and its commands",
+                                 epilog=USAGE)
+    ap.add_argument("command", nargs="?", choices=("check", "run", "pending", "schedule"),
+                    help="a single command instead of the daemon")
+    ap.add_argument("modelid", nargs="?")
+    ap.add_argument("--once", action="store_true", help="carry out what waits and is due, then exit")
+    ap.add_argument("--log", metavar="FILE",
+                    help="append the log to FILE instead of stderr; SIGHUP reopens it")
+    args = ap.parse_args(argv)
+    if args.command in ("check", "run") and not args.modelid:
+        ap.error("%s needs a MODELID" % args.command)
+    if args.command and (args.once or args.log):
+        ap.error("--once and --log are the daemon's options")
+    if args.command:
+        return _command(args.command, args.modelid)
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    log.handle_hup("drift")
+    if args.log:
+        try:
+            log.to_file(args.log, "drift")
+        except OSError as e:
+            log.event("drift", "cannot open the log file %s: %s", args.log, e.strerror)
+            return 2
+    try:
+        cfg = config.load()
+        where = cfg.db_where()
+        limit = memory_limit(cfg)
+        settings(cfg), train_rows(cfg), lease_seconds(cfg), min_rows(cfg)
+        user = drop_root(cfg)
+        limit_memory(limit)
+    except (config.ConfigError, OSError) as e:
+        log.event("drift", "cannot start: %s", e)
+        return 2
+    if user is None and os.geteuid() != 0:
+        user = "%s (uid %d)" % (pwd.getpwuid(os.geteuid()).pw_name, os.geteuid())
+    log.event("drift", "started (pid %d, as %s, database %s, memory limit %s, claims as %s)",
+              os.getpid(), user, where, "%d bytes" % limit if limit else "none", owner())
+    if not os.access(cfg.artifacts, os.R_OK | os.X_OK):
+        log.event("drift", "warning: %s cannot read the artifact store %s; checks will fail "
+                  "(set MLC_DRIFT_USER to a user that can)", user, cfg.artifacts)
+    return serve(cfg, args.once)

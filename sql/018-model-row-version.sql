@@ -1,0 +1,28 @@
+-- 018: a version per model row, for the API workers' caches of models
+-- already written as JSON (docs/SCALING.md, "Caches and several API
+-- hosts").  A worker keeps a model's JSON text together with the row's seq
+-- and row_version, and serves it again only while the database says the
+-- row still has that seq and version: every read asks the database, so a
+-- change made through any API host, or at the SQL console, is seen by the
+-- next read on every host.  The trigger bumps the version in the same
+-- statement as every UPDATE, whoever runs it; an INSERT starts at 0 with a
+-- new seq (AUTO_INCREMENT, never reused), so a deleted and re-added row
+-- never matches an old entry.
+--
+-- The two indexes make the lists' key reads (seq and row_version of one
+-- page, with modelid from the primary key) index-only: /model/all and
+-- /model/search read (seq, row_version), /model/getkind (modelkind, seq,
+-- row_version); models_kind is replaced by the latter, which serves every
+-- query it served.
+
+ALTER TABLE models
+    ADD COLUMN row_version BIGINT UNSIGNED NOT NULL DEFAULT 0
+        COMMENT 'Changes with every UPDATE of the row (trigger models_row_version): what API workers compare before serving the model from their cache',
+    ADD UNIQUE KEY models_seq_version (seq, row_version)
+        COMMENT 'Pages of /model/all and /model/search read from the index alone',
+    ADD KEY models_kind_version (modelkind, seq, row_version)
+        COMMENT 'Pages of /model/getkind/{kind} read from the index alone',
+    DROP KEY models_kind;
+
+CREATE TRIGGER models_row_version BEFORE UPDATE ON models FOR EACH ROW
+    SET NEW.row_version = OLD.row_version + 1;
