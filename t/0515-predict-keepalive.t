@@ -114,12 +114,6 @@ t.ok(before is not None and after is not None and after - before - 1 <= nworkers
                                            nworkers))
 t.is_(len(rows_of(dep)), 60, "one operation row per call")
 
-# ---- a runtime killed between requests ----
-pid = runtime_pid(dep)
-t.ok(pid and mm.pid_alive(pid), "the runtime runs (pid %s)" % pid)
-os.kill(int(pid), signal.SIGKILL)
-
-
 def dead(pid):
     """Gone or a zombie: its connections are closed."""
     try:
@@ -129,9 +123,30 @@ def dead(pid):
         return True
 
 
+def runtime_processes(dep):
+    """Live processes serving dep (the sandbox's and the runtime's own):
+    the runtime in the sandbox dies after the pid killed, not with it."""
+    want = ("--dir\0%s\0" % os.path.join(var, "deployments", dep)).encode()
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                if want in f.read() + b"\0" and not dead(name):
+                    found.append(int(name))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+# ---- a runtime killed between requests ----
+pid = runtime_pid(dep)
+t.ok(pid and mm.pid_alive(pid), "the runtime runs (pid %s)" % pid)
+serving = runtime_processes(dep)
+os.kill(int(pid), signal.SIGKILL)
 end = time.time() + 10
-while time.time() < end and not dead(pid):
+while time.time() < end and not all(dead(p) for p in serving):
     time.sleep(0.01)
+t.ok(serving and all(dead(p) for p in serving), "the runtime's processes are gone", serving)
 seen, oks, end = {}, 0, time.time() + 90
 while time.time() < end:
     r = predict(dep, [0, 1.5])
