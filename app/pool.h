@@ -25,6 +25,14 @@ int mlc_pool_size(int slow);
 #define MLC_SLOTS_FULL (-2)
 int mlc_slot_take(const char *dir, const char *name, int n, int *fd);
 
+/*
+ * The same, waiting up to wait_ms for a slot to come free: the waiter
+ * sleeps until a holder lets go (not polling), so it takes the slot
+ * within microseconds of its release.  Uses SIGALRM (an interval timer)
+ * to bound each wait: not for processes that use either otherwise.
+ */
+int mlc_slot_take_wait(const char *dir, const char *name, int n, int wait_ms, int *fd);
+
 /* Give the slot back (*fd becomes -1; nothing happens when it is -1). */
 void mlc_slot_release(int *fd);
 

@@ -350,6 +350,53 @@ static size_t answer_limit(size_t csv_bytes)
 }
 
 /*
+ * The request body, handed to libcurl by a read callback.  libcurl keeps
+ * the worker's connection to a runtime alive across requests (one handle
+ * per worker; connections idle longer than KEEP_IDLE_S are closed, before
+ * the runtime's own 120 s), and checks a kept connection before reusing
+ * it: one the runtime closed (restarted, or idle) is replaced by a new
+ * connection.  If a kept connection dies under a request anyway, libcurl
+ * sends it again on a new one, rewinding the body first; the rewind is
+ * refused once any of the body was handed over, since the runtime may
+ * then have had the request whole and run the model: that call fails
+ * (502) instead of running twice.  A request none of whose body was
+ * handed over was never run and is sent again.  On a unix socket the new
+ * connection itself is refused (open_runtime) once the body was handed
+ * over: the runtime is typically gone, and the call must not be taken
+ * for one it never got (503).
+ */
+#define KEEP_IDLE_S 60L
+
+struct body_src {
+	const char *data;
+	size_t len, off;	/* off: bytes handed to libcurl so far */
+	int resend_refused;
+};
+
+static size_t body_read(char *buf, size_t size, size_t nitems, void *ctx)
+{
+	struct body_src *b = ctx;
+	size_t n = size * nitems;
+
+	if (n > b->len - b->off)
+		n = b->len - b->off;
+	memcpy(buf, b->data + b->off, n);
+	b->off += n;
+	return n;
+}
+
+static int body_seek(void *ctx, curl_off_t offset, int origin)
+{
+	struct body_src *b = ctx;
+
+	if (origin != SEEK_SET || offset != 0 || b->off) {
+		b->resend_refused = 1;
+		return CURL_SEEKFUNC_FAIL;
+	}
+	return CURL_SEEKFUNC_OK;
+}
+
+/*
  * The runtime socket is $MLC_VAR/deployments/<id>/runtime.sock, in a
  * directory the runtime user may write: code running as that user could
  * put a symlink there, pointing the API's workers at another deployment's
@@ -362,6 +409,7 @@ struct runtime_conn {
 	const char *path;
 	int fd;			/* the socket opened for this request, -1 when reused */
 	int refused;		/* connected, but to a socket bound elsewhere */
+	struct body_src *src;	/* the request's body */
 };
 
 static int runtime_socket_ok(const char *path)
@@ -377,6 +425,11 @@ static curl_socket_t open_runtime(void *ctx, curlsocktype purpose, struct curl_s
 
 	if (sa->family != AF_UNIX)
 		return CURL_SOCKET_BAD;
+	if (rc->src->off) {
+		/* A kept connection died under the request: not again. */
+		rc->src->resend_refused = 1;
+		return CURL_SOCKET_BAD;
+	}
 	rc->fd = socket(AF_UNIX, sa->socktype | SOCK_CLOEXEC, sa->protocol);
 	return rc->fd < 0 ? CURL_SOCKET_BAD : rc->fd;
 }
@@ -413,7 +466,8 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 {
 	long timeout = mlc_config_long("MLC_PREDICT_TIMEOUT", 30), status = 0;
 	struct curl_slist *hdrs = NULL;
-	struct runtime_conn conn = { endpoint + 5, -1, 0 };	/* for unix: endpoints */
+	struct body_src src = { body, strlen(body), 0, 0 };
+	struct runtime_conn conn = { endpoint + 5, -1, 0, &src };	/* for unix: endpoints */
 	CURL *c = r->curl;
 	CURLcode rc;
 
@@ -447,8 +501,13 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+	curl_easy_setopt(c, CURLOPT_POST, 1L);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, body_read);
+	curl_easy_setopt(c, CURLOPT_READDATA, &src);
+	curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, body_seek);
+	curl_easy_setopt(c, CURLOPT_SEEKDATA, &src);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)src.len);
+	curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, KEEP_IDLE_S);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
@@ -468,6 +527,8 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 	curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0);
 	curl_easy_setopt(c, CURLOPT_OPENSOCKETDATA, NULL);
 	curl_easy_setopt(c, CURLOPT_PREREQDATA, NULL);
+	curl_easy_setopt(c, CURLOPT_READDATA, NULL);
+	curl_easy_setopt(c, CURLOPT_SEEKDATA, NULL);
 	curl_slist_free_all(hdrs);
 	if (rc == CURLE_OK)
 		return status;
@@ -477,14 +538,19 @@ static long call_runtime(struct mlc_req *r, const char *dep, const char *endpoin
 			"refused", dep, conn.path);
 		FAIL(f, 503, "deployment '%s': its runtime socket leads elsewhere; refusing to "
 		     "connect", dep);
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+		FAIL(f, 504, "deployment '%s' did not answer within %ld s", dep, timeout);
+	} else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED) {
+		FAIL(f, 502, "deployment '%s' sent an answer over the %zu byte limit "
+		     "(MLC_PREDICT_MAX_REPLY)", dep, out->max);
+	} else if (src.resend_refused) {
+		mlc_log("error", r->request_id, "deployment %s: the runtime closed the connection "
+			"after the request was sent; not sending it again", dep);
+		FAIL(f, 502, "deployment '%s' closed the connection without answering (its runtime "
+		     "may have restarted); the call was not repeated", dep);
 	} else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
 		FAIL(f, 503, "deployment '%s' is not answering (its runtime is restarting); "
 		     "try again shortly", dep);
-	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		FAIL(f, 504, "deployment '%s' did not answer within %ld s", dep, timeout);
-	else if (out->overflow || rc == CURLE_FILESIZE_EXCEEDED)
-		FAIL(f, 502, "deployment '%s' sent an answer over the %zu byte limit "
-		     "(MLC_PREDICT_MAX_REPLY)", dep, out->max);
 	else
 		FAIL(f, 502, "deployment '%s' failed while answering: %s", dep,
 		     curl_easy_strerror(rc));
@@ -664,7 +730,6 @@ static int max_per_deployment(void)
  * 429: a fast model frees one within milliseconds, so a burst of calls
  * queues briefly instead of being refused. */
 #define SLOT_WAIT_MS 250
-#define SLOT_POLL_MS 5
 
 /*
  * Take one of the deployment's slots into *fd, or reply 429 (all taken
@@ -674,16 +739,12 @@ static int max_per_deployment(void)
  */
 static int take_slot(struct mlc_req *r, const char *dep, int *fd)
 {
-	static const struct timespec poll = { 0, SLOT_POLL_MS * 1000000L };
 	char dir[4096], name[128];
-	int n = max_per_deployment(), rc, waited = 0;
+	int n = max_per_deployment(), rc;
 
 	snprintf(dir, sizeof(dir), "%s/run/slots", mlc_config_get("MLC_VAR", "var"));
 	snprintf(name, sizeof(name), "predict-%s", dep);
-	while ((rc = mlc_slot_take(dir, name, n, fd)) == MLC_SLOTS_FULL && waited < SLOT_WAIT_MS) {
-		nanosleep(&poll, NULL);
-		waited += SLOT_POLL_MS;
-	}
+	rc = mlc_slot_take_wait(dir, name, n, SLOT_WAIT_MS, fd);
 	if (rc >= 0)
 		return 0;
 	if (rc == MLC_SLOTS_FULL) {
@@ -861,6 +922,9 @@ void mlc_h_predict(struct mlc_req *r)
 	called = 1;
 	status = call_runtime(r, dep, t.endpoint,
 			      json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &reply, &fail);
+	/* The slot limits calls to the runtime; recording the operation
+	 * (a durable commit) need not keep the next call waiting. */
+	mlc_slot_release(&slot);
 	if (status < 0 && fail.code == 503) {
 		mlc_error(r, 503, "%s", fail.detail);	/* it never got the call */
 		goto out;

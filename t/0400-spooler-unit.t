@@ -320,9 +320,11 @@ if os.getuid() == 0:
 else:
     t.skip("Ridge: its group is the API's", "not root")
 t.is_(bundle_left(ridge_id), [], "Ridge: the bundle left the spool")
-h = health(ridge_id)
+h = health(ridge_id) or {}
+conns = h.pop("connections", None)
 t.is_(h, {"status": "ok", "deployment_id": ridge_id, "model": "Ridge", "n_features": 10,
           "feature_names": None}, "Ridge: GET /health over the unix socket")
+t.ok(isinstance(conns, int) and conns >= 1, "Ridge: /health counts the connections accepted", conns)
 rows = X_diab[:5].tolist()
 st, body = predict(ridge_id, rows)
 t.is_([st, body], [200, {"prediction": RIDGE.predict(np.array(rows)).tolist()}],

@@ -7,7 +7,7 @@
 #    concurrent adds (checked on a second mlc-api with small caps, on its
 #    own socket and the instance's database: the suite's other tests
 #    deploy under the instance's defaults);
-#  - a hostile requirements.txt fails its deployment within 2 s while
+#  - a hostile requirements.txt fails its deployment within seconds while
 #    another deploys and stops normally;
 #  - a runtime that ignores SIGTERM does not delay another deployment's
 #    start while it is being stopped.
@@ -209,7 +209,9 @@ for title, (when, dep, pattern) in started.items():
     took = time.time() - when
     t.is_(st.get("status"), "failed", "requirements.txt with %s fails the deployment" % title)
     t.like(st.get("reason") or "", pattern, "... with a reason that says why")
-    t.ok(took < 2.0, "... within 2 s (%.2f s)" % took)
+    # Refused in linear time: a backtracking check of these files takes
+    # minutes; 10 s leaves room for a loaded machine's spooler tick.
+    t.ok(took < 10.0, "... within 10 s (%.2f s)" % took)
 st = mm.wait_status(normal_dep) or {}
 t.is_(st.get("status"), "deployed", "a deployment started meanwhile deploys")
 t.is_status(t.delete("/deployment/" + normal_dep), 200, "... and stops")

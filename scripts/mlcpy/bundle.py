@@ -36,6 +36,7 @@ MEMBER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
 JOB_JSON_MAX = 1 << 20
+OUTPUT_PREFIX = "model-"  # spool/new/model-<id>.pkl: a remote training's model (PUT by its pod)
 LOST_BUNDLE_AFTER = 60    # s a 'waiting' row may exist without its bundle in the spool
 
 # Per job type: the job.json key holding the job's id, the files it may

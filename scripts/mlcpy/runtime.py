@@ -9,7 +9,7 @@ bound, as the file descriptor named by MLC_LISTEN_FD: the deployment
 directory is read-only there; the runtime listens once the model is loaded):
 
   GET  /health   200 {"status": "ok", "deployment_id", "model", "n_features",
-                      "feature_names"}
+                      "feature_names", "connections": accepted since start}
   POST /predict  {"data": [[row], ...], "explain": bool} or
                  {"csv": "<CSV text with a header row>", "feature_names": [...]|null,
                   "explain": bool}
@@ -44,7 +44,6 @@ import socketserver
 import stat
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -327,53 +326,121 @@ def validate(body, n_features):
 
 # ---- HTTP -------------------------------------------------------------------
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "mlc-runtime"
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+           409: "Conflict", 413: "Payload Too Large", 422: "Unprocessable Entity",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error",
+           505: "HTTP Version Not Supported"}
+MAX_LINE = 8192
+MAX_HEADERS = 100
+
+
+class Handler(socketserver.StreamRequestHandler):
+    """A lean HTTP/1.1 loop, one thread per connection, connections kept
+    alive: the request line and headers are split by hand (http.server's
+    email-based header parsing cost more than the model's predict() on a
+    row), and each answer goes out in a single write, so the gateway wakes
+    once per answer."""
+
     timeout = IDLE_TIMEOUT
+    rbufsize = 65536
 
-    def address_string(self):
-        return "unix"
-
-    def log_message(self, fmt, *args):  # one line per request would drown the log
-        pass
+    def handle(self):
+        self.close_connection = False
+        while not self.close_connection:
+            try:
+                if not self.handle_one_request():
+                    return
+            except (socket.timeout, ConnectionError):
+                return
 
     def request_id(self):
-        rid = self.headers.get("X-Request-Id", "") if self.headers is not None else ""
+        rid = self.headers.get("x-request-id", "")
         return rid if REQUEST_ID_RE.fullmatch(rid) else "-"
+
+    def handle_one_request(self):
+        """Read and answer one request; False when the connection is done."""
+        self.headers = {}
+        line = self.rfile.readline(MAX_LINE + 1)
+        if not line:
+            return False
+        if len(line) > MAX_LINE:
+            self.close_connection = True
+            self.reply(400, {"detail": "request line too long"})
+            return False
+        parts = line.decode("latin-1").split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            self.close_connection = True
+            self.reply(400 if len(parts) != 3 or not parts[2].startswith("HTTP/") else 505,
+                       {"detail": "bad request line"})
+            return False
+        self.command, self.path, version = parts
+        for _ in range(MAX_HEADERS + 1):
+            h = self.rfile.readline(MAX_LINE + 1)
+            if h in (b"\r\n", b"\n", b""):
+                break
+            if len(h) > MAX_LINE:
+                self.close_connection = True
+                self.reply(431, {"detail": "header line too long"})
+                return False
+            name, sep, value = h.decode("latin-1").partition(":")
+            if not sep:
+                self.close_connection = True
+                self.reply(400, {"detail": "bad header line"})
+                return False
+            self.headers[name.strip().lower()] = value.strip()
+        else:
+            self.close_connection = True
+            self.reply(431, {"detail": "more than %d headers" % MAX_HEADERS})
+            return False
+        conn = self.headers.get("connection", "").lower()
+        if conn == "close" or (version == "HTTP/1.0" and conn != "keep-alive"):
+            self.close_connection = True
+        if self.command == "GET":
+            self.do_GET()
+        elif self.command == "POST":
+            self.do_POST()
+        else:
+            self.close_connection = True
+            self.reply(405, {"detail": "method %s not allowed" % self.command[:20]})
+        return True
 
     def reply(self, status, obj):
         if status != 200:
             say("request %s: %d %s" % (self.request_id(), status,
                                        obj.get("detail", "") if isinstance(obj, dict) else ""))
         data = json.dumps(obj, allow_nan=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        head = ("HTTP/1.1 %d %s\r\nServer: mlc-runtime\r\nContent-Type: application/json\r\n"
+                "Content-Length: %d\r\n%s\r\n"
+                % (status, REASONS.get(status, "Error"), len(data),
+                   "Connection: close\r\n" if self.close_connection else ""))
+        self.wfile.write(head.encode() + data)
 
     def route(self):
         return self.path.split("?", 1)[0]
 
     def do_GET(self):
         if self.route() == "/health":
-            self.reply(200, self.server.model.describe())
+            # connections: how many the runtime accepted since it started
+            # (the gateway keeps its connections alive; tests count them).
+            self.reply(200, dict(self.server.model.describe(), connections=self.server.accepted))
         else:
             self.reply(404, {"detail": "no route GET %s (try GET /health)" % self.route()})
 
     def _body(self):
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
             self.close_connection = True
             raise BadInput("send the body with Content-Length, not chunked")
         try:
-            n = int(self.headers.get("Content-Length", "0"))
+            n = int(self.headers.get("content-length", "0"))
         except ValueError:
             n = -1
         if n < 0 or n > MAX_BODY:
             self.close_connection = True
             raise BadInput("Content-Length must be 0..%d" % MAX_BODY)
         raw = self.rfile.read(n)
+        if len(raw) < n:
+            self.close_connection = True
+            raise ConnectionError("the body ended early")
         try:
             return json.loads(raw)
         except ValueError as e:
@@ -413,7 +480,16 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, out)
 
 
-class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+class Counting:
+    """Counts the connections accepted (in the serving thread)."""
+    accepted = 0
+
+    def process_request(self, request, client_address):
+        self.accepted += 1
+        super().process_request(request, client_address)
+
+
+class Server(Counting, socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     request_queue_size = 128
 
@@ -437,7 +513,7 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         os.chmod(path, 0o660)
 
 
-class TCPServer(socketserver.ThreadingMixIn, socketserver.TCPServer):
+class TCPServer(Counting, socketserver.ThreadingMixIn, socketserver.TCPServer):
     """The runtime on a TCP port (--listen): inside a Kubernetes pod, where
     the gateway reaches it through the deployment's Service."""
     daemon_threads = True

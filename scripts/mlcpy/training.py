@@ -68,7 +68,8 @@ import traceback
 import pymysql
 
 from . import (bundle, db, log, procs, redeploy, requirements, safefs, sandbox, testhooks,
-               uploadclient)
+               training_kube, uploadclient)
+from .outcome import Failure, Interrupted  # noqa: F401 (callers name them training.Failure)
 
 MAX_ATTEMPTS = 3          # runs of one training across spooler restarts
 PROGRESS_EVERY = 3.0      # s between updates of trainings.log while running
@@ -78,7 +79,7 @@ UPLOAD_TOKEN_LIFE = 900   # s the upload's token lives if it is not revoked
 OUTPUT_NAME = "model.pkl"
 OUTPUT_SUFFIXES = (".pkl", ".joblib")  # the model file, when not at MLC_OUTPUT
 CHECK_MARK = "mlc-check: "
-OUTPUT_PREFIX = "model-"  # spool/new/model-<id>.pkl: a remote training's model (PUT by its pod)
+OUTPUT_PREFIX = bundle.OUTPUT_PREFIX
 
 # Run by the sandboxed python3 -I: load the model the training wrote as the
 # runtime does (joblib.load: a pickle or any file joblib.dump writes; see
@@ -107,15 +108,6 @@ if not callable(getattr(model, "predict", None)):
     sys.exit(3)
 say("ok", type(model).__name__)
 """
-
-
-class Interrupted(Exception):
-    """The spooler is stopping: the job ends without an outcome and runs
-    again when a spooler starts."""
-
-
-class Failure(Exception):
-    """The training failed; str() is the reason recorded for it."""
 
 
 def _event(training_id, message, *args):
@@ -406,7 +398,6 @@ class Job(threading.Thread):
         if self.trainer.remote:
             # A Kubernetes Job runs the script; its pod sends the model
             # back through the API (training_kube.py).
-            from . import training_kube
             model = training_kube.run(self, row)
         else:
             self.train(row)

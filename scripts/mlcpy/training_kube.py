@@ -25,11 +25,12 @@ only running the script moves into the cluster:
 import os
 import time
 
-from . import backends
+from . import backends, bundle
 from . import kubemanifest as km
 from . import safefs
 from .backend_kubernetes import KubeError, pod_problem
 from .backend_remote import TRAIN_FILES, new_token, token_hash
+from .outcome import Failure, Interrupted
 
 POLL = 2.0           # s between looks at the Job
 GONE_WAIT = 60.0     # s to wait for an earlier attempt's Job to be deleted
@@ -40,8 +41,7 @@ def _selector(s, name):
 
 
 def output_path(cfg, training_id):
-    from .training import OUTPUT_PREFIX
-    return os.path.join(cfg.spool, "new", "%s%s.pkl" % (OUTPUT_PREFIX, training_id))
+    return os.path.join(cfg.spool, "new", "%s%s.pkl" % (bundle.OUTPUT_PREFIX, training_id))
 
 
 def discard_output(cfg, training_id):
@@ -91,8 +91,7 @@ def _job_failure(j, pods):
 def run(job, row):
     """Run the training's script as a Kubernetes Job; returns the path of
     the model it sent (copied where only the spooler can reach it).
-    Raises training.Failure or training.Interrupted."""
-    from .training import Failure, Interrupted
+    Raises outcome.Failure or outcome.Interrupted."""
     cfg, tid = job.cfg, job.id
     try:
         be = backends.get("kubernetes", cfg)

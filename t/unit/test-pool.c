@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,6 +74,57 @@ int main(void)
 	mlc_slot_release(&fd[1]);
 	mlc_slot_release(&fd[0]);
 
+	/* Waiting: a slot freed while a caller waits is taken at once; none
+	 * freed within the wait is MLC_SLOTS_FULL after it. */
+	{
+		struct timespec t0, t1;
+		double ms;
+
+		is_int(mlc_slot_take(sub, "predict-dep-3", 1, &fd[0]), 0, "the one slot of dep-3 is held");
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		is_int(mlc_slot_take_wait(sub, "predict-dep-3", 1, 60, &extra), MLC_SLOTS_FULL,
+		       "waiting 60 ms for a slot nobody frees: all taken");
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+		ok(ms >= 55 && ms < 2000, "... after the wait (%.1f ms)", ms);
+		is_int(extra, -1, "... holding nothing");
+		pid = fork();
+		if (pid == 0) {
+			int mine;
+			struct timespec d = { 0, 200 * 1000000L };
+
+			mlc_slot_release(&fd[0]);	/* the parent's copy stays */
+			nanosleep(&d, NULL);
+			_exit(mlc_slot_take(sub, "predict-dep-3", 1, &mine) == MLC_SLOTS_FULL ? 0 : 1);
+		}
+		{
+			struct timespec d = { 0, 10 * 1000000L };
+			int st = 0;
+
+			nanosleep(&d, NULL);
+			clock_gettime(CLOCK_MONOTONIC, &t0);
+			/* Released by the parent below, from a child: a second
+			 * process holds the lock's file description meanwhile. */
+			if (fork() == 0) {
+				struct timespec d2 = { 0, 20 * 1000000L };
+
+				nanosleep(&d2, NULL);
+				_exit(0);
+			}
+			mlc_slot_release(&fd[0]);
+			is_int(mlc_slot_take_wait(sub, "predict-dep-3", 1, 1000, &extra), 0,
+			       "a waiting caller takes the slot once free");
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+			ok(ms < 500, "... without waiting out the limit (%.1f ms)", ms);
+			waitpid(pid, &st, 0);
+			is_int(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0, "which another process then finds taken");
+			while (wait(NULL) > 0)
+				;
+			mlc_slot_release(&extra);
+		}
+	}
+
 	/* Names. */
 	errno = 0;
 	is_int(mlc_slot_take(sub, "../escape", 3, &extra), -1, "a name with '/' is refused");
@@ -91,6 +143,8 @@ int main(void)
 		snprintf(f, sizeof(f), "%s/predict-dep-1", sub);
 		unlink(f);
 		snprintf(f, sizeof(f), "%s/predict-dep-2", sub);
+		unlink(f);
+		snprintf(f, sizeof(f), "%s/predict-dep-3", sub);
 		unlink(f);
 	}
 	rmdir(sub);
