@@ -26,7 +26,7 @@ static int first_ll(void *ctx, char **c, const unsigned long *l, unsigned n)
 /*
  * Inference rows recorded for the model: the sum of operations.input_rows,
  * which MariaDB computes when an operation is inserted (the rule is in
- * sql/020-operation-rows.sql); mlc-drift adds up the same column.
+ * sql/019-operation-rows.sql); mlc-drift adds up the same column.
  */
 static long long inference_rows(struct mlc_req *r, const char *id, struct mlc_err *err)
 {

@@ -8,7 +8,8 @@
 #   handler;
 # - what runs inside a runtime's sandbox imports only what is copied into it
 #   (sandbox.RUNTIME_FILES), and none of it reaches the database, the
-#   configuration or the spool.
+#   configuration or the spool;
+# - no daemon takes a date from its own clock (the database's is the one).
 import ast
 import glob
 import os
@@ -107,5 +108,20 @@ forbidden = sorted(m for m in found if m.split(".")[0] in ("pymysql", "MySQLdb")
                    or m in ("mlcpy.db", "mlcpy.config", "mlcpy.spooler", "mlcpy.reconcile",
                             "mlcpy.backends", "mlcpy.layout", "mlcpy.safefs", "mlcpy.bundle"))
 t.is_(forbidden, [], "nothing in the sandbox imports the database, the configuration or the spool")
+
+
+# ---- one clock on the Python side too --------------------------------------------------
+# Stored times and ages of rows come from the database (UTC_TIMESTAMP(6),
+# TIMESTAMPDIFF); the wall clock of a daemon is read only for its log lines.
+clock = []
+for path in sorted(glob.glob(os.path.join(SCRIPTS, "mlcpy", "*.py"))):
+    if os.path.basename(path) == "log.py":
+        continue
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if re.search(r"\butcnow\s*\(|datetime\.now\s*\(|\bdate\.today\s*\(", line):
+                clock.append("%s:%d: %s" % (os.path.basename(path), i, line.strip()))
+t.is_(clock, [], "no daemon reads its own wall clock for a date (the database's is the one "
+      "clock; mlcpy/log.py stamps log lines)")
 
 t.done()

@@ -22,8 +22,12 @@ from . import spool
 
 REASON_MAX = 4000
 
+# idle_s: seconds since the row last changed, by the database's clock (the
+# one that wrote updated_at; the spooler's own clock may differ).
+IDLE = "TIMESTAMPDIFF(MICROSECOND, updated_at, UTC_TIMESTAMP(6)) / 1e6 AS idle_s"
 COLUMNS = ("deployment_id, modelid, model_version, ownerid, backend, status, desired, "
-           "reason, warnings, endpoint, runtime_pid, restarts, created_at, updated_at, claimed_by")
+           "reason, warnings, endpoint, runtime_pid, restarts, created_at, updated_at, "
+           "claimed_by, " + IDLE)
 TRAINING_COLUMNS = ("training_id, modelid, ownerid, redeploy, redeploy_owner, status, reason, code_version, data_version, "
                     "produced_version, created_at, started_at, finished_at, updated_at, claimed_by")
 
@@ -283,8 +287,7 @@ class Trainings(_Table):
         since its row last changed, by the database's clock (the one that
         wrote updated_at)."""
         marks = ", ".join(["%s"] * len(states))
-        return self._select("SELECT " + TRAINING_COLUMNS + ", TIMESTAMPDIFF(MICROSECOND, "
-                            "updated_at, UTC_TIMESTAMP(6)) / 1e6 AS idle_s FROM trainings "
+        return self._select("SELECT " + TRAINING_COLUMNS + ", " + IDLE + " FROM trainings "
                             "WHERE status IN (" + marks + ") AND claimed_by = %s",
                             tuple(states) + (self.me,))
 

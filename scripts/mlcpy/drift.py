@@ -108,7 +108,7 @@ MLC_DRIFT_MAX_ROWS (default 100000), from the window "since the last
 completed check": operations with timestamp later than the window_end of
 the model's latest drift_metrics row (all of them for a first check).
 How many rows there are is the database's count, not this module's:
-operations.input_rows, a generated column (sql/020-operation-rows.sql,
+operations.input_rows, a generated column (sql/019-operation-rows.sql,
 the rule in docs/API.md), which mlc-api's POST /model/{id}/drift/run adds
 up too.  If the window holds fewer than MLC_DRIFT_MIN_ROWS (10) rows by
 that count, the latest rows are used regardless of the window, so an
@@ -342,15 +342,16 @@ def _select(conn, sql, args=()):
         return list(cur.fetchall())
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+def _now(conn):
+    """The database's clock (UTC, naive): the one clock of every stored time."""
+    return _select(conn, "SELECT UTC_TIMESTAMP(6) AS now")[0]["now"]
 
 
-def _as_utc(now):
-    """now as a naive UTC datetime (None: the current time; a number: epoch
-    seconds; an aware datetime: converted)."""
+def _as_utc(conn, now):
+    """now as a naive UTC datetime (None: the database's current time; a
+    number: epoch seconds; an aware datetime: converted)."""
     if now is None:
-        return _now()
+        return _now(conn)
     if isinstance(now, (int, float)):
         return datetime.datetime.fromtimestamp(now, datetime.timezone.utc).replace(tzinfo=None)
     if now.tzinfo is not None:
@@ -577,9 +578,10 @@ def _fail(conn, run_id, reason):
     except Exception:
         pass
     with conn.cursor() as cur:
-        cur.execute("UPDATE drift_runs SET status = 'failed', reason = %s, finished_at = %s "
+        cur.execute("UPDATE drift_runs SET status = 'failed', reason = %s, "
+                    "finished_at = UTC_TIMESTAMP(6) "
                     "WHERE run_id = %s AND status = 'running' AND claimed_by = %s",
-                    (_clip(reason), _now(), run_id, owner()))
+                    (_clip(reason), run_id, owner()))
     conn.commit()
 
 
@@ -593,7 +595,7 @@ def result_note(r):
 def _complete(conn, run_id, modelid, results, start, end):
     """Store the metrics and mark the run completed, in one transaction;
     False when the run was no longer 'running' (nothing stored)."""
-    now = _now()
+    now = _now(conn)
     rows = [(run_id, modelid, r["feature"][:NAME_MAX], r["type"], r["method"], r["statistic"],
              r["p_value"], 1 if r["drift_detected"] else 0, r["n_train"], r["n_infer"],
              start, end, now, result_note(r)) for r in results]
@@ -701,9 +703,10 @@ def fail_interrupted(conn, log=None):
         with conn.cursor() as cur:
             # The condition again: the claimant may have renewed meanwhile.
             done = cur.execute("UPDATE drift_runs SET status = 'failed', reason = %s, "
-                               "finished_at = %s WHERE run_id = %s AND status = 'running' AND "
+                               "finished_at = UTC_TIMESTAMP(6) WHERE run_id = %s AND "
+                               "status = 'running' AND "
                                "(lease_until IS NULL OR lease_until < UTC_TIMESTAMP(6))",
-                               (_clip(reason), _now(), row["run_id"]))
+                               (_clip(reason), row["run_id"]))
         conn.commit()
         if done:
             n += 1
@@ -727,7 +730,7 @@ def request_run(conn, modelid, requested_by="api", now=None):
             if not row:
                 cur.execute("INSERT INTO drift_runs (run_id, modelid, status, requested_by, "
                             "created_at) VALUES (%s, %s, 'waiting', %s, %s)",
-                            (run_id, modelid, requested_by, _as_utc(now)))
+                            (run_id, modelid, requested_by, _as_utc(conn, now)))
         conn.commit()
     except Exception:
         conn.rollback()
@@ -752,7 +755,7 @@ def due_models(conn, cfg, now=None):
     """The modelids schedule_due would add a run for now."""
     _, _, interval = settings(cfg)
     need = min_rows(cfg)
-    now = _as_utc(now)
+    now = _as_utc(conn, now)
     cutoff = now - datetime.timedelta(seconds=interval)
     conn.commit()
     models = _select(conn,
@@ -782,7 +785,7 @@ def schedule_due(conn, cfg, log=None, now=None):
     documentation); returns how many were added.  The model row is locked
     while its runs are checked again, so two processes add one run."""
     _, _, interval = settings(cfg)
-    now = _as_utc(now)
+    now = _as_utc(conn, now)
     cutoff = now - datetime.timedelta(seconds=interval)
     added = 0
     for modelid in due_models(conn, cfg, now):

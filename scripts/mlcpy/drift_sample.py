@@ -776,7 +776,7 @@ _TO_BLANKS = bytes.maketrans(b"[],\t\r\n", b"      ")
 def numeric_rows(texts, rows, n):
     """The numbers of operations.data texts that MariaDB found to be
     batches of rows of n JSON numbers each (operations.input_width = n;
-    sql/020-operation-rows.sql), concatenated in texts (bytes), holding
+    sql/019-operation-rows.sql), concatenated in texts (bytes), holding
     rows rows in all: a float64 array of shape (rows, n), parsed by numpy
     in one call (the numbers json.loads gives: both round correctly).
     None when the count of numbers is not rows * n (it always is)."""

@@ -42,7 +42,6 @@ done.  So a hostile or huge job delays no other deployment's start, stop
 or restart.
 """
 
-import datetime
 import errno
 import fcntl
 import os
@@ -794,8 +793,7 @@ class Spooler:
         if row["desired"] == "stopped":
             self.finish_stop(row)
         elif status == "waiting" and not self._bundle_exists(dep_id):
-            age = datetime.datetime.utcnow() - row["updated_at"]
-            if age.total_seconds() > LOST_BUNDLE_AFTER:
+            if row["idle_s"] > LOST_BUNDLE_AFTER:
                 self.fail(dep_id, "the deployment bundle never reached the spool (the API may "
                           "have stopped while writing it); deploy again", None, None)
         elif status == "building" and not self._bundle_exists(dep_id):

@@ -1,4 +1,4 @@
--- 020: how many inference rows an operation holds, computed once by the
+-- 019: how many inference rows an operation holds, computed once by the
 -- database when the operation is recorded, so that POST
 -- /model/{id}/drift/run (mlc-api) and the drift check (mlc-drift) count
 -- with the same rule: both add up operations.input_rows.
