@@ -161,6 +161,11 @@ static int is_conflict(unsigned code)
  * application use"): its data may be stale and it may not write.  The
  * connection is given up, so the next statement connects anew.
  */
+int mlc_db_err_conflict(const struct mlc_err *err)
+{
+	return err && err->code == 503 && !strcmp(err->msg, MLC_DB_CONFLICT_MSG);
+}
+
 static int is_not_ready(unsigned code)
 {
 	return code == ER_UNKNOWN_COM_ERROR;
@@ -175,8 +180,7 @@ static void set_db_err(struct mlc_err *err, unsigned code, const char *msg)
 	} else if (is_conflict(code)) {
 		mlc_log("warn", NULL, "database: transaction rolled back: %s", msg);
 		mlc_metrics_db_error(MLC_METRICS_DB_CONFLICT);
-		mlc_err_set(err, 503, "the change conflicted with a concurrent one and was not "
-			    "made: try again");
+		mlc_err_set(err, 503, MLC_DB_CONFLICT_MSG);
 	} else if (is_conn_error(code)) {
 		/* The client sees that the database is down, the log sees why. */
 		mlc_log("error", NULL, "database: %s", msg);

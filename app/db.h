@@ -62,6 +62,14 @@ long long mlc_db_exec(struct mlc_db *db, const char *sql,
  */
 int mlc_db_now(struct mlc_db *db, char out[32], struct mlc_err *err);
 
+/* The answer set_db_err gives when the server rolled the transaction back
+ * for a conflict (a deadlock, a lock wait timeout, a Galera certification
+ * failure): 503, nothing of the transaction written. */
+#define MLC_DB_CONFLICT_MSG "the change conflicted with a concurrent one and was not made: try again"
+
+/* Did err come from such a conflict? */
+int mlc_db_err_conflict(const struct mlc_err *err);
+
 int mlc_db_begin(struct mlc_db *db, struct mlc_err *err);
 int mlc_db_commit(struct mlc_db *db, struct mlc_err *err);
 void mlc_db_rollback(struct mlc_db *db);

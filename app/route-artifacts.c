@@ -346,6 +346,36 @@ static int upload_landed(struct mlc_req *r, const char *id, const char *kind, lo
 }
 
 /*
+ * The artifact row an Idempotency-Key already names for the model: 1 with
+ * *out the row to answer with again (*replayed set) when it is the same
+ * kind and bytes, -1 with a 422 in err when it is another file, 0 when the
+ * key names no row yet; -1 with err when the database fails.
+ */
+static int stored_by_key(struct mlc_req *r, const struct upload *u, const char *id,
+			 const char *idem, const char *sha, int *replayed, json_object **out,
+			 struct mlc_err *err)
+{
+	struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(idem) };
+	struct stored prev = { NULL, "", "" };
+
+	if (mlc_db_exec(r->db, "SELECT " FILE_COLS " FROM artifacts WHERE modelid = ? AND "
+			"idempotency_key = ?", p, 2, stored_row, &prev, err) < 0)
+		return -1;
+	if (!prev.file)
+		return 0;
+	if (!strcmp(prev.kind, u->kind) && !strcmp(prev.sha256, sha)) {
+		*replayed = 1;
+		*out = prev.file;
+		return 1;
+	}
+	json_object_put(prev.file);
+	mlc_error(err, 422, "the Idempotency-Key '%s' was used for another file of this model "
+		  "(%s, sha256 %s); send a new key with a different file", idem, prev.kind,
+		  prev.sha256);
+	return -1;
+}
+
+/*
  * Give the blob its final name and record it, as version N+1 of its kind.
  * The bytes are fsynced first, before any lock; then the model row is
  * locked so that concurrent uploads to one model take distinct versions
@@ -354,10 +384,10 @@ static int upload_landed(struct mlc_req *r, const char *id, const char *kind, lo
  * kind and bytes, a 422 otherwise.  Returns the file object or NULL with
  * err (err->code 422 for a key used for another file).
  */
-static json_object *store_upload(struct mlc_req *r, struct upload *u, const char *id,
-				 const char *idem, int *replayed, struct mlc_err *err)
+static json_object *store_once(struct mlc_req *r, struct upload *u, const char *id,
+			       const char *idem, char sha[65], int *replayed, struct mlc_err *err)
 {
-	char name[MAX_STORED_NAME + 1], rel[512], sha[65];
+	char name[MAX_STORED_NAME + 1], rel[512];
 	struct mlc_param key[] = { MLC_PSTR(id), MLC_PSTR(u->kind) };
 	long long version = 1, found;
 	json_object *out = NULL;
@@ -365,8 +395,6 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 
 	*replayed = 0;
 	safe_name(u->filename, name, sizeof(name));
-	if (mlc_blob_sync(&u->blob, sha, err) < 0)
-		return NULL;
 	if (mlc_db_begin(r->db, err) < 0)
 		goto fail;
 	found = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE",
@@ -378,23 +406,12 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 		goto fail;
 	}
 	if (idem) {
-		struct mlc_param p[] = { MLC_PSTR(id), MLC_PSTR(idem) };
-		struct stored prev = { NULL, "", "" };
-
-		if (mlc_db_exec(r->db, "SELECT " FILE_COLS " FROM artifacts WHERE modelid = ? AND "
-				"idempotency_key = ?", p, 2, stored_row, &prev, err) < 0)
+		rc = stored_by_key(r, u, id, idem, sha, replayed, &out, err);
+		if (rc < 0)
 			goto fail;
-		if (prev.file) {
+		if (rc) {
 			mlc_db_rollback(r->db);
-			if (!strcmp(prev.kind, u->kind) && !strcmp(prev.sha256, sha)) {
-				*replayed = 1;
-				return prev.file;
-			}
-			json_object_put(prev.file);
-			mlc_error(err, 422, "the Idempotency-Key '%s' was used for another file of this "
-				    "model (%s, sha256 %s); send a new key with a different file",
-				    idem, prev.kind, prev.sha256);
-			return NULL;
+			return out;
 		}
 	}
 	if (mlc_db_exec(r->db, "SELECT MAX(version) + 1 FROM artifacts WHERE modelid = ? "
@@ -423,8 +440,16 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 		if (mlc_db_exec(r->db, "INSERT INTO artifacts (modelid, filekind, version, filename, "
 				"contenttype, path, size, sha256, idempotency_key, created_at) "
 				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))", p, 9, NULL, NULL,
-				err) < 0)
+				err) < 0) {
+			/* A unique key refused the row: a concurrent upload
+			 * through another host's node (whose lock on the model
+			 * row is not ours) took this version or this key first.
+			 * Nothing was written: a conflict, as when the cluster
+			 * rolls back the later COMMIT. */
+			if (err->code == 409)
+				mlc_err_set(err, 503, MLC_DB_CONFLICT_MSG);
 			goto fail;
+		}
 	}
 	if (commit_upload(r, err) < 0) {
 		/* The commit may have landed although its answer was lost: the
@@ -452,6 +477,42 @@ fail:
 	mlc_db_rollback(r->db);
 	if (placed)
 		mlc_store_unlink(rel);
+	return NULL;
+}
+
+/*
+ * store_once, and for an upload with an Idempotency-Key that lost a race
+ * with another host: on one database server the model row's lock orders
+ * the uploads of one model, and the later of two with one key finds the
+ * earlier's row and replays it.  Several API hosts on a Galera cluster
+ * (docs/SCALING.md) lock the row each on its own node, so both insert,
+ * and the cluster lets one COMMIT through and rolls the other back (a
+ * conflict) or refuses its row (a duplicate key).  Nothing of the loser
+ * was written then: when the key now names a row (the node waits for the
+ * winner's write, wsrep_sync_wait), the loser is a retry like any other
+ * and replays it; otherwise it keeps its 503.
+ */
+static json_object *store_upload(struct mlc_req *r, struct upload *u, const char *id,
+				 const char *idem, int *replayed, struct mlc_err *err)
+{
+	struct mlc_err again = { 0, "" };
+	json_object *out = NULL;
+	char sha[65];
+
+	*replayed = 0;
+	if (mlc_blob_sync(&u->blob, sha, err) < 0)
+		return NULL;
+	out = store_once(r, u, id, idem, sha, replayed, err);
+	if (out || !idem || !mlc_db_err_conflict(err))
+		return out;
+	mlc_db_rollback(r->db);
+	if (stored_by_key(r, u, id, idem, sha, replayed, &out, &again) > 0) {
+		mlc_log("info", NULL, "upload: Idempotency-Key '%s' of model %s was stored by a "
+			"concurrent upload; replaying it", idem, id);
+		return out;
+	}
+	if (again.code == 422)
+		*err = again;
 	return NULL;
 }
 
