@@ -3,7 +3,6 @@
 # maximum) search, 65 are a 422 at ["query","tags"], 1,000 are a 422 of the
 # query string; none of them takes a worker down.
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -14,10 +13,9 @@ var = os.environ["MLC_VAR"]
 
 
 def workers():
-    with open(os.path.join(var, "run", "mlc-api.pid")) as f:
-        master = f.read().strip()
-    out = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
-    return sorted(int(p) for p in out.split())
+    """Every mlc-api worker of the instance (of both masters on the Galera
+    topology)."""
+    return t.api_workers()
 
 
 before = workers()

@@ -161,8 +161,8 @@ else:
 
 # Memory: a worker's resident size does not grow with the file's size.
 def worker_rss():
-    pids = subprocess.run(["pgrep", "-P", open(os.path.join(var, "run", "mlc-api.pid")).read().strip()],
-                          capture_output=True, text=True).stdout.split()
+    # Every worker of the instance (of both masters on the Galera topology).
+    pids = t.api_workers()
     total = {}
     for pid in pids:
         with open("/proc/%s/status" % pid) as f:

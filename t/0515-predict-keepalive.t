@@ -14,7 +14,6 @@ import os
 import pickle
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -87,10 +86,9 @@ def runtime_pid(dep):
 
 
 def workers():
-    with open(os.path.join(var, "run", "mlc-api.pid")) as f:
-        master = f.read().strip()
-    out = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
-    return sorted(int(p) for p in out.split())
+    """Every mlc-api worker of the instance (of both masters on the Galera
+    topology)."""
+    return t.api_workers()
 
 
 def predict(dep, row, session=None):

@@ -13,7 +13,6 @@ import http.server
 import json
 import os
 import pickle
-import subprocess
 import sys
 import threading
 
@@ -108,10 +107,9 @@ class Pickled:
 
 
 def workers():
-    with open(os.path.join(var, "run", "mlc-api.pid")) as f:
-        master = f.read().strip()
-    out = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
-    return sorted(int(p) for p in out.split())
+    """Every mlc-api worker of the instance (of both masters on the Galera
+    topology)."""
+    return t.api_workers()
 
 
 def deployed(model, **kw):

@@ -151,6 +151,51 @@ def skip_all(reason):
     sys.exit(0)
 
 
+def topology():
+    """The topology of the instance under test: "single" (one MariaDB
+    server, one mlc-api master) or "galera" (MLC_TEST_TOPOLOGY=galera: a
+    three-node Galera cluster and two masters behind one nginx upstream,
+    t/lib/galera.py)."""
+    return os.environ.get("MLC_TOPOLOGY") or "single"
+
+
+def single_host_only(reason):
+    """The whole file checks what only one host has (the one database
+    server, the one mlc-api master, one host's counters): against the
+    Galera topology it skips, saying why and where the multi-host
+    behaviour is checked instead (docs/SCALING.md lists these files).  On
+    the single-host topology it does nothing."""
+    if topology() != "single":
+        skip_all("single-host only (MLC_TOPOLOGY=%s): %s" % (topology(), reason))
+
+
+def api_masters():
+    """The pids of the instance's mlc-api masters, from their pid files
+    under MLC_VAR/run: run/mlc-api.pid, and with the Galera topology the
+    second host's run/mlc-api-b.pid too (nginx spreads requests over
+    both).  A master without a readable pid file is left out."""
+    names = ["mlc-api.pid"] + (["mlc-api-b.pid"] if topology() == "galera" else [])
+    pids = []
+    for name in names:
+        try:
+            with open(os.path.join(os.environ["MLC_VAR"], "run", name)) as fh:
+                pids.append(int(fh.read().split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
+    return pids
+
+
+def api_workers():
+    """The pids of the workers of every mlc-api master of the instance
+    (api_masters), sorted."""
+    import subprocess
+    pids = []
+    for master in api_masters():
+        out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
+        pids += [int(p) for p in out.split()]
+    return sorted(pids)
+
+
 def bail_out(reason):
     """The file cannot run as it was started: stop it as failed, and prove
     with it (a skip would let a run without an instance say PASS)."""
