@@ -376,6 +376,19 @@ static int stored_by_key(struct mlc_req *r, const struct upload *u, const char *
 }
 
 /*
+ * The placed file at rel that no row names: after a conflict it becomes
+ * the blob's temporary file again (*again set: the upload can be stored
+ * anew), otherwise it is removed.
+ */
+static void take_back(struct upload *u, const char *rel, int *again, const struct mlc_err *err)
+{
+	if (mlc_db_err_conflict(err) && mlc_blob_unplace(&u->blob, rel) == 0)
+		*again = 1;
+	else
+		mlc_store_unlink(rel);
+}
+
+/*
  * Give the blob its final name and record it, as version N+1 of its kind.
  * The bytes are fsynced first, before any lock; then the model row is
  * locked so that concurrent uploads to one model take distinct versions
@@ -385,7 +398,8 @@ static int stored_by_key(struct mlc_req *r, const struct upload *u, const char *
  * err (err->code 422 for a key used for another file).
  */
 static json_object *store_once(struct mlc_req *r, struct upload *u, const char *id,
-			       const char *idem, char sha[65], int *replayed, struct mlc_err *err)
+			       const char *idem, char sha[65], int *replayed, int *again,
+			       struct mlc_err *err)
 {
 	char name[MAX_STORED_NAME + 1], rel[512];
 	struct mlc_param key[] = { MLC_PSTR(id), MLC_PSTR(u->kind) };
@@ -394,6 +408,7 @@ static json_object *store_once(struct mlc_req *r, struct upload *u, const char *
 	int placed = 0, landed, rc;
 
 	*replayed = 0;
+	*again = 0;
 	safe_name(u->filename, name, sizeof(name));
 	if (mlc_db_begin(r->db, err) < 0)
 		goto fail;
@@ -456,7 +471,7 @@ static json_object *store_once(struct mlc_req *r, struct upload *u, const char *
 		 * file goes only when the row is certainly not there. */
 		landed = upload_landed(r, id, u->kind, version, rel, sha);
 		if (landed == 0)
-			mlc_store_unlink(rel);
+			take_back(u, rel, again, err);
 		if (landed < 0)
 			mlc_log("error", NULL, "upload: the commit of %s was lost and the database "
 				"cannot say whether it landed; the file stays", rel);
@@ -476,44 +491,49 @@ static json_object *store_once(struct mlc_req *r, struct upload *u, const char *
 fail:
 	mlc_db_rollback(r->db);
 	if (placed)
-		mlc_store_unlink(rel);
+		take_back(u, rel, again, err);
+	else
+		*again = mlc_db_err_conflict(err);
 	return NULL;
 }
 
+/* How many times an upload is stored before a conflict is answered. */
+#define STORE_ATTEMPTS 3
+
 /*
- * store_once, and for an upload with an Idempotency-Key that lost a race
- * with another host: on one database server the model row's lock orders
- * the uploads of one model, and the later of two with one key finds the
- * earlier's row and replays it.  Several API hosts on a Galera cluster
- * (docs/SCALING.md) lock the row each on its own node, so both insert,
- * and the cluster lets one COMMIT through and rolls the other back (a
- * conflict) or refuses its row (a duplicate key).  Nothing of the loser
- * was written then: when the key now names a row (the node waits for the
- * winner's write, wsrep_sync_wait), the loser is a retry like any other
- * and replays it; otherwise it keeps its 503.
+ * store_once, again after a conflict.  On one database server the model
+ * row's lock orders the uploads of one model: each takes the next version,
+ * and the later of two with one Idempotency-Key finds the earlier's row and
+ * replays it.  Several API hosts on a Galera cluster (docs/SCALING.md)
+ * lock the row each on its own node, so two may number the same version
+ * or store the same key at once; the cluster lets one COMMIT through and
+ * rolls the other back (a certification conflict), or the node's unique
+ * key refuses its row.  Nothing of the loser was written and its bytes
+ * are still here: it is stored once more, in a new transaction that waits
+ * for the winner's write (wsrep_sync_wait) - and so takes the next
+ * version, or finds the key and replays - as a single server would have
+ * done.  Only a conflict that outlasts STORE_ATTEMPTS is answered 503.
  */
 static json_object *store_upload(struct mlc_req *r, struct upload *u, const char *id,
 				 const char *idem, int *replayed, struct mlc_err *err)
 {
-	struct mlc_err again = { 0, "" };
 	json_object *out = NULL;
+	int attempt, again = 0;
 	char sha[65];
 
 	*replayed = 0;
 	if (mlc_blob_sync(&u->blob, sha, err) < 0)
 		return NULL;
-	out = store_once(r, u, id, idem, sha, replayed, err);
-	if (out || !idem || !mlc_db_err_conflict(err))
-		return out;
-	mlc_db_rollback(r->db);
-	if (stored_by_key(r, u, id, idem, sha, replayed, &out, &again) > 0) {
-		mlc_log("info", NULL, "upload: Idempotency-Key '%s' of model %s was stored by a "
-			"concurrent upload; replaying it", idem, id);
-		return out;
+	for (attempt = 1; attempt <= STORE_ATTEMPTS; attempt++) {
+		if (attempt > 1)
+			mlc_log("warn", r->request_id, "upload to model %s: the store conflicted with a "
+				"concurrent upload; storing it again (attempt %d of %d)", id, attempt,
+				STORE_ATTEMPTS);
+		out = store_once(r, u, id, idem, sha, replayed, &again, err);
+		if (out || !again)
+			break;
 	}
-	if (again.code == 422)
-		*err = again;
-	return NULL;
+	return out;
 }
 
 static void reply_key_reused(struct mlc_req *r, const char *msg)

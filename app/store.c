@@ -220,6 +220,29 @@ int mlc_blob_place(struct mlc_blob *b, const char *relpath, struct mlc_err *err)
 	return 0;
 }
 
+int mlc_blob_unplace(struct mlc_blob *b, const char *relpath)
+{
+	char final[PATH_MAX], tmp[sizeof(b->tmp_path)];
+	int fd;
+
+	snprintf(final, sizeof(final), "%s/%s", mlc_store_root(), relpath);
+	snprintf(tmp, sizeof(tmp), "%s/.tmp/upload-XXXXXX", mlc_store_root());
+	fd = mkstemp(tmp);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	if (rename(final, tmp) < 0) {
+		int e = errno;
+
+		unlink(tmp);
+		errno = e;
+		return -1;
+	}
+	snprintf(b->tmp_path, sizeof(b->tmp_path), "%s", tmp);
+	b->synced = 1;
+	return 0;
+}
+
 void mlc_blob_discard(struct mlc_blob *b)
 {
 	if (b->fd >= 0)

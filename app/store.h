@@ -53,6 +53,14 @@ int mlc_blob_sync(struct mlc_blob *b, char sha_hex[65], struct mlc_err *err);
  */
 int mlc_blob_place(struct mlc_blob *b, const char *relpath, struct mlc_err *err);
 
+/*
+ * Undo mlc_blob_place for a row that was not committed: the file at
+ * relpath (this blob's, no row names it) becomes the blob's temporary
+ * file again, so that it can be placed under another name.  0, or -1
+ * with errno (the file is then still at relpath).
+ */
+int mlc_blob_unplace(struct mlc_blob *b, const char *relpath);
+
 /* Drop an uncommitted blob and its temporary file; safe to call twice. */
 void mlc_blob_discard(struct mlc_blob *b);
 
