@@ -23,8 +23,8 @@
 # The last two break the cluster: this file runs last in its instance.
 #
 # The whole suite against the topology: MLC_TEST_TOPOLOGY=galera
-# ./scripts/mlc test t/ (see docs/SCALING.md for the files that do not
-# apply there).
+# ./scripts/mlc test (docs/SCALING.md lists the file that skips there,
+# single-host only, and why; this one runs last).
 import json
 import os
 import pickle
