@@ -469,7 +469,8 @@ static json_object *store_once(struct mlc_req *r, struct upload *u, const char *
 	if (commit_upload(r, err) < 0) {
 		/* The commit may have landed although its answer was lost: the
 		 * file goes only when the row is certainly not there. */
-		landed = upload_landed(r, id, u->kind, version, rel, sha);
+		landed = mlc_db_err_conflict(err) ? 0 /* rolled back whole */
+			 : upload_landed(r, id, u->kind, version, rel, sha);
 		if (landed == 0)
 			take_back(u, rel, again, err);
 		if (landed < 0)
@@ -497,8 +498,11 @@ fail:
 	return NULL;
 }
 
-/* How many times an upload is stored before a conflict is answered. */
-#define STORE_ATTEMPTS 3
+/* How many times an upload is stored before a conflict is answered, and
+ * the longest pause before another attempt (milliseconds, times the
+ * attempt: hosts that collided once do not collide again in step). */
+#define STORE_ATTEMPTS 8
+#define STORE_PAUSE_MS 20
 
 /*
  * store_once, again after a conflict.  On one database server the model
@@ -525,10 +529,16 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 	if (mlc_blob_sync(&u->blob, sha, err) < 0)
 		return NULL;
 	for (attempt = 1; attempt <= STORE_ATTEMPTS; attempt++) {
-		if (attempt > 1)
+		if (attempt > 1) {
+			char uuid[37];
+
 			mlc_log("warn", r->request_id, "upload to model %s: the store conflicted with a "
 				"concurrent upload; storing it again (attempt %d of %d)", id, attempt,
 				STORE_ATTEMPTS);
+			mlc_uuid4(uuid);
+			usleep((useconds_t)(strtoul(uuid + 24, NULL, 16) % (STORE_PAUSE_MS * 1000)) *
+			       (useconds_t)(attempt - 1));
+		}
 		out = store_once(r, u, id, idem, sha, replayed, &again, err);
 		if (out || !again)
 			break;
