@@ -475,15 +475,25 @@ void mlc_h_model_add(struct mlc_req *r)
 	for (i = 0; i < NJSON; i++)
 		p[3 + i] = mlc_json_param(json_object_object_get(m, json_columns[i]));
 	p[3 + NJSON] = MLC_PSTR(mlc_new_owner(r));
-	/* created_at and updated_at: the database's clock, one reading. */
-	if (mlc_db_begin(r->db, &err) < 0 ||
-	    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ", ownerid) "
-			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-			"UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?)",
-			p, 4 + NJSON, NULL, NULL, &err) < 0 ||
-	    store_tags(r, id, json_object_object_get(m, "modeltags"), 0, &err) < 0 ||
-	    mlc_db_commit(r->db, &err) < 0) {
+	/* created_at and updated_at: the database's clock, one reading.  A
+	 * transaction rolled back by a conflict (on a Galera cluster, a
+	 * certification failure, e.g. while a node rejoins) wrote nothing:
+	 * it is made again, twice at most, before the 503. */
+	for (i = 1;; i++) {
+		if (mlc_db_begin(r->db, &err) == 0 &&
+		    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ", ownerid) "
+				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+				"UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?)",
+				p, 4 + NJSON, NULL, NULL, &err) >= 0 &&
+		    store_tags(r, id, json_object_object_get(m, "modeltags"), 0, &err) == 0 &&
+		    mlc_db_commit(r->db, &err) == 0)
+			break;
 		mlc_db_rollback(r->db);
+		if (i < 3 && mlc_db_err_conflict(&err)) {
+			mlc_log("warn", r->request_id, "model add: rolled back by a conflict; "
+				"making it again (attempt %zu of 3)", i + 1);
+			continue;
+		}
 		json_object_put(m);
 		mlc_reply_err(r, &err);
 		return;
