@@ -11,22 +11,20 @@
 #    another deploys and stops normally;
 #  - a runtime that ignores SIGTERM does not delay another deployment's
 #    start while it is being stopped.
-import json
 import os
 import pickle
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-import fcgi  # noqa: E402
 import mlctap as t  # noqa: E402
+import mlcapi  # noqa: E402
 
 t.need_instance("MLC_DB_SOCKET", "MLC_VAR")
 import mlcmodels as mm  # noqa: E402
 
-root, var = os.environ["MLC_ROOT"], os.environ["MLC_VAR"]
+var = os.environ["MLC_VAR"]
 reg, X, y, names = mm.diabetes_ridge()
 model = mm.register(reg, X, y, names)
 mid = model["modelid"]
@@ -74,33 +72,14 @@ until(lambda: not t.db_rows("SELECT 1 FROM deployments WHERE status = 'stopping'
 deps_before = in_use("SELECT COUNT(*) AS n FROM deployments WHERE status <> 'stopped'")
 trains_before = in_use("SELECT COUNT(*) AS n FROM trainings WHERE status IN ('waiting', 'running')")
 sock = os.path.join(var, "run", "t0450.sock")
-env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="4",
-           MLC_MAX_DEPLOYMENTS=str(deps_before + 3), MLC_MAX_DEPLOYMENTS_PER_OWNER="2",
-           MLC_MAX_TRAININGS=str(trains_before + 2), MLC_MAX_TRAININGS_PER_OWNER="1")
-log = open(os.path.join(var, "log", "t0450-mlc-api.log"), "ab")
-api = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api"),
-                        "-c", env["MLC_CONF"]], env=env, stdout=log, stderr=log)
-
-
-def stop_api():
-    api.terminate()
-    try:
-        api.wait(30)
-    except subprocess.TimeoutExpired:
-        api.kill()
-
-
-t.defer(stop_api)
-t.ok(until(lambda: os.path.exists(sock), 30), "a second mlc-api with small caps is up")
+api = mlcapi.Api(sock, os.path.join(var, "log", "t0450-mlc-api.log"), MLC_WORKERS="4",
+                 MLC_MAX_DEPLOYMENTS=str(deps_before + 3), MLC_MAX_DEPLOYMENTS_PER_OWNER="2",
+                 MLC_MAX_TRAININGS=str(trains_before + 2), MLC_MAX_TRAININGS_PER_OWNER="1")
+t.ok(api.wait_up(30), "a second mlc-api with small caps is up")
 
 
 def private(path, body):
-    data = json.dumps(body).encode()
-    status, _, out = fcgi.request(sock, path, "POST", data)
-    try:
-        return status, json.loads(out or b"null")
-    except ValueError:
-        return status, out
+    return mlcapi.call(sock, path, "POST", body)
 
 
 made = []
@@ -190,7 +169,7 @@ status, body = train(tmodels[2], t.uniq("trainer-v"))
 t.is_(status, 409, "the installation's MLC_MAX_TRAININGS is reached")
 t.like((body or {}).get("detail", ""), r"this installation has %d trainings waiting or running"
        % (trains_before + 2), "... and the 409 says so")
-stop_api()
+api.stop()
 
 # ---- a hostile requirements.txt fails fast; another deployment is not held up ---------
 
