@@ -30,16 +30,6 @@ model = mm.register(reg, X, y, names)
 mid = model["modelid"]
 
 
-def until(cond, seconds=60, step=0.05):
-    end = time.time() + seconds
-    while time.time() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(step)
-    return None
-
-
 def status_of(dep):
     r = t.get("/deployment/get/status/" + dep)
     return (t.body_of(r) or {}).get("status") if r.status_code == 200 else None
@@ -68,7 +58,7 @@ def in_use(table_sql):
     return t.db_rows(table_sql)[0]["n"]
 
 
-until(lambda: not t.db_rows("SELECT 1 FROM deployments WHERE status = 'stopping'"), 30)
+t.wait_for(lambda: not t.db_rows("SELECT 1 FROM deployments WHERE status = 'stopping'"), 30)
 deps_before = in_use("SELECT COUNT(*) AS n FROM deployments WHERE status <> 'stopped'")
 trains_before = in_use("SELECT COUNT(*) AS n FROM trainings WHERE status IN ('waiting', 'running')")
 sock = os.path.join(var, "run", "t0450.sock")
@@ -225,7 +215,7 @@ def stop_slow():
 
 stopper = threading.Thread(target=stop_slow)
 stopper.start()
-until(lambda: status_of(slow_dep) == "stopping", 10, 0.01)
+t.wait_for(lambda: status_of(slow_dep) == "stopping", 10, 0.01)
 time.sleep(0.3)  # the spooler is now waiting for it to die
 quick_dep = t.uniq("quick")
 t1 = time.time()
@@ -244,6 +234,6 @@ t.is_status(t.delete("/deployment/" + quick_dep), 200, "... and it stops normall
 
 # Trainings of the cap test end by themselves (the script exits 1 after 4 s).
 for tid in trainings:
-    until(lambda: (t.body_of(t.get("/mltraining/status/" + tid)) or {}).get("status")
-          in ("completed", "failed"), 60, 0.2)
+    t.wait_for(lambda: (t.body_of(t.get("/mltraining/status/" + tid)) or {}).get("status")
+               in ("completed", "failed"), 60, 0.2)
 t.done()

@@ -17,7 +17,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 
 import mlctap as t
 
@@ -95,15 +94,7 @@ class Database:
         return rows[0] if rows else {}
 
 
-def wait_for(cond, timeout=30, step=0.1):
-    """cond()'s first true value within timeout seconds, else its value then."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
+wait_for = t.wait_for
 
 
 class Background:
