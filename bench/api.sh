@@ -75,6 +75,7 @@ run() {
 say "registering 1,000 models through POST /model/add"
 SEED_START=$(date +%s.%N)
 MODEL_ID=$(/usr/bin/python3 "$BENCH_LIB/seed.py" "$BASE_URL" 1000) || die "seeding through the API failed"
+export BENCH_MODEL_ID="$MODEL_ID"
 SEED_API_SECS=$(awk -v a="$SEED_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
 run "GET /nginx-baseline (static)" /nginx-baseline
