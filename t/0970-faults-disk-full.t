@@ -206,6 +206,6 @@ status, body = call("/mltraining/add", "POST", {"modelid": mid})
 t.is_(status, 201, "... a training is accepted", body)
 tid = (body or {}).get("training_id") if isinstance(body, dict) else None
 t.ok("train-%s.tar.gz" % tid in listing("spool", "new"), "... with its bundle published", listing("spool", "new"))
-t.is_(api.poll(), None, "the private mlc-api ran through it all without a restart")
+t.is_(api.proc.poll(), None, "the private mlc-api ran through it all without a restart")
 check("after space was freed")
 t.done()
