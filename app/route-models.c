@@ -177,7 +177,11 @@ static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int 
 }
 
 /* The read routes' columns: MODEL_COLS, then what the cache compares. */
-#define READ_COLS MODEL_COLS ", seq, row_version"
+/* models.row_version is the time of the row's last change, kept by the
+ * database itself (ON UPDATE CURRENT_TIMESTAMP(6), sql/018): read as one
+ * integer of microseconds. */
+#define ROW_VERSION "TO_SECONDS(row_version) * 1000000 + MICROSECOND(row_version)"
+#define READ_COLS MODEL_COLS ", seq, " ROW_VERSION
 #define SEQ_COL 13
 #define VERSION_COL 14
 #define MODEL_BY_ID "SELECT " READ_COLS " FROM models WHERE modelid = ?"
@@ -295,7 +299,7 @@ static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
 	}
 	snprintf(key.id, sizeof(key.id), "%s", id);
 	mlc_jbuf_reset(&body);
-	if ((n = mlc_db_exec(r->db, "SELECT seq, row_version FROM models WHERE modelid = ?", p, 1,
+	if ((n = mlc_db_exec(r->db, "SELECT seq, " ROW_VERSION " FROM models WHERE modelid = ?", p, 1,
 			     key_of_id, &key, &err)) < 0 ||
 	    (n > 0 && (n = append_model(r, &key, &body, &err)) < 0))
 		mlc_reply_err(r, &err);
@@ -495,7 +499,7 @@ void mlc_h_model_get(struct mlc_req *r)
 }
 
 #define ALL_MODELS "SELECT " READ_COLS " FROM models ORDER BY seq LIMIT ? OFFSET ?"
-#define ALL_KEYS "SELECT modelid, seq, row_version FROM models ORDER BY seq LIMIT ? OFFSET ?"
+#define ALL_KEYS "SELECT modelid, seq, " ROW_VERSION " FROM models ORDER BY seq LIMIT ? OFFSET ?"
 
 /* The published API pages /model/all (100 by default); getkind and search
  * have no paging there, so they list every match unless asked for less. */
@@ -515,7 +519,7 @@ void mlc_h_model_getkind(struct mlc_req *r)
 	if (mlc_paging_or_422(r, MLC_NO_LIMIT, &skip, &limit) < 0)
 		return;
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")) };
-	reply_models(r, "SELECT modelid, seq, row_version FROM models WHERE modelkind = ? "
+	reply_models(r, "SELECT modelid, seq, " ROW_VERSION " FROM models WHERE modelkind = ? "
 		     "ORDER BY seq LIMIT ? OFFSET ?",
 		     "SELECT " READ_COLS " FROM models WHERE modelkind = ? "
 		     "ORDER BY seq LIMIT ? OFFSET ?", p, 1, skip, limit);
@@ -525,7 +529,7 @@ void mlc_h_model_getkind(struct mlc_req *r)
 	"(SELECT model_seq FROM model_tags WHERE tag IN (?"
 /* The same rows' keys, from the index alone (sql/018; the optimizer would
  * rather look each seq up in models_seq, which lacks row_version). */
-#define SEARCH_KEYS_HEAD "SELECT modelid, seq, row_version FROM models " \
+#define SEARCH_KEYS_HEAD "SELECT modelid, seq, " ROW_VERSION " FROM models " \
 	"FORCE INDEX (models_seq_version) WHERE seq IN " \
 	"(SELECT model_seq FROM model_tags WHERE tag IN (?"
 #define SEARCH_TAIL ")) ORDER BY seq LIMIT ? OFFSET ?"

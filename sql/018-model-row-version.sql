@@ -4,10 +4,16 @@
 -- and row_version, and serves it again only while the database says the
 -- row still has that seq and version: every read asks the database, so a
 -- change made through any API host, or at the SQL console, is seen by the
--- next read on every host.  The trigger bumps the version in the same
--- statement as every UPDATE, whoever runs it; an INSERT starts at 0 with a
--- new seq (AUTO_INCREMENT, never reused), so a deleted and re-added row
--- never matches an old entry.
+-- next read on every host.  The database moves the version in the same
+-- statement as every UPDATE that changes the row, whoever runs it
+-- (ON UPDATE CURRENT_TIMESTAMP(6): the time of the change, to the
+-- microsecond, used only as a version - two changes of one row commit
+-- further apart than that); an INSERT comes with a new seq
+-- (AUTO_INCREMENT, never reused), so a deleted and re-added row never
+-- matches an old entry.  No trigger: creating one needs SUPER (or
+-- log_bin_trust_function_creators) wherever binary logging is on, as on
+-- every Galera node and replication source, and restores would need it
+-- again.
 --
 -- The two indexes make the lists' key reads (seq and row_version of one
 -- page, with modelid from the primary key) index-only: /model/all and
@@ -16,13 +22,11 @@
 -- query it served.
 
 ALTER TABLE models
-    ADD COLUMN row_version BIGINT UNSIGNED NOT NULL DEFAULT 0
-        COMMENT 'Changes with every UPDATE of the row (trigger models_row_version): what API workers compare before serving the model from their cache',
+    ADD COLUMN row_version DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+        ON UPDATE CURRENT_TIMESTAMP(6)
+        COMMENT 'Set by the database to the time of every UPDATE that changes the row, whoever runs it: what API workers compare, with seq, before serving the model from their cache',
     ADD UNIQUE KEY models_seq_version (seq, row_version)
         COMMENT 'Pages of /model/all and /model/search read from the index alone',
     ADD KEY models_kind_version (modelkind, seq, row_version)
         COMMENT 'Pages of /model/getkind/{kind} read from the index alone',
     DROP KEY models_kind;
-
-CREATE TRIGGER models_row_version BEFORE UPDATE ON models FOR EACH ROW
-    SET NEW.row_version = OLD.row_version + 1;
