@@ -176,11 +176,11 @@ static void set_db_err(struct mlc_err *err, unsigned code, const char *msg)
 	if (is_not_ready(code)) {
 		mlc_log("error", NULL, "database: node not ready: %s", msg);
 		mlc_metrics_db_error(MLC_METRICS_DB_NOT_READY);
-		mlc_err_set(err, 503, "database unavailable: try again shortly");
+		mlc_error(err, 503, "database unavailable: try again shortly");
 	} else if (is_conflict(code)) {
 		mlc_log("warn", NULL, "database: transaction rolled back: %s", msg);
 		mlc_metrics_db_error(MLC_METRICS_DB_CONFLICT);
-		mlc_err_set(err, 503, MLC_DB_CONFLICT_MSG);
+		mlc_error(err, 503, MLC_DB_CONFLICT_MSG);
 	} else if (is_conn_error(code)) {
 		/* The client sees that the database is down, the log sees why. */
 		mlc_log("error", NULL, "database: %s", msg);

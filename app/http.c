@@ -734,6 +734,19 @@ static char *probe_sql(const char *sql)
 	return out;
 }
 
+/* The header line "Link: <url>; rel=\"next\"\r\n" of the page after
+ * skip..skip+limit (allocated). */
+static char *next_link(struct mlc_req *r, long skip, long limit)
+{
+	char *url = mlc_query_page_url(r->path, &r->query, skip + limit, limit);
+	size_t n = strlen(url) + 32;
+	char *link = mlc_xmalloc(n);
+
+	snprintf(link, n, "Link: <%s>; rel=\"next\"\r\n", url);
+	free(url);
+	return link;
+}
+
 static void reply_page(struct mlc_req *r, const char *sql, const struct mlc_param *p,
 		       unsigned np, long skip, long limit, mlc_row_json to_json,
 		       mlc_row_text to_text)
@@ -759,14 +772,8 @@ static void reply_page(struct mlc_req *r, const char *sql, const struct mlc_para
 			mlc_reply_err(r, &err);
 			return;
 		}
-		if (more) {
-			char *url = mlc_query_page_url(r->path, &r->query, skip + limit, limit);
-			size_t n = strlen(url) + 32;
-
-			link = mlc_xmalloc(n);
-			snprintf(link, n, "Link: <%s>; rel=\"next\"\r\n", url);
-			free(url);
-		}
+		if (more)
+			link = next_link(r, skip, limit);
 	}
 	pp[np] = MLC_PLONG(limit == MLC_NO_LIMIT ? LLONG_MAX : limit);
 	pp[np + 1] = MLC_PLONG(skip);
@@ -797,15 +804,8 @@ void mlc_reply_page_body(struct mlc_req *r, long skip, long limit, int more,
 		mlc_log("error", r->request_id, "second reply suppressed (page)");
 		return;
 	}
-	if (more) {
-		char *url = mlc_query_page_url(r->path, &r->query, skip + limit, limit);
-		size_t n = strlen(url) + 32;
-
-		link = mlc_xmalloc(n);
-		snprintf(link, n, "Link: <%s>; rel=\"next\"\r\n", url);
-		free(url);
-		o.link = link;
-	}
+	if (more)
+		o.link = link = next_link(r, skip, limit);
 	list_head(&o);
 	put(&o, rows, len);
 	put(&o, "]", 1);

@@ -51,9 +51,7 @@ void mlc_reply_json(struct mlc_req *r, int status, json_object *obj);
 void mlc_reply_text(struct mlc_req *r, int status, const char *content_type,
 		    const char *body, size_t len);
 /* Error replies {"detail": "<formatted sentence>"}: mlc_error(r, status,
- * fmt, ...) and mlc_error_errno(r, fmt, ...), see mlc.h.  Both return -1.
- * mlc_reply_detail is their older name, for statements. */
-#define mlc_reply_detail(r, ...) ((void)mlc_req_error((r), __VA_ARGS__))
+ * fmt, ...) and mlc_error_errno(r, fmt, ...), see mlc.h.  Both return -1. */
 /* Send a 422 {"detail": errors} (errors consumed). */
 void mlc_reply_422(struct mlc_req *r, json_object *errors);
 /* Send a 422 with one detail entry at ["body", field] (field may be

@@ -54,10 +54,6 @@ int mlc_errno_status(int e);
  * reads as EIO: a short write that set none). */
 void mlc_errno_append(char *msg, size_t cap, int e);
 
-/* The older name of mlc_error(err, ...), kept for callers that ignore the
- * result. */
-#define mlc_err_set(err, code, ...) ((void)mlc_err_error((err), (code), __VA_ARGS__))
-
 void *mlc_xmalloc(size_t n);
 void *mlc_xcalloc(size_t nmemb, size_t size);
 void *mlc_xrealloc(void *p, size_t n);

@@ -462,7 +462,7 @@ static json_object *store_once(struct mlc_req *r, struct upload *u, const char *
 			 * Nothing was written: a conflict, as when the cluster
 			 * rolls back the later COMMIT. */
 			if (err->code == 409)
-				mlc_err_set(err, 503, MLC_DB_CONFLICT_MSG);
+				mlc_error(err, 503, MLC_DB_CONFLICT_MSG);
 			goto fail;
 		}
 	}

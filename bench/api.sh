@@ -18,10 +18,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BENCH_LIB=$ROOT/bench/lib
 # shellcheck source=bench/lib/env.sh
 . "$BENCH_LIB/env.sh"
-bench_load_config "$ROOT"
-
-BASE_URL=${BASE_URL:-http://127.0.0.1:8090}
-BASE_URL=${BASE_URL%/}
+bench_running_instance "$ROOT"
 THREADS=${BENCH_THREADS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 DURATION=${BENCH_DURATION:-10s}

@@ -16,8 +16,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BENCH_LIB=$ROOT/bench/lib
 . "$BENCH_LIB/env.sh"
-bench_load_config "$ROOT"
-BASE_URL=${BASE_URL:-http://127.0.0.1:8090}
+bench_running_instance "$ROOT"
 DURATION=${BENCH_DURATION:-5s}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
 RUN=$MLC_VAR/run

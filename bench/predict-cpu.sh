@@ -11,10 +11,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BENCH_LIB=$ROOT/bench/lib
 DURATION=${BENCH_DURATION:-8s}
 . "$ROOT/bench/lib/instance.sh"
-bench_instance_up "$ROOT"
-OUT=$MLC_VAR/bench-predict
-mkdir -p "$OUT"
-/usr/bin/python3 "$BENCH_LIB/predict_setup.py" "$OUT"
+bench_predict_up "$ROOT"
 master=$(cat "$MLC_VAR/run/mlc-api.pid")
 workers=$(pgrep -P "$master" | tr '\n' ' ')
 runtime=$(pgrep -f "^/usr/bin/python3 -I /run/mlc-scripts/mlc-runtime --dir $MLC_VAR/deployments/bench-ridge\$")

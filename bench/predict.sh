@@ -11,10 +11,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BENCH_LIB=$ROOT/bench/lib
 DURATION=${BENCH_DURATION:-10s}
 . "$ROOT/bench/lib/instance.sh"
-bench_instance_up "$ROOT"
-OUT=$MLC_VAR/bench-predict
-mkdir -p "$OUT"
-/usr/bin/python3 "$BENCH_LIB/predict_setup.py" "$OUT"
+bench_predict_up "$ROOT"
 read -r base_ridge base_iris base_rfr <"$OUT/baseline"
 
 # nginx's own static answer: the ceiling of any route on this machine.

@@ -51,6 +51,8 @@ none(hits(r"\bE(NOSPC|DQUOT)\b", allowed=("util.c",)),
      "only app/util.c (mlc_errno_status) maps ENOSPC and EDQUOT to a status")
 none(hits(r"\b507\b", allowed=("util.c", "http.c")),
      "no other code chooses 507 by itself (app/http.c names its reason phrase)")
+none(hits(r"\bmlc_(reply_detail|err_set)\b"),
+     "a failure is written mlc_error(...): the older names mlc_reply_detail and mlc_err_set are gone")
 
 # one clock
 none(hits(r"\bmlc_now_utc\b"), "mlc_now_utc (the worker's clock for stored times) is gone")

@@ -17,6 +17,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import fcgi
+import mlcapi
 import mlctap as t
 
 # It compares whole-table listings with the table and watches the workers'
@@ -173,24 +174,11 @@ t.is_(([o.get("operationid") for o in listing(resp, "opos second half")], next_u
 # resident size shows what the code holds, not what ASan holds back.
 sock = os.path.join(var, "run", "t0125.sock")
 api_log = os.path.join(log_dir, "t0125-mlc-api.log")
-env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="1", MLC_SLOW_WORKERS="1", MLC_MAX_LIMIT="200")
-env.pop("MLC_SLOW_SOCKET", None)
-env["ASAN_OPTIONS"] = ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4"]))
-api_bin = os.environ.get("MLC_API_BIN") or os.path.join(os.environ["MLC_ROOT"], "app", "mlc-api")
-with open(api_log, "ab") as logf:
-    master = subprocess.Popen([api_bin, "-c", os.environ["MLC_CONF"]], env=env, stderr=logf)
-
-
-def stop_master():
-    master.terminate()
-    master.wait(timeout=30)
-
-
-t.defer(stop_master)
-for _ in range(200):
-    if os.path.exists(sock):
-        break
-    time.sleep(0.05)
+api = mlcapi.Api(sock, api_log, drop=("MLC_SLOW_SOCKET",), MLC_WORKERS="1", MLC_SLOW_WORKERS="1",
+                 MLC_MAX_LIMIT="200", ASAN_OPTIONS=":".join(filter(None, [
+                     os.environ.get("ASAN_OPTIONS"), "quarantine_size_mb=4"])))
+master = api.proc
+api.wait_up(10)
 
 
 def fetch(path, query=""):

@@ -10,41 +10,26 @@
 import concurrent.futures
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import fcgi
+import mlcapi
 import mlctap as t
 
 t.need_instance("MLC_DB_SOCKET", "MLC_DB_USER", "MLC_DB_NAME")
-root, var = os.environ["MLC_ROOT"], os.environ["MLC_VAR"]
-binary = os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api")
+var = os.environ["MLC_VAR"]
 masters = {}
 
 
 def start(name, **env_more):
     sock = os.path.join(var, "run", "t0135-%s.sock" % name)
-    log = open(os.path.join(var, "log", "t0135-%s.log" % name), "ab")
-    env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="3", MLC_SLOW_WORKERS="1", **env_more)
-    env.pop("MLC_SLOW_SOCKET", None)
-    proc = subprocess.Popen([binary, "-c", env["MLC_CONF"]], env=env, stdout=log, stderr=log)
-    masters[name] = (proc, sock)
-    t.defer(stop, proc)
+    api = mlcapi.Api(sock, os.path.join(var, "log", "t0135-%s.log" % name),
+                     drop=("MLC_SLOW_SOCKET",), MLC_WORKERS="3", MLC_SLOW_WORKERS="1", **env_more)
+    masters[name] = api
     return sock
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def req(sock, path, method="GET", body=None, **query):
@@ -178,7 +163,7 @@ seen = names_seen(a) + names_seen(b)
 t.ok(all(n in (404, None) for n in seen),
      "right after, host a and host b answer 404 by id and leave the model out of the lists",
      [n for n in seen if n not in (404, None)][:5])
-for name, (proc, _) in masters.items():
-    stop(proc)
-    t.is_(proc.returncode, 0, "master %s stops cleanly" % name)
+for name, api in masters.items():
+    api.stop()
+    t.is_(api.proc.returncode, 0, "master %s stops cleanly" % name)
 t.done()

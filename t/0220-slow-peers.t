@@ -15,13 +15,13 @@ import os
 import pickle
 import select
 import socket
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import fcgi
+import mlcapi
 import mlctap as t
 
 t.need_instance("MLC_DB_SOCKET", "MLC_VAR", "MLC_ROOT", exclusive=True)
@@ -331,11 +331,8 @@ finally:
 # ---- (d) a model slower than MLC_PREDICT_TIMEOUT -----------------------------
 # A second master with a 2 s predict timeout, on sockets of its own.
 sock = os.path.join(var, "run", "t0220.sock")
-env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="1", MLC_SLOW_WORKERS="1",
-           MLC_PREDICT_TIMEOUT="2")
-env.pop("MLC_SLOW_SOCKET", None)
-master = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api"),
-                           "-c", os.environ["MLC_CONF"]], env=env, stderr=subprocess.DEVNULL)
+api = mlcapi.Api(sock, os.path.join(var, "log", "t0220-mlc-api.log"), drop=("MLC_SLOW_SOCKET",),
+                 MLC_WORKERS="1", MLC_SLOW_WORKERS="1", MLC_PREDICT_TIMEOUT="2")
 try:
     slow_sock = os.path.join(var, "run", "t0220-slow.sock")
     for _ in range(200):
@@ -368,8 +365,7 @@ try:
     t.is_([o.get("operationid") for o in ops], [body.get("operationid")],
           "GET /deployment/get/opos lists the failed call")
 finally:
-    master.terminate()
-    master.wait()
+    api.stop()
 t.ok(not os.path.exists(sock) and not os.path.exists(os.path.join(var, "run", "t0220-slow.sock")),
      "the second master removed both its sockets")
 t.done()

@@ -13,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import fcgi
+import mlcapi
 import mlctap as t
 
 t.need_instance("MLC_DB_SOCKET", "MLC_VAR")
@@ -139,15 +140,10 @@ if not mounted:
     t.skip("the full-disk upload leaves no file", "cannot mount a tmpfs here (needs root)")
 else:
     sock2 = os.path.join(var, "run", "t0310.sock")
-    env = dict(os.environ, MLC_SOCKET=sock2, MLC_ARTIFACTS=mnt, MLC_WORKERS="1", MLC_SLOW_WORKERS="1")
-    env.pop("MLC_SLOW_SOCKET", None)
-    master = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(os.environ["MLC_ROOT"], "app", "mlc-api"), "-c",
-                               os.environ["MLC_CONF"]], env=env, stderr=subprocess.DEVNULL)
+    api = mlcapi.Api(sock2, os.path.join(var, "log", "t0310-mlc-api.log"), drop=("MLC_SLOW_SOCKET",),
+                     MLC_ARTIFACTS=mnt, MLC_WORKERS="1", MLC_SLOW_WORKERS="1")
     try:
-        for _ in range(100):
-            if os.path.exists(sock2):
-                break
-            time.sleep(0.05)
+        api.wait_up(5)
         h, p, tl = multipart("fullB", "model", pkl + b"\0" * (2 << 20))
         status, headers, body = fcgi.request(sock2, up, "POST", h + p + tl,
                                              content_type="multipart/form-data; boundary=fullB")
@@ -155,8 +151,7 @@ else:
         left = [os.path.join(d, f) for d, _, fs in os.walk(mnt) for f in fs]
         t.is_(left, [], "the full-disk upload leaves no file")
     finally:
-        master.terminate()
-        master.wait()
+        api.stop()
         subprocess.run(["umount", mnt])
 
 # Memory: a worker's resident size does not grow with the file's size.

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 import uuid
@@ -28,21 +27,12 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import mlctap as t  # noqa: E402
+import mlcspool as sp  # noqa: E402
 
-NEED = ("MLC_ROOT", "MLC_VAR", "MLC_DB_SOCKET", "MLC_DB_USER", "MLC_DB_NAME")
-missing = [v for v in NEED if not os.environ.get(v)]
-if missing:
-    t.no_instance(missing)
-if os.environ.get("MLC_DB_HOST"):
-    t.skip_all("creates a private database on the private MariaDB; this instance uses "
-               "MLC_DB_HOST=%s" % os.environ["MLC_DB_HOST"])
-for tool in ("/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/bin/mariadb"):
-    if not os.access(tool, os.X_OK):
-        t.skip_all("needs %s (Debian packages bubblewrap, util-linux, mariadb-client)" % tool)
-if os.geteuid() != 0:
-    t.skip_all("the spooler drops runtimes to MLC_RUNTIME_USER, which needs root")
+sp.need(tools=("/usr/bin/bwrap", "/usr/bin/setpriv"),
+        root="the spooler drops runtimes to MLC_RUNTIME_USER, which needs root")
 try:
-    import pymysql
+    import pymysql  # noqa: F401
     import numpy as np
     import pandas as pd
     from sklearn.datasets import load_diabetes, load_iris
@@ -60,20 +50,11 @@ from mlcpy import unixhttp  # noqa: E402
 from mlcpy import sandbox as msandbox  # noqa: E402
 
 INSTANCE_VAR = os.environ["MLC_VAR"]
-VAR = tempfile.mkdtemp(prefix="su.", dir=INSTANCE_VAR)
-os.chmod(VAR, 0o755)
-DB_NAME = "%s_su_%d" % (os.environ["MLC_DB_NAME"], os.getpid())
-DB_USER = os.environ["MLC_DB_USER"]
+VAR, DB_NAME = sp.private_state("su")
 SOCK = os.environ["MLC_DB_SOCKET"]
 TAG = uuid.uuid4().hex[:8]
 
 # ---- the private database -----------------------------------------------------
-
-
-why = t.private_database(DB_NAME)
-if why:
-    shutil.rmtree(VAR, ignore_errors=True)
-    t.skip_all("cannot create a private database as root on %s: %s" % (SOCK, why))
 
 ENV = dict(os.environ, MLC_VAR=VAR, MLC_DB_NAME=DB_NAME, MLC_SPOOL_POLL="0.1",
            MLC_RECONCILE_INTERVAL="0.5", MLC_RUNTIME_BACKOFF="0.2")
@@ -81,28 +62,8 @@ ENV = dict(os.environ, MLC_VAR=VAR, MLC_DB_NAME=DB_NAME, MLC_SPOOL_POLL="0.1",
 for _key in ("MLC_KUBECONFIG", "MLC_NORTHBOUND_URL"):
     ENV.pop(_key, None)
 CFG = mconfig.load(ROOT, ENV)
-_db = None
-
-
-def db():
-    global _db
-    if _db is None:
-        _db = pymysql.connect(unix_socket=SOCK, user=DB_USER,
-                              password=os.environ.get("MLC_DB_PASSWORD", ""), database=DB_NAME,
-                              charset="utf8mb4", autocommit=True,
-                              cursorclass=pymysql.cursors.DictCursor)
-    return _db
-
-
-def sql(query, *args):
-    with db().cursor() as cur:
-        cur.execute(query, args)
-        return list(cur.fetchall())
-
-
-def row(dep_id):
-    rows = sql("SELECT * FROM deployments WHERE deployment_id = %s", dep_id)
-    return rows[0] if rows else {}
+DB = sp.Database(DB_NAME)
+sql, row, wait_for = DB.sql, DB.row, sp.wait_for
 
 
 def insert(dep_id, status="waiting", desired="running", backend="local"):
@@ -201,28 +162,10 @@ def spooler_once(**env):
     return p
 
 
-class Background:
+def Background(**env):
     """mlc-spooler running as scripts/mlc starts it (new session)."""
-
-    def __init__(self, **env):
-        self.log = open(os.path.join(VAR, "spooler-%d.log" % time.monotonic_ns()), "w+")
-        self.p = subprocess.Popen(["/usr/bin/python3", SPOOLER], env=dict(ENV, **env),
-                                  stdout=self.log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-        t.defer(self.stop)
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        try:
-            return self.p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read()
+    return sp.Background(os.path.join(VAR, "spooler-%d.log" % time.monotonic_ns()),
+                         dict(ENV, **env), stop_timeout=20)
 
 
 def alive(pid):
@@ -249,16 +192,6 @@ def status_line(pid, key):
                     return line.split(":", 1)[1].strip()
     except OSError:
         return None
-
-
-def wait_for(cond, timeout=30, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
 
 
 def dep_dir(dep_id):

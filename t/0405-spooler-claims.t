@@ -13,70 +13,37 @@ import collections
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import mlctap as t  # noqa: E402
+import mlcspool as sp  # noqa: E402
 
-NEED = ("MLC_ROOT", "MLC_VAR", "MLC_DB_SOCKET", "MLC_DB_USER", "MLC_DB_NAME")
-missing = [v for v in NEED if not os.environ.get(v)]
-if missing:
-    t.no_instance(missing)
-if os.environ.get("MLC_DB_HOST"):
-    t.skip_all("creates a private database on the private MariaDB; this instance uses "
-               "MLC_DB_HOST=%s" % os.environ["MLC_DB_HOST"])
-if os.geteuid() != 0:
-    t.skip_all("the spooler runs as root, and the shared spool is a bind mount")
-for tool in ("/usr/bin/unshare", "/usr/bin/mariadb"):
-    if not os.access(tool, os.X_OK):
-        t.skip_all("needs %s" % tool)
+sp.need(tools=("/usr/bin/unshare",),
+        root="the spooler runs as root, and the shared spool is a bind mount")
 try:
-    import pymysql
+    import pymysql  # noqa: F401
 except ImportError as e:
     t.bail_out("needs python3-pymysql (%s)" % e)
 
 ROOT = os.environ["MLC_ROOT"]
 SPOOLER = os.path.join(ROOT, "scripts", "mlc-spooler")
 LEASE = 3.0
-BASE = tempfile.mkdtemp(prefix="sc.", dir=os.environ["MLC_VAR"])
-os.chmod(BASE, 0o755)
+BASE, DB_NAME = sp.private_state("sc")
 t.defer(lambda: shutil.rmtree(BASE, ignore_errors=True))
-DB_NAME = "%s_sc_%d" % (os.environ["MLC_DB_NAME"], os.getpid())
-SOCK = os.environ["MLC_DB_SOCKET"]
-
-why = t.private_database(DB_NAME)
-if why:
-    t.skip_all("cannot create a private database as root on %s: %s" % (SOCK, why))
 
 SHARED = os.path.join(BASE, "shared-spool")
 os.makedirs(SHARED, mode=0o755)
 for d in ("tmp", "new", "cur", "rejected"):
     os.makedirs(os.path.join(SHARED, d), mode=0o755)
-_db = None
+DB = sp.Database(DB_NAME)
+db, sql, wait_for = DB.db, DB.sql, sp.wait_for
 
 
-def db():
-    global _db
-    if _db is None:
-        _db = pymysql.connect(unix_socket=SOCK, user=os.environ["MLC_DB_USER"],
-                              password=os.environ.get("MLC_DB_PASSWORD", ""), database=DB_NAME,
-                              charset="utf8mb4", autocommit=True,
-                              cursorclass=pymysql.cursors.DictCursor)
-    return _db
-
-
-def sql(query, *args):
-    with db().cursor() as cur:
-        cur.execute(query, args)
-        return list(cur.fetchall())
-
-
-class Spooler:
+class Spooler(sp.Background):
     """mlc-spooler with its own MLC_VAR whose spool/ is the shared one (a
     bind mount in a mount namespace of its own, gone with the process)."""
 
@@ -91,34 +58,18 @@ class Spooler:
                    MLC_RECONCILE_INTERVAL="0.5", MLC_TEST_HOOKS="1")
         for key in ("MLC_KUBECONFIG", "MLC_NORTHBOUND_URL"):
             env.pop(key, None)
-        self.logf = open(os.path.join(BASE, "spooler-%s-%d.log" % (sid, time.monotonic_ns())),
-                         "w+")
-        self.p = subprocess.Popen(
-            ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
-             'mount --bind "$1" "$2/spool" && exec /usr/bin/python3 "$3"', "sh", SHARED,
-             self.var, SPOOLER], env=env, stdout=self.logf, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        t.defer(self.stop)
+        super().__init__(
+            os.path.join(BASE, "spooler-%s-%d.log" % (sid, time.monotonic_ns())), env,
+            argv=["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+                  'mount --bind "$1" "$2/spool" && exec /usr/bin/python3 "$3"', "sh", SHARED,
+                  self.var, SPOOLER])
 
     def arm(self, seconds):
         with open(os.path.join(self.var, "test-quick-jobs"), "w") as f:
             f.write(str(seconds))
 
-    def log(self):
-        self.logf.seek(0)
-        return self.logf.read()
-
     def started(self):
-        return "started (pid" in self.log()
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        try:
-            return self.p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
+        return "started (pid" in self.output()
 
     def runs(self):
         try:
@@ -126,16 +77,6 @@ class Spooler:
                 return [line.split()[0] for line in f if line.strip()]
         except FileNotFoundError:
             return []
-
-
-def wait_for(cond, timeout, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
 
 
 def add_jobs(n, prefix):
@@ -172,7 +113,7 @@ def all_done(ids):
 a, b = Spooler("a", 0.05), Spooler("b", 0.05)
 t.ok(wait_for(lambda: a.started() and b.started(), 30),
      "two spoolers start on one database (each under its own MLC_SPOOLER_ID)",
-     a.log()[-2000:], b.log()[-2000:])
+     a.output()[-2000:], b.output()[-2000:])
 
 # ---- 100 jobs, both spoolers working ----------------------------------------------
 first = add_jobs(100, "one")
@@ -235,7 +176,7 @@ rows = outcome(held)
 t.ok(all(r["claimed_by"] == "b" and r["reason"] == "quick job run by b" for r in rows.values()),
      "a's jobs were taken over and run by b",
      {i: (r["claimed_by"], r["reason"]) for i, r in rows.items() if r["claimed_by"] != "b"})
-t.like(b.log(), r"taken over from spooler 'a' \(its lease expired\)", "b's log says so")
+t.like(b.output(), r"taken over from spooler 'a' \(its lease expired\)", "b's log says so")
 runs = collections.Counter(a.runs() + b.runs())
 t.is_(sorted(i for i in first + second if runs[i] != 1), [],
       "200 jobs: each ran exactly once, the kill notwithstanding",

@@ -22,7 +22,6 @@ import pickle
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -35,14 +34,10 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 import mlctap as t  # noqa: E402
 
 t.need_instance("MLC_DB_SOCKET", "MLC_VAR", "MLC_ROOT", "MLC_DB_NAME", "MLC_DB_USER")
-if os.geteuid() != 0:
-    t.skip_all("needs root (owners, setpriv, the spooler's sandbox)")
-for tool in ("/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/sbin/useradd", "/usr/bin/mariadb"):
-    if not os.access(tool, os.X_OK):
-        t.skip_all("needs %s" % tool)
-if os.environ.get("MLC_DB_HOST"):
-    t.skip_all("creates a private database on the private MariaDB")
-import pymysql  # noqa: E402
+import mlcspool  # noqa: E402
+
+mlcspool.need(tools=("/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/sbin/useradd"),
+               root="needs root (owners, setpriv, the spooler's sandbox)")
 from sklearn.linear_model import Ridge  # noqa: E402
 
 import mlcmodels as mm  # noqa: E402
@@ -111,36 +106,14 @@ t.defer(lambda: subprocess.run(["/usr/sbin/userdel", SVC], capture_output=True))
 svc = pwd.getpwnam(SVC)
 
 WORK = tempfile.mkdtemp(prefix="ps-work.", dir=INSTANCE_VAR)   # outside the private MLC_VAR
-VAR = tempfile.mkdtemp(prefix="ps.", dir=INSTANCE_VAR)
 os.chmod(WORK, 0o755)
-os.chmod(VAR, 0o755)
-DB_NAME = "%s_ps_%d" % (os.environ["MLC_DB_NAME"], os.getpid())
-why = t.private_database(DB_NAME)
-if why:
-    t.skip_all("cannot create a private database: %s" % why)
+VAR, DB_NAME = mlcspool.private_state("ps")
 ENV = dict(os.environ, MLC_VAR=VAR, MLC_DB_NAME=DB_NAME, MLC_SPOOL_POLL="0.1",
            MLC_RECONCILE_INTERVAL="0.3", MLC_SERVICE_USER=SVC)
 ENV.pop("MLC_ARTIFACTS", None)
 ENV.pop("MLC_SOCKET", None)
-_db = None
-
-
-def sql(query, *args):
-    global _db
-    if _db is None:
-        _db = pymysql.connect(unix_socket=os.environ["MLC_DB_SOCKET"],
-                              user=os.environ["MLC_DB_USER"],
-                              password=os.environ.get("MLC_DB_PASSWORD", ""), database=DB_NAME,
-                              charset="utf8mb4", autocommit=True,
-                              cursorclass=pymysql.cursors.DictCursor)
-    with _db.cursor() as cur:
-        cur.execute(query, args)
-        return list(cur.fetchall())
-
-
-def row(dep_id):
-    rows = sql("SELECT * FROM deployments WHERE deployment_id = %s", dep_id)
-    return rows[0] if rows else {}
+DB = mlcspool.Database(DB_NAME)
+sql, row, wait_for = DB.sql, DB.row, mlcspool.wait_for
 
 
 def insert(dep_id):
@@ -178,41 +151,9 @@ def deploy(dep_id, owner=None):
     os.rename(tmp, os.path.join(VAR, "spool", "new", name))
 
 
-def wait_for(cond, timeout=30, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
-
-
-class Spooler:
+def Spooler():
     """mlc-spooler in the background, its log outside the state directory."""
-
-    def __init__(self):
-        self.path = os.path.join(WORK, "spooler-%d.log" % time.monotonic_ns())
-        self.log = open(self.path, "w+")
-        self.p = subprocess.Popen(["/usr/bin/python3", SPOOLER], env=ENV, stdout=self.log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        t.defer(self.stop)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
-
-    def output(self):
-        with open(self.path) as f:
-            return f.read()
-
-    def lines(self, needle):
-        return [ln for ln in self.output().splitlines() if needle in ln]
+    return mlcspool.Background(os.path.join(WORK, "spooler-%d.log" % time.monotonic_ns()), ENV)
 
 
 def cleanup():

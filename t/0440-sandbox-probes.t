@@ -18,34 +18,23 @@ import os
 import pickle
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import io
-import tempfile
-import threading
 import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "lib"))
 import mlctap as t  # noqa: E402
+import mlcspool as sp  # noqa: E402
 
-NEED = ("BASE_URL", "MLC_ROOT", "MLC_VAR", "MLC_DB_SOCKET", "MLC_DB_USER", "MLC_DB_NAME")
-missing = [v for v in NEED if not os.environ.get(v)]
-if missing:
-    t.skip_all("needs %s (run through ./scripts/mlc test)" % ", ".join(missing))
-if os.environ.get("MLC_DB_HOST"):
-    t.skip_all("creates a private database on the private MariaDB; this instance uses "
-               "MLC_DB_HOST=%s" % os.environ["MLC_DB_HOST"])
-for tool in ("/usr/bin/bwrap", "/usr/bin/setpriv", "/usr/bin/mariadb"):
-    if not os.access(tool, os.X_OK):
-        t.skip_all("needs %s (Debian packages bubblewrap, util-linux, mariadb-client)" % tool)
-if os.geteuid() != 0:
-    t.skip_all("the spooler drops sandboxes to MLC_RUNTIME_USER, which needs root")
+sp.need(tools=("/usr/bin/bwrap", "/usr/bin/setpriv"),
+        root="the spooler drops sandboxes to MLC_RUNTIME_USER, which needs root",
+        more_env=("BASE_URL",))
 try:
-    import pymysql
+    import pymysql  # noqa: F401
     import requests  # noqa: F401
     import seccomp  # noqa: F401
     import numpy as np
@@ -61,19 +50,11 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from mlcpy import config as mconfig, sandbox as msandbox, unixhttp  # noqa: E402
 
 INSTANCE_VAR = os.environ["MLC_VAR"]
-VAR = tempfile.mkdtemp(prefix="sp.", dir=INSTANCE_VAR)
-os.chmod(VAR, 0o755)
-DB_NAME = "%s_sp_%d" % (os.environ["MLC_DB_NAME"], os.getpid())
-DB_USER = os.environ["MLC_DB_USER"]
+VAR, DB_NAME = sp.private_state("sp")
 SOCK = os.environ["MLC_DB_SOCKET"]
 TAG = uuid.uuid4().hex[:8]
 MEMORY, PIDS, LOG_MAX, DISK, TMP = 512 << 20, 64, 1 << 20, 16 << 20, 8 << 20
 CHILD = 200 << 20  # memory of each of 4 processes: 4 * CHILD > MEMORY > CHILD + a runtime
-
-why = t.private_database(DB_NAME)
-if why:
-    shutil.rmtree(VAR, ignore_errors=True)
-    t.skip_all("cannot create a private database as root on %s: %s" % (SOCK, why))
 
 ENV = dict(os.environ, MLC_VAR=VAR, MLC_DB_NAME=DB_NAME, MLC_SPOOL_POLL="0.1",
            MLC_RECONCILE_INTERVAL="0.5", MLC_RUNTIME_BACKOFF="0.2",
@@ -87,43 +68,8 @@ HAVE_MEMCG = "memory" in CG.bases
 HAVE_PIDS = "pids" in CG.bases
 NO_MEMCG = ("no writable memory cgroup here (cgroup v1 memory controller or cgroup v2 "
             "memory.max): only RLIMIT_AS applies, per process")
-_db = None
-
-
-def db():
-    global _db
-    if _db is None:
-        _db = pymysql.connect(unix_socket=SOCK, user=DB_USER,
-                              password=os.environ.get("MLC_DB_PASSWORD", ""), database=DB_NAME,
-                              charset="utf8mb4", autocommit=True,
-                              cursorclass=pymysql.cursors.DictCursor)
-    return _db
-
-
-def sql(query, *args):
-    with db().cursor() as cur:
-        cur.execute(query, args)
-        return list(cur.fetchall())
-
-
-def row(dep_id):
-    rows = sql("SELECT * FROM deployments WHERE deployment_id = %s", dep_id)
-    return rows[0] if rows else {}
-
-
-def training(tid):
-    rows = sql("SELECT * FROM trainings WHERE training_id = %s", tid)
-    return rows[0] if rows else {}
-
-
-def wait_for(cond, timeout=30, step=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
+DB = sp.Database(DB_NAME)
+sql, row, training, wait_for = DB.sql, DB.row, DB.training, sp.wait_for
 
 
 def bundle(path, job, files):
@@ -270,21 +216,8 @@ def cleanup():
 t.defer(cleanup)
 
 
-class Background:
-    def __init__(self):
-        self.log = open(os.path.join(VAR, "spooler-%d.log" % time.monotonic_ns()), "w+")
-        self.p = subprocess.Popen(["/usr/bin/python3", SPOOLER], env=ENV, stdout=self.log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
-        t.defer(self.stop)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
+def Background():
+    return sp.Background(os.path.join(VAR, "spooler-%d.log" % time.monotonic_ns()), ENV)
 
 
 def ids(prefix):
@@ -321,23 +254,8 @@ if shutil.which("gcc"):
             x86_helper = base64.b64encode(f.read()).decode()
 
 # A listener on the host's loopback that nothing in a sandbox may reach.
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(5)
-accepted = []
-
-
-def accept_loop():
-    listener.settimeout(0.5)
-    while listener.fileno() >= 0:
-        try:
-            accepted.append(listener.accept()[0])
-        except OSError:
-            if listener.fileno() < 0:
-                return
-
-
-threading.Thread(target=accept_loop, daemon=True).start()
+listener = sp.Listener()
+accepted = listener.accepted
 
 PROBE = r'''
 import base64, ctypes, errno, json, os, socket, subprocess, sys, time
@@ -503,7 +421,7 @@ def params(work_dir):
             "write": dict(escape, **{"own directory": os.path.join(work_dir, "w-" + TAG)}),
             "unix": P_UNIX,
             "tcp": {"nginx": int(os.environ.get("MLC_PORT", "0") or 0),
-                    "host listener": listener.getsockname()[1]},
+                    "host listener": listener.port},
             "x86": x86_helper}
 
 

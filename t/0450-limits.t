@@ -11,35 +11,23 @@
 #    another deploys and stops normally;
 #  - a runtime that ignores SIGTERM does not delay another deployment's
 #    start while it is being stopped.
-import json
 import os
 import pickle
-import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-import fcgi  # noqa: E402
 import mlctap as t  # noqa: E402
+import mlcapi  # noqa: E402
 
 t.need_instance("MLC_DB_SOCKET", "MLC_VAR")
 import mlcmodels as mm  # noqa: E402
 
-root, var = os.environ["MLC_ROOT"], os.environ["MLC_VAR"]
+var = os.environ["MLC_VAR"]
 reg, X, y, names = mm.diabetes_ridge()
 model = mm.register(reg, X, y, names)
 mid = model["modelid"]
-
-
-def until(cond, seconds=60, step=0.05):
-    end = time.time() + seconds
-    while time.time() < end:
-        got = cond()
-        if got:
-            return got
-        time.sleep(step)
-    return None
 
 
 def status_of(dep):
@@ -70,37 +58,18 @@ def in_use(table_sql):
     return t.db_rows(table_sql)[0]["n"]
 
 
-until(lambda: not t.db_rows("SELECT 1 FROM deployments WHERE status = 'stopping'"), 30)
+t.wait_for(lambda: not t.db_rows("SELECT 1 FROM deployments WHERE status = 'stopping'"), 30)
 deps_before = in_use("SELECT COUNT(*) AS n FROM deployments WHERE status <> 'stopped'")
 trains_before = in_use("SELECT COUNT(*) AS n FROM trainings WHERE status IN ('waiting', 'running')")
 sock = os.path.join(var, "run", "t0450.sock")
-env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="4",
-           MLC_MAX_DEPLOYMENTS=str(deps_before + 3), MLC_MAX_DEPLOYMENTS_PER_OWNER="2",
-           MLC_MAX_TRAININGS=str(trains_before + 2), MLC_MAX_TRAININGS_PER_OWNER="1")
-log = open(os.path.join(var, "log", "t0450-mlc-api.log"), "ab")
-api = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api"),
-                        "-c", env["MLC_CONF"]], env=env, stdout=log, stderr=log)
-
-
-def stop_api():
-    api.terminate()
-    try:
-        api.wait(30)
-    except subprocess.TimeoutExpired:
-        api.kill()
-
-
-t.defer(stop_api)
-t.ok(until(lambda: os.path.exists(sock), 30), "a second mlc-api with small caps is up")
+api = mlcapi.Api(sock, os.path.join(var, "log", "t0450-mlc-api.log"), MLC_WORKERS="4",
+                 MLC_MAX_DEPLOYMENTS=str(deps_before + 3), MLC_MAX_DEPLOYMENTS_PER_OWNER="2",
+                 MLC_MAX_TRAININGS=str(trains_before + 2), MLC_MAX_TRAININGS_PER_OWNER="1")
+t.ok(api.wait_up(30), "a second mlc-api with small caps is up")
 
 
 def private(path, body):
-    data = json.dumps(body).encode()
-    status, _, out = fcgi.request(sock, path, "POST", data)
-    try:
-        return status, json.loads(out or b"null")
-    except ValueError:
-        return status, out
+    return mlcapi.call(sock, path, "POST", body)
 
 
 made = []
@@ -190,7 +159,7 @@ status, body = train(tmodels[2], t.uniq("trainer-v"))
 t.is_(status, 409, "the installation's MLC_MAX_TRAININGS is reached")
 t.like((body or {}).get("detail", ""), r"this installation has %d trainings waiting or running"
        % (trains_before + 2), "... and the 409 says so")
-stop_api()
+api.stop()
 
 # ---- a hostile requirements.txt fails fast; another deployment is not held up ---------
 
@@ -246,7 +215,7 @@ def stop_slow():
 
 stopper = threading.Thread(target=stop_slow)
 stopper.start()
-until(lambda: status_of(slow_dep) == "stopping", 10, 0.01)
+t.wait_for(lambda: status_of(slow_dep) == "stopping", 10, 0.01)
 time.sleep(0.3)  # the spooler is now waiting for it to die
 quick_dep = t.uniq("quick")
 t1 = time.time()
@@ -265,6 +234,6 @@ t.is_status(t.delete("/deployment/" + quick_dep), 200, "... and it stops normall
 
 # Trainings of the cap test end by themselves (the script exits 1 after 4 s).
 for tid in trainings:
-    until(lambda: (t.body_of(t.get("/mltraining/status/" + tid)) or {}).get("status")
-          in ("completed", "failed"), 60, 0.2)
+    t.wait_for(lambda: (t.body_of(t.get("/mltraining/status/" + tid)) or {}).get("status")
+               in ("completed", "failed"), 60, 0.2)
 t.done()

@@ -3,7 +3,6 @@
 # explanations that add up, batches, rows by name, input errors, a runtime
 # that dies mid-request, and CSV data links (served here, and refused when
 # they point inside the network).
-import http.server
 import json
 import os
 import re
@@ -15,6 +14,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import fcgi
+import mlcapi
 import mlctap as t
 
 t.need_instance("MLC_DB_SOCKET", "MLC_VAR", "MLC_ROOT")
@@ -254,22 +254,8 @@ t.ok(all(c in (200, 502, 503) for c in codes), "meanwhile calls answer 502/503, 
 csv = mm.csv_bytes(X[:25], y[:25], names)
 
 
-class CSVHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        data = csv if self.path == "/train.csv" else b"nope"
-        self.send_response(200 if self.path == "/train.csv" else 404)
-        self.send_header("Content-Type", "text/csv")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
-
-
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CSVHandler)
-threading.Thread(target=srv.serve_forever, daemon=True).start()
-port = srv.server_address[1]
+srv = mm.CSVServer({"/train.csv": csv})
+port = srv.port
 link_model = mm.register(reg, X, y, names)
 dep_link = deployed(link_model, inference_data="1", ownerid=owner + "-link")  # "1" as pydantic 2 took it
 allowed = "127.0.0.1" in os.environ.get("MLC_LINK_ALLOW_HOSTS", "").split(",")
@@ -292,15 +278,10 @@ t.is_422(predict(dep, {"data_link": "http://127.0.0.1:%d/train.csv" % port}),
 
 # A second master without an allow-list: loopback and private links refused.
 sock2 = os.path.join(var, "run", "t0510.sock")
-env = dict(os.environ, MLC_SOCKET=sock2, MLC_WORKERS="1", MLC_SLOW_WORKERS="1", MLC_LINK_ALLOW_HOSTS="")
-env.pop("MLC_SLOW_SOCKET", None)
-master = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api"), "-c",
-                           os.environ["MLC_CONF"]], env=env, stderr=subprocess.DEVNULL)
+api = mlcapi.Api(sock2, os.path.join(var, "log", "t0510-mlc-api.log"), drop=("MLC_SLOW_SOCKET",),
+                 MLC_WORKERS="1", MLC_SLOW_WORKERS="1", MLC_LINK_ALLOW_HOSTS="")
 try:
-    for _ in range(100):
-        if os.path.exists(sock2):
-            break
-        time.sleep(0.05)
+    api.wait_up(5)
     for link in ("http://127.0.0.1:%d/train.csv" % port, "http://10.255.255.1/x.csv",
                  "http://[::1]:%d/train.csv" % port):
         status, _, reply = fcgi.request(sock2, "/deployment/%s/predict" % dep_link, "POST",
@@ -308,7 +289,6 @@ try:
         t.ok(status == 422 and b"private address" in reply,
              "a data link to %s is refused without contacting it" % link, status, reply[:300])
 finally:
-    master.terminate()
-    master.wait()
+    api.stop()
     srv.shutdown()
 t.done()

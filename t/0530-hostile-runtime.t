@@ -9,12 +9,10 @@
 # JSON.  Each call answers 502 with a detail naming what was wrong and is
 # recorded as a failed operation; no worker dies; the service and the
 # deployment go on answering.
-import http.server
 import json
 import os
 import pickle
 import sys
-import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mlctap as t
@@ -189,22 +187,8 @@ csvs = {"/ok.csv": b"mode,x\n0,1.5\n0,2.5\n", "/no-data.csv": b"mode,x\n16,1\n",
         "/short.csv": b"mode,x\n5,1\n5,2\n", "/latin1.csv": b"mode,x\n0,caf\xe9\n"}
 
 
-class CSVHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        data = csvs.get(self.path, b"")
-        self.send_response(200 if self.path in csvs else 404)
-        self.send_header("Content-Type", "text/csv")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *a):
-        pass
-
-
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CSVHandler)
-threading.Thread(target=srv.serve_forever, daemon=True).start()
-base = "http://127.0.0.1:%d" % srv.server_address[1]
+srv = mm.CSVServer(csvs)
+base = srv.base
 if "127.0.0.1" not in os.environ.get("MLC_LINK_ALLOW_HOSTS", "").split(","):
     t.skip("data links to a hostile runtime", "MLC_LINK_ALLOW_HOSTS lacks 127.0.0.1")
 else:

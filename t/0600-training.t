@@ -17,12 +17,10 @@ import os
 import pickle
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
@@ -31,6 +29,7 @@ import mlctap as t
 # Exclusive: it kills and restarts the instance's spooler.
 t.need_instance("MLC_DB_SOCKET", "MLC_VAR", "MLC_ROOT", exclusive=True)
 import mlcmodels as mm
+import mlcspool as sp
 
 import pandas as pd  # noqa: E402
 from sklearn.linear_model import Ridge  # noqa: E402
@@ -251,24 +250,8 @@ t.like((t.body_of(second) or {}).get("detail", ""), (t.body_of(first) or {}).get
        "the 400 names the training in the way")
 
 # ---- failures, each with a reason and nothing left behind ----
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(5)
-port = listener.getsockname()[1]
-accepted = []
-
-
-def accept_loop():
-    listener.settimeout(0.5)
-    while listener.fileno() >= 0:
-        try:
-            accepted.append(listener.accept()[0])
-        except OSError:
-            if listener.fileno() < 0:
-                return
-
-
-threading.Thread(target=accept_loop, daemon=True).start()
+listener = sp.Listener()
+port, accepted = listener.port, listener.accepted
 cases = [
     ("exits with status 3", b"import sys\nprint('reading data')\n"
      b"sys.stderr.write('the data has no column target\\n')\nsys.exit(3)\n",

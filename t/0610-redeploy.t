@@ -36,14 +36,7 @@ with open(os.environ["MLC_OUTPUT"], "wb") as f:
 '''
 
 
-def wait_for(cond, seconds, step=0.1):
-    end = time.time() + seconds
-    while time.time() < end:
-        v = cond()
-        if v:
-            return v
-        time.sleep(step)
-    return cond()
+wait_for = t.wait_for
 
 
 def status(dep):

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import pickle
-import subprocess
 import sys
 import tarfile
 import time
@@ -29,6 +28,7 @@ except ImportError:
     t.skip_all("needs the Debian package python3-kubernetes")
 import fakekube  # noqa: E402
 import fcgi  # noqa: E402
+import mlcapi  # noqa: E402
 import mlcmodels as mm  # noqa: E402
 
 ROOT, VAR = os.environ["MLC_ROOT"], os.environ["MLC_VAR"]
@@ -205,26 +205,9 @@ t.is_422(t.post("/deployment/add", json={"modelid": model["modelid"], "ownerid":
 # On an installation without MLC_KUBECONFIG and MLC_NORTHBOUND_URL (a second
 # mlc-api), both remote backends are refused.
 sock = os.path.join(VAR, "run", "t0820.sock")
-env = dict(os.environ, MLC_SOCKET=sock, MLC_WORKERS="1")
-for k in ("MLC_KUBECONFIG", "MLC_NORTHBOUND_URL"):
-    env.pop(k, None)
-log = open(os.path.join(VAR, "log", "t0820-mlc-api.log"), "ab")
-api = subprocess.Popen([os.environ.get("MLC_API_BIN") or os.path.join(ROOT, "app", "mlc-api"),
-                        "-c", env["MLC_CONF"]], env=env, stdout=log, stderr=log)
-
-
-def stop_api():
-    api.terminate()
-    try:
-        api.wait(30)
-    except subprocess.TimeoutExpired:
-        api.kill()
-
-
-t.defer(stop_api)
-end = time.time() + 30
-while time.time() < end and not os.path.exists(sock):
-    time.sleep(0.1)
+api = mlcapi.Api(sock, os.path.join(VAR, "log", "t0820-mlc-api.log"),
+                 drop=("MLC_KUBECONFIG", "MLC_NORTHBOUND_URL"), MLC_WORKERS="1")
+api.wait_up(30, 0.1)
 for backend, key in (("kubernetes", "MLC_KUBECONFIG"), ("mlsysops", "MLC_NORTHBOUND_URL")):
     status, _, out = fcgi.request(sock, "/deployment/add", "POST", json.dumps(
         {"modelid": model["modelid"], "ownerid": "a", "placement": None,

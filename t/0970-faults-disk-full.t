@@ -14,7 +14,6 @@
 import json
 import os
 import pickle
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import mlctap as t
 
 t.need_instance("MLC_VAR", "MLC_DB_SOCKET", "MLC_DB_USER", "MLC_DB_NAME", "MLC_ROOT")
 import fcgi  # noqa: E402
+import mlcapi  # noqa: E402
 import mlcfaults as f  # noqa: E402
 import pymysql  # noqa: E402
 
@@ -58,25 +58,9 @@ t.defer(lambda: subprocess.run(["umount", top], capture_output=True).returncode 
 store, spool, sock = os.path.join(top, "artifacts"), os.path.join(top, "spool"), os.path.join(top, "api", "mlc-api.sock")
 os.makedirs(os.path.dirname(sock))
 log = os.path.join(var, "log", "t0970-mlc-api.log")
-env = dict(os.environ, MLC_VAR=top, MLC_ARTIFACTS=store, MLC_SOCKET=sock, MLC_DB_NAME=dbname,
-           MLC_WORKERS="1", MLC_MAX_UPLOAD=str(64 * MiB))
-binary = os.environ.get("MLC_API_BIN") or os.path.join(root, "app", "mlc-api")
-api = subprocess.Popen([binary, "-c", os.environ.get("MLC_CONF") or os.path.join(root, "conf", "mlconnector.conf"),
-                        "--log", log], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop_api():
-    api.send_signal(signal.SIGTERM)
-    try:
-        api.wait(30)
-    except subprocess.TimeoutExpired:
-        api.kill()
-        api.wait()
-
-
-t.defer(stop_api)
-if not f.wait_until(lambda: os.path.exists(sock), 20):
+api = mlcapi.Api(sock, log, own_log=True, MLC_VAR=top, MLC_ARTIFACTS=store, MLC_DB_NAME=dbname,
+                 MLC_WORKERS="1", MLC_MAX_UPLOAD=str(64 * MiB))
+if not api.wait_up(20, 0.1):
     t.ok(False, "the private mlc-api starts", open(log).read()[-2000:] if os.path.exists(log) else "")
     t.done()
 
@@ -99,12 +83,7 @@ def rows(sql, *args):
 
 def call(path, method="GET", body=None):
     """(status, decoded body) of one request to the private API."""
-    data = json.dumps(body).encode() if body is not None else b""
-    status, _, out = fcgi.request(sock, path, method, data)
-    try:
-        return status, json.loads(out)
-    except ValueError:
-        return status, out
+    return mlcapi.call(sock, path, method, body)
 
 
 def upload(mid, kind, name, data):
@@ -227,6 +206,6 @@ status, body = call("/mltraining/add", "POST", {"modelid": mid})
 t.is_(status, 201, "... a training is accepted", body)
 tid = (body or {}).get("training_id") if isinstance(body, dict) else None
 t.ok("train-%s.tar.gz" % tid in listing("spool", "new"), "... with its bundle published", listing("spool", "new"))
-t.is_(api.poll(), None, "the private mlc-api ran through it all without a restart")
+t.is_(api.proc.poll(), None, "the private mlc-api ran through it all without a restart")
 check("after space was freed")
 t.done()

@@ -25,7 +25,6 @@
 # The whole suite against the topology: MLC_TEST_TOPOLOGY=galera
 # ./scripts/mlc test (docs/SCALING.md lists the file that skips there,
 # single-host only, and why; this one runs last).
-import json
 import os
 import pickle
 import subprocess
@@ -76,7 +75,7 @@ if not g.active():
     sys.exit(0)
 
 t.need_instance("MLC_DB_SOCKET", "MLC_DB_NAME", "MLC_SOCKET", "MLC_VAR", exclusive=True)
-import fcgi  # noqa: E402
+import mlcapi  # noqa: E402
 
 DB = os.environ["MLC_DB_NAME"]
 POOL_A, POOL_B = os.environ["MLC_SOCKET"], g.api_b_socket()
@@ -84,12 +83,8 @@ POOL_A, POOL_B = os.environ["MLC_SOCKET"], g.api_b_socket()
 
 def via(sock, method, path, body=None):
     """One request straight to a pool's FastCGI socket: (status, parsed JSON or None)."""
-    data = json.dumps(body).encode() if body is not None else b""
-    status, _, raw = fcgi.request(sock, path, method, data)
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, None
+    status, got = mlcapi.call(sock, path, method, body)
+    return status, None if isinstance(got, bytes) else got
 
 
 def ids_on(n, prefix):

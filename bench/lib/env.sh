@@ -20,6 +20,14 @@ bench_load_config() {
 	fi
 }
 
+# bench_running_instance ROOT: the settings of an instance that is already
+# running (bench/api.sh, bench/cpu.sh); BASE_URL defaults to port 8090.
+bench_running_instance() {
+	bench_load_config "$1"
+	BASE_URL=${BASE_URL:-http://127.0.0.1:8090}
+	BASE_URL=${BASE_URL%/}
+}
+
 # The instance's database through the mariadb client.
 bench_sql() {
 	if [[ -n ${MLC_DB_HOST:-} ]]; then

@@ -14,3 +14,13 @@ bench_instance_up() {
 	export MLC_DB_SOCKET=$MLC_VAR/run/mysqld.sock MLC_DB_USER=${MLC_DB_USER:-mlc}
 	export MLC_DB_PASSWORD=${MLC_DB_PASSWORD:-mlc} MLC_DB_NAME=${MLC_DB_NAME:-mlconnector}
 }
+
+# bench_predict_up ROOT: bench_instance_up, then the deployments that
+# bench/lib/predict_setup.py makes (bench/predict.sh, bench/predict-cpu.sh);
+# OUT is the directory of their files.
+bench_predict_up() {
+	bench_instance_up "$1"
+	OUT=$MLC_VAR/bench-predict
+	mkdir -p "$OUT"
+	/usr/bin/python3 "$1/bench/lib/predict_setup.py" "$OUT"
+}

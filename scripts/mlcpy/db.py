@@ -95,15 +95,7 @@ class _Table:
 
     def _update(self, sql, args):
         """Run one UPDATE in its own transaction; True when a row changed."""
-        conn = self._conn()
-        try:
-            with conn.cursor() as cur:
-                n = cur.execute(sql, args)
-            conn.commit()
-        except Exception:
-            self.close()  # a failed statement may have lost the connection
-            raise
-        return n == 1
+        return self._update_many(sql, args) == 1
 
     def _update_many(self, sql, args):
         """Run one UPDATE in its own transaction; the number of rows changed."""
@@ -113,7 +105,7 @@ class _Table:
                 n = cur.execute(sql, args)
             conn.commit()
         except Exception:
-            self.close()
+            self.close()  # a failed statement may have lost the connection
             raise
         return n
 

@@ -211,16 +211,22 @@ def min_rows(cfg):
     return _setting(cfg, "MLC_DRIFT_MIN_ROWS", DEFAULT_MIN_ROWS, int, 0)
 
 
-def recorded_rows(conn, modelid, since=None):
-    """The model's inference rows: the sum of operations.input_rows (the
-    database's count, as mlc-api's POST /model/{id}/drift/run makes it),
-    over the operations after since (None: all)."""
-    sql = ("SELECT COALESCE(SUM(input_rows), 0) AS n FROM operations "
-           "FORCE INDEX (operations_model_rows) WHERE modelid = %s")
+def _model_ops(select, modelid, since):
+    """select over the model's operations after since (None: all), and its
+    arguments."""
+    sql = select + " FROM operations FORCE INDEX (operations_model_rows) WHERE modelid = %s"
     args = [modelid]
     if since is not None:
         sql += " AND timestamp > %s"
         args.append(since)
+    return sql, args
+
+
+def recorded_rows(conn, modelid, since=None):
+    """The model's inference rows: the sum of operations.input_rows (the
+    database's count, as mlc-api's POST /model/{id}/drift/run makes it),
+    over the operations after since (None: all)."""
+    sql, args = _model_ops("SELECT COALESCE(SUM(input_rows), 0) AS n", modelid, since)
     rows = _select(conn, sql, args)
     return int(rows[0]["n"]) if rows else 0
 
@@ -230,12 +236,7 @@ def enough_rows(conn, modelid, need, since=None):
     adding up a long history: the newest `need` operations are looked at
     first (an operation often holds one row); only when they hold fewer
     is everything added up."""
-    sql = ("SELECT input_rows FROM operations FORCE INDEX (operations_model_rows) "
-           "WHERE modelid = %s")
-    args = [modelid]
-    if since is not None:
-        sql += " AND timestamp > %s"
-        args.append(since)
+    sql, args = _model_ops("SELECT input_rows", modelid, since)
     sql += " ORDER BY operationid DESC LIMIT %s"
     args.append(need)
     if sum(int(r["input_rows"]) for r in _select(conn, sql, args)) >= need:

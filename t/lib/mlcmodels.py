@@ -2,10 +2,12 @@
 document's Ridge on the diabetes data and a classifier on iris, both from
 the data sets scikit-learn ships, registered and uploaded through the API."""
 
+import http.server
 import io
 import os
 import pickle
 import socket
+import threading
 import time
 
 import mlctap as t
@@ -119,3 +121,34 @@ def pid_alive(pid):
         return True
     except (OSError, TypeError, ValueError):
         return False
+
+
+class CSVServer:
+    """An HTTP server on 127.0.0.1 for data links: GET of a path in files
+    ({path: bytes}) answers them as text/csv, any other path 404.  .base is
+    its http://127.0.0.1:<port>; it stops when the test ends."""
+
+    def __init__(self, files):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                data = files.get(self.path, b"")
+                self.send_response(200 if self.path in files else 404)
+                self.send_header("Content-Type", "text/csv")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        self.port = self.srv.server_address[1]
+        self.base = "http://127.0.0.1:%d" % self.port
+        self._stopped = False
+        t.defer(self.shutdown)
+
+    def shutdown(self):
+        if not self._stopped:
+            self._stopped = True
+            self.srv.shutdown()

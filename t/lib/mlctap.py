@@ -267,6 +267,18 @@ def _at_exit():
 _cleanups = []
 
 
+def wait_for(cond, seconds=30, step=0.1):
+    """cond()'s first true value within the time, else its value then."""
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    return cond()
+
+
 def defer(fn, *args):
     """Run fn(*args) when the test ends (last registered, first run);
     errors are printed and ignored."""

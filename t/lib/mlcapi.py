@@ -1,0 +1,77 @@
+"""A second mlc-api master for the tests that need other settings than the
+instance's (small caps, no remote backend, a full disk, a cache off): it
+listens on a FastCGI socket of its own, which tests reach with fcgi.py,
+and is stopped (SIGTERM, then SIGKILL after 30 s) when the test ends.
+
+    api = mlcapi.Api(sock, log_path, MLC_WORKERS="1")
+    t.ok(api.wait_up(30), "a second mlc-api is up")
+    status, body = mlcapi.call(sock, "/deployment/add", "POST", {...})
+"""
+import json
+import os
+import subprocess
+import time
+
+import fcgi
+import mlctap as t
+
+
+def binary():
+    """The mlc-api under test (the ASan build when MLC_API_BIN says so)."""
+    return os.environ.get("MLC_API_BIN") or os.path.join(os.environ["MLC_ROOT"], "app", "mlc-api")
+
+
+def conf():
+    return os.environ.get("MLC_CONF") or os.path.join(os.environ["MLC_ROOT"], "conf",
+                                                      "mlconnector.conf")
+
+
+class Api:
+    """mlc-api -c <conf> with the instance's environment, MLC_SOCKET=sock,
+    the variables in drop removed and those in more set.  Its output is
+    appended to log_path, or with own_log=True mlc-api writes it there
+    itself (--log) in a session of its own."""
+
+    def __init__(self, sock, log_path, drop=(), own_log=False, **more):
+        self.sock = sock
+        self.env = dict(os.environ, MLC_SOCKET=sock, **more)
+        for k in drop:
+            self.env.pop(k, None)
+        argv = [binary(), "-c", self.env.get("MLC_CONF") or conf()]
+        if own_log:
+            self.proc = subprocess.Popen(argv + ["--log", log_path], env=self.env,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
+        else:
+            with open(log_path, "ab") as log:
+                self.proc = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log)
+        t.defer(self.stop)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def wait_up(self, seconds=30, step=0.05):
+        """Whether its socket is there within the time."""
+        end = time.monotonic() + seconds
+        while not os.path.exists(self.sock):
+            if time.monotonic() >= end:
+                return False
+            time.sleep(step)
+        return True
+
+
+def call(sock, path, method="GET", body=None):
+    """(status, decoded JSON body, or the raw body when it is none) of one
+    request straight to a FastCGI socket; body is sent as JSON."""
+    data = json.dumps(body).encode() if body is not None else b""
+    status, _, out = fcgi.request(sock, path, method, data)
+    try:
+        return status, json.loads(out or b"null")
+    except ValueError:
+        return status, out
