@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "log.h"
 #include "routes.h"
 #include "stamp.h"
 
@@ -76,26 +77,30 @@ static int queue_run(struct mlc_req *r, const char *id, struct waiting *w, struc
 	int attempt;
 	long long n;
 
-	for (attempt = 0; attempt < 2; attempt++) {
+	/* A transaction rolled back by a conflict (a deadlock; on a Galera
+	 * cluster, two hosts queueing the same model's run at once) wrote
+	 * nothing: it is made again, and then finds the other's run. */
+	for (attempt = 0; attempt < 4; attempt++) {
 		w->run_id[0] = '\0';
 		if (mlc_db_begin(r->db, err) < 0)
-			return -1;
+			goto again;
 		n = mlc_db_exec(r->db, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE", key, 1,
 				NULL, NULL, err);
-		if (n <= 0) {
+		if (n == 0) {
 			mlc_db_rollback(r->db);
-			return n < 0 ? -1 : 1;
+			return 1;
 		}
-		if (mlc_db_exec(r->db, "SELECT run_id, created_at FROM drift_runs WHERE modelid = ? "
+		if (n < 0 ||
+		    mlc_db_exec(r->db, "SELECT run_id, created_at FROM drift_runs WHERE modelid = ? "
 				"AND status = 'waiting' LIMIT 1", key, 1, waiting_row, w, err) < 0)
-			goto fail;
+			goto again;
 		if (!w->run_id[0]) {
 			struct mlc_param p[3];
 
 			mlc_uuid4(w->run_id);
 			/* the time the answer shows is the row's: the database's */
 			if (mlc_db_now(r->db, w->created_at, err) < 0)
-				goto fail;
+				goto again;
 			p[0] = MLC_PSTR(w->run_id);
 			p[1] = MLC_PSTR(id);
 			p[2] = MLC_PSTR(w->created_at);
@@ -108,16 +113,18 @@ static int queue_run(struct mlc_req *r, const char *id, struct waiting *w, struc
 					mlc_db_rollback(r->db);
 					continue;
 				}
-				goto fail;
+				goto again;
 			}
 		}
-		if (mlc_db_commit(r->db, err) < 0)
-			goto fail;
-		return 0;
+		if (mlc_db_commit(r->db, err) == 0)
+			return 0;
+again:
+		mlc_db_rollback(r->db);
+		if (!mlc_db_err_conflict(err))
+			return -1;
+		mlc_log("warn", r->request_id, "drift run of model %s: rolled back by a conflict; "
+			"queueing it again (attempt %d of 4)", id, attempt + 2);
 	}
-	return -1;
-fail:
-	mlc_db_rollback(r->db);
 	return -1;
 }
 
