@@ -244,7 +244,7 @@ static int worker_main(int sock, int slow)
 	CURL *curl = curl_easy_init();
 	const struct timespec no_wait = { 0, 0 };
 	sigset_t waiting;
-	int i, k, nfds, rc, served;
+	int i, k, nfds, rc, served, stopping;
 
 	set_handler(SIGTERM, on_stop);
 	set_handler(SIGINT, on_stop);
@@ -277,14 +277,16 @@ static int worker_main(int sock, int slow)
 		}
 		if (stop_requested && !nfds)
 			break;
-		/* Stopping: serve what nginx has already sent, then leave. */
-		rc = ppoll(pfd, (nfds_t)nfds, stop_requested ? &no_wait : NULL, &waiting);
+		/* Stopping: serve what nginx has already sent, one round, then
+		 * leave (under steady load there is always more). */
+		stopping = stop_requested;
+		rc = ppoll(pfd, (nfds_t)nfds, stopping ? &no_wait : NULL, &waiting);
 		if (rc < 0) {
 			if (errno != EINTR)
 				mlc_log("warn", NULL, "poll failed: %s", strerror(errno));
 			continue;
 		}
-		if (rc == 0 && stop_requested)
+		if (rc == 0 && stopping)
 			break;
 		/* The requests on our own connections first: no other worker
 		 * can serve them.  A new connection only when none was ready. */
@@ -297,6 +299,8 @@ static int worker_main(int sock, int slow)
 		}
 		if (!served && !stop_requested && nfds && which[0] < 0 && pfd[0].revents)
 			conns_accept(&c);
+		if (stopping)
+			break;
 	}
 	for (i = 0; i < MAX_CONNS; i++)
 		if (c.used[i])

@@ -139,8 +139,24 @@ t.is_([c.request("/health")[0] for _ in range(3)], [200] * 3,
 
 # Stopping: a master whose worker holds idle kept connections stops at once
 # (it closes them), not after nginx's keepalive timeout or its own
-# MLC_SHUTDOWN_TIMEOUT; a request already sent is answered first.
+# MLC_SHUTDOWN_TIMEOUT, even while requests keep coming on one of them; a
+# request already sent is answered first.
 slow_client = conns[4]
+hammered = []
+
+
+def hammer(conn):
+    # One request after another on a kept connection, until it is closed.
+    while True:
+        status = conn.request("/health")[0]
+        if status is None:
+            return
+        hammered.append(status)
+
+
+th = threading.Thread(target=hammer, args=(conns[5],), daemon=True)
+th.start()
+t.wait_for(lambda: len(hammered) > 20, 10)
 api.proc.send_signal(signal.SIGTERM)
 started = time.monotonic()
 try:
@@ -151,6 +167,10 @@ took = time.monotonic() - started
 t.ok(api.proc.poll() is not None and took < 10,
      "SIGTERM with idle kept connections open: the master is gone in %.1f s" % took)
 t.ok(slow_client.closed_by_peer(2), "the worker closed the idle kept connections on its way out")
+th.join(5)
+t.ok(not th.is_alive() and set(hammered) == {200},
+     "a client sending request after request on a kept connection does not hold the stop "
+     "off; it got %d answers, all 200, then the close" % len(hammered))
 t.ok(not os.path.exists(sock), "the master removed its socket")
 for c in conns:
     c.close()
