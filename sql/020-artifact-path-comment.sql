@@ -1,4 +1,4 @@
--- 021: the comment of artifacts.path names both shapes of a stored file's
+-- 020: the comment of artifacts.path names both shapes of a stored file's
 -- path.  An upload whose name was taken (two API hosts storing the same
 -- version at once on one shared store, or a file no row names) stores its
 -- bytes beside it, under v<version>-<8 hex>-<filename>
