@@ -151,6 +151,20 @@ def compare(modelid, what, max_rows=100000, expect=None):
     if expect is not None:
         t.ok(any(expect in x for x in lines), "%s: the log says '%s'" % (what, expect),
              "\n".join(lines))
+    # Kolmogorov-Smirnov takes each feature's values sorted from the cache.
+    method = sql("SELECT drift_detection FROM models WHERE modelid = %s", modelid)[0]
+    if json.loads(method["drift_detection"])[0]["method"] != 2:
+        sql("UPDATE models SET drift_detection = %s WHERE modelid = %s",
+            json.dumps([{"is_true": 0, "method": 2}]), modelid)
+        try:
+            cfg = cfg_with(MLC_DRIFT_MAX_ROWS=str(max_rows))
+            on = drift.check_model(CONN, cfg, modelid, log=LOG)
+            off = drift.check_model(CONN, cfg_with(MLC_DRIFT_MAX_ROWS=str(max_rows),
+                                                   MLC_DRIFT_CACHE="off"), modelid)
+            t.is_(plain(on), plain(off), "%s: the same with Kolmogorov-Smirnov" % what)
+        finally:
+            sql("UPDATE models SET drift_detection = %s WHERE modelid = %s",
+                method["drift_detection"], modelid)
     return lines
 
 

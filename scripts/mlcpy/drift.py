@@ -127,6 +127,23 @@ into one float64 array per numeric feature and one category counter per
 categorical feature: memory grows by 8 bytes per numeric value plus one
 page (256 KiB to 8 MiB of text: a sixteenth of the values' size).
 
+The cache
+---------
+With MLC_DRIFT_CACHE=on (the default) a check takes its rows from the
+model's drift cache (mlcpy.drift_cache) instead of reading
+operations.data: mlc-drift keeps, per model and per feature signature, the
+values InferenceSample parsed from every operation (with its operationid,
+timestamp and row count), folding in new operations as they arrive (every
+scheduling pass, for the models with is_true 1 and training data, at most
+drift_cache.PASS_ROWS rows each; a check folds what is still missing
+first).  The window above is then taken from those arrays: the same values
+in the same order, the same window_start and window_end, as reading the
+database (t/0730 compares the two).  A cache is checked before each use by
+counting the model's operations up to its watermark (operations deleted,
+or committed late with a lower id: it is built again), and one that cannot
+answer (a window reaching past what it keeps) leaves the check to the
+database.  MLC_DRIFT_CACHE=off reads the database every time.
+
 Scheduling
 ----------
 schedule_due() adds a 'schedule' run for each model that has is_true 1,
@@ -455,7 +472,9 @@ def check_model(conn, cfg, modelid, seed=0, log=None):
         conn.commit()
         raise DriftError("needs at least %d inference rows, has %d" % (need, have))
     conn.commit()
-    got = cached_sample(conn, cfg, modelid, features, since, max_rows, log)
+    # Kolmogorov-Smirnov sorts the values: the cache hands them over sorted
+    # (the same result; a sort of sorted values is a third of the time).
+    got = cached_sample(conn, cfg, modelid, features, since, max_rows, log, method == 2)
     if got is None:
         got = read_inference(conn, modelid, features, since, max_rows)
     sample, start, end = got
@@ -467,14 +486,14 @@ def check_model(conn, cfg, modelid, seed=0, log=None):
     return results, start, end, method
 
 
-def cached_sample(conn, cfg, modelid, features, since, max_rows, log=None):
+def cached_sample(conn, cfg, modelid, features, since, max_rows, log=None, ordered=False):
     """read_inference()'s answer from the model's drift cache
     (mlcpy.drift_cache), or None when the cache is off or cannot be used:
     a cache that fails is logged and the check reads the database."""
     if not drift_cache.enabled(cfg):
         return None
     try:
-        return drift_cache.sample(conn, cfg, modelid, features, since, max_rows, log)
+        return drift_cache.sample(conn, cfg, modelid, features, since, max_rows, log, ordered)
     except (DriftError, MemoryError):
         raise
     except Exception as e:

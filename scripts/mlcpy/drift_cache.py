@@ -151,6 +151,10 @@ class Cache:
         self.nrows = np.empty(0, np.int64)
         self.cols = {j: np.empty(0, np.float64) for j in self.num}
         self.codes = {j: np.empty(0, np.int32) for j in self.cat}
+        # per numeric feature, the rows in the order of their values (NaN
+        # last): a window's values come sorted from it without a sort, which
+        # is what the Kolmogorov-Smirnov test sorts them for
+        self.order = {j: np.empty(0, np.int32) for j in self.num}
         self.vocab = {j: [] for j in self.cat}
         self._map = None
 
@@ -163,12 +167,13 @@ class Cache:
         out = [("opids", self.opids), ("micros", self.micros), ("nrows", self.nrows)]
         out += [("num%d" % j, self.cols[j]) for j in self.num]
         out += [("cat%d" % j, self.codes[j]) for j in self.cat]
+        out += [("ord%d" % j, self.order[j]) for j in self.num]
         return out
 
     def close(self):
         for name in ["opids", "micros", "nrows"]:
             setattr(self, name, None)
-        self.cols = self.codes = None
+        self.cols = self.codes = self.order = None
         if self._map is not None:
             try:
                 self._map.close()
@@ -248,12 +253,16 @@ def load(dfd, modelid, sig, features):
         c.opids, c.micros, c.nrows = got["opids"], got["micros"], got["nrows"]
         c.cols = {j: got["num%d" % j] for j in c.num}
         c.codes = {j: got["cat%d" % j] for j in c.cat}
+        c.order = {j: got["ord%d" % j] for j in c.num}
         c.vocab = {j: list(head["vocab"][str(j)]) for j in c.cat}
         if int(c.nrows.sum()) != n_rows or (n_ops and (np.diff(c.opids) <= 0).any()):
             raise CacheError("inconsistent arrays")
         for j in c.cat:
             if n_rows and int(c.codes[j].max()) >= len(c.vocab[j]):
                 raise CacheError("a category code out of range")
+        for j in c.num:
+            if n_rows and (int(c.order[j].min()) < 0 or int(c.order[j].max()) >= n_rows):
+                raise CacheError("a row number out of range")
         c._map = mm
         ok = True
         return c
@@ -484,7 +493,7 @@ def update(conn, cfg, dfd, modelid, features, max_rows, budget=None, log=None):
             c.floor = newest if c.floor is None else max(c.floor, newest)
     r0 = int(old_rows_at[keep_from])
     merged = []
-    for i, ((nm, old), (_, new)) in enumerate(zip(c.arrays(), parts)):
+    for i, ((nm, old), (_, new)) in enumerate(zip(c.arrays()[:len(parts)], parts)):
         o = old[keep_from:] if i < 3 else old[r0:]
         merged.append((nm, np.concatenate([o, new]) if len(o) else new))
     out = Cache(sig, features, max_rows)
@@ -498,12 +507,29 @@ def update(conn, cfg, dfd, modelid, features, max_rows, budget=None, log=None):
     for j in out.cat:
         out.codes[j] = merged[k][1]
         k += 1
+    for i, j in enumerate(out.num):
+        out.order[j] = _merge_order(c.order[j], c.cols[j][r0:], r0, parts[3 + i][1])
     c.close()
     save(dfd, modelid, out)
     _say(log, "model %s: folded %d rows in %.2f s (cache %d rows, up to operationid %d%s)",
          modelid, new_rows, time.monotonic() - t0, out.rows, high,
          "" if done else "; more next pass")
     return out, done
+
+
+def _merge_order(old_order, old_col, r0, new_col):
+    """The value order of the rows old_col (the cache's kept rows, from row
+    r0 of old_order's) followed by new_col."""
+    o = old_order[old_order >= r0].astype(np.int64) - r0 if len(old_col) else \
+        np.empty(0, np.int64)
+    n_old = len(old_col)
+    new_ord = np.argsort(new_col, kind="stable")
+    if len(o):
+        pos = np.searchsorted(old_col[o], new_col[new_ord], side="right")
+        merged = np.insert(o, pos, new_ord + n_old)
+    else:
+        merged = new_ord + n_old
+    return merged.astype(np.int32)
 
 
 class Lock:
@@ -545,12 +571,20 @@ class CachedSample(InferenceSample):
     """The values of a check's rows taken from a Cache (what compute()
     reads of an InferenceSample: numbers(j) and categories(j))."""
 
-    def __init__(self, features, c, idx):
+    def __init__(self, features, c, idx, ordered=False):
         super().__init__(features)
         self.rows = len(idx)
         self._nums = {}
+        mask = None
+        if ordered and c.num:   # the values sorted (a test that sorts them anyway)
+            mask = np.zeros(len(c.cols[c.num[0]]), dtype=bool)
+            mask[idx] = True
         for j in c.num:
-            col = c.cols[j][idx]
+            if mask is not None:
+                o = c.order[j]
+                col = c.cols[j][o[mask[o]]]
+            else:
+                col = c.cols[j][idx]
             self._nums[j] = col[np.isfinite(col)]
         for j in c.cat:
             codes = c.codes[j][idx]
@@ -585,11 +619,13 @@ def window(c, since, max_rows):
     return idx, _datetime(stamps.min()), _datetime(stamps.max())
 
 
-def sample(conn, cfg, modelid, features, since, max_rows, log=None):
+def sample(conn, cfg, modelid, features, since, max_rows, log=None, ordered=False):
     """(InferenceSample, window_start, window_end) of a check from the
     model's cache, folded up to date first; None when the cache cannot be
-    used (the check then reads the database)."""
-    if not _ID.match(modelid or ""):
+    used (the check then reads the database).  ordered: each numeric
+    feature's values sorted rather than in row order (for a test whose
+    result does not depend on their order)."""
+    if not _ID.match(modelid or "") or max_rows >= 1 << 30:
         return None
     try:
         dfd = _open_dir(cfg)
@@ -606,7 +642,7 @@ def sample(conn, cfg, modelid, features, since, max_rows, log=None):
                          "read from the database", modelid)
                     return None
                 idx, start, end = got
-                return CachedSample(features, c, idx), start, end
+                return CachedSample(features, c, idx, ordered), start, end
             finally:
                 c.close()
     finally:
