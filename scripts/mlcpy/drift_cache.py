@@ -186,10 +186,33 @@ def _name(modelid, sig):
     return "%s.%s.cache" % (modelid, sig)
 
 
+def _chunks(a):
+    """An array, or a list of arrays written one after the other."""
+    return a if isinstance(a, list) else [a]
+
+
+def _bytes(a):
+    return memoryview(np.ascontiguousarray(a)).cast("B") if len(a) else b""
+
+
 def _crc(parts):
     crc = 0
     for _, a in parts:
-        crc = zlib.crc32(memoryview(np.ascontiguousarray(a)).cast("B"), crc)
+        for x in _chunks(a):
+            crc = zlib.crc32(_bytes(x), crc)
+    return crc
+
+
+def _crc_file(fd, start, end):
+    """CRC-32 of the file's bytes start..end, read (not mapped: a check's
+    memory grows by what it uses of the map, not by the check of it)."""
+    crc = 0
+    while start < end:
+        data = os.pread(fd, min(4 << 20, end - start), start)
+        if not data:
+            break
+        crc = zlib.crc32(data, crc)
+        start += len(data)
     return crc
 
 
@@ -212,8 +235,9 @@ def load(dfd, modelid, sig, features):
         if st.st_size < len(MAGIC) + 8:
             raise CacheError("truncated (%d bytes)" % st.st_size)
         mm = mmap.mmap(fd, st.st_size, prot=mmap.PROT_READ)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
     ok = False
     views = []
     try:
@@ -235,6 +259,7 @@ def load(dfd, modelid, sig, features):
         c.watermark, c.count = int(head["watermark"]), int(head["count"])
         c.floor = None if head["floor"] is None else int(head["floor"])
         at = (at + hlen + 7) & ~7
+        data_at = at
         n_ops, n_rows = int(head["ops"]), int(head["rows"])
         views = []
         for name, a in c.arrays():
@@ -247,7 +272,7 @@ def load(dfd, modelid, sig, features):
             at += size
         if at != st.st_size:
             raise CacheError("size %d, expected %d" % (st.st_size, at))
-        if _crc(views) != int(head["crc"]):
+        if _crc_file(fd, data_at, st.st_size) != int(head["crc"]):
             raise CacheError("CRC mismatch")
         got = dict(views)
         c.opids, c.micros, c.nrows = got["opids"], got["micros"], got["nrows"]
@@ -269,6 +294,7 @@ def load(dfd, modelid, sig, features):
     except (KeyError, TypeError, ValueError) as e:
         raise CacheError("bad header (%s)" % e) from None
     finally:
+        os.close(fd)
         if not ok:
             del views
             try:
@@ -282,8 +308,8 @@ def save(dfd, modelid, c, parts=None):
     file and rename it over the model's cache; other signatures' files of
     the model are removed."""
     parts = parts if parts is not None else c.arrays()
-    n_ops = len(parts[0][1])
-    n_rows = len(parts[3][1]) if len(parts) > 3 else int(np.asarray(parts[2][1]).sum())
+    n_ops = sum(len(x) for x in _chunks(parts[0][1]))
+    n_rows = sum(int(np.sum(x)) for x in _chunks(parts[2][1]))
     head = {"format": FORMAT, "sig": c.sig, "features": [list(f) for f in c.features],
             "keep": c.keep, "watermark": int(c.watermark), "count": int(c.count),
             "floor": c.floor, "ops": n_ops, "rows": n_rows,
@@ -297,7 +323,8 @@ def save(dfd, modelid, c, parts=None):
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             f.write(MAGIC + struct.pack("<Q", len(text)) + text + b"\0" * pad)
             for _, a in parts:
-                f.write(memoryview(np.ascontiguousarray(a)).cast("B"))
+                for x in _chunks(a):
+                    f.write(_bytes(x))
         os.rename(tmp, _name(modelid, c.sig), src_dir_fd=dfd, dst_dir_fd=dfd)
     except BaseException:
         try:
@@ -492,25 +519,20 @@ def update(conn, cfg, dfd, modelid, features, max_rows, budget=None, log=None):
             newest = int(stamps[:drop].max())
             c.floor = newest if c.floor is None else max(c.floor, newest)
     r0 = int(old_rows_at[keep_from])
+    # Written piece by piece (the kept part of the old file's map, then the
+    # new rows), and mapped again: no copy of the whole in memory.
     merged = []
     for i, ((nm, old), (_, new)) in enumerate(zip(c.arrays()[:len(parts)], parts)):
-        o = old[keep_from:] if i < 3 else old[r0:]
-        merged.append((nm, np.concatenate([o, new]) if len(o) else new))
+        merged.append((nm, [old[keep_from:] if i < 3 else old[r0:], new]))
+    merged += [("ord%d" % j, _merge_order(c.order[j], c.cols[j][r0:], r0, parts[3 + i][1]))
+               for i, j in enumerate(c.num)]
     out = Cache(sig, features, max_rows)
     out.watermark, out.count, out.floor = high, count, c.floor
     out.vocab = vocab
-    out.opids, out.micros, out.nrows = merged[0][1], merged[1][1], merged[2][1]
-    k = 3
-    for j in out.num:
-        out.cols[j] = merged[k][1]
-        k += 1
-    for j in out.cat:
-        out.codes[j] = merged[k][1]
-        k += 1
-    for i, j in enumerate(out.num):
-        out.order[j] = _merge_order(c.order[j], c.cols[j][r0:], r0, parts[3 + i][1])
+    save(dfd, modelid, out, merged)
+    del merged, parts
     c.close()
-    save(dfd, modelid, out)
+    out = load(dfd, modelid, sig, features)
     _say(log, "model %s: folded %d rows in %.2f s (cache %d rows, up to operationid %d%s)",
          modelid, new_rows, time.monotonic() - t0, out.rows, high,
          "" if done else "; more next pass")
