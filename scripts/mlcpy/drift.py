@@ -138,7 +138,9 @@ scheduling pass, for the models with is_true 1 and training data, at most
 drift_cache.PASS_ROWS rows each; a check folds what is still missing
 first).  The window above is then taken from those arrays: the same values
 in the same order, the same window_start and window_end, as reading the
-database (t/0730 compares the two).  A cache is checked before each use by
+database (t/0730 compares the two); for method 2 each feature's values
+come sorted (the cache keeps every feature's rows in value order, and
+ks_2samp, which sorts them, depends on nothing else).  A cache is checked before each use by
 counting the model's operations up to its watermark (operations deleted,
 or committed late with a lower id: it is built again), and one that cannot
 answer (a window reaching past what it keeps) leaves the check to the

@@ -157,6 +157,19 @@ class Cache:
         self.order = {j: np.empty(0, np.int32) for j in self.num}
         self.vocab = {j: [] for j in self.cat}
         self._map = None
+        self.spans = {}        # array name: (offset, bytes) in the map
+
+    def release(self, name):
+        """Let the pages of an array that was read go from this process's
+        resident memory (the file's pages stay in the page cache)."""
+        if self._map is None or name not in self.spans or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        at, size = self.spans[name]
+        lo = at - at % mmap.PAGESIZE
+        try:
+            self._map.madvise(mmap.MADV_DONTNEED, lo, at + size - lo)
+        except (OSError, ValueError):
+            pass
 
     @property
     def rows(self):
@@ -269,6 +282,7 @@ def load(dfd, modelid, sig, features):
             if n < 0 or at + size > st.st_size:
                 raise CacheError("truncated arrays")
             views.append((name, np.frombuffer(mm, dtype=dtype, count=n, offset=at)))
+            c.spans[name] = (at, size)
             at += size
         if at != st.st_size:
             raise CacheError("size %d, expected %d" % (st.st_size, at))
@@ -596,18 +610,13 @@ class CachedSample(InferenceSample):
     def __init__(self, features, c, idx, ordered=False):
         super().__init__(features)
         self.rows = len(idx)
-        self._nums = {}
-        mask = None
-        if ordered and c.num:   # the values sorted (a test that sorts them anyway)
-            mask = np.zeros(len(c.cols[c.num[0]]), dtype=bool)
-            mask[idx] = True
-        for j in c.num:
-            if mask is not None:
-                o = c.order[j]
-                col = c.cols[j][o[mask[o]]]
-            else:
-                col = c.cols[j][idx]
-            self._nums[j] = col[np.isfinite(col)]
+        self._c, self._idx, self._mask = c, idx, None
+        # The values sorted (for a test that sorts them anyway), when the
+        # window is much of the cache: a small window is gathered and sorted.
+        n_rows = c.rows
+        if ordered and c.num and len(idx) * 4 >= n_rows:
+            self._mask = np.zeros(n_rows, dtype=bool)
+            self._mask[idx] = True
         for j in c.cat:
             codes = c.codes[j][idx]
             counts = np.bincount(codes[codes >= 0], minlength=len(c.vocab[j]))
@@ -615,7 +624,19 @@ class CachedSample(InferenceSample):
                 self.counts[j][c.vocab[j][i]] = int(counts[i])
 
     def numbers(self, j):
-        return self._nums[j] if j in self._nums else np.empty(0, dtype=np.float64)
+        """Feature j's values, taken when asked (compute() asks once per
+        feature, so one feature's values are held at a time)."""
+        c = self._c
+        if j not in c.cols:
+            return np.empty(0, dtype=np.float64)
+        if self._mask is not None:
+            o = c.order[j]
+            col = c.cols[j][o[self._mask[o]]]
+            c.release("ord%d" % j)
+        else:
+            col = c.cols[j][self._idx]
+        c.release("num%d" % j)
+        return col[np.isfinite(col)]
 
 
 def window(c, since, max_rows):
@@ -664,9 +685,15 @@ def sample(conn, cfg, modelid, features, since, max_rows, log=None, ordered=Fals
                          "read from the database", modelid)
                     return None
                 idx, start, end = got
-                return CachedSample(features, c, idx, ordered), start, end
+                for name in ("opids", "micros", "nrows"):
+                    c.release(name)
+                # The sample reads the map after the lock is let go: a new
+                # file renamed over this one leaves the map as it was.
+                out, c = CachedSample(features, c, idx, ordered), None
+                return out, start, end
             finally:
-                c.close()
+                if c is not None:
+                    c.close()
     finally:
         os.close(dfd)
 
