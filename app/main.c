@@ -16,25 +16,31 @@
  * reads still find a free worker.  Both pools serve every route: the split
  * is nginx's (see conf/nginx/mlconnector-locations.conf.in).
  *
+ * Each worker serves several connections: nginx keeps its connections to
+ * the fast pool open between requests (see the connection loop below).
+ *
  * On SIGTERM or SIGINT the master asks every worker to stop: a worker
- * waiting for a connection leaves at once, one serving a request finishes
- * it first.  Workers still alive after MLC_SHUTDOWN_TIMEOUT seconds are
+ * waiting for work leaves at once, one serving a request finishes it
+ * first.  Workers still alive after MLC_SHUTDOWN_TIMEOUT seconds are
  * killed.
  *
  * On SIGHUP the master reopens its log file (--log) and passes SIGHUP on to
  * every worker.  Workers keep SIGHUP blocked, so it never interrupts a
- * request or an accept(): each one takes it after its next accept() and
- * reopens before it writes anything for that request.
+ * request: each one takes it when its next request arrives and reopens
+ * before it writes anything for that request.
  *
  * usage: mlc-api [-c conf/mlconnector.conf] [--log FILE] | --version
  */
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -93,7 +99,7 @@ static void set_handler(int sig, void (*fn)(int))
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = fn;
 	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: a blocked accept() must return EINTR so that an
+	/* No SA_RESTART: a blocked ppoll() must return EINTR so that an
 	 * idle worker notices the stop request. */
 	sigaction(sig, &sa, NULL);
 }
@@ -101,8 +107,8 @@ static void set_handler(int sig, void (*fn)(int))
 /* A worker inherits SIGHUP blocked from the master and keeps it so: a
  * signal arriving while libfcgi reads a new connection's first records
  * would fail that read (it does not retry on EINTR) and drop the request.
- * The master's SIGHUP is collected here instead, after accept() and before
- * the request is served, so the request's log lines go to the new file. */
+ * The master's SIGHUP is collected here instead, after a request's records
+ * were read and before it is served, so its log lines go to the new file. */
 static void take_reopen_request(void)
 {
 	static const struct timespec no_wait = { 0, 0 };
@@ -114,47 +120,191 @@ static void take_reopen_request(void)
 		mlc_log_reopen();
 }
 
-/* Serve requests until asked to stop. */
-static int worker_main(int sock)
+/*
+ * The connections one worker holds.  nginx keeps its connections to a pool
+ * open between requests (upstream keepalive, fastcgi_keep_conn), so a
+ * worker serves the requests of several connections, one request at a
+ * time, and goes on accepting new connections while it waits: a worker is
+ * never bound to one idle connection, so the idle connections one nginx
+ * worker keeps cannot leave another's new connection waiting in the
+ * listening socket's queue.  A worker closes a connection only when nginx
+ * closed it (or sent garbage) or when it stops: never one nginx may be
+ * about to send a request on.
+ */
+#define MAX_CONNS 64
+
+struct conns {
+	int sock;		/* the pool's listening socket (non-blocking) */
+	int slow;
+	int n;
+	FCGX_Request req[MAX_CONNS];
+	int used[MAX_CONNS];
+};
+
+/* Close connection i.  libfcgi's own close lingers up to 2 s for the
+ * peer's side; a connection closed by its peer, or dropped by a stopping
+ * worker, needs no such wait. */
+static void conn_close(struct conns *c, int i)
 {
-	FCGX_Request fcgx;
+	close(c->req[i].ipcFd);
+	c->req[i].ipcFd = -1;
+	FCGX_Free(&c->req[i], 0);
+	c->used[i] = 0;
+	c->n--;
+}
+
+/* Take one connection waiting on the listening socket.  Other workers race
+ * for the same connections: EAGAIN means one of them took it.  One at a
+ * time, and only by a worker with nothing else to do: a connection taken
+ * waits for its worker, while an idle worker could have served it. */
+static void conns_accept(struct conns *c)
+{
+	int i, fd;
+
+	do
+		fd = accept4(c->sock, NULL, NULL, SOCK_CLOEXEC);
+	while (fd < 0 && (errno == EINTR || errno == ECONNABORTED));
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			mlc_log("warn", NULL, "accept failed: %s", strerror(errno));
+		return;
+	}
+	for (i = 0; c->used[i]; i++)
+		;
+	FCGX_InitRequest(&c->req[i], c->sock, 0);
+	c->req[i].ipcFd = fd;
+	/* FCGX_Accept_r first finishes the "previous" request, closing
+	 * its connection unless it was to be kept; each request then
+	 * sets this from nginx's FCGI_KEEP_CONN flag. */
+	c->req[i].keepConnection = 1;
+	c->used[i] = 1;
+	c->n++;
+	mlc_metrics_connection(c->slow);
+}
+
+/* Serve the next request of connection i, which poll() found readable. */
+static void conn_serve(struct conns *c, int i, struct mlc_db *db, CURL *curl)
+{
+	FCGX_Request *r = &c->req[i];
+	struct mlc_req req;
+	char byte;
+	ssize_t n;
+
+	/* nginx closing a kept connection makes it readable too: close ours
+	 * without asking libfcgi, whose FCGX_Accept_r would go on to accept a
+	 * new connection. */
+	n = recv(r->ipcFd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		conn_close(c, i);
+		return;
+	}
+	if (n < 0)
+		return;
+	/* A broken record makes libfcgi drop the connection and try the
+	 * listening socket, which answers EAGAIN or a connection of its own. */
+	if (FCGX_Accept_r(r) < 0) {
+		if (r->ipcFd >= 0)
+			FCGX_Free(r, 1);
+		c->used[i] = 0;
+		c->n--;
+		return;
+	}
+	take_reopen_request();
+	mlc_req_init(&req, r, db, curl);
+	mlc_dispatch(&req);
+	mlc_req_release(&req);
+	/* A handler may answer without reading the whole body (an early 4xx),
+	 * or before its closing record arrived.  On a kept connection the rest
+	 * would be read as the next request, which is garbage, and the
+	 * connection closed under nginx: read it to its end first.  nginx has
+	 * buffered the body (MLC_MAX_BODY at most) before it sent the request,
+	 * so this waits for no client.  A connection not kept (uploads, which
+	 * nginx streams) is closed instead, unread. */
+	if (r->keepConnection) {
+		char scratch[16384];
+
+		while (FCGX_GetStr(scratch, sizeof(scratch), r->in) > 0)
+			;
+	}
+	/* Closes the connection unless nginx asked to keep it. */
+	FCGX_Finish_r(r);
+	if (r->ipcFd < 0) {
+		c->used[i] = 0;
+		c->n--;
+	}
+}
+
+/* Serve requests until asked to stop. */
+static int worker_main(int sock, int slow)
+{
+	static struct conns c;
+	struct pollfd pfd[MAX_CONNS + 1];
+	int which[MAX_CONNS + 1];
 	struct mlc_db *db = mlc_db_new();
 	CURL *curl = curl_easy_init();
-	struct mlc_req req;
-	sigset_t set;
+	const struct timespec no_wait = { 0, 0 };
+	sigset_t waiting;
+	int i, k, nfds, rc, served, stopping;
 
 	set_handler(SIGTERM, on_stop);
 	set_handler(SIGINT, on_stop);
 	set_handler(SIGCHLD, SIG_DFL);
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
+	/* The master forked us with SIGTERM, SIGINT and SIGHUP blocked; they
+	 * stay blocked while a request is read and served, so that no signal
+	 * interrupts its reads and writes, and stop signals are taken only in
+	 * ppoll() (SIGHUP: see take_reopen_request). */
+	sigprocmask(SIG_SETMASK, NULL, &waiting);
+	sigdelset(&waiting, SIGTERM);
+	sigdelset(&waiting, SIGINT);
 	if (!curl)
 		mlc_die("curl_easy_init failed");
-	if (FCGX_InitRequest(&fcgx, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
-		mlc_die("FCGX_InitRequest failed");
+	c.sock = sock;
+	c.slow = slow;
 	for (;;) {
-		/* Stop signals are taken only while waiting for a connection, so
-		 * that they never interrupt the reads and writes of a request. */
-		sigprocmask(SIG_UNBLOCK, &set, NULL);
-		if (stop_requested)
+		nfds = 0;
+		if (!stop_requested && c.n < MAX_CONNS) {
+			pfd[nfds].fd = sock;
+			pfd[nfds].events = POLLIN;
+			which[nfds++] = -1;
+		}
+		for (i = 0; i < MAX_CONNS; i++) {
+			if (!c.used[i])
+				continue;
+			pfd[nfds].fd = c.req[i].ipcFd;
+			pfd[nfds].events = POLLIN;
+			which[nfds++] = i;
+		}
+		if (stop_requested && !nfds)
 			break;
-		if (FCGX_Accept_r(&fcgx) < 0) {
-			if (stop_requested)
-				break;
-			take_reopen_request();
-			mlc_log("warn", NULL, "accept failed: %s", strerror(errno));
+		/* Stopping: serve what nginx has already sent, one round, then
+		 * leave (under steady load there is always more). */
+		stopping = stop_requested;
+		rc = ppoll(pfd, (nfds_t)nfds, stopping ? &no_wait : NULL, &waiting);
+		if (rc < 0) {
+			if (errno != EINTR)
+				mlc_log("warn", NULL, "poll failed: %s", strerror(errno));
 			continue;
 		}
-		sigprocmask(SIG_BLOCK, &set, NULL);
-		take_reopen_request();
-		mlc_req_init(&req, &fcgx, db, curl);
-		mlc_dispatch(&req);
-		mlc_req_release(&req);
-		FCGX_Finish_r(&fcgx);
+		if (rc == 0 && stopping)
+			break;
+		/* The requests on our own connections first: no other worker
+		 * can serve them.  A new connection only when none was ready. */
+		served = 0;
+		for (k = 0; k < nfds; k++) {
+			if (pfd[k].revents && which[k] >= 0 && c.used[which[k]]) {
+				conn_serve(&c, which[k], db, curl);
+				served = 1;
+			}
+		}
+		if (!served && !stop_requested && nfds && which[0] < 0 && pfd[0].revents)
+			conns_accept(&c);
+		if (stopping)
+			break;
 	}
-	FCGX_Free(&fcgx, 1);
+	for (i = 0; i < MAX_CONNS; i++)
+		if (c.used[i])
+			conn_close(&c, i);
 	mlc_db_free(db);
 	mlc_rowcache_release();
 	curl_easy_cleanup(curl);
@@ -179,7 +329,7 @@ static pid_t spawn_worker(const struct pool *pools, int sock)
 		for (i = 0; i < NPOOLS; i++)
 			if (pools[i].sock != sock && pools[i].sock > 0)
 				close(pools[i].sock);
-		exit(worker_main(sock));
+		exit(worker_main(sock, sock == pools[SLOW].sock));
 	}
 	return pid;
 }
@@ -220,6 +370,10 @@ static int open_socket(const char *path)
 	umask(old);
 	if (sock < 0)
 		mlc_die("cannot listen on %s: %s", path, strerror(errno));
+	/* Every worker of the pool polls it and races to accept: the ones
+	 * that lose must get EAGAIN, not block. */
+	if (fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK) < 0)
+		mlc_die("cannot make %s non-blocking: %s", path, strerror(errno));
 	if (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0)
 		mlc_log("warn", NULL, "cannot give %s to group %u: %s; nginx must run as %u or "
 			"in its group", path, (unsigned)gid, strerror(errno), (unsigned)getuid());
@@ -307,8 +461,8 @@ static void shutdown_workers(struct pool *pools)
 	}
 }
 
-/* Tell the workers to reopen the log file; each takes it after its next
- * accept() (see take_reopen_request). */
+/* Tell the workers to reopen the log file; each takes it with its next
+ * request (see take_reopen_request). */
 static void reopen_logs(struct pool *pools)
 {
 	struct pool *p;

@@ -47,6 +47,7 @@ struct shm {
 	struct route_stats routes[MLC_METRICS_MAX_ROUTES + 1];	/* the last: no route */
 	struct dep_stats deps[MLC_METRICS_MAX_DEPLOYMENTS + 1];	/* the last: "(other)" */
 	uint64_t worker_restarts[2];
+	uint64_t connections[2];
 	uint64_t db_errors[MLC_METRICS_DB_KINDS];
 	uint64_t db_reconnects;
 	uint64_t upload_received;
@@ -164,6 +165,12 @@ void mlc_metrics_worker_restart(int slow)
 {
 	if (shm)
 		add(&shm->worker_restarts[slow ? 1 : 0], 1);
+}
+
+void mlc_metrics_connection(int slow)
+{
+	if (shm)
+		add(&shm->connections[slow ? 1 : 0], 1);
 }
 
 void mlc_metrics_db_error(enum mlc_metrics_db kind)
@@ -319,6 +326,13 @@ void mlc_metrics_render(struct mlc_buf *t, const struct mlc_route *routes, size_
 			"mlc_worker_restarts_total{pool=\"slow\"} %llu\n",
 			(unsigned long long)get(&shm->worker_restarts[0]),
 			(unsigned long long)get(&shm->worker_restarts[1]));
+	mlc_metrics_family(t, "mlc_fastcgi_connections_total", "counter",
+	       "Connections from nginx the API workers accepted, by pool (with kept-alive "
+	       "connections, far fewer than requests).");
+	mlc_buf_appendf(t, "mlc_fastcgi_connections_total{pool=\"fast\"} %llu\n"
+			"mlc_fastcgi_connections_total{pool=\"slow\"} %llu\n",
+			(unsigned long long)get(&shm->connections[0]),
+			(unsigned long long)get(&shm->connections[1]));
 	mlc_metrics_family(t, "mlc_db_errors_total", "counter",
 	       "Database errors the API workers met, by kind.");
 	for (i = 0; i < MLC_METRICS_DB_KINDS; i++)

@@ -59,6 +59,10 @@ void mlc_metrics_predict(const char *deployment, int explain, double seconds);
 /* The master replaced a worker of the fast (slow 0) or slow pool. */
 void mlc_metrics_worker_restart(int slow);
 
+/* A worker of the fast (slow 0) or slow pool accepted a connection from
+ * nginx. */
+void mlc_metrics_connection(int slow);
+
 void mlc_metrics_db_error(enum mlc_metrics_db kind);
 /* A worker opened a database connection again after losing one. */
 void mlc_metrics_db_reconnect(void);

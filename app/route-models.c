@@ -78,6 +78,9 @@ static const struct mlc_field drift_fields[] = {
 
 /* model_tags.tag is VARCHAR(255): characters, as UTF-8 counts them.  The
  * empty tag is a tag like any other. */
+/* Tags a model may have. */
+#define MAX_MODEL_TAGS 64
+
 static int tag_fits(const char *s)
 {
 	size_t n = 0;
@@ -100,7 +103,7 @@ static const struct mlc_field model_schema[] = {
 	LIST_OF("featurelist", feature_fields),
 	LIST_OF("inference", inference_fields),
 	{ .name = "modeltags", .type = MLC_V_LIST, .flags = MLC_F_NULLABLE,
-	  .item = MLC_V_STR, .max_len = 64, .check = tag_fits,
+	  .item = MLC_V_STR, .max_len = MAX_MODEL_TAGS, .check = tag_fits,
 	  .check_msg = "a tag has at most 255 characters" },
 	{ .name = "drift_detection", .type = MLC_V_LIST,
 	  .flags = MLC_F_REQUIRED | MLC_F_NULLABLE, .item = MLC_V_OBJ,
@@ -146,34 +149,49 @@ static void model_text(struct mlc_jbuf *b, char **cols)
 	mlc_jbuf_lit(b, "}");
 }
 
-/* Give the model the rows of model_tags for tags (a list of strings or
- * null), skipping duplicates; replace drops its old rows first (a new
- * model has none, and deleting nothing would still take gap locks that
- * make concurrent adds deadlock). */
-static int store_tags(struct mlc_req *r, const char *id, json_object *tags, int replace,
-		      struct mlc_err *err)
+/* The model's tags (an array of strings, at most MAX_MODEL_TAGS by
+ * model_schema, or null), each once; replace drops its old rows first (a
+ * new model has none, and deleting nothing would still take gap locks that
+ * make concurrent adds deadlock).  Rows go in TAG_ROWS at a time, one
+ * statement per TAG_ROWS tags and one for the rest, so that at most
+ * TAG_ROWS shapes of it are prepared and kept per worker. */
+#define TAG_ROWS 8
+static int store_tags(struct mlc_req *r, const char *id, unsigned long long seq,
+		      json_object *tags, int replace, struct mlc_err *err)
 {
 	struct mlc_param del[] = { MLC_PSTR(id) };
-	size_t i, j, n = tags ? json_object_array_length(tags) : 0;
+	struct mlc_param p[3 * TAG_ROWS];
+	struct mlc_buf sql = MLC_BUF_INIT(128 + 12 * TAG_ROWS);
+	size_t i, j, k = 0, n = tags ? json_object_array_length(tags) : 0;
+	long long rc = 0;
 
 	if (replace && mlc_db_exec(r->db, "DELETE FROM model_tags WHERE modelid = ?", del, 1,
 				   NULL, NULL, err) < 0)
 		return -1;
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n && rc >= 0; i++) {
 		const char *t = json_object_get_string(json_object_array_get_idx(tags, i));
-		struct mlc_param p[] = { MLC_PSTR(t), MLC_PSTR(id) };
 
 		for (j = 0; j < i; j++)
 			if (!strcmp(t, json_object_get_string(json_object_array_get_idx(tags, j))))
 				break;
-		if (j < i)
-			continue;
-		if (mlc_db_exec(r->db, "INSERT INTO model_tags (tag, model_seq, modelid) "
-				"SELECT ?, seq, modelid FROM models WHERE modelid = ?",
-				p, 2, NULL, NULL, err) < 0)
-			return -1;
+		if (j == i) {
+			p[3 * k] = MLC_PSTR(t);
+			p[3 * k + 1] = MLC_PLONG((long long)seq);
+			p[3 * k + 2] = MLC_PSTR(id);
+			k++;
+		}
+		if (k == TAG_ROWS || (k && i == n - 1)) {
+			mlc_buf_reset(&sql);
+			mlc_buf_puts(&sql, "INSERT INTO model_tags (tag, model_seq, modelid) VALUES ");
+			for (j = 0; j < k; j++)
+				mlc_buf_puts(&sql, j ? ", (?, ?, ?)" : "(?, ?, ?)");
+			rc = mlc_db_exec(r->db, mlc_buf_str(&sql), p, 3 * (unsigned)k, NULL, NULL,
+					 err);
+			k = 0;
+		}
 	}
-	return 0;
+	mlc_buf_release(&sql);
+	return rc < 0 ? -1 : 0;
 }
 
 /* The read routes' columns: MODEL_COLS, then what the cache compares. */
@@ -229,6 +247,21 @@ static int full_row(void *ctx, char **cols, const unsigned long *lens, unsigned 
 		mlc_jbuf_lit(out, ",");
 	write_and_keep(out, cols);
 	return 0;
+}
+
+/* The row an INSERT ... RETURNING READ_COLS wrote: its text, and its seq
+ * for the tags. */
+struct new_row {
+	struct mlc_jbuf *out;
+	unsigned long long seq;
+};
+
+static int new_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct new_row *w = ctx;
+
+	w->seq = col_ull(cols[SEQ_COL]);
+	return full_row(w->out, cols, lens, n);
 }
 
 /* Buffers the read routes reuse from request to request. */
@@ -463,7 +496,9 @@ void mlc_h_model_add(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[4 + NJSON];
 	char id[37];
-	json_object *m = mlc_body_or_422(r, model_schema, 0);
+	json_object *m = mlc_body_or_422(r, model_schema, 0), *tags;
+	int with_tags;
+	long long n = -1;
 	size_t i;
 
 	if (!m)
@@ -475,20 +510,34 @@ void mlc_h_model_add(struct mlc_req *r)
 	for (i = 0; i < NJSON; i++)
 		p[3 + i] = mlc_json_param(json_object_object_get(m, json_columns[i]));
 	p[3 + NJSON] = MLC_PSTR(mlc_new_owner(r));
-	/* created_at and updated_at: the database's clock, one reading.  A
-	 * transaction rolled back by a conflict (on a Galera cluster, a
+	/* created_at and updated_at: the database's clock, one reading.  The
+	 * INSERT returns the row as it was written (RETURNING, so no read
+	 * back), and without tags it is one statement, committed on its own.
+	 * A transaction rolled back by a conflict (on a Galera cluster, a
 	 * certification failure, e.g. while a node rejoins) wrote nothing:
-	 * it is made again, twice at most, before the 503. */
+	 * it is made again, twice at most, before the 503.  The row's text
+	 * enters the worker's cache before the COMMIT; a read validates the
+	 * cache against the database, so a row never committed is never
+	 * served. */
+	tags = json_object_object_get(m, "modeltags");
+	with_tags = tags && json_object_array_length(tags) > 0;
 	for (i = 1;; i++) {
-		if (mlc_db_begin(r->db, &err) == 0 &&
-		    mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ", ownerid) "
-				"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-				"UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?)",
-				p, 4 + NJSON, NULL, NULL, &err) >= 0 &&
-		    store_tags(r, id, json_object_object_get(m, "modeltags"), 0, &err) == 0 &&
-		    mlc_db_commit(r->db, &err) == 0)
+		struct new_row row = { &body, 0 };
+
+		mlc_jbuf_reset(&body);
+		if ((!with_tags || mlc_db_begin(r->db, &err) == 0) &&
+		    (n = mlc_db_exec(r->db, "INSERT INTO models (" MODEL_COLS ", ownerid) "
+				     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+				     "UTC_TIMESTAMP(6), UTC_TIMESTAMP(6), ?) RETURNING " READ_COLS,
+				     p, 4 + NJSON, new_row, &row, &err)) > 0 &&
+		    (!with_tags || (store_tags(r, id, row.seq, tags, 0, &err) == 0 &&
+				    mlc_db_commit(r->db, &err) == 0)))
 			break;
 		mlc_db_rollback(r->db);
+		if (n == 0) {
+			err.code = 500;
+			snprintf(err.msg, sizeof(err.msg), "the new model's row was not returned");
+		}
 		if (i < 3 && mlc_db_err_conflict(&err)) {
 			mlc_log("warn", r->request_id, "model add: rolled back by a conflict; "
 				"making it again (attempt %zu of 3)", i + 1);
@@ -499,8 +548,7 @@ void mlc_h_model_add(struct mlc_req *r)
 		return;
 	}
 	json_object_put(m);
-	/* Read back (the times are the database's) and kept in the cache. */
-	reply_model_fresh(r, 201, id);
+	mlc_reply_text(r, 201, "application/json", body.s, body.len);
 }
 
 void mlc_h_model_get(struct mlc_req *r)
@@ -602,6 +650,12 @@ void mlc_h_model_search(struct mlc_req *r)
 
 /* Append "col = ?, " for every field present in the partial update m
  * (the names are the service's own, never the request's). */
+static int seq_of(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	*(unsigned long long *)ctx = col_ull(cols[0]);
+	return 0;
+}
+
 static unsigned patch_assignments(json_object *m, struct mlc_buf *sql, struct mlc_param *p)
 {
 	static const char *const plain[] = { "modelname", "modelkind" };
@@ -631,9 +685,11 @@ void mlc_h_model_patch(struct mlc_req *r)
 	struct mlc_err err = { 0, "" };
 	struct mlc_param p[4 + NJSON];
 	struct mlc_buf sql = MLC_BUF_INIT(1024);
+	struct mlc_param key[] = { MLC_PSTR(id) };
+	unsigned long long seq = 0;
 	json_object *m, *tags;
 	unsigned np;
-	int found;
+	long long found;
 
 	if (mlc_model_owned_or_reply(r, id, "change") < 0 ||
 	    !(m = mlc_body_or_422(r, model_schema, 1)))
@@ -649,11 +705,11 @@ void mlc_h_model_patch(struct mlc_req *r)
 		return;
 	}
 	if (mlc_db_begin(r->db, &err) < 0 ||
-	    (found = exec_with_id(r, id, "SELECT 1 FROM models WHERE modelid = ? FOR UPDATE",
-				  &err)) < 0 ||
+	    (found = mlc_db_exec(r->db, "SELECT seq FROM models WHERE modelid = ? FOR UPDATE",
+				 key, 1, seq_of, &seq, &err)) < 0 ||
 	    (found && mlc_db_exec(r->db, mlc_buf_str(&sql), p, np, NULL, NULL, &err) < 0) ||
 	    (found && json_object_object_get_ex(m, "modeltags", &tags) &&
-	     store_tags(r, id, tags, 1, &err) < 0) ||
+	     store_tags(r, id, seq, tags, 1, &err) < 0) ||
 	    mlc_db_commit(r->db, &err) < 0) {
 		mlc_db_rollback(r->db);
 		mlc_buf_release(&sql);

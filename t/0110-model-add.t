@@ -361,6 +361,18 @@ t.is_422(t.post("/model/add", json={"modelname": name, "modelkind": [], "drift_d
 t.is_(t.db_rows("SELECT modelid FROM models WHERE modelname = %s", name), [],
       "a refused body stores nothing")
 
+# More tags than one statement stores (rows go in 8 at a time), with
+# repeats across those groups: one row per distinct tag; the most a
+# model may have is 64.
+many = ["%s-%02d" % (tag, i % 19) for i in range(40)]
+mm = t.add_model(t.minimal_model(modeltags=many), "a model with 40 tags, 19 distinct (201)")
+t.is_(mm.get("modeltags"), many, "its 40 tags come back as sent")
+t.is_([r["tag"] for r in t.db_rows("SELECT tag FROM model_tags WHERE modelid = %s ORDER BY tag",
+                                   mm.get("modelid"))],
+      sorted(set(many)), "model_tags has its 19 distinct tags once each")
+resp = t.post("/model/add", json=t.minimal_model(modeltags=["x%d" % i for i in range(65)]))
+t.is_(resp.status_code, 422, "65 tags are refused (422)")
+
 for text, what in (("[1, 2]", "an array"), ('"model"', "a string"), ("42", "a number")):
     t.is_422(post_raw(text), [(["body"], NOT_DICT[0], NOT_DICT[1])],
              "a body that is %s, not an object, is refused as not a valid dict" % what)

@@ -85,6 +85,75 @@ class Request:
         return _parse(bytes(out)) if out else (None, {}, b"")
 
 
+class Conn:
+    """One connection kept open across requests, as nginx keeps one
+    (FCGI_KEEP_CONN): request() sends a whole request and reads its reply."""
+
+    def __init__(self, sock_path, timeout=30):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(sock_path)
+        self.buf = bytearray()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def request(self, path, method="GET", body=b"", token=_DEFAULT, req_id=1):
+        """(status, headers, body); (None, {}, b"") when the worker closed
+        the connection instead of answering."""
+        env = {"REQUEST_METHOD": method, "REQUEST_URI": path, "QUERY_STRING": "",
+               "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body))}
+        if token is _DEFAULT:
+            token = os.environ.get("MLC_TEST_TOKEN") or None
+        if token is not None:
+            env["HTTP_AUTHORIZATION"] = "Bearer " + token
+        data = (_record(BEGIN_REQUEST, struct.pack(">HB5x", 1, 1), req_id)
+                + _record(PARAMS, _params(env), req_id) + _record(PARAMS, b"", req_id))
+        for i in range(0, len(body), 65535):
+            data += _record(STDIN, body[i:i + 65535], req_id)
+        data += _record(STDIN, b"", req_id)
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            return None, {}, b""
+        return self.reply()
+
+    def reply(self):
+        """Read one reply (nginx sends the next request only after it)."""
+        out = bytearray()
+        while True:
+            while len(self.buf) >= 8:
+                _, rtype, _, clen, plen, _ = struct.unpack_from(">BBHHBB", self.buf, 0)
+                if len(self.buf) < 8 + clen + plen:
+                    break
+                content = bytes(self.buf[8:8 + clen])
+                del self.buf[:8 + clen + plen]
+                if rtype == STDOUT:
+                    out += content
+                elif rtype == END_REQUEST:
+                    return _parse(bytes(out))
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
+                return None, {}, b""
+            self.buf += data
+
+    def closed_by_peer(self, seconds=5):
+        """Whether the worker closes the connection within the time."""
+        self.sock.settimeout(seconds)
+        try:
+            return self.sock.recv(1) == b""
+        except socket.timeout:
+            return False
+        except OSError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
 def _parse(out):
     head, _, body = out.partition(b"\r\n\r\n")
     headers = {}
