@@ -24,7 +24,11 @@
 # the checks: one plain SELECT COUNT(*), SUM(LENGTH(data)) over the
 # model's operations (reading every recorded input once, the floor of any
 # check that reads them).  It prints figures and
-# never fails on them.  The bench rows are deleted at the end
+# never fails on them.  Then the drift cache (mlcpy.drift_cache, in a
+# directory of its own): the cold fold of every row, warm checks of every
+# row, one after BENCH_NEW (10,000) new operations, and the default
+# MLC_DRIFT_MAX_ROWS, each beside the uncached check (MLC_DRIFT_CACHE=off,
+# as the checks above run).  The bench rows are deleted at the end
 # (BENCH_KEEP=1 keeps them); a private instance is removed.
 set -euo pipefail
 
@@ -132,9 +136,10 @@ cfg = config.load(sys.argv[1])
 conn = db.connect(cfg)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 run_id = drift.request_run(conn, sys.argv[2], "bench")
-t0 = time.monotonic()
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731
+t0, c0 = time.monotonic(), cpu()
 status = drift.run_one(conn, cfg, None, run_id, sys.argv[2])
-took = time.monotonic() - t0
+took, cpu_s = time.monotonic() - t0, cpu() - c0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with conn.cursor() as cur:
     cur.execute("SELECT method, n_infer, drift_detected FROM drift_metrics WHERE run_id = %s "
@@ -142,7 +147,7 @@ with conn.cursor() as cur:
     rows = cur.fetchall()
     cur.execute("SELECT reason FROM drift_runs WHERE run_id = %s", (run_id,))
     reason = (cur.fetchone() or {}).get("reason")
-print(json.dumps({"status": status, "reason": reason, "took": took, "peak_kib": peak,
+print(json.dumps({"status": status, "reason": reason, "took": took, "cpu": cpu_s, "peak_kib": peak,
                   "before_kib": before,
                   "method": rows[0]["method"] if rows else None,
                   "rows": rows[0]["n_infer"] if rows else 0,
@@ -183,11 +188,12 @@ features = drift.inference_features(conn, cfg, sys.argv[2], model[0]["featurelis
 conn.commit()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 dfd = drift_cache._open_dir(cfg)
-t0 = time.monotonic()
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731
+t0, c0 = time.monotonic(), cpu()
 with drift_cache.Lock(dfd, sys.argv[2]):
     c, done = drift_cache.update(conn, cfg, dfd, sys.argv[2], features, drift.settings(cfg)[1])
-took = time.monotonic() - t0
-print(json.dumps({"took": took, "rows": c.rows, "before_kib": before,
+took, cpu_s = time.monotonic() - t0, cpu() - c0
+print(json.dumps({"took": took, "cpu": cpu_s, "rows": c.rows, "before_kib": before,
                   "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 EOF
 }
@@ -199,8 +205,8 @@ r = json.loads(sys.argv[2])
 if r.get("status", "completed") != "completed":
     print("%-40s %s: %s" % (sys.argv[1], r["status"], r["reason"]))
 else:
-    print("%-40s %9d %9.2f %7.2f %9.0f MB %11.0f MB  %s" % (
-        sys.argv[1], r["rows"], r["took"], r["took"] / max(float(sys.argv[3]), 1e-3),
+    print("%-40s %9d %9.2f %7.2f %7.2f %9.0f MB %11.0f MB  %s" % (
+        sys.argv[1], r["rows"], r["took"], r["took"] / max(float(sys.argv[3]), 1e-3), r["cpu"],
         r["peak_kib"] / 1024.0, (r["peak_kib"] - r["before_kib"]) / 1024.0,
         "".join(str(d) for d in r.get("drift", []))))
 ' "$1" "$2" "$BASE"
@@ -233,9 +239,12 @@ done
 # check uncached, the cold fold (building the cache of every row), warm
 # checks, and a warm check after BENCH_NEW (10,000) new operations arrived
 # (it folds them first), each beside the uncached one of the same data.
+# "cpu s" is the Python process's CPU time (user + system) for the step:
+# steadier than the wall clock on a shared machine, but without MariaDB's
+# (most of an uncached check's, little of a cached one's).
 
 printf '\nThe drift cache, every row (MLC_DRIFT_MAX_ROWS=%d):\n' "$ROWS"
-printf '%-40s %9s %9s %7s %12s %14s  %s\n' step "rows" seconds "x base" "peak RSS" "added" \
+printf '%-40s %9s %9s %7s %7s %12s %14s  %s\n' step "rows" seconds "x base" "cpu s" "peak RSS" "added" \
 	"drift f0..f9"
 show "uncached check (KS)" "$(check 2 "$ROWS" off)"
 show "cold fold (building the cache)" "$(fold "$ROWS")"

@@ -321,6 +321,43 @@ on = drift.check_model(CONN, cfg_with(MLC_DRIFT_MAX_ROWS="500"), B, log=LOG)
 off = drift.check_model(CONN, cfg_with(MLC_DRIFT_MAX_ROWS="500", MLC_DRIFT_CACHE="off"), B)
 t.is_(plain(on), plain(off), "a short window since the last check: the same results")
 
+# window() against the plain rule (every operation newer than since,
+# newest first, rows up to max_rows), on 5,000 operations of 1 to 3 rows
+# with timestamps out of order in places: it looks at the newest
+# operations only, more of them until the window is full.
+def plain_window(c, since, max_rows):
+    starts = np.concatenate([[0], np.cumsum(c.nrows)])
+    idx, stamps = [], []
+    for q in range(len(c.opids) - 1, -1, -1):
+        if since is not None and c.micros[q] <= drift_cache._micros(since):
+            continue
+        if len(idx) >= max_rows:
+            break
+        take = min(int(c.nrows[q]), max_rows - len(idx))
+        idx += list(range(int(starts[q]), int(starts[q]) + take))
+        stamps.append(int(c.micros[q]))
+    return idx, (min(stamps) if stamps else None), (max(stamps) if stamps else None)
+
+
+wrng = np.random.default_rng(3)
+wc = drift_cache.Cache("x", [("u", "cont")], 10 ** 6)
+wc.opids = np.arange(1, 5001, dtype=np.int64) * 3
+wc.nrows = wrng.integers(1, 4, 5000)
+wc.micros = np.arange(5000, dtype=np.int64) * 1000 + 10 ** 15
+wc.micros[wrng.choice(5000, 300, replace=False)] -= 2000000    # some late, older stamps
+wc.cols = {0: np.arange(int(wc.nrows.sum()), dtype=np.float64)}
+bad = []
+for since_q in (None, 4990, 4000, 2500, 0):
+    since = None if since_q is None else drift_cache._datetime(wc.micros[since_q])
+    for cap in (1, 7, 1000, 2999, 5000, 10 ** 6):
+        got = drift_cache.window(wc, since, cap)
+        idx, lo, hi = plain_window(wc, since, cap)
+        want = (idx, None if lo is None else drift_cache._datetime(lo),
+                None if hi is None else drift_cache._datetime(hi))
+        if got is None or (list(got[0]), got[1], got[2]) != want:
+            bad.append((since_q, cap))
+t.is_(bad, [], "window() takes the rows and times the plain rule takes, at every since and cut")
+
 # ---- files that are not to be trusted ----------------------------------------------------
 
 path = cache_path(M)
@@ -397,5 +434,19 @@ t.ok(any(W in x and "more next pass" in x for x in LOG.lines),
      "a pass folds a bounded number of rows per model", LOG.lines)
 drift_cache.PASS_ROWS = old_pass
 compare(W, "a partly warmed cache: the check folds the rest", expect="folded")
+
+# A feature type settled from the training data: the daemon folds for the
+# features the check uses (the same signature: the check folds nothing).
+T = add_model([{"feature_name": "u", "type": "numeric"}, {"feature_name": "k", "type": "text"}],
+              0, pd.DataFrame({"u": rng.normal(size=60), "k": list("xyz") * 20, "y": 0}),
+              enabled=1)
+add_ops(T, [json.dumps([[float(i), "xyz"[i % 3]]]) for i in range(120)], base)
+LOG.take()
+drift.warm_caches(CONN, CFG, LOG)
+t.ok(any(T in x and "folded 120 rows" in x for x in LOG.lines),
+     "warm_caches folds a model whose types come from its training data", LOG.lines)
+lines = compare(T, "types settled from the training data")
+t.ok(not any("folded" in x or "rebuilt" in x for x in lines),
+     "... the check found the daemon's cache up to date", lines)
 
 t.done()

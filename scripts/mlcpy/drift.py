@@ -507,19 +507,29 @@ def cached_sample(conn, cfg, modelid, features, since, max_rows, log=None, order
         return None
 
 
+_decided = {}   # (modelid, features, training file, cap) -> features as decided
+
+
 def inference_features(conn, cfg, modelid, featurelist, seed=0):
     """The features (settled types) check_model gathers a model's rows for,
-    without reading the training data when the feature list settles them."""
+    without reading the training data when the feature list settles them
+    (else once per training file and feature list in this process)."""
     declared = model_features(featurelist_of(conn, modelid, featurelist))
     if declared and all(t in ("cont", "cat") for _, t in declared):
         return declared
-    arts = _select(conn, "SELECT path FROM artifacts WHERE modelid = %s AND filekind = 'data' "
-                   "ORDER BY version DESC LIMIT 1", (modelid,))
+    arts = _select(conn, "SELECT path, sha256 FROM artifacts WHERE modelid = %s AND "
+                   "filekind = 'data' ORDER BY version DESC LIMIT 1", (modelid,))
     if not arts:
         return None
-    declared, train_df, _ = load_training_sample(_artifact_path(cfg, arts[0]["path"]), declared,
-                                                 train_rows(cfg), seed)
-    return decide_types(declared, train_df)[0]
+    cap = train_rows(cfg)
+    key = (modelid, json.dumps(declared), arts[0]["path"], arts[0]["sha256"], cap, seed)
+    if key not in _decided:
+        if len(_decided) > 1000:
+            _decided.clear()
+        declared, train_df, _ = load_training_sample(_artifact_path(cfg, arts[0]["path"]),
+                                                     declared, cap, seed)
+        _decided[key] = decide_types(declared, train_df)[0]
+    return _decided[key]
 
 
 def warm_caches(conn, cfg, log=None, deadline=None):

@@ -641,22 +641,42 @@ class CachedSample(InferenceSample):
 
 def window(c, since, max_rows):
     """(row index, window_start, window_end) of a check from the cache, or
-    None when it cannot say (truncated before the window is filled)."""
-    ops = np.arange(len(c.opids)) if since is None else \
-        np.flatnonzero(c.micros > _micros(since))
-    ops = ops[::-1]                                   # newest first
-    counts = c.nrows[ops]
-    acc = np.cumsum(counts)
-    have = int(acc[-1]) if len(acc) else 0
-    if have < max_rows and c.floor is not None and (since is None or c.floor > _micros(since)):
+    None when it cannot say (truncated before the window is filled).
+
+    Only the newest operations are looked at, more of them until the
+    window is full (an operation holds a row or more, so max_rows of them
+    mostly do): the work and memory are those of the window, not of the
+    whole cache."""
+    n = len(c.opids)
+    after = None if since is None else _micros(since)
+    total_rows = c.rows
+    k = min(n, max(max_rows, 1024))
+    while True:
+        lo = n - k
+        if after is None:
+            ops = np.arange(lo, n)
+        else:
+            ops = np.flatnonzero(c.micros[lo:] > after) + lo
+        ops = ops[::-1]                               # newest first
+        counts = c.nrows[ops]
+        acc = np.cumsum(counts)
+        have = int(acc[-1]) if len(acc) else 0
+        if have >= max_rows or lo == 0:
+            break
+        k = min(n, k * 4)
+    if have < max_rows and c.floor is not None and (after is None or c.floor > after):
         return None   # older operations than the cache holds may belong to the window
     if have > max_rows:
-        k = int(np.searchsorted(acc, max_rows))        # the last operation taken, cut
-        ops, counts = ops[:k + 1], counts[:k + 1].copy()
-        counts[-1] -= int(acc[k]) - max_rows
+        j = int(np.searchsorted(acc, max_rows))        # the last operation taken, cut
+        ops, counts = ops[:j + 1], counts[:j + 1].copy()
+        counts[-1] -= int(acc[j]) - max_rows
     if not len(ops):
         return np.empty(0, np.int64), None, None
-    starts = np.concatenate([[0], np.cumsum(c.nrows)])[:-1][ops]
+    # each operation's first row: the rows before it are all the rows less
+    # those of it and the operations after it
+    lo = int(ops[-1])
+    tail = np.cumsum(c.nrows[lo:][::-1])[::-1]        # rows from each operation on
+    starts = total_rows - tail[ops - lo]
     idx = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
     stamps = c.micros[ops]
     return idx, _datetime(stamps.min()), _datetime(stamps.max())
