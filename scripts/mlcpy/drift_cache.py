@@ -304,6 +304,8 @@ def load(dfd, modelid, sig, features, verify=True):
             if n_rows and (int(c.order[j].min()) < 0 or int(c.order[j].max()) >= n_rows):
                 raise CacheError("a row number out of range")
         c._map = mm
+        for name in c.spans:     # what the checks above read need not stay resident
+            c.release(name)
         ok = True
         return c
     except (KeyError, TypeError, ValueError) as e:
