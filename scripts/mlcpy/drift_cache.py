@@ -9,7 +9,10 @@ timestamp and how many rows it gave, and for every row its values as
 InferenceSample (aligned) produced them - float64 per numeric feature (NaN
 where a value was skipped; an infinity is kept and dropped when read, as
 the sample drops it) and a code into a list of category keys per
-categorical feature.  The window of a check (timestamp > since, newest
+categorical feature; and per numeric feature the rows in the order of
+their values, so that a Kolmogorov-Smirnov check (whose result depends on
+the sorted values alone) gets them sorted without a sort of its own.  The
+window of a check (timestamp > since, newest
 operation first, at most max_rows rows, the last operation cut) is then
 taken from these arrays.
 
