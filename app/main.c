@@ -25,9 +25,9 @@
  * killed.
  *
  * On SIGHUP the master reopens its log file (--log) and passes SIGHUP on to
- * every worker.  Workers keep SIGHUP blocked, so it never interrupts a
- * request: each one takes it when its next request arrives and reopens
- * before it writes anything for that request.
+ * every worker.  Workers take it only while they wait for work, so it never
+ * interrupts a request: an idle worker reopens at once, a busy one when
+ * its request is done.
  *
  * usage: mlc-api [-c conf/mlconnector.conf] [--log FILE] | --version
  */
@@ -104,20 +104,16 @@ static void set_handler(int sig, void (*fn)(int))
 	sigaction(sig, &sa, NULL);
 }
 
-/* A worker inherits SIGHUP blocked from the master and keeps it so: a
- * signal arriving while libfcgi reads a new connection's first records
- * would fail that read (it does not retry on EINTR) and drop the request.
- * The master's SIGHUP is collected here instead, after a request's records
- * were read and before it is served, so its log lines go to the new file. */
+/* A worker takes the master's SIGHUP (log reopening) only in ppoll(),
+ * like stop signals: a signal arriving while libfcgi reads a request's
+ * records would fail that read (it does not retry on EINTR) and drop the
+ * request.  An idle worker reopens at once; a busy one after its request. */
 static void take_reopen_request(void)
 {
-	static const struct timespec no_wait = { 0, 0 };
-	sigset_t hup;
-
-	sigemptyset(&hup);
-	sigaddset(&hup, SIGHUP);
-	if (sigtimedwait(&hup, NULL, &no_wait) == SIGHUP)
+	if (reopen_requested) {
+		reopen_requested = 0;
 		mlc_log_reopen();
+	}
 }
 
 /*
@@ -209,7 +205,6 @@ static void conn_serve(struct conns *c, int i, struct mlc_db *db, CURL *curl)
 		c->n--;
 		return;
 	}
-	take_reopen_request();
 	mlc_req_init(&req, r, db, curl);
 	mlc_dispatch(&req);
 	mlc_req_release(&req);
@@ -252,11 +247,13 @@ static int worker_main(int sock, int slow)
 	signal(SIGPIPE, SIG_IGN);
 	/* The master forked us with SIGTERM, SIGINT and SIGHUP blocked; they
 	 * stay blocked while a request is read and served, so that no signal
-	 * interrupts its reads and writes, and stop signals are taken only in
-	 * ppoll() (SIGHUP: see take_reopen_request). */
+	 * interrupts its reads and writes, and are taken only in ppoll(). */
+	reopen_requested = 0;
+	set_handler(SIGHUP, on_reopen);
 	sigprocmask(SIG_SETMASK, NULL, &waiting);
 	sigdelset(&waiting, SIGTERM);
 	sigdelset(&waiting, SIGINT);
+	sigdelset(&waiting, SIGHUP);
 	if (!curl)
 		mlc_die("curl_easy_init failed");
 	c.sock = sock;
@@ -281,6 +278,7 @@ static int worker_main(int sock, int slow)
 		 * leave (under steady load there is always more). */
 		stopping = stop_requested;
 		rc = ppoll(pfd, (nfds_t)nfds, stopping ? &no_wait : NULL, &waiting);
+		take_reopen_request();
 		if (rc < 0) {
 			if (errno != EINTR)
 				mlc_log("warn", NULL, "poll failed: %s", strerror(errno));
@@ -461,8 +459,8 @@ static void shutdown_workers(struct pool *pools)
 	}
 }
 
-/* Tell the workers to reopen the log file; each takes it with its next
- * request (see take_reopen_request). */
+/* Tell the workers to reopen the log file; each takes it when it next
+ * waits for work (see take_reopen_request). */
 static void reopen_logs(struct pool *pools)
 {
 	struct pool *p;

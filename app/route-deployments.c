@@ -17,6 +17,7 @@
 #include "jobs.h"
 #include "jsonbuf.h"
 #include "jsonutil.h"
+#include "rowcache.h"
 #include "caps.h"
 #include "routes.h"
 #include "spool.h"
@@ -522,6 +523,152 @@ out:
 	json_object_put(m);
 }
 
+/* ---- the owner's list from the worker's cache (rowcache.h) ----
+ *
+ * A page first asks the database for its operationids alone (the index
+ * operations_owner holds them: one index-only statement, one row longer
+ * than the page, which says whether a next page exists), then takes each
+ * operation's text from the cache; a few it lacks are read by id.  Rows
+ * are never changed, so an id is all an entry needs; a row deleted is not
+ * in the list the database gave, so it is never shown.  A page that lacks
+ * many, or whose rows are large, streams from the database one row at a
+ * time as without the cache (and fills it): the worker holds at most
+ * OP_PAGE_BYTES of a page.
+ */
+
+/* Pages up to this many rows go through the cache; longer ones and
+ * "every row" stream from the database. */
+#define OP_PAGE_MAX 1000
+/* Up to this many missing operations are read one by one (by primary
+ * key); more, and the page streams. */
+#define OP_FETCH_ONE_BY_ONE 8
+/* A page assembled in memory holds at most about this many bytes. */
+#define OP_PAGE_BYTES (1024 * 1024)
+/* A row read by id is used only up to this size (a longer one is not
+ * kept by the cache either): past it, the page streams. */
+#define OP_ROW_MAX (64 * 1024)
+
+/* The page statement, with operationid last for the cache. */
+#define OP_PAGE "SELECT " OPERATION_COLS ", operationid FROM operations WHERE ownerid = ? " \
+	"ORDER BY operationid DESC LIMIT ? OFFSET ?"
+#define OP_KEYS "SELECT operationid FROM operations WHERE ownerid = ? " \
+	"ORDER BY operationid DESC LIMIT ? OFFSET ?"
+#define OP_BY_ID "SELECT " OPERATION_COLS ", operationid FROM operations WHERE operationid = ?"
+#define OP_ID_COL 7
+
+/* A row of OP_PAGE or OP_BY_ID as text, kept in the cache. */
+static void operation_text_keep(struct mlc_jbuf *b, char **c)
+{
+	size_t at = b->len;
+
+	operation_text(b, c);
+	mlc_opcache_put(strtoull(c[OP_ID_COL], NULL, 10), b->s + at, b->len - at);
+}
+
+struct op_key {
+	unsigned long long id;
+	size_t at, len;		/* its text in the fetched buffer, when len */
+};
+
+static int op_key_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct op_key *k = ctx;
+
+	k->id = strtoull(cols[0], NULL, 10);
+	return 0;
+}
+
+/* Buffers reused from request to request. */
+static struct mlc_jbuf op_body, op_fetched;
+
+static int op_fetched_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct op_key *k = ctx;
+
+	k->at = op_fetched.len;
+	operation_text_keep(&op_fetched, cols);
+	k->len = op_fetched.len - k->at;
+	return 1;
+}
+
+struct op_keys {
+	struct op_key *keys;
+	size_t n, cap;
+};
+
+static int op_keys_row(void *ctx, char **cols, const unsigned long *lens, unsigned n)
+{
+	struct op_keys *l = ctx;
+
+	if (l->n == l->cap)
+		return 1;
+	op_key_row(&l->keys[l->n++], cols, lens, n);
+	return 0;
+}
+
+/* 1 when the page was answered from the cache (and the database's ids),
+ * 0 when it must stream instead (nothing sent), -1 when an error reply
+ * went out. */
+static int reply_operations_cached(struct mlc_req *r, const char *owner, long skip, long limit)
+{
+	struct mlc_param p[] = { MLC_PSTR(owner), MLC_PLONG((long long)limit + 1),
+				 MLC_PLONG(skip) };
+	struct op_keys l = { NULL, 0, (size_t)limit + 1 };
+	struct mlc_err err = { 0, "" };
+	size_t i, missing = 0, bytes = 0, len;
+	const char *text;
+	int more, done = 0;
+
+	l.keys = mlc_xcalloc(l.cap, sizeof(*l.keys));
+	if (mlc_db_exec(r->db, OP_KEYS, p, 3, op_keys_row, &l, &err) < 0)
+		goto fail;
+	more = l.n > (size_t)limit;
+	if (more)
+		l.n--;
+	for (i = 0; i < l.n && missing <= OP_FETCH_ONE_BY_ONE && bytes <= OP_PAGE_BYTES; i++) {
+		if ((text = mlc_opcache_get(l.keys[i].id, &len)))
+			bytes += len;
+		else
+			missing++;
+	}
+	if (missing > OP_FETCH_ONE_BY_ONE || bytes > OP_PAGE_BYTES)
+		goto stream;
+	mlc_jbuf_reset(&op_fetched);
+	mlc_jbuf_reset(&op_body);
+	for (i = 0; i < l.n; i++) {
+		struct op_key *k = &l.keys[i];
+
+		if ((text = mlc_opcache_get(k->id, &len))) {
+			/* copied at once: a read below may replace the entry */
+		} else {
+			struct mlc_param ip[] = { MLC_PLONG((long long)k->id) };
+			long long n;
+
+			k->len = 0;
+			if ((n = mlc_db_exec(r->db, OP_BY_ID, ip, 1, op_fetched_row, k, &err)) < 0)
+				goto fail;
+			if (!n)
+				continue;	/* deleted since it was listed */
+			if (k->len > OP_ROW_MAX || op_body.len + k->len > OP_PAGE_BYTES)
+				goto stream;
+			text = op_fetched.s + k->at;
+			len = k->len;
+		}
+		if (op_body.len)
+			mlc_jbuf_lit(&op_body, ",");
+		mlc_jbuf_put(&op_body, text, len);
+	}
+	mlc_reply_page_body(r, skip, limit, more, op_body.s ? op_body.s : "", op_body.len);
+	done = 1;
+stream:
+	free(l.keys);
+	return done;
+fail:
+	free(l.keys);
+	mlc_reply_err(r, &err);
+	return -1;
+}
+
 /* Newest first: the order operations were recorded in, not the
  * client-supplied timestamps, which may arrive out of order.  Every one
  * unless asked for less: the published API has no paging here. */
@@ -537,8 +684,9 @@ void mlc_h_operations_by_owner(struct mlc_req *r)
 		mlc_error(r, 404, "operations of owner '%s' not found", mlc_param(r, "ownerid"));
 		return;
 	}
+	if (mlc_opcache_on() && limit > 0 && limit <= OP_PAGE_MAX &&
+	    reply_operations_cached(r, mlc_param(r, "ownerid"), skip, limit) != 0)
+		return;
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "ownerid")) };
-	mlc_reply_page_text(r, "SELECT " OPERATION_COLS " FROM operations WHERE ownerid = ? "
-			    "ORDER BY operationid DESC LIMIT ? OFFSET ?", p, 1, skip, limit,
-			    operation_text);
+	mlc_reply_page_text(r, OP_PAGE, p, 1, skip, limit, operation_text_keep);
 }

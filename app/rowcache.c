@@ -2,6 +2,7 @@
  * rowcache.c - see rowcache.h.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,36 +28,45 @@ struct entry {
 	size_t len;
 };
 
-static struct entry *slots;
-static size_t nslots, used, bound;
-static int configured;
-static unsigned long long hits, misses, clock;
+/* One cache: the models' (MLC_MODEL_CACHE) or the operations'
+ * (MLC_OPERATION_CACHE). */
+struct cache {
+	const char *key;		/* its configuration key */
+	long def_kib;			/* and that key's default */
+	struct entry *slots;
+	size_t nslots, used, bound;
+	int configured;
+	unsigned long long hits, misses, clock;
+};
 
-static void configure(void)
+static struct cache models = { .key = "MLC_MODEL_CACHE", .def_kib = 8192 };
+static struct cache operations = { .key = "MLC_OPERATION_CACHE", .def_kib = 4096 };
+
+static void configure(struct cache *c)
 {
-	long kib = mlc_config_long("MLC_MODEL_CACHE", 8192);
+	long kib = mlc_config_long(c->key, c->def_kib);
 
-	configured = 1;
+	c->configured = 1;
 	if (kib <= 0)
 		return;
 	if (kib > 16L * 1024 * 1024)
 		kib = 16L * 1024 * 1024;
-	bound = (size_t)kib * 1024;
-	nslots = bound / BYTES_PER_SLOT / WAYS * WAYS;
-	if (nslots < 2 * WAYS)
-		nslots = 2 * WAYS;
-	slots = mlc_xcalloc(nslots, sizeof(*slots));
+	c->bound = (size_t)kib * 1024;
+	c->nslots = c->bound / BYTES_PER_SLOT / WAYS * WAYS;
+	if (c->nslots < 2 * WAYS)
+		c->nslots = 2 * WAYS;
+	c->slots = mlc_xcalloc(c->nslots, sizeof(*c->slots));
 }
 
-int mlc_rowcache_on(void)
+static int cache_on(struct cache *c)
 {
-	if (!configured)
-		configure();
-	return slots != NULL;
+	if (!c->configured)
+		configure(c);
+	return c->slots != NULL;
 }
 
 /* The first entry of the set of id (FNV-1a over the id). */
-static struct entry *set_of(const char *id)
+static struct entry *set_of(struct cache *c, const char *id)
 {
 	uint64_t h = 1469598103934665603ULL;
 
@@ -64,7 +74,7 @@ static struct entry *set_of(const char *id)
 		h ^= (unsigned char)*id;
 		h *= 1099511628211ULL;
 	}
-	return &slots[h % (nslots / WAYS) * WAYS];
+	return &c->slots[h % (c->nslots / WAYS) * WAYS];
 }
 
 static struct entry *find(struct entry *set, const char *id)
@@ -77,33 +87,33 @@ static struct entry *find(struct entry *set, const char *id)
 	return NULL;
 }
 
-const char *mlc_rowcache_get(const char *id, unsigned long long seq,
+static const char *cache_get(struct cache *c, const char *id, unsigned long long seq,
 			     unsigned long long version, size_t *len)
 {
 	struct entry *e;
 
-	if (!mlc_rowcache_on() || strlen(id) >= sizeof(e->id))
+	if (!cache_on(c) || strlen(id) >= sizeof(e->id))
 		return NULL;
-	e = find(set_of(id), id);
+	e = find(set_of(c, id), id);
 	if (!e || e->seq != seq || e->version != version) {
-		misses++;
+		c->misses++;
 		return NULL;
 	}
-	hits++;
-	e->used_at = ++clock;
+	c->hits++;
+	e->used_at = ++c->clock;
 	*len = e->len;
 	return e->text;
 }
 
-void mlc_rowcache_put(const char *id, unsigned long long seq, unsigned long long version,
-		      const char *text, size_t len)
+static void cache_put(struct cache *c, const char *id, unsigned long long seq,
+		      unsigned long long version, const char *text, size_t len)
 {
 	struct entry *set, *e;
 	int i;
 
-	if (!mlc_rowcache_on() || strlen(id) >= sizeof(e->id) || len > ENTRY_MAX)
+	if (!cache_on(c) || strlen(id) >= sizeof(e->id) || len > ENTRY_MAX)
 		return;
-	set = set_of(id);
+	set = set_of(c, id);
 	if (!(e = find(set, id))) {
 		/* An empty slot, else the least recently used. */
 		e = &set[0];
@@ -112,11 +122,11 @@ void mlc_rowcache_put(const char *id, unsigned long long seq, unsigned long long
 				e = &set[i];
 	}
 	if (e->text) {
-		used -= e->len;
+		c->used -= e->len;
 		free(e->text);
 		e->text = NULL;
 	}
-	if (used + len > bound)
+	if (c->used + len > c->bound)
 		return;
 	e->text = mlc_xmalloc(len + 1);
 	memcpy(e->text, text, len);
@@ -124,26 +134,84 @@ void mlc_rowcache_put(const char *id, unsigned long long seq, unsigned long long
 	e->len = len;
 	e->seq = seq;
 	e->version = version;
-	e->used_at = ++clock;
+	e->used_at = ++c->clock;
 	memcpy(e->id, id, strlen(id) + 1);
-	used += len;
+	c->used += len;
+}
+
+static void cache_release(struct cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nslots; i++)
+		free(c->slots[i].text);
+	free(c->slots);
+	c->slots = NULL;
+	c->nslots = c->used = c->bound = 0;
+	c->configured = 0;
+	c->hits = c->misses = c->clock = 0;
+}
+
+/* ---- models ---- */
+
+int mlc_rowcache_on(void)
+{
+	return cache_on(&models);
+}
+
+const char *mlc_rowcache_get(const char *id, unsigned long long seq,
+			     unsigned long long version, size_t *len)
+{
+	return cache_get(&models, id, seq, version, len);
+}
+
+void mlc_rowcache_put(const char *id, unsigned long long seq, unsigned long long version,
+		      const char *text, size_t len)
+{
+	cache_put(&models, id, seq, version, text, len);
 }
 
 void mlc_rowcache_stats(unsigned long long *h, unsigned long long *m)
 {
-	*h = hits;
-	*m = misses;
+	*h = models.hits;
+	*m = models.misses;
 }
 
 void mlc_rowcache_release(void)
 {
-	size_t i;
+	cache_release(&models);
+}
 
-	for (i = 0; i < nslots; i++)
-		free(slots[i].text);
-	free(slots);
-	slots = NULL;
-	nslots = used = bound = 0;
-	configured = 0;
-	hits = misses = clock = 0;
+/* ---- operations: keyed by operationid alone (a row never changes) ---- */
+
+int mlc_opcache_on(void)
+{
+	return cache_on(&operations);
+}
+
+const char *mlc_opcache_get(unsigned long long operationid, size_t *len)
+{
+	char id[24];
+
+	snprintf(id, sizeof(id), "%llu", operationid);
+	return cache_get(&operations, id, operationid, 0, len);
+}
+
+void mlc_opcache_put(unsigned long long operationid, const char *text, size_t len)
+{
+	char id[24];
+
+	snprintf(id, sizeof(id), "%llu", operationid);
+	cache_put(&operations, id, operationid, 0, text, len);
+}
+
+void mlc_opcache_stats(unsigned long long *h, unsigned long long *m)
+{
+	*h = operations.hits;
+	*m = operations.misses;
+}
+
+void mlc_opcache_release(void)
+{
+	cache_release(&operations);
 }

@@ -1,6 +1,7 @@
 /*
  * rowcache.h - a worker's cache of models already written as JSON text,
- * each kept with the seq and row_version its row had (sql/018).
+ * each kept with the seq and row_version its row had (sql/018), and one of
+ * operations (below).
  *
  * An entry is only ever served after the database said, in the same
  * request, that the row still has that seq and version: the cache saves
@@ -34,5 +35,19 @@ void mlc_rowcache_stats(unsigned long long *hits, unsigned long long *misses);
 
 /* Drop every entry and the table (tests; a worker keeps its cache). */
 void mlc_rowcache_release(void);
+
+/*
+ * The same for operations (GET /deployment/get/opos/{ownerid}), bounded by
+ * MLC_OPERATION_CACHE KiB per worker (0: none).  A row of operations is
+ * written once and never changed (only deleted, when pruned), so an entry
+ * is keyed by operationid alone and needs no version; it is still served
+ * only for an id the database has just listed for the page, so a deleted
+ * operation is never shown.
+ */
+int mlc_opcache_on(void);
+const char *mlc_opcache_get(unsigned long long operationid, size_t *len);
+void mlc_opcache_put(unsigned long long operationid, const char *text, size_t len);
+void mlc_opcache_stats(unsigned long long *hits, unsigned long long *misses);
+void mlc_opcache_release(void);
 
 #endif

@@ -24,6 +24,7 @@ int main(void)
 	const char *got;
 	int i, found = 0;
 	unsigned long long h, m;
+	size_t len;
 
 	setenv("MLC_MODEL_CACHE", "0", 1);
 	ok(!mlc_rowcache_on(), "MLC_MODEL_CACHE=0: no cache");
@@ -76,5 +77,27 @@ int main(void)
 		free(b);
 	}
 	mlc_rowcache_release();
+
+	/* Operations: their own cache and bound, keyed by operationid. */
+	setenv("MLC_OPERATION_CACHE", "0", 1);
+	ok(!mlc_opcache_on(), "MLC_OPERATION_CACHE=0: no cache of operations");
+	mlc_opcache_put(5, "{}", 2);
+	ok(!mlc_opcache_get(5, &len), "and nothing is kept");
+	mlc_opcache_release();
+	setenv("MLC_OPERATION_CACHE", "64", 1);
+	setenv("MLC_MODEL_CACHE", "0", 1);
+	ok(mlc_opcache_on() && !mlc_rowcache_on(),
+	   "MLC_OPERATION_CACHE=64 with MLC_MODEL_CACHE=0: operations only");
+	mlc_opcache_put(5, "{\"op\":5}", 8);
+	mlc_opcache_put(50, "{\"op\":50}", 9);
+	got = mlc_opcache_get(5, &len);
+	ok(got && len == 8 && !strcmp(got, "{\"op\":5}"), "an operation is found by its id");
+	got = mlc_opcache_get(50, &len);
+	ok(got && len == 9 && !strcmp(got, "{\"op\":50}"), "and another beside it");
+	ok(!mlc_opcache_get(6, &len) && !mlc_opcache_get(500, &len), "other ids are not found");
+	mlc_opcache_stats(&h, &m);
+	ok(h == 2 && m == 2, "its hits and misses are its own (%llu, %llu)", h, m);
+	ok(!get("5", 5, 0), "the models' cache does not see operations");
+	mlc_opcache_release();
 	return done_testing();
 }
