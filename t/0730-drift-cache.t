@@ -407,6 +407,11 @@ drift.check_model(CONN, cfg_with(MLC_DRIFT_CACHE_DIR=opened), M, log=LOG)
 t.ok(any("not used" in x for x in LOG.lines) and os.listdir(opened) == [],
      "a cache directory others can write is not used", LOG.lines)
 
+LOG.take()
+for _ in range(2):
+    drift.warm_caches(CONN, cfg_with(MLC_DRIFT_CACHE_DIR=opened), LOG)
+t.is_(len([x for x in LOG.lines if "not used" in x]), 1,
+      "the daemon says once, not every pass, that it cannot use the cache directory", LOG.lines)
 try:
     drift_cache.enabled(cfg_with(MLC_DRIFT_CACHE="maybe"))
     t.ok(False, "MLC_DRIFT_CACHE=maybe is refused")

@@ -532,13 +532,25 @@ def inference_features(conn, cfg, modelid, featurelist, seed=0):
     return _decided[key]
 
 
+_cache_said = None
+
+
 def warm_caches(conn, cfg, log=None, deadline=None):
     """Fold the new operations of every model with drift enabled (is_true
     1) and training data into its drift cache, at most
     drift_cache.PASS_ROWS rows each (the daemon's scheduling pass; a check
     folds what is left).  Returns how many models are up to date."""
+    global _cache_said
     if not drift_cache.enabled(cfg):
         return 0
+    try:
+        os.close(drift_cache._open_dir(cfg))
+    except (drift_cache.CacheError, OSError) as e:
+        if str(e) != _cache_said:   # once, not every pass
+            _say(log, "drift cache", "not used: %s; checks read the database", e)
+        _cache_said = str(e)
+        return 0
+    _cache_said = None
     _, max_rows, _ = settings(cfg)
     conn.commit()
     models = _select(conn, "SELECT m.modelid, m.featurelist, m.drift_detection FROM models m "
