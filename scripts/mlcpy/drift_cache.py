@@ -70,7 +70,6 @@ COMPACT = 1.5              # drop old operations past this many times max_rows
 FOLD_OPS = 20000           # operations per page while folding (at most)
 PASS_ROWS = 200000         # rows one daemon pass folds per model (at most)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_EPOCH_US = None
 
 
 class CacheError(Exception):
@@ -121,6 +120,8 @@ def _open_dir(cfg):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
+        if os.geteuid() == 0:   # root makes it only for the drift user (mlc-drift's start)
+            raise CacheError("there is no cache directory %s" % path) from None
         prepare(cfg)
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as e:
@@ -298,17 +299,19 @@ def load(dfd, modelid, sig, features, verify=True):
         c.codes = {j: got["cat%d" % j] for j in c.cat}
         c.order = {j: got["ord%d" % j] for j in c.num}
         c.vocab = {j: list(head["vocab"][str(j)]) for j in c.cat}
+        c._map = mm   # each array read by a check below is let go after it
         if int(c.nrows.sum()) != n_rows or (n_ops and (np.diff(c.opids) <= 0).any()):
             raise CacheError("inconsistent arrays")
+        c.release("nrows")
+        c.release("opids")
         for j in c.cat:
             if n_rows and int(c.codes[j].max()) >= len(c.vocab[j]):
                 raise CacheError("a category code out of range")
+            c.release("cat%d" % j)
         for j in c.num:
             if n_rows and (int(c.order[j].min()) < 0 or int(c.order[j].max()) >= n_rows):
                 raise CacheError("a row number out of range")
-        c._map = mm
-        for name in c.spans:     # what the checks above read need not stay resident
-            c.release(name)
+            c.release("ord%d" % j)
         ok = True
         return c
     except (KeyError, TypeError, ValueError) as e:
