@@ -55,7 +55,8 @@ static int64_t mono_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-const char *mlc_scope_name(int scope)
+/* The scope's name ("read", ...). */
+static const char *mlc_scope_name(int scope)
 {
 	switch (scope) {
 	case MLC_SCOPE_READ: return "read";
@@ -76,7 +77,8 @@ static int scope_from_name(const char *s)
 	return MLC_SCOPE_NONE;
 }
 
-int mlc_auth_config(void)
+/* MLC_AUTH from the configuration: 1 on, 0 off, -1 neither. */
+static int mlc_auth_config(void)
 {
 	/* Without the key, auth is on: only conf/mlconnector.conf's
 	 * loopback quick start turns it off. */
@@ -297,7 +299,9 @@ int mlc_owns(const struct mlc_req *r, const char *owner)
 	return mlc_is_admin(r) || (owner && !strcmp(owner, r->who.owner));
 }
 
-const char *mlc_owner_filter(const struct mlc_req *r)
+/* The ownerid lists are filtered by: the token's owner, or NULL for an
+ * admin (everything). */
+static const char *mlc_owner_filter(const struct mlc_req *r)
 {
 	return mlc_is_admin(r) ? NULL : r->who.owner;
 }

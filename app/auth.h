@@ -35,9 +35,6 @@ struct mlc_principal {
 	char owner[256];	/* the token's ownerid; "" when auth is off */
 };
 
-/* MLC_AUTH from the configuration: 1 on, 0 off, -1 neither. */
-int mlc_auth_config(void);
-
 /*
  * In the master, before forking: check that the configuration may be
  * served (auth off only on a loopback MLC_HOST) and map the shared
@@ -53,9 +50,6 @@ int mlc_auth_setup(char *msg, size_t cap);
  */
 int mlc_auth_check(struct mlc_req *r, int need);
 
-/* The scope's name ("read", ...). */
-const char *mlc_scope_name(int scope);
-
 /* ---- ownership (docs/SECURITY.md) ---- */
 
 /* An admin token, or auth off: every owner's resources. */
@@ -64,10 +58,6 @@ int mlc_is_admin(const struct mlc_req *r);
 /* May the caller act on what owner owns?  Admins may; others only on
  * their own (owner ids compare exactly). */
 int mlc_owns(const struct mlc_req *r, const char *owner);
-
-/* The ownerid lists are filtered by: the token's owner, or NULL for an
- * admin (everything). */
-const char *mlc_owner_filter(const struct mlc_req *r);
 
 /* The owner new models get: the token's, or "admin" with auth off. */
 const char *mlc_new_owner(const struct mlc_req *r);
@@ -81,8 +71,9 @@ const char *mlc_new_owner(const struct mlc_req *r);
  */
 int mlc_body_owner(struct mlc_req *r, const char *body_owner, const char **owner);
 
-/* The owner filter of mlc_owner_filter as the two parameters of an SQL
- * condition "(? IS NULL OR ownerid = ?)": both NULL for an admin. */
+/* The owner lists are filtered by (the token's owner, or NULL for an
+ * admin: everything) as the two parameters of an SQL condition
+ * "(? IS NULL OR ownerid = ?)": both NULL for an admin. */
 #define MLC_OWNER_COND "(? IS NULL OR ownerid = ?)"
 void mlc_owner_params(const struct mlc_req *r, struct mlc_param *out);
 

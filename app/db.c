@@ -11,9 +11,12 @@
  * any size costs one row of memory, and list replies stream it.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/random.h>
 #include <mysql.h>
 #include <errmsg.h>
 #include <mysqld_error.h>
@@ -164,6 +167,29 @@ static int is_conflict(unsigned code)
 int mlc_db_err_conflict(const struct mlc_err *err)
 {
 	return err && err->code == 503 && !strcmp(err->msg, MLC_DB_CONFLICT_MSG);
+}
+
+int mlc_db_retry(struct mlc_db *db, int attempt, int max, int pause_ms,
+		 const struct mlc_err *err, const char *request_id, const char *what_fmt, ...)
+{
+	char what[256];
+	unsigned rnd = 0;
+	va_list ap;
+
+	mlc_db_rollback(db);
+	if (attempt >= max || !mlc_db_err_conflict(err))
+		return 0;
+	va_start(ap, what_fmt);
+	vsnprintf(what, sizeof(what), what_fmt, ap);
+	va_end(ap);
+	mlc_log("warn", request_id, "%s: rolled back by a conflict; making it again "
+		"(attempt %d of %d)", what, attempt + 1, max);
+	if (pause_ms > 0) {
+		if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			rnd = (unsigned)attempt * 2654435761u;
+		usleep((useconds_t)(rnd % ((unsigned)pause_ms * 1000u)) * (useconds_t)attempt);
+	}
+	return 1;
 }
 
 static int is_not_ready(unsigned code)

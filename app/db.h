@@ -70,6 +70,20 @@ int mlc_db_now(struct mlc_db *db, char out[32], struct mlc_err *err);
 /* Did err come from such a conflict? */
 int mlc_db_err_conflict(const struct mlc_err *err);
 
+/*
+ * The one rule for a transaction that failed: call it after attempt
+ * (1, 2, ...) of at most max failed with err.  The transaction is rolled
+ * back.  When err is a conflict (nothing was written) and attempts are
+ * left, logs one warn line naming the request and what is made again
+ * (what_fmt, printf-style), pauses a random part of pause_ms times
+ * attempt (hosts that collided once do not collide again in step; 0: no
+ * pause), and returns 1: make the whole transaction again.  Otherwise 0:
+ * answer with err (a conflict that outlasted max attempts is its 503).
+ */
+int mlc_db_retry(struct mlc_db *db, int attempt, int max, int pause_ms,
+		 const struct mlc_err *err, const char *request_id, const char *what_fmt, ...)
+	__attribute__((format(printf, 7, 8)));
+
 int mlc_db_begin(struct mlc_db *db, struct mlc_err *err);
 int mlc_db_commit(struct mlc_db *db, struct mlc_err *err);
 void mlc_db_rollback(struct mlc_db *db);

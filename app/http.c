@@ -590,7 +590,13 @@ static int first_row(void *ctx, char **cols, const unsigned long *lens, unsigned
 
 /* ---- streamed lists ---- */
 
-void mlc_reply_abort(struct mlc_req *r, const char *why)
+/*
+ * End a reply whose head already went out so that the client cannot take
+ * it for a complete answer: the FastCGI connection is closed without its
+ * end-of-request record, and nginx drops the response without the last
+ * chunk.  Logs why.
+ */
+static void mlc_reply_abort(struct mlc_req *r, const char *why)
 {
 	mlc_log("error", r->request_id, "response cut off: %s", why);
 	/* Whatever libfcgi still buffers is not worth sending.  Shutting the

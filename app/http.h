@@ -157,8 +157,9 @@ typedef void (*mlc_row_text)(struct mlc_jbuf *b, char **cols);
  * through to_json.  The list is streamed: each row is written as it is
  * fetched, so a worker holds one row at a time whatever the count, and the
  * reply has no Content-Length.  An error before the first row is an
- * ordinary error reply; after it, the response is cut off (see
- * mlc_reply_abort).  sql has the shape
+ * ordinary error reply; after it, the response is cut off: the FastCGI
+ * connection is closed without its end-of-request record, so that the
+ * client cannot take it for a complete answer.  sql has the shape
  * "SELECT <columns> FROM <rest> LIMIT ? OFFSET ?"; p holds its np other
  * parameters, and limit (MLC_NO_LIMIT: every row) and skip are bound after
  * them.  When the page is cut by limit, that is when a row follows it
@@ -180,14 +181,6 @@ void mlc_reply_page_text(struct mlc_req *r, const char *sql, const struct mlc_pa
  */
 void mlc_reply_page_body(struct mlc_req *r, long skip, long limit, int more,
 			 const char *rows, size_t len);
-
-/*
- * End a reply whose head already went out so that the client cannot take
- * it for a complete answer: the FastCGI connection is closed without its
- * end-of-request record, and nginx drops the response without the last
- * chunk.  Logs why.
- */
-void mlc_reply_abort(struct mlc_req *r, const char *why);
 
 /* The first row of sql as JSON in *out (NULL when there is none), or -1
  * with err. */

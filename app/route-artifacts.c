@@ -376,13 +376,14 @@ static int stored_by_key(struct mlc_req *r, const struct upload *u, const char *
 }
 
 /*
- * The placed file at rel that no row names: after a conflict it becomes
- * the blob's temporary file again (*again set: the upload can be stored
- * anew), otherwise it is removed.
+ * The placed file at rel that no row names becomes the blob's temporary
+ * file again (*again set: the upload can be stored anew, and
+ * mlc_blob_discard removes it when it is not); if it cannot be, it is
+ * removed.
  */
-static void take_back(struct upload *u, const char *rel, int *again, const struct mlc_err *err)
+static void take_back(struct upload *u, const char *rel, int *again)
 {
-	if (mlc_db_err_conflict(err) && mlc_blob_unplace(&u->blob, rel) == 0)
+	if (mlc_blob_unplace(&u->blob, rel) == 0)
 		*again = 1;
 	else
 		mlc_store_unlink(rel);
@@ -395,7 +396,9 @@ static void take_back(struct upload *u, const char *rel, int *again, const struc
  * (and one Idempotency-Key one row).  With a key already stored for the
  * model, the stored row is the answer (*replayed set) when it is the same
  * kind and bytes, a 422 otherwise.  Returns the file object or NULL with
- * err (err->code 422 for a key used for another file).
+ * err (err->code 422 for a key used for another file); *again set when
+ * the bytes are still this upload's to store again (mlc_db_retry says
+ * whether err calls for it).
  */
 static json_object *store_once(struct mlc_req *r, struct upload *u, const char *id,
 			       const char *idem, char sha[65], int *replayed, int *again,
@@ -472,7 +475,7 @@ static json_object *store_once(struct mlc_req *r, struct upload *u, const char *
 		landed = mlc_db_err_conflict(err) ? 0 /* rolled back whole */
 			 : upload_landed(r, id, u->kind, version, rel, sha);
 		if (landed == 0)
-			take_back(u, rel, again, err);
+			take_back(u, rel, again);
 		if (landed < 0)
 			mlc_log("error", NULL, "upload: the commit of %s was lost and the database "
 				"cannot say whether it landed; the file stays", rel);
@@ -492,9 +495,9 @@ static json_object *store_once(struct mlc_req *r, struct upload *u, const char *
 fail:
 	mlc_db_rollback(r->db);
 	if (placed)
-		take_back(u, rel, again, err);
+		take_back(u, rel, again);
 	else
-		*again = mlc_db_err_conflict(err);
+		*again = 1;
 	return NULL;
 }
 
@@ -528,22 +531,13 @@ static json_object *store_upload(struct mlc_req *r, struct upload *u, const char
 	*replayed = 0;
 	if (mlc_blob_sync(&u->blob, sha, err) < 0)
 		return NULL;
-	for (attempt = 1; attempt <= STORE_ATTEMPTS; attempt++) {
-		if (attempt > 1) {
-			char uuid[37];
-
-			mlc_log("warn", r->request_id, "upload to model %s: the store conflicted with a "
-				"concurrent upload; storing it again (attempt %d of %d)", id, attempt,
-				STORE_ATTEMPTS);
-			mlc_uuid4(uuid);
-			usleep((useconds_t)(strtoul(uuid + 24, NULL, 16) % (STORE_PAUSE_MS * 1000)) *
-			       (useconds_t)(attempt - 1));
-		}
+	for (attempt = 1;; attempt++) {
 		out = store_once(r, u, id, idem, sha, replayed, &again, err);
-		if (out || !again)
-			break;
+		if (out || !again ||
+		    !mlc_db_retry(r->db, attempt, STORE_ATTEMPTS, STORE_PAUSE_MS, err, r->request_id,
+				  "upload to model %s", id))
+			return out;
 	}
-	return out;
 }
 
 static void reply_key_reused(struct mlc_req *r, const char *msg)

@@ -80,7 +80,7 @@ static int queue_run(struct mlc_req *r, const char *id, struct waiting *w, struc
 	/* A transaction rolled back by a conflict (a deadlock; on a Galera
 	 * cluster, two hosts queueing the same model's run at once) wrote
 	 * nothing: it is made again, and then finds the other's run. */
-	for (attempt = 0; attempt < 4; attempt++) {
+	for (attempt = 1;; attempt++) {
 		w->run_id[0] = '\0';
 		if (mlc_db_begin(r->db, err) < 0)
 			goto again;
@@ -109,7 +109,7 @@ static int queue_run(struct mlc_req *r, const char *id, struct waiting *w, struc
 					p, 3, NULL, NULL, err) < 0) {
 				/* A waiting run inserted by a writer that does not lock
 				 * the model row (the SQL console): answer with that one. */
-				if (err->code == 409 && !attempt) {
+				if (err->code == 409 && attempt == 1) {
 					mlc_db_rollback(r->db);
 					continue;
 				}
@@ -119,13 +119,10 @@ static int queue_run(struct mlc_req *r, const char *id, struct waiting *w, struc
 		if (mlc_db_commit(r->db, err) == 0)
 			return 0;
 again:
-		mlc_db_rollback(r->db);
-		if (!mlc_db_err_conflict(err))
+		if (!mlc_db_retry(r->db, attempt, 4, 0, err, r->request_id,
+				  "drift run of model %s", id))
 			return -1;
-		mlc_log("warn", r->request_id, "drift run of model %s: rolled back by a conflict; "
-			"queueing it again (attempt %d of 4)", id, attempt + 2);
 	}
-	return -1;
 }
 
 /* POST /model/{id}/drift/run: 202 with the run's id; the check itself

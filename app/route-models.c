@@ -500,6 +500,7 @@ void mlc_h_model_add(struct mlc_req *r)
 	int with_tags;
 	long long n = -1;
 	size_t i;
+	int attempt;
 
 	if (!m)
 		return;
@@ -521,7 +522,7 @@ void mlc_h_model_add(struct mlc_req *r)
 	 * served. */
 	tags = json_object_object_get(m, "modeltags");
 	with_tags = tags && json_object_array_length(tags) > 0;
-	for (i = 1;; i++) {
+	for (attempt = 1;; attempt++) {
 		struct new_row row = { &body, 0 };
 
 		mlc_jbuf_reset(&body);
@@ -533,16 +534,12 @@ void mlc_h_model_add(struct mlc_req *r)
 		    (!with_tags || (store_tags(r, id, row.seq, tags, 0, &err) == 0 &&
 				    mlc_db_commit(r->db, &err) == 0)))
 			break;
-		mlc_db_rollback(r->db);
 		if (n == 0) {
 			err.code = 500;
 			snprintf(err.msg, sizeof(err.msg), "the new model's row was not returned");
 		}
-		if (i < 3 && mlc_db_err_conflict(&err)) {
-			mlc_log("warn", r->request_id, "model add: rolled back by a conflict; "
-				"making it again (attempt %zu of 3)", i + 1);
+		if (mlc_db_retry(r->db, attempt, 3, 0, &err, r->request_id, "model add"))
 			continue;
-		}
 		json_object_put(m);
 		mlc_reply_err(r, &err);
 		return;

@@ -131,6 +131,10 @@ bench_sql <<-SQL || die "seeding operations failed"
 	FROM seq_1_to_$OPS;
 SQL
 OPS_SECS=$(awk -v a="$SEED_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+# A kept bench deployment (BENCH_KEEP=1, an earlier run) has an earlier
+# run's model: the operations must name the deployment's own.
+BENCH_MODEL_ID=$(bench_sql -N -e "SELECT modelid FROM deployments WHERE deployment_id = 'bench-dep'")
+export BENCH_MODEL_ID
 run "POST /deployment/add/operation" /deployment/add/operation "$BENCH_LIB/post-operation.lua"
 run "GET /deployment/get/opos/{owner} (100)" "/deployment/get/opos/bench-owner-7?limit=100"
 

@@ -4,8 +4,10 @@
 # of another owner or open to others are refused, a spool file that is a
 # link, a FIFO, a device or a hard link is refused before it is read, and
 # the state directory is created with its owners and modes and refused
-# (or repaired) when it is not.  Checks that need another owner run as
-# root only.
+# (or repaired) when it is not; mlc-api's predict slot files are removed
+# only when no slot in them is held, and never through a link.  Checks
+# that need another owner run as root only.
+import fcntl
 import grp
 import io
 import os
@@ -13,6 +15,7 @@ import pwd
 import signal
 import socket
 import stat
+import struct
 import sys
 import tempfile
 import threading
@@ -22,7 +25,7 @@ sys.path.insert(0, os.path.join(HERE, "lib"))
 sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
 import mlctap as t  # noqa: E402
 
-from mlcpy import config, layout, safefs  # noqa: E402
+from mlcpy import config, layout, safefs, slots  # noqa: E402
 
 ROOT = os.geteuid() == 0
 NOBODY = pwd.getpwnam("nobody")
@@ -254,7 +257,7 @@ if ROOT:
     want = {"": "0:0 0755", "spool": "0:0 0755", "spool/tmp": nb + " 0750",
             "spool/new": nb + " 0750", "spool/cur": "0:0 0700", "spool/rejected": "0:0 0700",
             "deployments": "0:0 0755", "training": "0:0 0755", "run": "0:0 0755",
-            "run/training": "0:0 0700", "log": "0:0 0755", "log/service": nb + " 0750",
+            "run/training": "0:0 0700", "run/slots": nb + " 0700", "log": "0:0 0755", "log/service": nb + " 0750",
             "api": nb + " 0750", "drift-cache": nb + " 0700",
             "kubernetes": "0:0 0700", "mlsysops": "0:0 0700",
             "bundles": "0:%d 0750" % grp.getgrnam("nogroup").gr_gid,
@@ -346,5 +349,32 @@ if ROOT:
            "layout: an unknown service user is said, and root keeps the intake")
 else:
     t.skip("layout", "needs root (owners)")
+
+# ---- predict slot files (slots.py): removed only when no slot is held ----
+sroot, scanary = fresh("slots")
+sdir = os.path.join(sroot, "run", "slots")
+os.makedirs(sdir, 0o755)
+os.chmod(sdir, 0o700)
+for dep in ("free", "held", "other"):
+    mk(os.path.join(sdir, "predict-" + dep), b"", 0o600)
+os.symlink(os.path.join(scanary, "keep.txt"), os.path.join(sdir, "predict-link"))
+os.mkfifo(os.path.join(sdir, "predict-fifo"))
+t.is_(sorted(slots.deployments(sroot)), ["fifo", "free", "held", "link", "other"],
+      "slots: the deployments with a slot file")
+held = os.open(os.path.join(sdir, "predict-held"), os.O_RDWR)
+fcntl.fcntl(held, fcntl.F_OFD_SETLK,
+            struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 3, 1, 0).ljust(32, b"\0"))
+t.is_([slots.remove(sroot, d) for d in ("free", "held", "link", "fifo", "gone", "../x")],
+      ["removed", "busy", "left", "left", "absent", "left"],
+      "slots: a free file is removed; one whose slot a call holds, a link, a FIFO are left")
+t.ok(intact(scanary), "slots: the link's target is untouched")
+os.close(held)
+t.is_(slots.remove(sroot, "held"), "removed", "slots: the held one goes once the slot is given back")
+t.is_(sorted(os.listdir(sdir)), ["predict-fifo", "predict-link", "predict-other"],
+      "slots: only those files went")
+os.rename(sdir, sdir + ".real")
+os.symlink(sdir + ".real", sdir)
+t.like(raises(slots.remove, sroot, "other"), r"^Unsafe: .*run/slots is a symbolic link",
+       "slots: a slots directory that is a symbolic link is refused")
 
 t.done()

@@ -4,8 +4,9 @@
 # instance: no file but app/util.c turns an errno into a status; no
 # worker clock is read for a time that is stored (the database's
 # UTC_TIMESTAMP(6) is the one clock; only the places listed here read the
-# wall clock, for what is never stored); no strcat/strcpy chains or
-# fixed SQL buffers (struct mlc_buf assembles text).
+# wall clock, for what is never stored); a transaction rolled back by a
+# conflict is made again through mlc_db_retry alone; no strcat/strcpy
+# chains or fixed SQL buffers (struct mlc_buf assembles text).
 import glob
 import os
 import re
@@ -67,6 +68,20 @@ none(hits(r"\b(NOW|CURRENT_TIMESTAMP|SYSDATE|UTC_TIMESTAMP)\s*\(\s*\)"),
      "not NOW() or UTC_TIMESTAMP()")
 t.ok(len(hits(r"UTC_TIMESTAMP\(6\)")) >= 8,
      "the statements that store a time name UTC_TIMESTAMP(6)")
+
+# a transaction rolled back by a conflict: mlc_db_retry (app/db.c) alone
+# decides whether it is made again, pauses and logs it; no handler loops
+# on mlc_db_err_conflict by itself.  route-artifacts.c asks it once, for a
+# lost COMMIT (a conflict rolled back the whole transaction: the row did
+# not land).
+none(hits(r"\bmlc_db_err_conflict\b", allowed=("db.c", "db.h", "route-artifacts.c")),
+     "only app/db.c (mlc_db_retry) and the upload's lost-commit check ask mlc_db_err_conflict")
+found = [h for h in hits(r"\bmlc_db_err_conflict\b") if h.startswith("route-artifacts.c:")]
+t.ok(len(found) <= 1, "app/route-artifacts.c asks mlc_db_err_conflict once at most", *found)
+none(hits(r"rolled back by a conflict", allowed=("db.c",)),
+     "only mlc_db_retry logs a retry after a conflict")
+t.ok(len(hits(r"\bmlc_db_retry\s*\(", allowed=("db.c", "db.h"))) >= 3,
+     "the handlers that make a transaction again do it through mlc_db_retry")
 
 # assembled text
 none(hits(r"\bstrcat\s*\(|\bstrncat\s*\("), "no strcat/strncat chains")

@@ -12,30 +12,14 @@ import json
 import os
 import sys
 import time
-from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-import fcgi
 import mlcapi
 import mlctap as t
 
 t.need_instance("MLC_DB_SOCKET", "MLC_DB_USER", "MLC_DB_NAME")
-var = os.environ["MLC_VAR"]
-masters = {}
-
-
-def start(name, **env_more):
-    sock = os.path.join(var, "run", "t0135-%s.sock" % name)
-    api = mlcapi.Api(sock, os.path.join(var, "log", "t0135-%s.log" % name),
-                     drop=("MLC_SLOW_SOCKET",), MLC_WORKERS="3", MLC_SLOW_WORKERS="1", **env_more)
-    masters[name] = api
-    return sock
-
-
-def req(sock, path, method="GET", body=None, **query):
-    data = json.dumps(body).encode() if body is not None else b""
-    status, headers, out = fcgi.request(sock, path, method, data, query=urlencode(query))
-    return status, headers, out
+hosts = mlcapi.Hosts("t0135")
+start, req = hosts.start, mlcapi.request
 
 
 a, b, plain = start("a"), start("b"), start("plain", MLC_MODEL_CACHE="0")
@@ -163,7 +147,5 @@ seen = names_seen(a) + names_seen(b)
 t.ok(all(n in (404, None) for n in seen),
      "right after, host a and host b answer 404 by id and leave the model out of the lists",
      [n for n in seen if n not in (404, None)][:5])
-for name, api in masters.items():
-    api.stop()
-    t.is_(api.proc.returncode, 0, "master %s stops cleanly" % name)
+hosts.stop_all()
 t.done()

@@ -12,29 +12,14 @@ import json
 import os
 import sys
 import time
-from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-import fcgi
 import mlcapi
 import mlctap as t
 
 t.need_instance("MLC_DB_SOCKET", "MLC_DB_USER", "MLC_DB_NAME")
-var = os.environ["MLC_VAR"]
-masters = {}
-
-
-def start(name, **env_more):
-    sock = os.path.join(var, "run", "t0136-%s.sock" % name)
-    api = mlcapi.Api(sock, os.path.join(var, "log", "t0136-%s.log" % name),
-                     drop=("MLC_SLOW_SOCKET",), MLC_WORKERS="3", MLC_SLOW_WORKERS="1", **env_more)
-    masters[name] = api
-    return sock
-
-
-def req(sock, path, method="GET", body=None, **query):
-    data = json.dumps(body).encode() if body is not None else b""
-    return fcgi.request(sock, path, method, data, query=urlencode(query))
+hosts = mlcapi.Hosts("t0136")
+start, req = hosts.start, mlcapi.request
 
 
 a, b, plain = start("a"), start("b"), start("plain", MLC_OPERATION_CACHE="0")
@@ -131,7 +116,5 @@ left = [(os.path.basename(sock), got) for sock in (a, b) for got in ids_seen(soc
         if got != []]
 t.ok(not left, "every operation of the owner deleted: both hosts answer [] at once", left[:3])
 
-for name, api in masters.items():
-    api.stop()
-    t.is_(api.proc.returncode, 0, "master %s stops cleanly" % name)
+hosts.stop_all()
 t.done()

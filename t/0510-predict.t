@@ -3,10 +3,12 @@
 # explanations that add up, batches, rows by name, input errors, a runtime
 # that dies mid-request, and CSV data links (served here, and refused when
 # they point inside the network).
+import fcntl
 import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -22,6 +24,11 @@ import mlcmodels as mm
 import numpy as np
 
 var, root = os.environ["MLC_VAR"], os.environ["MLC_ROOT"]
+
+
+def slot_file(dep):
+    """mlc-api's predict slot file of the deployment (app/pool.c)."""
+    return os.path.join(var, "run", "slots", "predict-" + dep)
 
 
 def predict(dep, body, **kw):
@@ -213,14 +220,26 @@ for what, fnames, why in [
          < 1e-9, "%s: rows as lists of every input predict" % what, t.describe(r))
     t.is_((a.get("explanation") or {}).get("feature_names"), ["x%d" % i for i in range(10)],
           "%s: the runtime does not label its explanations with names that key nothing" % what)
+    had_slots = os.path.exists(slot_file(d))
     t.is_status(t.delete("/deployment/" + d), 200, "%s: stop it" % what)
+    t.is_((had_slots, os.path.lexists(slot_file(d))), (True, False),
+          "%s: its predict slot file, made by its calls, went with it" % what)
 t.is_error(predict("no-such-deployment", {"data": [1]}), 404, "predict on an unknown deployment")
 nodata = mm.register(reg, X, y, names, with_data=False)
 dep_nodata = deployed(nodata)
 t.is_error(predict(dep_nodata, {"data": X[0].tolist(), "explain": True}), 409,
            "explanations without training data")
 t.is_status(predict(dep_nodata, {"data": X[0].tolist()}), 200, "predictions without training data still work")
+# A call in flight holds a byte of the slot file (an open file description
+# lock): the file stays while it is held, and goes at a reconcile after.
+held = os.open(slot_file(dep_nodata), os.O_RDWR | os.O_NOFOLLOW)
+fcntl.fcntl(held, fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 1, 1, 0).ljust(32, b"\0"))
 t.is_status(t.delete("/deployment/" + dep_nodata), 200, "stop it")
+time.sleep(2.5)  # one reconcile pass (MLC_RECONCILE_INTERVAL 2 s)
+t.ok(os.path.exists(slot_file(dep_nodata)), "its slot file stays while a slot in it is held")
+os.close(held)
+t.ok(t.wait_for(lambda: not os.path.lexists(slot_file(dep_nodata)), 15),
+     "and goes once no slot is held")
 t.is_error(predict(dep_nodata, {"data": X[0].tolist()}), 409, "predict on a stopped deployment")
 
 # ---- a runtime that dies mid-request ----

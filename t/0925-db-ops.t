@@ -229,12 +229,21 @@ else:
                if strip_comments(before[n]) != strip_comments(after.get(n) or "")}
     t.is_(sorted(changed), [], "%s changes nothing but comments (SHOW CREATE TABLE of every table "
           "before and after, comments taken out)" % COMMENTS[0], changed)
-    # The migrations after it state the comments of what they add or change.
+    # The migrations after it state the comments of what they add or change;
+    # those named NNN-...-comment.sql change nothing else.
     for f in MIGRATIONS[upto + 1:]:
+        if f.endswith("-comment.sql"):
+            before = show_creates(croot)
         with open(os.path.join(SQL_DIR, f)) as fh:
             r = t.db_admin(None, cdb, fh.read())
         if r.returncode != 0:
             errors.append("%s: %s" % (f, r.stderr.strip()))
+        if f.endswith("-comment.sql"):
+            after = show_creates(croot)
+            changed = {n: (before[n], after.get(n)) for n in before
+                       if strip_comments(before[n]) != strip_comments(after.get(n) or "")}
+            t.is_(sorted(changed), [], "%s changes nothing but comments" % f, changed)
+            t.ok(before != after, "%s changes a comment" % f)
     t.is_(errors, [], "every later migration applies")
     with croot.cursor() as cur:
         # (Views have no comments of their own: their columns are the
@@ -252,10 +261,16 @@ else:
                     "WHERE table_schema = %s AND table_name = 'deployments' "
                     "AND column_name = 'status'", (cdb,))
         status_comment = cur.fetchone()["c"]
+        cur.execute("SELECT column_comment AS c FROM information_schema.columns "
+                    "WHERE table_schema = %s AND table_name = 'artifacts' "
+                    "AND column_name = 'path'", (cdb,))
+        path_comment = cur.fetchone()["c"]
     key_rule(croot, cdb)
     croot.close()
     t.is_(bare_cols + bare_tables, [], "after the last migration every table and column has a comment")
     t.like(status_comment, r"waiting.*stopping.*stopped", "deployments.status names its values")
+    t.like(path_comment, r"v<version>-<filename>.*v<version>-<8 hex digits>-<filename>",
+           "artifacts.path names both shapes of a stored file's path")
 
 
 # ---- the upgrade to 016 (one name and type per key) keeps every operation -----------------

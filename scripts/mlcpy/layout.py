@@ -41,6 +41,9 @@ DIRS = (
     ("training", ROOT, 0o755, True),
     ("run", ROOT, 0o755, True),
     ("run/training", ROOT, 0o700, True),
+    # mlc-api's predict slot files (app/pool.c); the spooler removes those
+    # of deployments that are over (slots.py).
+    ("run/slots", SERVICE, 0o700, True),
     ("log", ROOT, 0o755, True),
     ("log/service", SERVICE, 0o750, False),
     # mlc-drift's cache of parsed inference values (mlcpy.drift_cache):

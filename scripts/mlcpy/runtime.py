@@ -332,6 +332,7 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
            505: "HTTP Version Not Supported"}
 MAX_LINE = 8192
 MAX_HEADERS = 100
+DIGITS_RE = re.compile(r"[0-9]+", re.ASCII)
 
 
 class Handler(socketserver.StreamRequestHandler):
@@ -387,7 +388,13 @@ class Handler(socketserver.StreamRequestHandler):
                 self.close_connection = True
                 self.reply(400, {"detail": "bad header line"})
                 return False
-            self.headers[name.strip().lower()] = value.strip()
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length" and self.headers.get(name, value) != value:
+                # two lengths: which one frames the body is anyone's guess
+                self.close_connection = True
+                self.reply(400, {"detail": "conflicting Content-Length headers"})
+                return False
+            self.headers[name] = value
         else:
             self.close_connection = True
             self.reply(431, {"detail": "more than %d headers" % MAX_HEADERS})
@@ -396,6 +403,10 @@ class Handler(socketserver.StreamRequestHandler):
         if conn == "close" or (version == "HTTP/1.0" and conn != "keep-alive"):
             self.close_connection = True
         if self.command == "GET":
+            if "transfer-encoding" in self.headers or self.headers.get("content-length", "0") != "0":
+                # a GET's body is never read: after the answer the stream
+                # is not at a request's start, so the connection ends
+                self.close_connection = True
             self.do_GET()
         elif self.command == "POST":
             self.do_POST()
@@ -427,13 +438,15 @@ class Handler(socketserver.StreamRequestHandler):
             self.reply(404, {"detail": "no route GET %s (try GET /health)" % self.route()})
 
     def _body(self):
-        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+        if "transfer-encoding" in self.headers:
+            # any coding (chunked, gzip, "gzip, chunked"): the body's end
+            # is not where Content-Length says, so nothing after it is read
             self.close_connection = True
-            raise BadInput("send the body with Content-Length, not chunked")
-        try:
-            n = int(self.headers.get("content-length", "0"))
-        except ValueError:
-            n = -1
+            raise BadInput("send the body with Content-Length, not chunked or another "
+                           "Transfer-Encoding")
+        length = self.headers.get("content-length", "0")
+        # digits only: int() would also take "+5", "-0", "1_0" and " 5 5"
+        n = int(length) if DIGITS_RE.fullmatch(length) and len(length) <= 20 else -1
         if n < 0 or n > MAX_BODY:
             self.close_connection = True
             raise BadInput("Content-Length must be 0..%d" % MAX_BODY)
@@ -445,6 +458,8 @@ class Handler(socketserver.StreamRequestHandler):
             return json.loads(raw)
         except ValueError as e:
             raise BadInput("body is not valid JSON: %s" % e) from None
+        except RecursionError:
+            raise BadInput("body is not valid JSON: nested too deep") from None
 
     def do_POST(self):
         if self.route() != "/predict":

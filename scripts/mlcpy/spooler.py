@@ -21,8 +21,9 @@ and every MLC_RECONCILE_INTERVAL seconds (and at start) a reconcile pass
     back-off; a clean stop or a reboot is not) and fails those that keep
     crashing,
   - removes files and processes no deployment wants (also the runtime of
-    an older model version a redeploy left behind, and those of
-    deployments another spooler has taken over) and those of trainings
+    an older model version a redeploy left behind, those of deployments
+    another spooler has taken over, and mlc-api's predict slot files of
+    deployments stopped, failed or gone: slots.py) and those of trainings
     that are over;
 and every MLC_TMP_CLEAN_INTERVAL seconds the leftovers of dead requests in
 artifacts/.tmp and spool/tmp (older than MLC_TMP_MAX_AGE; tmpclean.py).
@@ -53,7 +54,7 @@ import traceback
 import pymysql
 
 from . import backends
-from . import bundle, layout, log, requirements, safefs, spool, testhooks, tmpclean, training
+from . import bundle, layout, log, requirements, safefs, slots, spool, testhooks, tmpclean, training
 from .bundle import LOST_BUNDLE_AFTER
 from .config import ConfigError
 from .db import Deployments, LockHeld as DbLockHeld
@@ -752,8 +753,30 @@ class Spooler:
                 p.backend.cancel(p.launch)
                 self._drop(p.bundle)
             # False: logged by the backend; tried again next tick.
-            return be is None or be.remove(dep_id)
+            gone = be is None or be.remove(dep_id)
+            if gone:
+                self.remove_slots(dep_id)
+            return gone
         self.workers.submit(dep_id, "stop", stop, lambda task: self._stopped(task, dep_id))
+
+    def remove_slots(self, dep_id):
+        """The deployment's predict slot file (slots.py), unless a call
+        still holds a slot in it (then the next reconcile looks again)."""
+        try:
+            if slots.remove(self.cfg.var, dep_id, self.bundle_owners) == "removed":
+                log.deployment(dep_id, "removed its predict slot file")
+        except OSError as e:
+            log.deployment(dep_id, "cannot remove its predict slot file: %s", e)
+
+    def sweep_slots(self):
+        """Slot files of deployments that are stopped, failed or gone."""
+        ids = slots.deployments(self.cfg.var, self.bundle_owners) - set(self.pending) \
+            - self.workers.keys()
+        rows = self.db.existing(ids) if ids else {}
+        for dep_id in sorted(ids):
+            row = rows.get(dep_id)
+            if row is None or row["status"] in ("failed", "stopped"):
+                self.remove_slots(dep_id)
 
     def _stopped(self, task, dep_id):
         if task.error is None and task.result and self.db.stopped(dep_id):
@@ -770,6 +793,7 @@ class Spooler:
             if not self.busy(row["deployment_id"]):
                 self.isolated(row["deployment_id"], self.reconcile_row, row)
         self.remove_orphans(rows)
+        self.sweep_slots()
         self.trainer.reconcile()
 
     def resume_claimed(self):

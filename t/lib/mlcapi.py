@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import time
+from urllib.parse import urlencode
 
 import fcgi
 import mlctap as t
@@ -75,3 +76,35 @@ def call(sock, path, method="GET", body=None):
         return status, json.loads(out or b"null")
     except ValueError:
         return status, out
+
+
+class Hosts:
+    """Masters of a test's own that play API hosts on the instance's
+    database (the cache tests): start() gives each its socket
+    run/<test>-<name>.sock and log log/<test>-<name>.log, 3 fast workers
+    and 1 slow; stop_all() stops them, one check each."""
+
+    def __init__(self, test):
+        self.test = test
+        self.masters = {}
+        self.var = os.environ["MLC_VAR"]
+
+    def start(self, name, **env_more):
+        sock = os.path.join(self.var, "run", "%s-%s.sock" % (self.test, name))
+        self.masters[name] = Api(sock, os.path.join(self.var, "log", "%s-%s.log"
+                                                    % (self.test, name)),
+                                 drop=("MLC_SLOW_SOCKET",), MLC_WORKERS="3",
+                                 MLC_SLOW_WORKERS="1", **env_more)
+        return sock
+
+    def stop_all(self):
+        for name, api in self.masters.items():
+            api.stop()
+            t.is_(api.proc.returncode, 0, "master %s stops cleanly" % name)
+
+
+def request(sock, path, method="GET", body=None, **query):
+    """(status, headers, body bytes) of one request straight to a FastCGI
+    socket, body sent as JSON, the keyword arguments as the query."""
+    data = json.dumps(body).encode() if body is not None else b""
+    return fcgi.request(sock, path, method, data, query=urlencode(query))
