@@ -24,7 +24,11 @@
 # the checks: one plain SELECT COUNT(*), SUM(LENGTH(data)) over the
 # model's operations (reading every recorded input once, the floor of any
 # check that reads them).  It prints figures and
-# never fails on them.  The bench rows are deleted at the end
+# never fails on them.  Then the drift cache (mlcpy.drift_cache, in a
+# directory of its own): the cold fold of every row, warm checks of every
+# row, one after BENCH_NEW (10,000) new operations, and the default
+# MLC_DRIFT_MAX_ROWS, each beside the uncached check (MLC_DRIFT_CACHE=off,
+# as the checks above run).  The bench rows are deleted at the end
 # (BENCH_KEEP=1 keeps them); a private instance is removed.
 set -euo pipefail
 
@@ -118,10 +122,11 @@ say "seeded in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
 
 # ---- the checks ---------------------------------------------------------------------
 
-check() { # method max_rows
+check() { # method max_rows [cache: on|off]
 	bench_sql -e "UPDATE models SET drift_detection = '[{\"is_true\": 0, \"method\": $1}]'
 		WHERE modelid = '$MODELID'; DELETE FROM drift_metrics WHERE modelid = '$MODELID';"
-	MLC_DRIFT_MAX_ROWS=$2 $PY - "$ROOT" "$MODELID" <<'EOF'
+	MLC_DRIFT_CACHE=${3:-off} MLC_DRIFT_CACHE_DIR=$CACHE_DIR MLC_DRIFT_MAX_ROWS=$2 \
+		$PY - "$ROOT" "$MODELID" <<'EOF'
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1] + "/scripts")
 import numpy, pandas, scipy.stats  # noqa: F401  (imports are not the check's cost)
@@ -131,9 +136,10 @@ cfg = config.load(sys.argv[1])
 conn = db.connect(cfg)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 run_id = drift.request_run(conn, sys.argv[2], "bench")
-t0 = time.monotonic()
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731
+t0, c0 = time.monotonic(), cpu()
 status = drift.run_one(conn, cfg, None, run_id, sys.argv[2])
-took = time.monotonic() - t0
+took, cpu_s = time.monotonic() - t0, cpu() - c0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 with conn.cursor() as cur:
     cur.execute("SELECT method, n_infer, drift_detected FROM drift_metrics WHERE run_id = %s "
@@ -141,7 +147,7 @@ with conn.cursor() as cur:
     rows = cur.fetchall()
     cur.execute("SELECT reason FROM drift_runs WHERE run_id = %s", (run_id,))
     reason = (cur.fetchone() or {}).get("reason")
-print(json.dumps({"status": status, "reason": reason, "took": took, "peak_kib": peak,
+print(json.dumps({"status": status, "reason": reason, "took": took, "cpu": cpu_s, "peak_kib": peak,
                   "before_kib": before,
                   "method": rows[0]["method"] if rows else None,
                   "rows": rows[0]["n_infer"] if rows else 0,
@@ -161,6 +167,49 @@ with conn.cursor() as cur:
     cur.fetchall()
     print("%.3f" % (time.monotonic() - t0))
 EOF
+}
+
+# The drift cache of this run: its own directory, so that nothing else
+# (an instance's daemon) folds the model meanwhile.
+CACHE_DIR=$(mktemp -d /tmp/mlc-bench-drift-cache.XXXXXX)
+trap 'rm -rf "$CACHE_DIR"; cleanup; [[ $PRIVATE == 1 ]] && { "$ROOT/scripts/mlc" down >/dev/null 2>&1 || true; rm -rf "$MLC_VAR"; }; true' EXIT
+
+fold() { # max_rows: build, or bring up to date, the model's cache in a fresh process
+	MLC_DRIFT_CACHE_DIR=$CACHE_DIR MLC_DRIFT_MAX_ROWS=$1 $PY - "$ROOT" "$MODELID" <<'EOF'
+import json, resource, sys, time
+sys.path.insert(0, sys.argv[1] + "/scripts")
+import numpy, pandas, scipy.stats  # noqa: F401  (imports are not the fold's cost)
+from mlcpy import config, db, drift, drift_cache
+
+cfg = config.load(sys.argv[1])
+conn = db.connect(cfg)
+model = drift._select(conn, "SELECT featurelist FROM models WHERE modelid = %s", (sys.argv[2],))
+features = drift.inference_features(conn, cfg, sys.argv[2], model[0]["featurelist"])
+conn.commit()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+dfd = drift_cache._open_dir(cfg)
+cpu = lambda: sum(resource.getrusage(resource.RUSAGE_SELF)[:2])  # noqa: E731
+t0, c0 = time.monotonic(), cpu()
+with drift_cache.Lock(dfd, sys.argv[2]):
+    c, done = drift_cache.update(conn, cfg, dfd, sys.argv[2], features, drift.settings(cfg)[1])
+took, cpu_s = time.monotonic() - t0, cpu() - c0
+print(json.dumps({"took": took, "cpu": cpu_s, "rows": c.rows, "before_kib": before,
+                  "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+EOF
+}
+
+show() { # label json: one line of the cache's table
+	$PY -c '
+import json, sys
+r = json.loads(sys.argv[2])
+if r.get("status", "completed") != "completed":
+    print("%-40s %s: %s" % (sys.argv[1], r["status"], r["reason"]))
+else:
+    print("%-40s %9d %9.2f %7.2f %7.2f %9.0f MB %11.0f MB  %s" % (
+        sys.argv[1], r["rows"], r["took"], r["took"] / max(float(sys.argv[3]), 1e-3), r["cpu"],
+        r["peak_kib"] / 1024.0, (r["peak_kib"] - r["before_kib"]) / 1024.0,
+        "".join(str(d) for d in r.get("drift", []))))
+' "$1" "$2" "$BASE"
 }
 
 BASE=$(baseline)
@@ -184,5 +233,33 @@ else:
         "".join(str(d) for d in r["drift"])))
 ' "$out" "$method" "$BASE"
 done
+
+# ---- the drift cache (MLC_DRIFT_CACHE=on) ---------------------------------------------
+# The checks above read the database (MLC_DRIFT_CACHE=off).  Here: the same
+# check uncached, the cold fold (building the cache of every row), warm
+# checks, and a warm check after BENCH_NEW (10,000) new operations arrived
+# (it folds them first), each beside the uncached one of the same data.
+# "cpu s" is the Python process's CPU time (user + system) for the step:
+# steadier than the wall clock on a shared machine, but without MariaDB's
+# (most of an uncached check's, little of a cached one's).
+
+printf '\nThe drift cache, every row (MLC_DRIFT_MAX_ROWS=%d):\n' "$ROWS"
+printf '%-40s %9s %9s %7s %7s %12s %14s  %s\n' step "rows" seconds "x base" "cpu s" "peak RSS" "added" \
+	"drift f0..f9"
+show "uncached check (KS)" "$(check 2 "$ROWS" off)"
+show "cold fold (building the cache)" "$(fold "$ROWS")"
+show "warm check (KS)" "$(check 2 "$ROWS" on)"
+show "warm check (mean shift)" "$(check 0 "$ROWS" on)"
+NEW=${BENCH_NEW:-10000}
+bench_sql -e "INSERT INTO operations (ownerid, deployment_id, modelid, data, result, timestamp)
+	SELECT 'bench', 'bench-drift', '$MODELID', CONCAT('[[', CONCAT_WS(',', $cols), ']]'), '[0]',
+		UTC_TIMESTAMP(6) + INTERVAL seq MICROSECOND
+	FROM seq_1_to_$NEW"
+show "warm check after $NEW new operations (KS)" "$(check 2 "$ROWS" on)"
+show "uncached check of the same (KS)" "$(check 2 "$ROWS" off)"
+show "default MAX_ROWS, cached (KS)" "$(check 2 100000 on)"
+show "default MAX_ROWS, uncached (KS)" "$(check 2 100000 off)"
+printf 'cache directory: %s\n' "$(du -sh "$CACHE_DIR" | cut -f1)"
+
 printf '\nbaseline again: %.2f s (the load moves; compare the two)\n' "$(baseline)"
 printf '\n(MLC_DRIFT_MAX_ROWS: 100000 by default; the last rows read every operation.)\n'

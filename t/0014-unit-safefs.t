@@ -258,7 +258,7 @@ if ROOT:
             "spool/new": nb + " 0750", "spool/cur": "0:0 0700", "spool/rejected": "0:0 0700",
             "deployments": "0:0 0755", "training": "0:0 0755", "run": "0:0 0755",
             "run/training": "0:0 0700", "run/slots": nb + " 0700", "log": "0:0 0755", "log/service": nb + " 0750",
-            "api": nb + " 0750",
+            "api": nb + " 0750", "drift-cache": nb + " 0700",
             "kubernetes": "0:0 0700", "mlsysops": "0:0 0700",
             "bundles": "0:%d 0750" % grp.getgrnam("nogroup").gr_gid,
             "artifacts": nb + " 2750"}

@@ -406,7 +406,7 @@ if PRIVATE:
     seen = {}
     real_check = drift.check_model
 
-    def slow_check(conn, cfg, modelid, seed=0):
+    def slow_check(conn, cfg, modelid, seed=0, log=None):
         first = sql("SELECT lease_until, claimed_by FROM drift_runs WHERE run_id = %s", slow_run)[0]
         time.sleep(1.6)                           # > the lease of 0.6 s
         other = mdb.connect(CFG)
@@ -417,7 +417,7 @@ if PRIVATE:
         later = sql("SELECT lease_until FROM drift_runs WHERE run_id = %s", slow_run)[0]
         seen["renewed"] = later["lease_until"] > first["lease_until"]
         seen["claimed_by"] = first["claimed_by"]
-        return real_check(conn, cfg, modelid, seed)
+        return real_check(conn, cfg, modelid, seed, log)
 
     drift.check_model = slow_check
     try:

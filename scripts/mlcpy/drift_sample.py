@@ -274,7 +274,7 @@ class InferenceSample:
     categorical feature.  rows counts the rows of valid shape; max_rows
     (None: no limit) stops accepting rows."""
 
-    def __init__(self, features, max_rows=None):
+    def __init__(self, features, max_rows=None, aligned=False):
         self.features = _norm_features(features)
         self.names = [n for n, _ in self.features]
         self.n = len(self.features)
@@ -285,6 +285,14 @@ class InferenceSample:
         self.max_rows = max_rows
         self.rows = 0
         self._pending = []  # numeric rows not yet converted (see add_data)
+        # aligned (mlcpy.drift_cache): one entry per row and feature - a
+        # skipped number is NaN (an infinity is kept: numbers() of the cache
+        # drops what is not finite, as this class does) and a categorical
+        # feature holds codes into vocab[j] (-1: missing) - so that rows can
+        # be taken later by position.
+        self.aligned = aligned
+        self.codes = [array.array("i") if c and aligned else None for c in self.is_cat]
+        self.vocab = [{} if c and aligned else None for c in self.is_cat]
 
     @property
     def full(self):
@@ -294,12 +302,17 @@ class InferenceSample:
         for j, v in enumerate(vals):
             if self.is_cat[j]:
                 k = category_key(v)
-                if k is not None:
+                if self.aligned:
+                    self.codes[j].append(-1 if k is None else
+                                         self.vocab[j].setdefault(k, len(self.vocab[j])))
+                elif k is not None:
                     self.counts[j][k] += 1
             else:
                 f = number_value(v)
                 if f is not None:
                     self.cols[j].append(f)
+                elif self.aligned:
+                    self.cols[j].append(math.nan)
 
     def add_row(self, row):
         """Add one parsed row; True when it had a valid shape."""
@@ -366,7 +379,8 @@ class InferenceSample:
         self._flush()  # keep the values in the order of the rows
         for j in range(self.n):
             col = values[:, j]
-            col = col[np.isfinite(col)]
+            if not self.aligned:
+                col = col[np.isfinite(col)]
             self.cols[j].frombytes(np.ascontiguousarray(col).tobytes())
         self.rows += len(values)
         return len(values)
@@ -385,7 +399,8 @@ class InferenceSample:
             return
         for j in range(self.n):
             col = block[:, j]
-            col = col[np.isfinite(col)]
+            if not self.aligned:
+                col = col[np.isfinite(col)]
             self.cols[j].frombytes(np.ascontiguousarray(col).tobytes())
 
     def finish(self):
@@ -790,3 +805,102 @@ def numeric_rows(texts, rows, n):
     if vals.size != rows * n:
         return None
     return vals.reshape(rows, n)
+
+
+# ---- reading for the cache (mlcpy.drift_cache) -----------------------------------------
+
+def fold_page(conn, modelid, after, limit, width):
+    """The next page of the model's operations in ascending operationid
+    order after `after`, at most `limit` of them, for mlcpy.drift_cache:
+    (operations, highest operationid, page) where page is (opids, lens,
+    micros, rows, widths, data) - every operation's timestamp as
+    microseconds since 1970 (the cache keeps each) - or None when nothing
+    has data; None instead of the tuple when the server cut the texts
+    short.  It does not commit: the caller reads a fold in one read view."""
+    where = (" FROM operations FORCE INDEX (operations_model_rows) WHERE modelid = %s "
+             "AND operationid > %s")
+    args = [modelid, after]
+    with conn.cursor(_cursors().Cursor) as cur:
+        cur.execute("SELECT operationid" + where + " ORDER BY operationid LIMIT 1", args)
+        row = cur.fetchone()
+        if row is None:
+            return 0, None, None
+        low = row[0]
+        cur.execute("SELECT operationid" + where + " ORDER BY operationid LIMIT 1 OFFSET %s",
+                    args + [limit - 1])
+        row = cur.fetchone()
+        if row is not None:
+            n, high = limit, row[0]
+        else:
+            cur.execute("SELECT COUNT(*), MAX(operationid)" + where, args)
+            n, high = cur.fetchone()
+        dense = n >= 0.25 * (high - low + 1)
+        cur.execute("SELECT COUNT(*), GROUP_CONCAT(CONCAT_WS(' ', operationid, LENGTH(data), "
+                    "input_rows, IFNULL(input_width, 0), "
+                    "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', timestamp)) "
+                    "SEPARATOR ' '), CAST(GROUP_CONCAT(data SEPARATOR '') AS BINARY) "
+                    "FROM operations FORCE INDEX (%s) WHERE modelid = %%s AND operationid "
+                    "BETWEEN %%s AND %%s AND data IS NOT NULL"
+                    % ("PRIMARY" if dense else "operations_model"), (modelid, low, high))
+        k, meta, data = cur.fetchone()
+    if not k:
+        return n, high, None
+    meta = np.fromstring(_text(meta), dtype=np.int64, sep=" ")
+    data = bytes(data or b"")
+    if meta.size != 5 * k:
+        return None
+    opids, lens, rows, widths, micros = meta.reshape(k, 5).T
+    if int(lens.sum()) != len(data):
+        return None
+    return n, high, (opids, lens, micros, rows, widths, data)
+
+
+def fold_rows(sample, opids, lens, micros, rows, widths, data):
+    """Add one fold_page() page to an aligned InferenceSample (no max_rows)
+    oldest operation first, each operation's rows in their order, exactly
+    as read_inference() would take them (the same parsers); returns
+    (opids, micros, rows each contributed) in that order."""
+    m = lens.size
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    fast = (widths == sample.n) if sample.all_numeric else np.zeros(m, dtype=bool)
+    first = np.zeros(m, dtype=np.int64)
+    blocks, at = [], 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], fast.astype(np.int8), [0]])))
+    for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist()):
+        want = int(rows[lo:hi].sum())
+        vals = numeric_rows(data[starts[lo]:ends[hi - 1]], want, sample.n)
+        if vals is None:
+            fast[lo:hi] = False
+            continue
+        first[lo:hi] = at + np.cumsum(rows[lo:hi]) - rows[lo:hi]
+        blocks.append(vals)
+        at += want
+    values = np.concatenate(blocks) if len(blocks) > 1 else (blocks[0] if blocks else None)
+    order = np.argsort(opids, kind="stable")           # oldest first
+    got = np.zeros(m, dtype=np.int64)
+    i = 0
+    order_l = order.tolist()
+    while i < m:
+        q = order_l[i]
+        if not fast[q]:
+            got[q] = sample.add_data(data[starts[q]:ends[q]].decode("utf-8", "replace"))
+            i += 1
+            continue
+        j = i
+        while j < m and fast[order_l[j]]:
+            j += 1
+        run = order[i:j]
+        counts = rows[run]
+        starts_at = first[run]
+        total = int(counts.sum())
+        if total < 2 or (np.diff(starts_at) == counts[:-1]).all():
+            block = values[starts_at[0]:starts_at[0] + total]    # already in order
+        else:
+            idx = np.repeat(starts_at - (np.cumsum(counts) - counts), counts) + np.arange(total)
+            block = values[idx]
+        sample.add_block(block)
+        got[run] = counts
+        i = j
+    sample.finish()
+    return opids[order], micros[order], got[order]

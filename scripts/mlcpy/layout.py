@@ -46,6 +46,9 @@ DIRS = (
     ("run/slots", SERVICE, 0o700, True),
     ("log", ROOT, 0o755, True),
     ("log/service", SERVICE, 0o750, False),
+    # mlc-drift's cache of parsed inference values (mlcpy.drift_cache):
+    # the service user's alone, the user mlc-drift runs as by default.
+    ("drift-cache", SERVICE, 0o700, False),
     # The remote backends (kubernetes, mlsysops): their records of the
     # deployments, and the bundles nginx sends to the clusters' pods.
     ("kubernetes", ROOT, 0o700, True),
