@@ -5,13 +5,15 @@
 # link, a FIFO, a device or a hard link is refused before it is read, and
 # the state directory is created with its owners and modes and refused
 # (or repaired) when it is not; mlc-api's predict slot files are removed
-# only when no slot in them is held, and never through a link.  Checks
+# only when no slot in them is held, and never through a link; the local
+# backend never reads a deployment's files through a link.  Checks
 # that need another owner run as root only.
 import fcntl
 import grp
 import io
 import os
 import pwd
+import shutil
 import signal
 import socket
 import stat
@@ -376,5 +378,44 @@ os.rename(sdir, sdir + ".real")
 os.symlink(sdir + ".real", sdir)
 t.like(raises(slots.remove, sroot, "other"), r"^Unsafe: .*run/slots is a symbolic link",
        "slots: a slots directory that is a symbolic link is refused")
+
+# ---- the local backend's look at a deployment's files ------------------------
+# The spooler checks its state directories when a pass begins; one replaced
+# by a link (or moved away) while the pass runs must not read as "the
+# deployment's files are gone", which fails a deployment whose runtime
+# serves on.
+from mlcpy import backend, backend_local  # noqa: E402
+
+ovar = tempfile.mkdtemp(prefix="t0014-observe.")
+os.chmod(ovar, 0o755)
+ocfg = config.load(None, dict(os.environ, MLC_VAR=ovar))
+lb = backend_local.LocalBackend(ocfg)
+deps = ocfg.deployments
+os.makedirs(os.path.join(deps, "d1"), mode=0o755)
+with open(os.path.join(deps, "d1", "model.pkl"), "wb") as f:
+    f.write(b"pickle")
+t.ok(isinstance(lb.observe("d1"), backend.Absent),
+     "observe: a deployment with its model and no runtime recorded is Absent")
+t.ok(isinstance(lb.observe("d2"), backend.Missing),
+     "observe: a deployment without a directory is Missing (its files are gone)")
+elsewhere = tempfile.mkdtemp(prefix="t0014-elsewhere.")
+os.makedirs(os.path.join(elsewhere, "d1"))
+os.rename(deps, deps + ".real")
+os.symlink(elsewhere, deps)
+t.like(raises(lb.observe, "d1"), r"^Unsafe: .*deployments is a symbolic link",
+       "observe: deployments/ replaced by a link is refused, not Missing")
+os.unlink(deps)
+t.like(raises(lb.observe, "d1"), r"^FileNotFoundError",
+       "observe: deployments/ moved away is an error (looked at again), not Missing")
+os.rename(deps + ".real", deps)
+os.rename(os.path.join(deps, "d1"), os.path.join(deps, "d1.real"))
+os.symlink(os.path.join(elsewhere, "d1"), os.path.join(deps, "d1"))
+t.like(raises(lb.observe, "d1"), r"^Unsafe: .*d1 is a symbolic link",
+       "observe: a deployment directory that is a link is refused, not followed")
+os.unlink(os.path.join(deps, "d1"))
+os.rename(os.path.join(deps, "d1.real"), os.path.join(deps, "d1"))
+t.ok(isinstance(lb.observe("d1"), backend.Absent), "observe: put back, it is Absent again")
+shutil.rmtree(ovar, ignore_errors=True)
+shutil.rmtree(elsewhere, ignore_errors=True)
 
 t.done()

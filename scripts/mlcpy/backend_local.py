@@ -35,6 +35,7 @@ runtime.state and checks /proc that the pid still is that process (same
 start time, same boot).
 """
 
+import errno
 import json
 import os
 import pwd
@@ -423,10 +424,42 @@ class LocalBackend(backend.Backend):
 
     # ---- supervising ----
 
+    def _has_model(self, key):
+        """Whether the deployment's directory holds its model.pkl, every
+        directory from MLC_VAR down opened without following a link.  The
+        spooler checks its state directories when a pass begins; one
+        replaced by a link, or moved, while the pass runs raises (Unsafe,
+        or an OSError for one that is not there) rather than reading as
+        "the files are gone", which would fail a deployment whose runtime
+        serves on."""
+        try:
+            top = safefs.open_beneath(self.cfg.var, safefs.relparts(self.root, self.cfg.var))
+        except ValueError:  # the deployments directory is outside MLC_VAR
+            top = safefs.open_anchor(self.root)
+        try:
+            try:
+                fd = os.open(key, safefs.DIR_FLAGS, dir_fd=top)
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise safefs.Unsafe("%s is %s, not a directory"
+                                        % (self.dir(key), safefs.describe(key, top))) from None
+                raise
+            try:
+                st = os.stat("model.pkl", dir_fd=fd, follow_symlinks=False)
+                return stat.S_ISREG(st.st_mode)
+            except FileNotFoundError:
+                return False
+            finally:
+                os.close(fd)
+        finally:
+            os.close(top)
+
     def observe(self, dep_id, version=None):
         key = self.key(dep_id, version)
         d = self.dir(key)
-        if not os.path.isfile(os.path.join(d, "model.pkl")):
+        if not self._has_model(key):
             return backend.Missing("the deployment's files are gone (%s); deploy again" % d)
         st = self._read_state(key)
         if st.get("pid"):
