@@ -614,6 +614,30 @@ def _fast_window(conn, modelid, since, span, width, window):
         _widen(window, _text(lo), _text(hi))
 
 
+def _id_span(cur, where, args, limit, newest_first):
+    """(operations, first operationid, last operationid) of the next page of
+    at most `limit` of the operations `where` selects (a FROM ... WHERE of
+    fixed text, on the index operations_model_rows), newest or oldest
+    first, from the index alone; None when there is none.  The first id,
+    the limit-th one, else the count and the far end of what is left: no
+    derived table (MariaDB may build it on disk)."""
+    order, far = ("DESC", "MIN") if newest_first else ("ASC", "MAX")
+    cur.execute("SELECT operationid" + where + " ORDER BY operationid " + order + " LIMIT 1",
+                args)
+    row = cur.fetchone()
+    if row is None:
+        return None
+    first = row[0]
+    cur.execute("SELECT operationid" + where + " ORDER BY operationid " + order +
+                " LIMIT 1 OFFSET %s", args + [limit - 1])
+    row = cur.fetchone()
+    if row is not None:
+        return limit, first, row[0]
+    cur.execute("SELECT COUNT(*), " + far + "(operationid)" + where, args)
+    n, last = cur.fetchone()
+    return n, first, last
+
+
 def _read_page(conn, modelid, since, before, limit, fast_width):
     """(operations, lowest operationid, byte lengths, timestamps, texts) of
     the next page, or None when the server cut the texts short.
@@ -624,8 +648,6 @@ def _read_page(conn, modelid, since, before, limit, fast_width):
     primary key when the model holds most of the range (a sequential read,
     several times faster than a lookup per row), else through
     operations_model."""
-    # No derived table (MariaDB may build it on disk): the newest id, the
-    # limit-th newest, else the count and the oldest of what is left.
     where = " FROM operations FORCE INDEX (operations_model_rows) WHERE modelid = %s"
     args = [modelid]
     if since is not None:
@@ -635,20 +657,11 @@ def _read_page(conn, modelid, since, before, limit, fast_width):
         where += " AND operationid < %s"
         args.append(before)
     with conn.cursor(_cursors().Cursor) as cur:
-        cur.execute("SELECT operationid" + where + " ORDER BY operationid DESC LIMIT 1", args)
-        row = cur.fetchone()
-        if row is None:
+        span = _id_span(cur, where, args, limit, newest_first=True)
+        if span is None:
             conn.commit()
             return 0, None, None, None
-        high = row[0]
-        cur.execute("SELECT operationid" + where + " ORDER BY operationid DESC LIMIT 1 OFFSET %s",
-                    args + [limit - 1])
-        row = cur.fetchone()
-        if row is not None:
-            n, low = limit, row[0]
-        else:
-            cur.execute("SELECT COUNT(*), MIN(operationid)" + where, args)
-            n, low = cur.fetchone()
+        n, high, low = span
         dense = n >= 0.25 * (high - low + 1)
         # No ORDER BY in GROUP_CONCAT (it sorts in a temporary table): the
         # columns come in one order, the scan's, and the operationids say
@@ -821,19 +834,10 @@ def fold_page(conn, modelid, after, limit, width):
              "AND operationid > %s")
     args = [modelid, after]
     with conn.cursor(_cursors().Cursor) as cur:
-        cur.execute("SELECT operationid" + where + " ORDER BY operationid LIMIT 1", args)
-        row = cur.fetchone()
-        if row is None:
+        span = _id_span(cur, where, args, limit, newest_first=False)
+        if span is None:
             return 0, None, None
-        low = row[0]
-        cur.execute("SELECT operationid" + where + " ORDER BY operationid LIMIT 1 OFFSET %s",
-                    args + [limit - 1])
-        row = cur.fetchone()
-        if row is not None:
-            n, high = limit, row[0]
-        else:
-            cur.execute("SELECT COUNT(*), MAX(operationid)" + where, args)
-            n, high = cur.fetchone()
+        n, low, high = span
         dense = n >= 0.25 * (high - low + 1)
         cur.execute("SELECT COUNT(*), GROUP_CONCAT(CONCAT_WS(' ', operationid, LENGTH(data), "
                     "input_rows, IFNULL(input_width, 0), "
