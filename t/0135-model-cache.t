@@ -11,7 +11,6 @@ import concurrent.futures
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 import mlcapi
@@ -23,10 +22,7 @@ start, req = hosts.start, mlcapi.request
 
 
 a, b, plain = start("a"), start("b"), start("plain", MLC_MODEL_CACHE="0")
-end = time.time() + 15
-while time.time() < end and not all(os.path.exists(s) for s in (a, b, plain)):
-    time.sleep(0.05)
-t.ok(all(os.path.exists(s) for s in (a, b, plain)), "three masters listen on their own sockets")
+hosts.all_up()
 
 kind, tag = t.uniq("cachekind"), t.uniq("cachetag")
 model = t.add_model(t.minimal_model(modelkind=kind, modeltags=[tag]), "setup: a model to read")

@@ -710,6 +710,34 @@ def _text(v):
     return v.decode("ascii") if isinstance(v, (bytes, bytearray)) else v
 
 
+def _parse_fast(sample, lens, rows, widths, data):
+    """The texts of a page's operations: (starts, ends) of each in data;
+    fast, whether it is in the gateway's form (input_width = the number of
+    features, all numeric); and the rows of the fast ones parsed in the
+    page's order by numeric_rows(), run by run of adjacent fast texts:
+    values (None when there is none) and first[q], operation q's first row
+    in it.  A run numpy cannot parse (it cannot happen) is marked not fast
+    and read one by one."""
+    m = lens.size
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    fast = (widths == sample.n) if sample.all_numeric else np.zeros(m, dtype=bool)
+    first = np.zeros(m, dtype=np.int64)
+    blocks, at = [], 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], fast.astype(np.int8), [0]])))
+    for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist()):   # fast lo..hi-1
+        want = int(rows[lo:hi].sum())
+        vals = numeric_rows(data[starts[lo]:ends[hi - 1]], want, sample.n)
+        if vals is None:
+            fast[lo:hi] = False
+            continue
+        first[lo:hi] = at + np.cumsum(rows[lo:hi]) - rows[lo:hi]
+        blocks.append(vals)
+        at += want
+    values = np.concatenate(blocks) if len(blocks) > 1 else (blocks[0] if blocks else None)
+    return starts, ends, fast, first, values
+
+
 def _add_page(sample, opids, lens, times, rows, widths, data, window):
     """Add one page's operations to sample, newest first (the page comes in
     the order the database read it); window [first, last] widens to the
@@ -720,24 +748,7 @@ def _add_page(sample, opids, lens, times, rows, widths, data, window):
     are parsed together by numeric_rows(), a run of them at a time; any
     other operation by InferenceSample.add_data()."""
     m = lens.size
-    ends = np.cumsum(lens)
-    starts = ends - lens
-    fast = (widths == sample.n) if sample.all_numeric else np.zeros(m, dtype=bool)
-    # The rows of the fast operations, parsed in the page's order: run by
-    # run of adjacent fast texts; first[q] is operation q's first row.
-    first = np.zeros(m, dtype=np.int64)
-    blocks, at = [], 0
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], fast.astype(np.int8), [0]])))
-    for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist()):   # fast lo..hi-1
-        want = int(rows[lo:hi].sum())
-        vals = numeric_rows(data[starts[lo]:ends[hi - 1]], want, sample.n)
-        if vals is None:                 # cannot happen; read them one by one
-            fast[lo:hi] = False
-            continue
-        first[lo:hi] = at + np.cumsum(rows[lo:hi]) - rows[lo:hi]
-        blocks.append(vals)
-        at += want
-    values = np.concatenate(blocks) if len(blocks) > 1 else (blocks[0] if blocks else None)
+    starts, ends, fast, first, values = _parse_fast(sample, lens, rows, widths, data)
     order = np.argsort(-opids, kind="stable").tolist()      # newest first
     span = None
     i = 0
@@ -865,22 +876,7 @@ def fold_rows(sample, opids, lens, micros, rows, widths, data):
     as read_inference() would take them (the same parsers); returns
     (opids, micros, rows each contributed) in that order."""
     m = lens.size
-    ends = np.cumsum(lens)
-    starts = ends - lens
-    fast = (widths == sample.n) if sample.all_numeric else np.zeros(m, dtype=bool)
-    first = np.zeros(m, dtype=np.int64)
-    blocks, at = [], 0
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], fast.astype(np.int8), [0]])))
-    for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist()):
-        want = int(rows[lo:hi].sum())
-        vals = numeric_rows(data[starts[lo]:ends[hi - 1]], want, sample.n)
-        if vals is None:
-            fast[lo:hi] = False
-            continue
-        first[lo:hi] = at + np.cumsum(rows[lo:hi]) - rows[lo:hi]
-        blocks.append(vals)
-        at += want
-    values = np.concatenate(blocks) if len(blocks) > 1 else (blocks[0] if blocks else None)
+    starts, ends, fast, first, values = _parse_fast(sample, lens, rows, widths, data)
     order = np.argsort(opids, kind="stable")           # oldest first
     got = np.zeros(m, dtype=np.int64)
     i = 0

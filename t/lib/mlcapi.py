@@ -97,6 +97,12 @@ class Hosts:
                                  MLC_SLOW_WORKERS="1", **env_more)
         return sock
 
+    def all_up(self, seconds=15):
+        """One check: every master started is listening within the time."""
+        up = all(api.wait_up(seconds) for api in self.masters.values())
+        t.ok(up, "%d masters listen on their own sockets" % len(self.masters))
+        return up
+
     def stop_all(self):
         for name, api in self.masters.items():
             api.stop()
