@@ -132,9 +132,7 @@ static void take_reopen_request(void)
 struct conns {
 	int sock;		/* the pool's listening socket (non-blocking) */
 	int slow;
-	int n;
-	FCGX_Request req[MAX_CONNS];
-	int used[MAX_CONNS];
+	FCGX_Request req[MAX_CONNS];	/* a slot is in use while its ipcFd >= 0 */
 };
 
 /* Close connection i.  libfcgi's own close lingers up to 2 s for the
@@ -145,14 +143,13 @@ static void conn_close(struct conns *c, int i)
 	close(c->req[i].ipcFd);
 	c->req[i].ipcFd = -1;
 	FCGX_Free(&c->req[i], 0);
-	c->used[i] = 0;
-	c->n--;
 }
 
-/* Take one connection waiting on the listening socket.  Other workers race
- * for the same connections: EAGAIN means one of them took it.  One at a
- * time, and only by a worker with nothing else to do: a connection taken
- * waits for its worker, while an idle worker could have served it. */
+/* Take one connection waiting on the listening socket into a free slot
+ * (the caller knows there is one).  Other workers race for the same
+ * connections: EAGAIN means one of them took it.  One at a time, and only
+ * by a worker with nothing else to do: a connection taken waits for its
+ * worker, while an idle worker could have served it. */
 static void conns_accept(struct conns *c)
 {
 	int i, fd;
@@ -165,7 +162,7 @@ static void conns_accept(struct conns *c)
 			mlc_log("warn", NULL, "accept failed: %s", strerror(errno));
 		return;
 	}
-	for (i = 0; c->used[i]; i++)
+	for (i = 0; c->req[i].ipcFd >= 0; i++)
 		;
 	FCGX_InitRequest(&c->req[i], c->sock, 0);
 	c->req[i].ipcFd = fd;
@@ -173,8 +170,6 @@ static void conns_accept(struct conns *c)
 	 * its connection unless it was to be kept; each request then
 	 * sets this from nginx's FCGI_KEEP_CONN flag. */
 	c->req[i].keepConnection = 1;
-	c->used[i] = 1;
-	c->n++;
 	mlc_metrics_connection(c->slow);
 }
 
@@ -197,14 +192,10 @@ static void conn_serve(struct conns *c, int i, struct mlc_db *db, CURL *curl)
 	if (n < 0)
 		return;
 	/* A broken record makes libfcgi drop the connection and try the
-	 * listening socket, which answers EAGAIN or a connection of its own. */
-	if (FCGX_Accept_r(r) < 0) {
-		if (r->ipcFd >= 0)
-			FCGX_Free(r, 1);
-		c->used[i] = 0;
-		c->n--;
+	 * listening socket, which answers EAGAIN (the slot is free) or a
+	 * connection of its own (served here). */
+	if (FCGX_Accept_r(r) < 0)
 		return;
-	}
 	mlc_req_init(&req, r, db, curl);
 	mlc_dispatch(&req);
 	mlc_req_release(&req);
@@ -221,12 +212,9 @@ static void conn_serve(struct conns *c, int i, struct mlc_db *db, CURL *curl)
 		while (FCGX_GetStr(scratch, sizeof(scratch), r->in) > 0)
 			;
 	}
-	/* Closes the connection unless nginx asked to keep it. */
+	/* Closes the connection (ipcFd -1: the slot is free) unless nginx
+	 * asked to keep it. */
 	FCGX_Finish_r(r);
-	if (r->ipcFd < 0) {
-		c->used[i] = 0;
-		c->n--;
-	}
 }
 
 /* Serve requests until asked to stop. */
@@ -239,7 +227,7 @@ static int worker_main(int sock, int slow)
 	CURL *curl = curl_easy_init();
 	const struct timespec no_wait = { 0, 0 };
 	sigset_t waiting;
-	int i, k, nfds, rc, served, stopping;
+	int i, k, nfds, listen_at, rc, served, stopping;
 
 	set_handler(SIGTERM, on_stop);
 	set_handler(SIGINT, on_stop);
@@ -258,19 +246,23 @@ static int worker_main(int sock, int slow)
 		mlc_die("curl_easy_init failed");
 	c.sock = sock;
 	c.slow = slow;
+	for (i = 0; i < MAX_CONNS; i++)
+		c.req[i].ipcFd = -1;
 	for (;;) {
 		nfds = 0;
-		if (!stop_requested && c.n < MAX_CONNS) {
-			pfd[nfds].fd = sock;
-			pfd[nfds].events = POLLIN;
-			which[nfds++] = -1;
-		}
 		for (i = 0; i < MAX_CONNS; i++) {
-			if (!c.used[i])
+			if (c.req[i].ipcFd < 0)
 				continue;
 			pfd[nfds].fd = c.req[i].ipcFd;
 			pfd[nfds].events = POLLIN;
 			which[nfds++] = i;
+		}
+		listen_at = -1;
+		if (!stop_requested && nfds < MAX_CONNS) {
+			listen_at = nfds;
+			pfd[nfds].fd = sock;
+			pfd[nfds].events = POLLIN;
+			which[nfds++] = -1;
 		}
 		if (stop_requested && !nfds)
 			break;
@@ -290,21 +282,22 @@ static int worker_main(int sock, int slow)
 		 * can serve them.  A new connection only when none was ready. */
 		served = 0;
 		for (k = 0; k < nfds; k++) {
-			if (pfd[k].revents && which[k] >= 0 && c.used[which[k]]) {
+			if (pfd[k].revents && which[k] >= 0 && c.req[which[k]].ipcFd >= 0) {
 				conn_serve(&c, which[k], db, curl);
 				served = 1;
 			}
 		}
-		if (!served && !stop_requested && nfds && which[0] < 0 && pfd[0].revents)
+		if (!served && !stop_requested && listen_at >= 0 && pfd[listen_at].revents)
 			conns_accept(&c);
 		if (stopping)
 			break;
 	}
 	for (i = 0; i < MAX_CONNS; i++)
-		if (c.used[i])
+		if (c.req[i].ipcFd >= 0)
 			conn_close(&c, i);
 	mlc_db_free(db);
 	mlc_rowcache_release();
+	mlc_opcache_release();
 	curl_easy_cleanup(curl);
 	mysql_thread_end();
 	curl_global_cleanup();
