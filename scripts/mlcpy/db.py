@@ -50,6 +50,17 @@ class LockHeld(Exception):
     """Another spooler holds this database."""
 
 
+def close_quietly(conn):
+    """Close conn (None is fine), ignoring a connection already broken;
+    returns None, for `conn = close_quietly(conn)`."""
+    if conn is not None:
+        try:
+            conn.close()
+        except Exception:
+            pass
+    return None
+
+
 def _clip(text):
     if text is None:
         return None
@@ -86,12 +97,7 @@ class _Table:
         return self.conn if self.conn is not None else self.ensure()
 
     def close(self):
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:
-                pass
-            self.conn = None
+        self.conn = close_quietly(self.conn)
 
     def _update(self, sql, args):
         """Run one UPDATE in its own transaction; True when a row changed."""

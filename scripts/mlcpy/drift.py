@@ -676,17 +676,8 @@ class Lease:
                 if msg != said:
                     _say(self.log, "drift run %s" % self.run_id, msg)
                 said = msg
-                try:
-                    if conn is not None:
-                        conn.close()
-                except Exception:
-                    pass
-                conn = None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:
-                pass
+                conn = db.close_quietly(conn)
+        db.close_quietly(conn)
 
 
 def _fail(conn, run_id, reason):
@@ -976,12 +967,7 @@ def serve(cfg, once):
             scheduled_at = one_pass(conn, cfg, scheduled_at)
         except Exception as e:  # the database went away, or a check broke: log, retry
             log.event("drift", "pass failed: %s: %s", type(e).__name__, e)
-            try:
-                if conn is not None:
-                    conn.close()
-            except Exception:
-                pass
-            conn = None
+            conn = db.close_quietly(conn)
             if once:
                 return 1
         if once:
