@@ -384,15 +384,7 @@ def _clip(text, limit=REASON_MAX):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _say(log, subject, message, *args):
-    """Log through the mlcpy.log module (or anything with event()), a plain
-    callable taking one line, or nothing."""
-    if log is None:
-        return
-    if hasattr(log, "event"):
-        log.event(subject, message, *args)
-    else:
-        log("%s: %s" % (subject, message % args if args else message))
+_say = log.say  # (sink, subject, message, *args)
 
 
 def last_window_end(conn, modelid):

@@ -61,6 +61,7 @@ import zlib
 
 import numpy as np
 
+from . import log as logmod
 from .config import ConfigError
 from .drift_sample import InferenceSample, fold_page, fold_rows
 
@@ -460,13 +461,8 @@ def _fold(conn, c, modelid, after, budget):
     return parts, vocab, high, done
 
 
-def _say(log, message, *args):
-    if log is None:
-        return
-    if hasattr(log, "event"):
-        log.event("drift cache", message, *args)
-    else:
-        log("drift cache: " + (message % args if args else message))
+def _say(sink, message, *args):
+    logmod.say(sink, "drift cache", message, *args)
 
 
 def update(conn, cfg, dfd, modelid, features, max_rows, budget=None, log=None):

@@ -26,6 +26,17 @@ def event(subject, message, *args):
     sys.stderr.flush()
 
 
+def say(sink, subject, message, *args):
+    """One line about subject to sink: this module (or anything with
+    event()), a plain callable taking one line, or None (nothing)."""
+    if sink is None:
+        return
+    if hasattr(sink, "event"):
+        sink.event(subject, message, *args)
+    else:
+        sink("%s: %s" % (subject, message % args if args else message))
+
+
 def deployment(dep_id, message, *args):
     event("deployment %s" % dep_id, message, *args)
 
