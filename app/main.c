@@ -40,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -173,6 +174,38 @@ static void conns_accept(struct conns *c)
 	mlc_metrics_connection(c->slow);
 }
 
+/*
+ * Wait, holding no connection, for one to accept.  Each worker waits on
+ * its own epoll set, which holds the listening socket as an exclusive
+ * waiter (EPOLLEXCLUSIVE): a new connection wakes one idle worker instead
+ * of every one (poll wakes them all, and all but one find nothing to
+ * accept; the slow pool, whose connections nginx does not keep, took a
+ * new connection for every request and woke the whole pool for it).
+ * Workers holding connections still poll the listening socket with them,
+ * not exclusively.  0 when a connection may be waiting, -1 when
+ * interrupted by a signal.
+ */
+static int wait_for_connection(int ep, const sigset_t *waiting)
+{
+	struct epoll_event ev;
+	int rc = epoll_pwait(ep, &ev, 1, -1, waiting);
+
+	take_reopen_request();
+	if (rc < 0 && errno != EINTR)
+		mlc_log("warn", NULL, "epoll_wait failed: %s", strerror(errno));
+	return rc > 0 ? 0 : -1;
+}
+
+static int exclusive_waiter(int sock)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.fd = sock };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, sock, &ev) < 0)
+		mlc_die("epoll on the listening socket: %s", strerror(errno));
+	return ep;
+}
+
 /* Serve the next request of connection i, which poll() found readable. */
 static void conn_serve(struct conns *c, int i, struct mlc_db *db, CURL *curl)
 {
@@ -227,6 +260,7 @@ static int worker_main(int sock, int slow)
 	CURL *curl = curl_easy_init();
 	const struct timespec no_wait = { 0, 0 };
 	sigset_t waiting;
+	int ep = exclusive_waiter(sock);
 	int i, k, nfds, listen_at, rc, served, stopping;
 
 	set_handler(SIGTERM, on_stop);
@@ -266,6 +300,11 @@ static int worker_main(int sock, int slow)
 		}
 		if (stop_requested && !nfds)
 			break;
+		if (listen_at == 0) {
+			if (wait_for_connection(ep, &waiting) == 0 && !stop_requested)
+				conns_accept(&c);
+			continue;
+		}
 		/* Stopping: serve what nginx has already sent, one round, then
 		 * leave (under steady load there is always more). */
 		stopping = stop_requested;
@@ -295,6 +334,7 @@ static int worker_main(int sock, int slow)
 	for (i = 0; i < MAX_CONNS; i++)
 		if (c.req[i].ipcFd >= 0)
 			conn_close(&c, i);
+	close(ep);
 	mlc_db_free(db);
 	mlc_rowcache_release();
 	mlc_opcache_release();

@@ -16,10 +16,12 @@
 
 int mlc_pool_size(int slow)
 {
-	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	/* Counted once: sysconf reads /sys, and predict asks for every call
+	 * (its per-deployment limit is half the slow pool). */
+	static long cores;
 	long n = mlc_config_long(slow ? "MLC_SLOW_WORKERS" : "MLC_WORKERS", 0);
 
-	if (cores <= 0)
+	if (!cores && (cores = sysconf(_SC_NPROCESSORS_ONLN)) <= 0)
 		cores = 1;
 	/* Four per core in both pools: a fast worker spends most of a request
 	 * waiting for MariaDB, and a write waits for its commit to reach the

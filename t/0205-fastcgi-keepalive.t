@@ -175,4 +175,42 @@ t.ok(not os.path.exists(sock), "the master removed its socket")
 for c in conns:
     c.close()
 
+# ---- a new connection wakes one idle worker --------------------------------
+# nginx opens a connection to the slow pool for every request.  Idle
+# workers wait for one as exclusive waiters: the connection wakes one of
+# them, not the whole pool (each woken worker costs a switch to it and an
+# accept that finds nothing).
+sock = os.path.join(var, "run", "t0205b.sock")
+slow_sock = os.path.join(var, "run", "t0205b-slow.sock")
+api = mlcapi.Api(sock, os.path.join(var, "log", "t0205-mlc-api.log"), MLC_WORKERS="1",
+                 MLC_SLOW_WORKERS="6")
+t.ok(api.wait_up(30) and t.wait_for(lambda: os.path.exists(slow_sock), 10),
+     "an mlc-api with six slow workers is up")
+
+
+def switches():
+    out = {}
+    for name in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) != api.proc.pid:
+                    continue
+            with open("/proc/%s/status" % name) as f:
+                out[name] = int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", f.read(), re.M)[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+t.wait_for(lambda: len(switches()) == 7, 10)
+time.sleep(0.5)
+before = switches()
+answers = [fcgi.request(slow_sock, "/health")[0] for _ in range(100)]
+after = switches()
+t.is_(set(answers), {200}, "100 requests on new connections to the slow pool, one after another")
+woken = sorted(after.get(pid, 0) - n for pid, n in before.items())
+t.ok(len(woken) == 7 and sum(1 for d in woken if d < 50) >= 4,
+     "most workers were not woken by them (voluntary switches of the 7 workers: %s)" % woken)
+api.stop()
+
 t.done()
