@@ -23,6 +23,11 @@ struct mlc_param {
 #define MLC_PLONG(v) ((struct mlc_param){ MLC_P_LONG, NULL, 0, (v) })
 #define MLC_PNULL ((struct mlc_param){ MLC_P_NULL, NULL, 0, 0 })
 
+/* A row_version column (models, sql/018; operations, sql/021) - the time
+ * of the row's last change, kept by the database itself (ON UPDATE
+ * CURRENT_TIMESTAMP(6)) - read as one integer of microseconds. */
+#define MLC_ROW_VERSION "TO_SECONDS(row_version) * 1000000 + MICROSECOND(row_version)"
+
 /* Most parameters one statement may bind.  A handler whose parameter
  * count depends on the request (search: one per tag) bounds that count
  * with a static assertion against this. */

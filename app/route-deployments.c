@@ -525,12 +525,13 @@ out:
 
 /* ---- the owner's list from the worker's cache (rowcache.h) ----
  *
- * A page first asks the database for its operationids alone (the index
- * operations_owner holds them: one index-only statement, one row longer
- * than the page, which says whether a next page exists), then takes each
- * operation's text from the cache; a few it lacks are read by id.  Rows
- * are never changed, so an id is all an entry needs; a row deleted is not
- * in the list the database gave, so it is never shown.  A page that lacks
+ * A page first asks the database for its operationids and row_versions
+ * alone (the index operations_owner holds them: one index-only statement,
+ * one row longer than the page, which says whether a next page exists),
+ * then takes each operation's text at that version from the cache; a few
+ * it lacks are read by id.  A row deleted is not in the list the database
+ * gave, so it is never shown; one changed (MLConnector never changes one,
+ * an administrator may) has another version, so it is read again.  A page that lacks
  * many, or whose rows are large, streams from the database one row at a
  * time as without the cache (and fills it): the worker holds at most
  * OP_PAGE_BYTES of a page.
@@ -549,12 +550,14 @@ out:
 #define OP_ROW_MAX (64 * 1024)
 
 /* The page statement, with operationid last for the cache. */
-#define OP_PAGE "SELECT " OPERATION_COLS ", operationid FROM operations WHERE ownerid = ? " \
+#define OP_PAGE "SELECT " OPERATION_COLS ", operationid, " MLC_ROW_VERSION " FROM operations " \
+	"WHERE ownerid = ? ORDER BY operationid DESC LIMIT ? OFFSET ?"
+#define OP_KEYS "SELECT operationid, " MLC_ROW_VERSION " FROM operations WHERE ownerid = ? " \
 	"ORDER BY operationid DESC LIMIT ? OFFSET ?"
-#define OP_KEYS "SELECT operationid FROM operations WHERE ownerid = ? " \
-	"ORDER BY operationid DESC LIMIT ? OFFSET ?"
-#define OP_BY_ID "SELECT " OPERATION_COLS ", operationid FROM operations WHERE operationid = ?"
+#define OP_BY_ID "SELECT " OPERATION_COLS ", operationid, " MLC_ROW_VERSION " FROM operations " \
+	"WHERE operationid = ?"
 #define OP_ID_COL 7
+#define OP_VERSION_COL 8
 
 /* A row of OP_PAGE or OP_BY_ID as text, kept in the cache. */
 static void operation_text_keep(struct mlc_jbuf *b, char **c)
@@ -562,11 +565,12 @@ static void operation_text_keep(struct mlc_jbuf *b, char **c)
 	size_t at = b->len;
 
 	operation_text(b, c);
-	mlc_opcache_put(strtoull(c[OP_ID_COL], NULL, 10), b->s + at, b->len - at);
+	mlc_opcache_put(strtoull(c[OP_ID_COL], NULL, 10), strtoull(c[OP_VERSION_COL], NULL, 10),
+			b->s + at, b->len - at);
 }
 
 struct op_key {
-	unsigned long long id;
+	unsigned long long id, version;
 	size_t at, len;		/* its text in the fetched buffer, when len */
 };
 
@@ -575,6 +579,7 @@ static int op_key_row(void *ctx, char **cols, const unsigned long *lens, unsigne
 	struct op_key *k = ctx;
 
 	k->id = strtoull(cols[0], NULL, 10);
+	k->version = strtoull(cols[1], NULL, 10);
 	return 0;
 }
 
@@ -626,7 +631,7 @@ static int reply_operations_cached(struct mlc_req *r, const char *owner, long sk
 	if (more)
 		l.n--;
 	for (i = 0; i < l.n && missing <= OP_FETCH_ONE_BY_ONE && bytes <= OP_PAGE_BYTES; i++) {
-		if ((text = mlc_opcache_get(l.keys[i].id, &len)))
+		if ((text = mlc_opcache_get(l.keys[i].id, l.keys[i].version, &len)))
 			bytes += len;
 		else
 			missing++;
@@ -638,7 +643,7 @@ static int reply_operations_cached(struct mlc_req *r, const char *owner, long sk
 	for (i = 0; i < l.n; i++) {
 		struct op_key *k = &l.keys[i];
 
-		if ((text = mlc_opcache_get(k->id, &len))) {
+		if ((text = mlc_opcache_get(k->id, k->version, &len))) {
 			/* copied at once: a read below may replace the entry */
 		} else {
 			struct mlc_param ip[] = { MLC_PLONG((long long)k->id) };

@@ -195,11 +195,7 @@ static int store_tags(struct mlc_req *r, const char *id, unsigned long long seq,
 }
 
 /* The read routes' columns: MODEL_COLS, then what the cache compares. */
-/* models.row_version is the time of the row's last change, kept by the
- * database itself (ON UPDATE CURRENT_TIMESTAMP(6), sql/018): read as one
- * integer of microseconds. */
-#define ROW_VERSION "TO_SECONDS(row_version) * 1000000 + MICROSECOND(row_version)"
-#define READ_COLS MODEL_COLS ", seq, " ROW_VERSION
+#define READ_COLS MODEL_COLS ", seq, " MLC_ROW_VERSION
 #define SEQ_COL 13
 #define VERSION_COL 14
 #define MODEL_BY_ID "SELECT " READ_COLS " FROM models WHERE modelid = ?"
@@ -332,7 +328,7 @@ static void reply_model_or_404(struct mlc_req *r, int status, const char *id)
 	}
 	snprintf(key.id, sizeof(key.id), "%s", id);
 	mlc_jbuf_reset(&body);
-	if ((n = mlc_db_exec(r->db, "SELECT seq, " ROW_VERSION " FROM models WHERE modelid = ?", p, 1,
+	if ((n = mlc_db_exec(r->db, "SELECT seq, " MLC_ROW_VERSION " FROM models WHERE modelid = ?", p, 1,
 			     key_of_id, &key, &err)) < 0 ||
 	    (n > 0 && (n = append_model(r, &key, &body, &err)) < 0))
 		mlc_reply_err(r, &err);
@@ -559,7 +555,7 @@ void mlc_h_model_get(struct mlc_req *r)
  * and read each row's row_version from the table (the slow log's plan:
  * index models_seq, 312 pages accessed per page of 100 instead of 3): the
  * database's CPU per page was three times that of /model/getkind. */
-#define ALL_KEYS "SELECT modelid, seq, " ROW_VERSION " FROM models " \
+#define ALL_KEYS "SELECT modelid, seq, " MLC_ROW_VERSION " FROM models " \
 	"FORCE INDEX (models_seq_version) ORDER BY seq LIMIT ? OFFSET ?"
 
 /* The published API pages /model/all (100 by default); getkind and search
@@ -582,7 +578,7 @@ void mlc_h_model_getkind(struct mlc_req *r)
 	struct mlc_param p[] = { MLC_PSTR(mlc_param(r, "modelkind")) };
 	/* The index is named for the reason ALL_KEYS names its own: walking
 	 * models_seq for the order would read every row from the table. */
-	reply_models(r, "SELECT modelid, seq, " ROW_VERSION " FROM models "
+	reply_models(r, "SELECT modelid, seq, " MLC_ROW_VERSION " FROM models "
 		     "FORCE INDEX (models_kind_version) WHERE modelkind = ? "
 		     "ORDER BY seq LIMIT ? OFFSET ?",
 		     "SELECT " READ_COLS " FROM models WHERE modelkind = ? "
@@ -593,7 +589,7 @@ void mlc_h_model_getkind(struct mlc_req *r)
 	"(SELECT model_seq FROM model_tags WHERE tag IN (?"
 /* The same rows' keys, from the index alone (sql/018; the optimizer would
  * rather look each seq up in models_seq, which lacks row_version). */
-#define SEARCH_KEYS_HEAD "SELECT modelid, seq, " ROW_VERSION " FROM models " \
+#define SEARCH_KEYS_HEAD "SELECT modelid, seq, " MLC_ROW_VERSION " FROM models " \
 	"FORCE INDEX (models_seq_version) WHERE seq IN " \
 	"(SELECT model_seq FROM model_tags WHERE tag IN (?"
 #define SEARCH_TAIL ")) ORDER BY seq LIMIT ? OFFSET ?"

@@ -182,27 +182,29 @@ void mlc_rowcache_release(void)
 	cache_release(&models);
 }
 
-/* ---- operations: keyed by operationid alone (a row never changes) ---- */
+/* ---- operations: keyed by operationid (its seq too) and row_version ---- */
 
 int mlc_opcache_on(void)
 {
 	return cache_on(&operations);
 }
 
-const char *mlc_opcache_get(unsigned long long operationid, size_t *len)
+const char *mlc_opcache_get(unsigned long long operationid, unsigned long long version,
+			    size_t *len)
 {
 	char id[24];
 
 	snprintf(id, sizeof(id), "%llu", operationid);
-	return cache_get(&operations, id, operationid, 0, len);
+	return cache_get(&operations, id, operationid, version, len);
 }
 
-void mlc_opcache_put(unsigned long long operationid, const char *text, size_t len)
+void mlc_opcache_put(unsigned long long operationid, unsigned long long version,
+		     const char *text, size_t len)
 {
 	char id[24];
 
 	snprintf(id, sizeof(id), "%llu", operationid);
-	cache_put(&operations, id, operationid, 0, text, len);
+	cache_put(&operations, id, operationid, version, text, len);
 }
 
 void mlc_opcache_stats(unsigned long long *h, unsigned long long *m)

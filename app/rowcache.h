@@ -38,15 +38,16 @@ void mlc_rowcache_release(void);
 
 /*
  * The same for operations (GET /deployment/get/opos/{ownerid}), bounded by
- * MLC_OPERATION_CACHE KiB per worker (0: none).  A row of operations is
- * written once and never changed (only deleted, when pruned), so an entry
- * is keyed by operationid alone and needs no version; it is still served
- * only for an id the database has just listed for the page, so a deleted
- * operation is never shown.
+ * MLC_OPERATION_CACHE KiB per worker (0: none): an entry is the text of
+ * operationid at row_version version (sql/021), served only for an id and
+ * version the database has just listed for the page, so a deleted
+ * operation is never shown and one changed at the console is read again.
  */
 int mlc_opcache_on(void);
-const char *mlc_opcache_get(unsigned long long operationid, size_t *len);
-void mlc_opcache_put(unsigned long long operationid, const char *text, size_t len);
+const char *mlc_opcache_get(unsigned long long operationid, unsigned long long version,
+			    size_t *len);
+void mlc_opcache_put(unsigned long long operationid, unsigned long long version,
+		     const char *text, size_t len);
 void mlc_opcache_stats(unsigned long long *hits, unsigned long long *misses);
 void mlc_opcache_release(void);
 

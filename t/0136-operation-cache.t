@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 # The workers' cache of operations written as JSON (app/rowcache.c,
 # MLC_OPERATION_CACHE) behind GET /deployment/get/opos/{ownerid}: each page's
-# operationids come from the database, so an operation recorded through one
-# API host is listed at once by every worker of another, and one deleted is
+# operationids and row_versions come from the database, so an operation
+# recorded through one API host is listed at once by every worker of
+# another, one changed at the console is shown changed, and one deleted is
 # never shown.  Two private masters on their own sockets play two API hosts
 # on the instance's database (three fast workers each); a third runs without
 # the cache (MLC_OPERATION_CACHE=0) as the reference: pages must be byte for
@@ -91,6 +92,35 @@ for i in range(8):
 t.ok(not stale, "8 operations recorded, alternating hosts: every read right after, on every worker "
      "of both hosts, lists the new one first", stale[:5])
 same_as_plain("after them: the same pages as without the cache")
+
+# ---- changed at the SQL console: shown as it is now, at once -----------------------------
+# MLConnector never changes an operation; an administrator may (to redact
+# what a call recorded).  Every worker of both hosts has the rows cached.
+for sock in (a, b):
+    ids_seen(sock, {"limit": "10"}, 9)
+redacted = t.db_rows("SELECT operationid, operation_uuid FROM operations WHERE ownerid = %s "
+                     "ORDER BY operationid DESC LIMIT 1 OFFSET 1", owner)[0]
+cur.execute("UPDATE operations SET data = '\"redacted\"', result = '[null]' WHERE operationid = %s",
+            (redacted["operationid"],))
+db.commit()
+
+
+def redacted_seen(sock):
+    status, _, out = req(sock, path, limit="10")
+    rows = {o["operationid"]: o for o in json.loads(out)} if status == 200 else {}
+    row = rows.get(redacted["operation_uuid"], {})
+    return json.dumps([row.get("data"), row.get("result")])
+
+
+with concurrent.futures.ThreadPoolExecutor(6) as pool:
+    seen = [got for sock in (a, b) for got in pool.map(lambda _: redacted_seen(sock), range(9))]
+t.is_(set(seen), {'["redacted", [null]]'},
+      "an operation changed at the console: every read on every worker of both hosts shows "
+      "the change at once")
+t.ok(t.db_rows("SELECT row_version > timestamp AS moved FROM operations WHERE operationid = %s",
+               redacted["operationid"])[0]["moved"],
+     "the database moved the row's row_version with the UPDATE")
+same_as_plain("after the change: the same pages as without the cache")
 
 # ---- deleted at the SQL console: never shown again -----------------------------------------
 gone = [r["operation_uuid"] for r in
