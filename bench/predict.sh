@@ -30,6 +30,15 @@ static_rate() {
 	awk '/^RESULT/ { printf "%.0f", $2 / $3 }' "$OUT/nginx static answer (nginx-baseline)-$1.txt"
 }
 
+# Warm-up, not measured: a fresh instance is still busy right after its
+# deployments start (runtimes loading, MariaDB flushing its new tables),
+# which showed as p99s of 50-60 ms at one connection.  Each deployment is
+# called for a few seconds, then the instance is left to settle.
+for lua in ridge-row iris-explain diabetes-rf-explain; do
+	wrk -t1 -c4 -d3s -s "$OUT/$lua.lua" "$BASE_URL" >/dev/null 2>&1 || true
+done
+sleep "${BENCH_SETTLE:-10}"
+
 printf '\nMLConnector predict benchmark: %s, %s CPUs, wrk %s per line\n' "$BASE_URL" "$(nproc)" "$DURATION"
 printf 'baseline, in-process predict() of one row: Ridge %s us, iris forest %s us, diabetes forest %s us\n\n' \
 	"$base_ridge" "$base_iris" "$base_rfr"
