@@ -78,25 +78,32 @@ int main(void)
 	}
 	mlc_rowcache_release();
 
-	/* Operations: their own cache and bound, keyed by operationid. */
+	/* Operations: their own cache and bound, keyed by operationid and
+	 * row_version. */
 	setenv("MLC_OPERATION_CACHE", "0", 1);
 	ok(!mlc_opcache_on(), "MLC_OPERATION_CACHE=0: no cache of operations");
-	mlc_opcache_put(5, "{}", 2);
-	ok(!mlc_opcache_get(5, &len), "and nothing is kept");
+	mlc_opcache_put(5, 1, "{}", 2);
+	ok(!mlc_opcache_get(5, 1, &len), "and nothing is kept");
 	mlc_opcache_release();
 	setenv("MLC_OPERATION_CACHE", "64", 1);
 	setenv("MLC_MODEL_CACHE", "0", 1);
 	ok(mlc_opcache_on() && !mlc_rowcache_on(),
 	   "MLC_OPERATION_CACHE=64 with MLC_MODEL_CACHE=0: operations only");
-	mlc_opcache_put(5, "{\"op\":5}", 8);
-	mlc_opcache_put(50, "{\"op\":50}", 9);
-	got = mlc_opcache_get(5, &len);
-	ok(got && len == 8 && !strcmp(got, "{\"op\":5}"), "an operation is found by its id");
-	got = mlc_opcache_get(50, &len);
+	mlc_opcache_put(5, 100, "{\"op\":5}", 8);
+	mlc_opcache_put(50, 100, "{\"op\":50}", 9);
+	got = mlc_opcache_get(5, 100, &len);
+	ok(got && len == 8 && !strcmp(got, "{\"op\":5}"), "an operation is found by its id and version");
+	got = mlc_opcache_get(50, 100, &len);
 	ok(got && len == 9 && !strcmp(got, "{\"op\":50}"), "and another beside it");
-	ok(!mlc_opcache_get(6, &len) && !mlc_opcache_get(500, &len), "other ids are not found");
+	ok(!mlc_opcache_get(6, 100, &len) && !mlc_opcache_get(500, 100, &len),
+	   "other ids are not found");
+	ok(!mlc_opcache_get(5, 101, &len), "nor a kept id at another version (changed since)");
+	mlc_opcache_put(5, 101, "{\"op\":\"5b\"}", 11);
+	got = mlc_opcache_get(5, 101, &len);
+	ok(got && len == 11 && !mlc_opcache_get(5, 100, &len),
+	   "the changed row replaces the old one, which is no longer served");
 	mlc_opcache_stats(&h, &m);
-	ok(h == 2 && m == 2, "its hits and misses are its own (%llu, %llu)", h, m);
+	ok(h == 3 && m == 4, "its hits and misses are its own (%llu, %llu)", h, m);
 	ok(!get("5", 5, 0), "the models' cache does not see operations");
 	mlc_opcache_release();
 	return done_testing();
