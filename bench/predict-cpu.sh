@@ -4,14 +4,20 @@
 # after a 2 s warm-up), with the CPU ticks of the model runtime, the API
 # workers, mariadbd and nginx read from /proc before and after.  CPU time
 # is the steadiest figure on a shared machine (waiting for a CPU costs
-# none); compare trees by running this in each, alternating.  Prints
-# figures, never fails on them.
+# none); compare builds on one instance with bench/ab.sh and
+# BENCH_RUNNING=1.  Prints figures, never fails on them.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BENCH_LIB=$ROOT/bench/lib
 DURATION=${BENCH_DURATION:-8s}
 . "$ROOT/bench/lib/instance.sh"
-bench_predict_up "$ROOT"
+# BENCH_RUNNING=1: the instance at BASE_URL (MLC_VAR) instead of a new one,
+# for comparing builds on one instance (bench/ab.sh).
+if [[ -n ${BENCH_RUNNING:-} ]]; then
+	bench_predict_running "$ROOT"
+else
+	bench_predict_up "$ROOT"
+fi
 master=$(cat "$MLC_VAR/run/mlc-api.pid")
 workers=$(pgrep -P "$master" | tr '\n' ' ')
 runtime=$(pgrep -f "^/usr/bin/python3 -I /run/mlc-scripts/mlc-runtime --dir $MLC_VAR/deployments/bench-ridge\$")

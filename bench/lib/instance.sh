@@ -24,3 +24,16 @@ bench_predict_up() {
 	mkdir -p "$OUT"
 	/usr/bin/python3 "$1/bench/lib/predict_setup.py" "$OUT"
 }
+
+# bench_predict_running ROOT: the instance already running at BASE_URL
+# (MLC_VAR, as for bench/cpu.sh), with bench/lib/predict_setup.py's
+# deployments made unless they are there; nothing is stopped at exit.
+bench_predict_running() {
+	. "$1/bench/lib/env.sh"
+	bench_running_instance "$1"
+	export BASE_URL MLC_DB_USER=${MLC_DB_USER:-mlc} MLC_DB_PASSWORD=${MLC_DB_PASSWORD:-mlc}
+	export MLC_DB_NAME=${MLC_DB_NAME:-mlconnector}
+	OUT=$MLC_VAR/bench-predict
+	mkdir -p "$OUT"
+	/usr/bin/python3 "$1/bench/lib/predict_setup.py" "$OUT"
+}
