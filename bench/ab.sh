@@ -20,12 +20,15 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export BENCH_LIB=$ROOT/bench/lib
+# shellcheck source=bench/lib/env.sh
 . "$BENCH_LIB/env.sh"
 bench_running_instance "$ROOT"
 export BASE_URL
 
 usage() { echo "usage: bench/ab.sh BUILD_A BUILD_B -- COMMAND [ARG...]" >&2; exit 2; }
-(($# >= 4)) && [[ $3 == -- ]] || usage
+if (($# < 4)) || [[ $3 != -- ]]; then
+	usage
+fi
 A=$1 B=$2
 shift 3
 for f in "$A" "$B"; do
