@@ -338,6 +338,7 @@ static int worker_main(int sock, int slow)
 	mlc_db_free(db);
 	mlc_rowcache_release();
 	mlc_opcache_release();
+	mlc_predict_cache_release();
 	curl_easy_cleanup(curl);
 	mysql_thread_end();
 	curl_global_cleanup();

@@ -55,17 +55,6 @@ static const struct mlc_field predict_schema[] = {
 	{ .name = NULL }
 };
 
-struct target {
-	int found;
-	char status[16];
-	char reason[512];
-	char endpoint[600];
-	char modelid[65];
-	char ownerid[256];
-	int inference_data;
-	json_object *featurelist;
-};
-
 /*
  * The model's input features (featurelist.h, the one rule): names holds
  * their names (null where an input has none); text marks the features
@@ -81,6 +70,20 @@ struct features {
 	int named;
 	char why[320];
 };
+
+/* The deployment a call goes to, and its input features. */
+struct target {
+	int found;
+	char status[16];
+	char reason[512];
+	char endpoint[600];
+	char modelid[65];
+	char ownerid[256];
+	int inference_data;
+	struct features f;	/* holds a reference to f.names */
+};
+
+static void features_of_text(const char *text, size_t len, struct features *f);
 
 static void copy_col(char *dst, size_t cap, const char *src)
 {
@@ -98,7 +101,7 @@ static int target_row(void *ctx, char **c, const unsigned long *l, unsigned n)
 	copy_col(t->modelid, sizeof(t->modelid), c[3]);
 	copy_col(t->ownerid, sizeof(t->ownerid), c[4]);
 	t->inference_data = c[5] ? atoi(c[5]) : 0;
-	t->featurelist = c[6] ? json_tokener_parse(c[6]) : NULL;
+	features_of_text(c[6], c[6] ? l[6] : 0, &t->f);
 	return 1;
 }
 
@@ -111,7 +114,7 @@ static const char *feature_name(const struct features *f, size_t j)
 }
 
 /* Fill f from the featurelist the deployment froze (NULL when none). */
-static void feature_names(json_object *featurelist, struct features *f)
+static void features_of(json_object *featurelist, struct features *f)
 {
 	struct mlc_features in;
 	size_t j;
@@ -127,6 +130,72 @@ static void feature_names(json_object *featurelist, struct features *f)
 		f->text[j] = type && strcmp(json_object_get_string(type), "cont");
 	}
 	mlc_features_release(&in);
+}
+
+/*
+ * A deployment's featurelist is text frozen when it was created
+ * (deployments.features), read with the row on every call.  The worker
+ * keeps the features of the last few texts it parsed, keyed by the text
+ * itself: a call whose row has the same text (the same deployment, as a
+ * rule) takes them without parsing the JSON and walking it again.  Only
+ * the parsing is saved; the row is still read for every call.
+ */
+#define KEPT_FEATURELISTS 8
+
+static struct kept_features {
+	char *text;			/* NULL: a free entry */
+	size_t len;
+	unsigned long long used;	/* clock of the last use */
+	struct features f;
+} kept_features[KEPT_FEATURELISTS];
+static unsigned long long kept_clock;
+
+/* f from featurelist text (len bytes, NUL-terminated; NULL: none), with
+ * its own reference to f->names. */
+static void features_of_text(const char *text, size_t len, struct features *f)
+{
+	struct kept_features *e = NULL, *oldest = &kept_features[0];
+	json_object *featurelist;
+	size_t i;
+
+	if (!text) {
+		features_of(NULL, f);
+		return;
+	}
+	for (i = 0; i < KEPT_FEATURELISTS && !e; i++) {
+		struct kept_features *k = &kept_features[i];
+
+		if (k->text && k->len == len && !memcmp(k->text, text, len))
+			e = k;
+		else if (k->used < oldest->used)
+			oldest = k;
+	}
+	if (!e) {
+		e = oldest;
+		free(e->text);
+		json_object_put(e->f.names);
+		featurelist = json_tokener_parse(text);
+		features_of(featurelist, &e->f);
+		json_object_put(featurelist);
+		e->text = mlc_xmalloc(len + 1);
+		memcpy(e->text, text, len + 1);
+		e->len = len;
+	}
+	e->used = ++kept_clock;
+	*f = e->f;
+	json_object_get(f->names);
+}
+
+void mlc_predict_cache_release(void)
+{
+	size_t i;
+
+	for (i = 0; i < KEPT_FEATURELISTS; i++) {
+		free(kept_features[i].text);
+		json_object_put(kept_features[i].f.names);
+	}
+	memset(kept_features, 0, sizeof(kept_features));
+	kept_clock = 0;
 }
 
 /* ---- rows ---- */
@@ -857,7 +926,6 @@ void mlc_h_predict(struct mlc_req *r)
 	const char *dep = mlc_param(r, "deployment_id"), *link = NULL, *owner;
 	struct sink fetched = { 0 }, reply = { 0 };
 	json_object *errors = json_object_new_array(), *m, *rows = NULL, *req = NULL, *answer = NULL;
-	struct features f = { 0 };
 	struct call_failure fail = { 0, "" };
 	struct mlc_err err = { 0, "" };
 	struct target t;
@@ -896,7 +964,6 @@ void mlc_h_predict(struct mlc_req *r)
 	}
 	if (take_slot(r, dep, &slot) < 0)
 		goto out;
-	feature_names(t.featurelist, &f);
 	if (link && !t.inference_data) {
 		mlc_reply_422_at(r, "data_link", "value_error.inference_data",
 				 "deployment '%s' takes inline data (inference_data 0); "
@@ -912,12 +979,12 @@ void mlc_h_predict(struct mlc_req *r)
 	if (link) {
 		if (fetch_link(r, link, &fetched) < 0)
 			goto out;
-	} else if (!(rows = normalise_rows(json_object_object_get(m, "data"), &f, &batch, errors))) {
+	} else if (!(rows = normalise_rows(json_object_object_get(m, "data"), &t.f, &batch, errors))) {
 		mlc_reply_422(r, errors);
 		errors = NULL;
 		goto out;
 	}
-	req = runtime_request(rows, fetched.buf ? fetched.buf : "", explain, &f);
+	req = runtime_request(rows, fetched.buf ? fetched.buf : "", explain, &t.f);
 	reply.max = answer_limit(fetched.len);
 	called = 1;
 	status = call_runtime(r, dep, t.endpoint,
@@ -976,8 +1043,7 @@ out:
 	json_object_put(errors);
 	json_object_put(req);
 	json_object_put(rows);
-	json_object_put(f.names);
-	json_object_put(t.featurelist);
+	json_object_put(t.f.names);
 	json_object_put(m);
 	free(fetched.buf);
 	free(reply.buf);

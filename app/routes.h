@@ -67,6 +67,8 @@ int mlc_record_operation(struct mlc_req *r, const char *ownerid, const char *dep
 
 /* route-predict.c */
 void mlc_h_predict(struct mlc_req *r);
+/* Drop the featurelists the worker keeps (a stopping worker; tests). */
+void mlc_predict_cache_release(void);
 
 /* route-training.c */
 void mlc_h_training_add(struct mlc_req *r);
