@@ -244,13 +244,39 @@ t.is_error(predict(dep_nodata, {"data": X[0].tolist()}), 409, "predict on a stop
 
 # ---- a runtime that dies mid-request ----
 # Explaining 100 iris rows with a 100-tree forest keeps the runtime busy
-# for a second or more: long enough to kill it in the middle.
+# for about a third of a second on a quiet machine: the runtime is killed
+# once it has spent 30 ms of CPU on the call (its idle CPU does not move),
+# so the kill lands in the middle however fast or slow the machine is.
 pid = t.db_rows("SELECT runtime_pid FROM deployments WHERE deployment_id = %s", dep_iris)[0]["runtime_pid"]
+want_dir = ("--dir\0%s\0" % os.path.join(var, "deployments", dep_iris)).encode()
+
+
+def runtime_cpu_ticks():
+    """utime + stime of the processes serving dep_iris (the sandbox's and
+    the runtime's own), from /proc."""
+    ticks = 0
+    for name in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                if want_dir not in f.read() + b"\0":
+                    continue
+            with open("/proc/%s/stat" % name) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return ticks
+
+
 holder = {}
+idle = runtime_cpu_ticks()
 th = threading.Thread(target=lambda: holder.update(
     r=predict(dep_iris, {"data": Xi[:100].tolist(), "explain": True}, timeout=60)))
 th.start()
-time.sleep(0.4)
+busy = t.wait_for(lambda: runtime_cpu_ticks() - idle >= 0.03 * os.sysconf("SC_CLK_TCK")
+                  or not th.is_alive(), 30, 0.005)
+t.ok(busy and th.is_alive(), "the runtime is busy with the call (%d ticks of CPU) before it is killed"
+     % (runtime_cpu_ticks() - idle))
 os.kill(pid, signal.SIGKILL)
 th.join()
 r = holder.get("r")
