@@ -25,8 +25,10 @@ struct mlc_param {
 
 /* A row_version column (models, sql/018; operations, sql/021) - the time
  * of the row's last change, kept by the database itself (ON UPDATE
- * CURRENT_TIMESTAMP(6)) - read as one integer of microseconds. */
-#define MLC_ROW_VERSION "TO_SECONDS(row_version) * 1000000 + MICROSECOND(row_version)"
+ * CURRENT_TIMESTAMP(6)) - read as one integer of microseconds; _OF names
+ * the column (a table's alias in a join). */
+#define MLC_ROW_VERSION_OF(col) "TO_SECONDS(" col ") * 1000000 + MICROSECOND(" col ")"
+#define MLC_ROW_VERSION MLC_ROW_VERSION_OF("row_version")
 
 /* Most parameters one statement may bind.  A handler whose parameter
  * count depends on the request (search: one per tag) bounds that count

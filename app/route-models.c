@@ -601,9 +601,8 @@ void mlc_h_model_getkind(struct mlc_req *r)
  * model_tags for every model: four probes per row for a tag on a quarter
  * of the models, a thousand for a rare one.)  Both statements need a
  * models row with seq = model_seq, so they select the same rows. */
-#define SEARCH_ONE_TAG_KEYS "SELECT m.modelid, m.seq, " \
-	"TO_SECONDS(m.row_version) * 1000000 + MICROSECOND(m.row_version) " \
-	"FROM model_tags t STRAIGHT_JOIN models m FORCE INDEX (models_seq_version) " \
+#define SEARCH_ONE_TAG_KEYS "SELECT m.modelid, m.seq, " MLC_ROW_VERSION_OF("m.row_version") \
+	" FROM model_tags t STRAIGHT_JOIN models m FORCE INDEX (models_seq_version) " \
 	"ON m.seq = t.model_seq WHERE t.tag = ? ORDER BY t.model_seq LIMIT ? OFFSET ?"
 
 /*
