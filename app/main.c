@@ -105,8 +105,8 @@ static void set_handler(int sig, void (*fn)(int))
 	sigaction(sig, &sa, NULL);
 }
 
-/* A worker takes the master's SIGHUP (log reopening) only in ppoll(),
- * like stop signals: a signal arriving while libfcgi reads a request's
+/* A worker takes the master's SIGHUP (log reopening) only while it waits
+ * for work (ppoll, epoll_pwait), like stop signals: a signal arriving while libfcgi reads a request's
  * records would fail that read (it does not retry on EINTR) and drop the
  * request.  An idle worker reopens at once; a busy one after its request. */
 static void take_reopen_request(void)
@@ -269,7 +269,8 @@ static int worker_main(int sock, int slow)
 	signal(SIGPIPE, SIG_IGN);
 	/* The master forked us with SIGTERM, SIGINT and SIGHUP blocked; they
 	 * stay blocked while a request is read and served, so that no signal
-	 * interrupts its reads and writes, and are taken only in ppoll(). */
+	 * interrupts its reads and writes, and are taken only while it waits
+	 * for work (ppoll, epoll_pwait). */
 	reopen_requested = 0;
 	set_handler(SIGHUP, on_reopen);
 	sigprocmask(SIG_SETMASK, NULL, &waiting);

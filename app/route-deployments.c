@@ -531,10 +531,10 @@ out:
  * then takes each operation's text at that version from the cache; a few
  * it lacks are read by id.  A row deleted is not in the list the database
  * gave, so it is never shown; one changed (MLConnector never changes one,
- * an administrator may) has another version, so it is read again.  A page that lacks
- * many, or whose rows are large, streams from the database one row at a
- * time as without the cache (and fills it): the worker holds at most
- * OP_PAGE_BYTES of a page.
+ * an administrator may) has another version, so it is read again.  A page
+ * that lacks many, or whose rows are large, streams from the database one
+ * row at a time as without the cache (and fills it): the worker holds at
+ * most OP_PAGE_BYTES of a page.
  */
 
 /* Pages up to this many rows go through the cache; longer ones and
